@@ -1,0 +1,309 @@
+"""Anthropic Messages API through the official `anthropic.AsyncAnthropic` client.
+
+The SDK is imported on the first request, never at import time. Its own retries are off: the
+framework's retry policy is the only one. Wire types stay in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from tools.errors import AgentError, excerpt
+
+from ._messages import AssistantPart, Message, TextPart, ToolCallPart
+from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
+from ._prices import Price, PriceTable
+from ._provider import (
+    make_usage,
+    malformed,
+    parse_arguments,
+    rate_limit_info,
+    stream_error,
+    translate_sdk_error,
+)
+
+__all__ = ["AnthropicModel", "to_wire"]
+
+_STOP: Mapping[str, StopReason] = {
+    "end_turn": "end",
+    "stop_sequence": "end",
+    "pause_turn": "end",
+    "tool_use": "tool_use",
+    "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "refusal": "refusal",
+}
+_RATE_HEADERS = {
+    "requests_limit": "anthropic-ratelimit-requests-limit",
+    "requests_remaining": "anthropic-ratelimit-requests-remaining",
+    "requests_reset": "anthropic-ratelimit-requests-reset",
+    "tokens_limit": "anthropic-ratelimit-tokens-limit",
+    "tokens_remaining": "anthropic-ratelimit-tokens-remaining",
+    "tokens_reset": "anthropic-ratelimit-tokens-reset",
+}
+
+
+def _message_to_wire(message: Message) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if message.kind == "user":
+        # The API wants tool results before any text in a user turn.
+        for result in message.tool_results:
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": result.call_id,
+                "content": result.content,
+            }
+            if result.is_error:
+                block["is_error"] = True
+            content.append(block)
+        content.extend({"type": "text", "text": p.text} for p in message.parts if isinstance(p, TextPart))
+        return {"role": "user", "content": content}
+    for part in message.parts:
+        if isinstance(part, ToolCallPart):
+            args = dict(part.arguments) if part.arguments is not None else {}
+            content.append({"type": "tool_use", "id": part.id, "name": part.name, "input": args})
+        elif part.text:  # the API rejects empty text blocks
+            content.append({"type": "text", "text": part.text})
+    return {"role": "assistant", "content": content}
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if isinstance(choice, ForcedTool):
+        return {"type": "tool", "name": choice.name}
+    return {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
+
+
+def to_wire(request: ModelRequest, model: str) -> dict[str, Any]:
+    """The keyword arguments of `messages.create` for this request."""
+    params: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens,
+        "messages": [_message_to_wire(m) for m in request.messages],
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.tools:
+        params["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+            for t in request.tools
+        ]
+        params["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.output is not None:
+        params["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.output.schema)}}
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.stop_sequences:
+        params["stop_sequences"] = list(request.stop_sequences)
+    return params
+
+
+class AnthropicModel:
+    """A Claude model over the Messages API.
+
+    Args:
+        name: The model name, for example "claude-haiku-4-5".
+        stream: Use server-sent events; the result is the same `ModelResponse`.
+        client: An `anthropic.AsyncAnthropic` to use instead of one built from the environment
+            (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL).
+        api_key: A key to use instead of ANTHROPIC_API_KEY.
+        base_url: A base URL to use instead of ANTHROPIC_BASE_URL.
+        price: This model's price; by default looked up in `prices` (or the built-in table).
+        prices: The price table to look the model up in.
+        timeout_s: Per-attempt timeout of one HTTP request.
+    """
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        stream: bool = False,
+        client: Any = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        price: Price | None = None,
+        prices: PriceTable | None = None,
+        timeout_s: float = 600.0,
+    ) -> None:
+        self.name = name
+        self.stream = stream
+        self.price = price if price is not None else (prices or PriceTable()).lookup(f"anthropic:{name}")
+        self._client = client
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout_s = timeout_s
+        self._sdk: ModuleType | None = None
+
+    def __repr__(self) -> str:
+        return f"AnthropicModel({self.name!r}, stream={self.stream})"
+
+    def _sdk_module(self) -> ModuleType:
+        if self._sdk is None:
+            import anthropic
+
+            self._sdk = anthropic
+        return self._sdk
+
+    def _get_client(self, sdk: ModuleType) -> Any:
+        if self._client is None:
+            self._client = sdk.AsyncAnthropic(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
+            )
+        return self._client
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send one request (streamed or not) and return the complete response."""
+        sdk = self._sdk_module()
+        params = to_wire(request, self.name)
+        started = time.perf_counter()
+        try:
+            client = self._get_client(sdk)
+            raw = await client.messages.with_raw_response.create(**params, stream=self.stream)
+            if self.stream:
+                return await self._read_stream(raw, started)
+            body = await raw.json()
+        except (sdk.AnthropicError, ValueError, TypeError) as exc:
+            # SDK errors, undecodable JSON, and the SDK's TypeError for missing credentials;
+            # anything else is a bug and propagates unchanged.
+            error = translate_sdk_error(
+                exc,
+                sdk,
+                provider=self.provider,
+                model=self.name,
+                request_id_header="request-id",
+                key_env_var="ANTHROPIC_API_KEY",
+            )
+            if error is None:
+                raise malformed(self.provider, self.name, f"unreadable response ({exc})", "") from exc
+            raise error from exc
+        latency = time.perf_counter() - started
+        return self._from_body(body, raw.headers, latency, None)
+
+    def _from_body(
+        self, body: object, headers: Mapping[str, str], latency: float, first_token: float | None
+    ) -> ModelResponse:
+        if not isinstance(body, dict) or not isinstance(body.get("content"), list):
+            raise malformed(self.provider, self.name, "response has no content list", body)
+        raw_stop = body.get("stop_reason")
+        stop = _STOP.get(raw_stop or "")
+        if stop is None:
+            raise malformed(self.provider, self.name, f"unknown stop_reason {raw_stop!r}", body)
+        parts = _parts(body["content"], stop == "max_tokens", self.provider, self.name)
+        usage = body.get("usage") or {}
+        cache_read = usage.get("cache_read_input_tokens") or 0
+        cache_write = usage.get("cache_creation_input_tokens") or 0
+        input_tokens = (usage.get("input_tokens") or 0) + cache_read + cache_write
+        if parts and any(isinstance(p, ToolCallPart) for p in parts) and stop == "end":
+            stop = "tool_use"
+        return ModelResponse(
+            parts=parts,
+            stop_reason=stop,
+            usage=make_usage(
+                self.price, input_tokens, usage.get("output_tokens") or 0, cache_read, cache_write
+            ),
+            provider=self.provider,
+            model=str(body.get("model") or self.name),
+            request_id=headers.get("request-id") or body.get("id"),
+            latency_s=latency,
+            first_token_s=first_token,
+            refusal=_refusal_text(parts) if stop == "refusal" else None,
+            raw_stop_reason=raw_stop,
+            rate_limit=rate_limit_info(headers, _RATE_HEADERS),
+        )
+
+    async def _read_stream(self, raw: Any, started: float) -> ModelResponse:
+        stream = await raw.parse()
+        message: dict[str, Any] = {}
+        blocks: dict[int, dict[str, Any]] = {}
+        first_token: float | None = None
+        received: list[str] = []
+        try:
+            async for event in stream:
+                kind = event.type
+                received.append(kind)
+                if kind == "message_start":
+                    message = event.message.model_dump()
+                elif kind == "content_block_start":
+                    blocks[event.index] = {**event.content_block.model_dump(), "_json": ""}
+                elif kind == "content_block_delta":
+                    if first_token is None:
+                        first_token = time.perf_counter() - started
+                    _apply_delta(
+                        blocks.setdefault(event.index, {"type": "text", "text": "", "_json": ""}), event.delta
+                    )
+                elif kind == "message_delta":
+                    message["stop_reason"] = event.delta.stop_reason
+                    message.setdefault("usage", {}).update(
+                        {k: v for k, v in event.usage.model_dump().items() if v is not None}
+                    )
+        except Exception as exc:
+            if isinstance(exc, AgentError):
+                raise
+            raise stream_error(
+                self.provider,
+                self.name,
+                f"stream broke after {len(received)} events: {exc}",
+                " ".join(received),
+            ) from exc
+        if not message or "stop_reason" not in message or message.get("stop_reason") is None:
+            raise stream_error(
+                self.provider, self.name, "stream ended before message_delta", " ".join(received)
+            )
+        content = []
+        for index in sorted(blocks):
+            block = blocks[index]
+            if block["type"] == "tool_use":
+                block["_raw"] = block["_json"]
+            content.append(block)
+        message["content"] = content
+        return self._from_body(message, raw.headers, time.perf_counter() - started, first_token)
+
+
+def _apply_delta(block: dict[str, Any], delta: Any) -> None:
+    kind = delta.type
+    if kind == "text_delta":
+        block["text"] = block.get("text", "") + delta.text
+    elif kind == "input_json_delta":
+        block["_json"] += delta.partial_json
+    # thinking and signature deltas are not part of the provider-neutral answer
+
+
+def _parts(content: list[Any], cut: bool, provider: str, model: str) -> tuple[AssistantPart, ...]:
+    parts: list[AssistantPart] = []
+    last_tool = max(
+        (i for i, b in enumerate(content) if isinstance(b, dict) and b.get("type") == "tool_use"), default=-1
+    )
+    for i, block in enumerate(content):
+        if not isinstance(block, dict):
+            raise malformed(provider, model, "content block is not an object", block)
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(TextPart(str(block.get("text", ""))))
+        elif kind == "tool_use":
+            # Only the last tool call can have been cut by max_tokens.
+            truncated = cut and i == last_tool
+            raw = block.get("_raw")
+            if raw is None:
+                raw_args = block.get("input")
+                raw = _dump(raw_args)
+            arguments, truncated = parse_arguments(raw, truncated)
+            parts.append(
+                ToolCallPart(str(block.get("id")), str(block.get("name")), raw, arguments, truncated)
+            )
+    return tuple(parts)
+
+
+def _dump(value: object) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return excerpt(value)
+
+
+def _refusal_text(parts: tuple[AssistantPart, ...]) -> str:
+    return "".join(p.text for p in parts if isinstance(p, TextPart)) or "the model refused to answer"

@@ -1,0 +1,198 @@
+"""What both provider modules share: header parsing, argument parsing, SDK error translation.
+
+No SDK is imported here; the SDK's module object is passed in by the provider that loaded it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from tools.errors import (
+    MalformedResponse,
+    MissingAPIKey,
+    ProviderConnectionError,
+    ProviderError,
+    StreamInterrupted,
+    excerpt,
+    http_error_class,
+)
+
+from ._model import RateLimitInfo
+from ._prices import Price
+from ._usage import Usage
+
+__all__ = [
+    "make_usage",
+    "malformed",
+    "parse_arguments",
+    "parse_duration",
+    "rate_limit_info",
+    "retry_after_s",
+    "stream_error",
+    "translate_sdk_error",
+]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, then `retry-after` (seconds or date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def parse_duration(value: str | None) -> float | None:
+    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1h2m3.5s") or an RFC 3339 time, in seconds."""
+    if not value:
+        return None
+    parts = _DURATION_PART.findall(value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        return sum(float(n) * _UNIT_S[u] for n, u in parts)
+    try:
+        from datetime import datetime
+
+        return max(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - time.time(), 0.0)
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def rate_limit_info(headers: Mapping[str, str], names: Mapping[str, str]) -> RateLimitInfo | None:
+    """Read the six rate-limit facts from headers, given the provider's header names."""
+    values = {field: headers.get(header) for field, header in names.items()}
+    if not any(values.values()):
+        return None
+    return RateLimitInfo(
+        requests_limit=_int(values["requests_limit"]),
+        requests_remaining=_int(values["requests_remaining"]),
+        requests_reset_s=parse_duration(values["requests_reset"]),
+        tokens_limit=_int(values["tokens_limit"]),
+        tokens_remaining=_int(values["tokens_remaining"]),
+        tokens_reset_s=parse_duration(values["tokens_reset"]),
+    )
+
+
+def parse_arguments(raw: str, truncated: bool) -> tuple[Mapping[str, Any] | None, bool]:
+    """Parse tool-call argument text into an object, never into garbage.
+
+    Returns (arguments or None, truncated). Arguments cut off by max_tokens are reported as
+    truncated and not parsed, even when the cut happens to leave valid JSON.
+    """
+    if truncated:
+        return None, True
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None, False
+    return (value, False) if isinstance(value, dict) else (None, False)
+
+
+def make_usage(
+    price: Price | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int = 0,
+    cache_write: int = 0,
+) -> Usage:
+    """The usage of one successful request, priced when the model's price is known."""
+    if price is None:
+        return Usage(input_tokens, output_tokens, cache_read, cache_write, requests=1, unpriced_requests=1)
+    cost = price.cost(input_tokens, output_tokens, cache_read, cache_write)
+    return Usage(input_tokens, output_tokens, cache_read, cache_write, requests=1, known_cost_usd=cost)
+
+
+def translate_sdk_error(
+    exc: BaseException,
+    sdk: ModuleType,
+    *,
+    provider: str,
+    model: str,
+    request_id_header: str,
+    key_env_var: str,
+) -> ProviderError | MissingAPIKey | None:
+    """Map an SDK exception to our tree; None when it is not an SDK error (let it propagate)."""
+    if isinstance(exc, sdk.APIStatusError):
+        headers = exc.response.headers
+        message = _status_message(exc.body, exc.message)
+        cls = http_error_class(exc.status_code)
+        return cls(
+            message,
+            provider=provider,
+            model=model,
+            status_code=exc.status_code,
+            request_id=headers.get(request_id_header),
+            retry_after_s=retry_after_s(headers),
+            body_excerpt=excerpt(exc.body) if exc.body is not None else None,
+        )
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderConnectionError("request timed out", provider=provider, model=model, timeout=True)
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__
+        detail = f": {type(cause).__name__}: {cause}" if cause else ""
+        return ProviderConnectionError(f"connection failed{detail}", provider=provider, model=model)
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return MalformedResponse(
+            "response did not match the API's schema",
+            provider=provider,
+            model=model,
+            status_code=exc.status_code,
+            body_excerpt=excerpt(exc.body),
+        )
+    if _is_missing_credentials(exc):
+        return MissingAPIKey(provider, key_env_var)
+    return None
+
+
+def _is_missing_credentials(exc: BaseException) -> bool:
+    text = str(exc)
+    return "authentication method" in text or "Missing credentials" in text or "api_key" in text
+
+
+def _status_message(body: object, fallback: str) -> str:
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping):
+            kind = error.get("type") or error.get("code")
+            message = error.get("message")
+            if message:
+                return f"{kind}: {message}" if kind else str(message)
+    return fallback
+
+
+def stream_error(provider: str, model: str, what: str, received: str) -> StreamInterrupted:
+    """A stream that ended or failed before the message was complete."""
+    return StreamInterrupted(what, provider=provider, model=model, body_excerpt=excerpt(received) or None)
+
+
+def malformed(provider: str, model: str, what: str, body: object) -> MalformedResponse:
+    """A body that is not the documented shape."""
+    return MalformedResponse(what, provider=provider, model=model, body_excerpt=excerpt(body))

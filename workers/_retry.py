@@ -1,0 +1,115 @@
+"""The one retry policy, and the call path every model request takes.
+
+The SDKs' own retries are off; this is the only place a request is sent again. Exponential
+backoff with full jitter on retryable errors (429, 408, 409, 5xx, 529, connection errors,
+timeouts, broken streams), honouring the provider's retry-after; never on 400, 401, 403, 404,
+422. Attempts and total time are both bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from tools.errors import ProviderError
+
+from ._events import EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
+from ._model import Model, ModelRequest, ModelResponse
+from ._ratelimit import RateLimits
+from ._resolve import model_id
+from ._tokens import estimate_tokens
+
+__all__ = ["RetryPolicy", "call_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry a failed model request.
+
+    Attributes:
+        max_attempts: Total sends of one request, the first included.
+        base_delay_s: The backoff ceiling of the first retry; it doubles with each retry.
+        max_delay_s: The largest single wait, the provider's retry-after included: a provider
+            that asks for longer ends the retries instead.
+        max_total_s: The longest one call may take with all its attempts and waits.
+        rng: The jitter source; pass a seeded `random.Random` for repeatable delays.
+    """
+
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 60.0
+    max_total_s: float = 300.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, retry: int, retry_after_s: float | None) -> float:
+        """The wait before retry number `retry` (1-based): full jitter, or the provider's ask."""
+        if retry_after_s is not None:
+            return retry_after_s
+        return self.rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1)))
+
+
+_NULL_SINK = NullSink()
+
+
+async def call_model(
+    model: Model,
+    request: ModelRequest,
+    *,
+    policy: RetryPolicy,
+    limits: RateLimits | None = None,
+    events: EventSink = _NULL_SINK,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> ModelResponse:
+    """Send `request` to `model` through the rate limiter, retrying as `policy` allows.
+
+    The response's usage counts every attempt (`requests`) and the retries among them.
+
+    Raises:
+        ProviderError: the last error, with `attempts` set, when it was not retryable or the
+            attempts or total time ran out.
+    """
+    mid = model_id(model)
+    limiter = limits.for_model(mid) if limits is not None else None
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        reserved = 0
+        if limiter is not None and not limiter.idle:
+            reserved, waited = await limiter.acquire(estimate_tokens(request))
+            if waited > 0.001:
+                events.emit(RateLimitWaitEvent(mid, waited, "rate limit"))
+        try:
+            response = await model.request(request)
+        except ProviderError as error:
+            error.attempts = attempt
+            if limiter is not None:
+                limiter.settle(reserved, 0)
+                limiter.observe(None, error.retry_after_s)
+            if not error.retryable or attempt >= policy.max_attempts:
+                raise
+            delay = policy.delay(attempt, error.retry_after_s)
+            if delay > policy.max_delay_s or time.monotonic() - started + delay > policy.max_total_s:
+                raise
+            events.emit(ModelRetryEvent(mid, attempt, delay, str(error), error.status_code))
+            await sleep(delay)
+            continue
+        if limiter is not None:
+            limiter.settle(reserved, response.usage.input_tokens + response.usage.output_tokens)
+            limiter.observe(response.rate_limit)
+        if attempt > 1:
+            response = replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
+        events.emit(
+            ModelCallEvent(
+                mid,
+                response.usage,
+                response.stop_reason,
+                response.latency_s,
+                response.first_token_s,
+                response.request_id,
+            )
+        )
+        return response

@@ -1,0 +1,289 @@
+"""Deterministic models for tests: usable wherever a model is, and returning the real types.
+
+    from workers.testing import ScriptedModel, FunctionModel, reply
+
+    model = ScriptedModel([reply.tool_call("lookup_invoice", invoice_id="42"),
+                           reply.output({"invoice_id": "42", "refunded": False})])
+    FunctionModel(lambda request: reply.output(...) if request.tool_results else reply.tool_call(...))
+
+Every reply carries usage (given with `usage=`, or estimated deterministically from the request
+and the reply), so budgets and costs can be tested offline; give the model a `price=` to get
+costs. `reply.error(...)` and `reply.disconnect()` raise the provider errors a real model would,
+so retries can be tested without a network.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+
+from tools.errors import ProviderConnectionError, ScriptError, excerpt, http_error_class
+
+from ._messages import AssistantPart, TextPart, ToolCallPart
+from ._model import ModelRequest, ModelResponse, StopReason
+from ._prices import Price
+from ._provider import make_usage
+from ._tokens import estimate_prompt_tokens
+from ._usage import Usage
+
+__all__ = ["FunctionModel", "Reply", "ScriptError", "ScriptedModel", "reply"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One scripted answer; built against the request it answers (see `reply`)."""
+
+    build: Callable[[ModelRequest, _Context], ModelResponse]
+    description: str
+
+    def __repr__(self) -> str:
+        return f"reply.{self.description}"
+
+
+class _Context:
+    """What a reply needs from the model answering: ids, name and price."""
+
+    __slots__ = ("name", "price", "_calls")
+
+    def __init__(self, name: str, price: Price | None) -> None:
+        self.name = name
+        self.price = price
+        self._calls = 0
+
+    def call_id(self) -> str:
+        self._calls += 1
+        return f"call_{self._calls}"
+
+    def respond(
+        self,
+        request: ModelRequest,
+        parts: tuple[AssistantPart, ...],
+        stop: StopReason,
+        usage: Usage | None,
+        **kw: Any,
+    ) -> ModelResponse:
+        if usage is None:
+            prompt = estimate_prompt_tokens(request)
+            out = sum(len(getattr(p, "text", "") or getattr(p, "raw_arguments", "")) for p in parts) // 4 + 1
+            usage = make_usage(self.price, prompt, out)
+        elif usage.requests == 0:
+            usage = make_usage(
+                self.price,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+            )
+        return ModelResponse(
+            parts, stop, usage, provider="test", model=self.name, request_id=self.call_id(), **kw
+        )
+
+
+def _dump(value: object) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+class _ReplyFactory:
+    """The `reply` namespace: each function returns a `Reply`."""
+
+    __slots__ = ()
+
+    def text(self, text: str, *, usage: Usage | None = None) -> Reply:
+        """A plain text answer."""
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            return ctx.respond(request, (TextPart(text),) if text else (), "end", usage)
+
+        return Reply(build, f"text({excerpt(text, 40)})")
+
+    def tool_call(self, name: str, /, *, usage: Usage | None = None, **arguments: Any) -> Reply:
+        """One tool call with these arguments."""
+        return self.tool_calls([(name, arguments)], usage=usage)
+
+    def tool_calls(
+        self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, usage: Usage | None = None
+    ) -> Reply:
+        """Several tool calls in one turn (parallel), in this order."""
+        frozen = [(name, dict(args)) for name, args in calls]
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            parts = tuple(ToolCallPart(ctx.call_id(), name, _dump(args), args) for name, args in frozen)
+            return ctx.respond(request, parts, "tool_use", usage)
+
+        return Reply(build, f"tool_calls({', '.join(n for n, _ in frozen)})")
+
+    def raw_tool_call(
+        self, name: str, raw_arguments: str, *, truncated: bool = False, usage: Usage | None = None
+    ) -> Reply:
+        """A tool call whose argument text is given as is: not JSON, or cut by max_tokens."""
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            arguments = None
+            if not truncated:
+                try:
+                    value = json.loads(raw_arguments)
+                    arguments = value if isinstance(value, dict) else None
+                except ValueError:
+                    pass
+            part = ToolCallPart(ctx.call_id(), name, raw_arguments, arguments, truncated)
+            return ctx.respond(request, (part,), "max_tokens" if truncated else "tool_use", usage)
+
+        return Reply(build, f"raw_tool_call({name})")
+
+    def output(self, value: BaseModel | Mapping[str, Any], *, usage: Usage | None = None) -> Reply:
+        """The worker's structured output, in the form the request asks for.
+
+        JSON text when the request uses native structured output (or has no output tool);
+        a call to the final-answer tool when the request offers one.
+        """
+        payload = _dump(value)
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            tool = next((t for t in request.tools if t.is_output), None)
+            if request.output is None and tool is not None:
+                parsed = json.loads(payload)
+                part = ToolCallPart(ctx.call_id(), tool.name, payload, parsed)
+                return ctx.respond(request, (part,), "tool_use", usage)
+            return ctx.respond(request, (TextPart(payload),), "end", usage)
+
+        return Reply(build, f"output({excerpt(payload, 40)})")
+
+    def refusal(self, text: str = "I can't help with that.", *, usage: Usage | None = None) -> Reply:
+        """The model refuses."""
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            return ctx.respond(request, (TextPart(text),), "refusal", usage, refusal=text)
+
+        return Reply(build, "refusal()")
+
+    def error(
+        self, status: int, message: str = "scripted error", *, retry_after_s: float | None = None
+    ) -> Reply:
+        """The provider answers with an HTTP error status (raised as the matching error class)."""
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            raise http_error_class(status)(
+                message, provider="test", model=ctx.name, status_code=status, retry_after_s=retry_after_s
+            )
+
+        return Reply(build, f"error({status})")
+
+    def disconnect(self) -> Reply:
+        """The connection drops before an answer arrives."""
+
+        def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
+            raise ProviderConnectionError("connection dropped (scripted)", provider="test", model=ctx.name)
+
+        return Reply(build, "disconnect()")
+
+
+reply = _ReplyFactory()
+
+
+class _TestModel:
+    provider = "test"
+
+    def __init__(self, name: str, price: Price | None) -> None:
+        self.name = name
+        self.price = price
+        self.requests: list[ModelRequest] = []
+        self._ctx = _Context(name, price)
+
+    def _answer(self, answer: Reply | ModelResponse | str, request: ModelRequest) -> ModelResponse:
+        if isinstance(answer, ModelResponse):
+            return answer
+        if isinstance(answer, str):
+            answer = reply.text(answer)
+        if not isinstance(answer, Reply):
+            raise ScriptError(
+                f"a test model must answer with a reply, not {excerpt(answer)}", model=self.name
+            )
+        return answer.build(request, self._ctx)
+
+
+class ScriptedModel(_TestModel):
+    """Answers each request with the next scripted reply.
+
+    A request after the last reply raises `ScriptError`; `assert_done()` (or leaving a
+    `with` block) raises `ScriptError` when replies were left unused. `requests` keeps every
+    request received, for assertions on what was sent.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[Reply | ModelResponse | str],
+        *,
+        name: str = "scripted",
+        price: Price | None = None,
+    ) -> None:
+        super().__init__(name, price)
+        self._replies = list(replies)
+        self._next = 0
+
+    @property
+    def unused(self) -> list[Reply | ModelResponse | str]:
+        """The replies not yet consumed."""
+        return self._replies[self._next :]
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Answer with the next reply."""
+        self.requests.append(request)
+        if self._next >= len(self._replies):
+            raise ScriptError(
+                f"unexpected model call #{len(self.requests)}: the script has {len(self._replies)} replies",
+                model=self.name,
+            )
+        answer = self._replies[self._next]
+        self._next += 1
+        return self._answer(answer, request)
+
+    def assert_done(self) -> None:
+        """Raise ScriptError when replies were left unused."""
+        if self.unused:
+            raise ScriptError(
+                f"{len(self.unused)} scripted replies unused: {self.unused!r}",
+                model=self.name,
+                unused=len(self.unused),
+            )
+
+    def __enter__(self) -> ScriptedModel:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.assert_done()
+
+
+FunctionResult = Reply | ModelResponse | str
+
+
+class FunctionModel(_TestModel):
+    """Answers each request with `function(request)`; the function may be sync or async."""
+
+    def __init__(
+        self,
+        function: Callable[[ModelRequest], FunctionResult | Awaitable[FunctionResult]],
+        *,
+        name: str = "function",
+        price: Price | None = None,
+    ) -> None:
+        super().__init__(name, price)
+        self._function = function
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Answer with what the function returns."""
+        self.requests.append(request)
+        result = self._function(request)
+        if inspect.isawaitable(result):
+            result = await result
+        return self._answer(result, request)
