@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import Recording
-
 from workers import (
     AnthropicModel,
     AssistantMessage,
@@ -247,15 +246,20 @@ async def test_openai_parallel_tool_calls_and_results_round_trip(cassette: Recor
         "parallel_local_search_three",
     ]
     assert first.tool_calls[0].arguments == {"query": "latest OpenAI model release notes"}
-    results = UserMessage(tuple(ToolResultPart(c.id, c.name, f"result {i}") for i, c in enumerate(first.tool_calls)))
-    second = await model.request(ModelRequest(messages=(*request.messages, first.message, results), tools=(WEATHER,)))
+    results = UserMessage(
+        tuple(ToolResultPart(c.id, c.name, f"result {i}") for i, c in enumerate(first.tool_calls))
+    )
+    second = await model.request(
+        ModelRequest(messages=(*request.messages, first.message, results), tools=(WEATHER,))
+    )
     assert second.stop_reason == "end" and second.text
 
     body = sent_bodies(cassette)[1]
     assistant, *tool_messages = body["messages"][1:]
     assert [c["id"] for c in assistant["tool_calls"]] == [c.id for c in first.tool_calls]
     assert tool_messages == [
-        {"role": "tool", "tool_call_id": c.id, "content": f"result {i}"} for i, c in enumerate(first.tool_calls)
+        {"role": "tool", "tool_call_id": c.id, "content": f"result {i}"}
+        for i, c in enumerate(first.tool_calls)
     ]
     assert body["tools"][0]["function"]["name"] == "get_weather"
 

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 from tools.errors import AgentError, excerpt
 
@@ -134,6 +134,7 @@ class AnthropicModel:
         self.stream = stream
         self.price = price if price is not None else (prices or PriceTable()).lookup(f"anthropic:{name}")
         self._client = client
+        self._owns_client = client is None
         self._api_key = api_key
         self._base_url = base_url
         self._timeout_s = timeout_s
@@ -155,6 +156,18 @@ class AnthropicModel:
                 api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
             )
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the client this model created (not one passed in)."""
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one request (streamed or not) and return the complete response."""

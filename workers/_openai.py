@@ -10,9 +10,7 @@ import json
 import time
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Literal
-
-from tools.errors import AgentError
+from typing import Any, Literal, Self
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
@@ -154,6 +152,7 @@ class OpenAIModel:
         self.stream = stream
         self.price = price if price is not None else (prices or PriceTable()).lookup(f"openai:{name}")
         self._client = client
+        self._owns_client = client is None
         self._api_key = api_key
         self._base_url = base_url
         self._timeout_s = timeout_s
@@ -176,6 +175,18 @@ class OpenAIModel:
                 api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
             )
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the client this model created (not one passed in)."""
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one request (streamed or not) and return the complete response."""

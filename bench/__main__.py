@@ -1,0 +1,175 @@
+"""`python -m bench`: the framework's own costs, measured on this machine.
+
+CPU is measured with `time.process_time` over many iterations, so model and network time are
+excluded by construction: the providers' conversion runs on recorded bodies, and `call_model`
+runs against a model that returns a ready response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workers import (
+    AnthropicModel,
+    ModelRequest,
+    ModelResponse,
+    OpenAIModel,
+    RateLimit,
+    RateLimits,
+    RetryPolicy,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+    ToolSpec,
+    UserMessage,
+    call_model,
+)
+from workers._anthropic import to_wire as anthropic_wire
+from workers._openai import to_wire as openai_wire
+
+HERE = Path(__file__).resolve().parent
+TOOL = ToolSpec(
+    "lookup_invoice", "Fetch an invoice by id.", {"type": "object", "properties": {"id": {"type": "string"}}}
+)
+CALL = ToolCallPart("toolu_1", "lookup_invoice", '{"id":"42"}', {"id": "42"})
+REQUEST = ModelRequest(
+    system="You handle billing.",
+    messages=(
+        UserMessage.of("Refund invoice 42 if it was charged twice"),
+        ModelResponse(parts=(TextPart("Looking it up."), CALL), stop_reason="tool_use").message,
+        UserMessage((ToolResultPart("toolu_1", "lookup_invoice", '{"id": "42", "charges": 2}'),)),
+    ),
+    tools=(TOOL,),
+)
+ANTHROPIC_BODY: dict[str, Any] = {
+    "id": "msg_1",
+    "model": "claude-haiku-4-5",
+    "content": [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_2", "name": "lookup_invoice", "input": {"id": "42"}},
+    ],
+    "stop_reason": "tool_use",
+    "usage": {"input_tokens": 412, "output_tokens": 37, "cache_read_input_tokens": 0},
+}
+OPENAI_BODY: dict[str, Any] = {
+    "id": "chatcmpl-1",
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup_invoice", "arguments": '{"id":"42"}'},
+                    }
+                ],
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 412, "completion_tokens": 37},
+}
+HEADERS = {"request-id": "req_1", "x-request-id": "req_1", "anthropic-ratelimit-requests-remaining": "3999"}
+
+
+def cpu_per_call_ms(fn: Callable[[], object], n: int = 20_000) -> float:
+    """Median over 5 rounds of the CPU milliseconds one call of `fn` costs."""
+    rounds = []
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(n):
+            fn()
+        rounds.append((time.process_time() - start) / n * 1000)
+    return statistics.median(rounds)
+
+
+class _Ready:
+    """A model that answers instantly with a ready response: what remains is framework CPU."""
+
+    provider = "test"
+    name = "ready"
+
+    def __init__(self, response: ModelResponse) -> None:
+        self.response = response
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        return self.response
+
+
+def call_model_ms(limits: RateLimits | None, n: int = 20_000) -> float:
+    model = _Ready(ModelResponse(parts=(TextPart("ok"),), stop_reason="end"))
+    policy = RetryPolicy()
+
+    async def loop() -> float:
+        start = time.process_time()
+        for _ in range(n):
+            await call_model(model, REQUEST, policy=policy, limits=limits)
+        return (time.process_time() - start) / n * 1000
+
+    return statistics.median(asyncio.run(loop()) for _ in range(5))
+
+
+def import_seconds() -> float:
+    code = "import time; t = time.perf_counter(); import supervisor, workers, tools; print(time.perf_counter() - t)"
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(7)
+    ]
+    return statistics.median(runs)
+
+
+def main() -> None:
+    anthropic = AnthropicModel("claude-haiku-4-5")
+    openai = OpenAIModel("gpt-4o-mini")
+    rows = [
+        (
+            "anthropic: request to wire + body to response (ms CPU/call)",
+            0.1,
+            cpu_per_call_ms(
+                lambda: (
+                    anthropic_wire(REQUEST, "m"),
+                    anthropic._from_body(ANTHROPIC_BODY, HEADERS, 0.0, None),
+                )
+            ),
+        ),
+        (
+            "openai: request to wire + body to response (ms CPU/call)",
+            0.1,
+            cpu_per_call_ms(
+                lambda: (openai_wire(REQUEST, "m"), openai._from_body(OPENAI_BODY, HEADERS, 0.0, None))
+            ),
+        ),
+        ("call_model, no limits: retry loop + events (ms CPU/call)", 0.1, call_model_ms(None)),
+        (
+            "call_model, RPM and TPM limits on (ms CPU/call)",
+            0.1,
+            call_model_ms(
+                RateLimits({"test": RateLimit(requests_per_minute=10**9, tokens_per_minute=10**12)})
+            ),
+        ),
+        ("import supervisor, workers, tools (s wall)", 0.3, import_seconds()),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(width)} | goal | measured |")
+    print(f"|{'-' * (width + 2)}|------|----------|")
+    for name, goal, value in rows:
+        print(f"| {name.ljust(width)} | {goal:g} | {value:.4f} |")
+    results = {name: {"goal": goal, "value": value} for name, goal, value in rows}
+    (HERE / "results.json").write_text(
+        json.dumps({"python": sys.version.split()[0], "results": results}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

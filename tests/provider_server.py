@@ -1,0 +1,224 @@
+"""A scripted HTTP server on 127.0.0.1 that speaks like the Anthropic and OpenAI APIs.
+
+Each test queues the answers it wants (status, headers, body, or a stream that breaks) and
+points the official SDK at the server with `base_url`. Every request received is kept for
+assertions. The server runs in a thread and is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Answer:
+    """One scripted answer.
+
+    Attributes:
+        status: HTTP status.
+        body: JSON-able body, or raw bytes.
+        headers: Extra response headers.
+        events: SSE events (name, data) sent instead of a body.
+        cut_after: Close the connection after this many events (a stream that breaks).
+        drop: Close the connection without answering at all.
+        delay_s: Wait before answering (for timeouts).
+        short_body: Announce more bytes than are sent, then close (a body cut mid-transfer).
+    """
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    events: list[tuple[str, Any]] | None = None
+    cut_after: int | None = None
+    drop: bool = False
+    delay_s: float = 0.0
+    short_body: bool = False
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+class ProviderServer:
+    """Serves queued `Answer`s in order; answers 500 with a clear body when the queue is empty."""
+
+    def __init__(self) -> None:
+        self.answers: deque[Answer] = deque()
+        self.received: list[Received] = []
+        self.opened: list[Any] = []  # model objects a test made, closed by the fixture
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                server.received.append(
+                    Received(
+                        self.path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        json.loads(raw or b"{}"),
+                        time.monotonic(),
+                    )
+                )
+                answer = (
+                    server.answers.popleft() if server.answers else Answer(500, {"error": "no answer queued"})
+                )
+                server._send(self, answer)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def queue(self, *answers: Answer) -> None:
+        self.answers.extend(answers)
+
+    def start(self) -> ProviderServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def _send(self, handler: BaseHTTPRequestHandler, answer: Answer) -> None:
+        if answer.delay_s:
+            time.sleep(answer.delay_s)
+        if answer.drop:
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        if answer.events is not None:
+            self._send_events(handler, answer)
+            return
+        body = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+        handler.send_response(answer.status)
+        handler.send_header("content-type", "application/json")
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("content-length", str(len(body) + (100 if answer.short_body else 0)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+        if answer.short_body:
+            handler.close_connection = True
+            handler.connection.close()
+
+    def _send_events(self, handler: BaseHTTPRequestHandler, answer: Answer) -> None:
+        handler.send_response(answer.status)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("connection", "close")
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        assert answer.events is not None
+        for i, (event, data) in enumerate(answer.events):
+            if answer.cut_after is not None and i >= answer.cut_after:
+                break
+            prefix = f"event: {event}\n" if event else ""
+            handler.wfile.write(
+                f"{prefix}data: {json.dumps(data) if not isinstance(data, str) else data}\n\n".encode()
+            )
+            handler.wfile.flush()
+        handler.close_connection = True
+
+
+def anthropic_message(
+    text: str = "ok", *, stop: str = "end_turn", tool: tuple[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A Messages API body in the shape of the real recordings."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    if tool is not None:
+        content.append({"type": "tool_use", "id": "toolu_1", "name": tool[0], "input": tool[1]})
+    return {
+        "id": "msg_local",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5},
+    }
+
+
+def openai_completion(text: str = "ok", *, finish: str = "stop") -> dict[str, Any]:
+    """A Chat Completions body in the shape of the real recordings."""
+    return {
+        "id": "chatcmpl-local",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def anthropic_tool_stream(partial_json: list[str], *, stop: str) -> list[tuple[str, Any]]:
+    """SSE events of a streamed tool call whose arguments arrive in `partial_json` pieces."""
+    events: list[tuple[str, Any]] = [
+        (
+            "message_start",
+            {"type": "message_start", "message": {**anthropic_message(""), "stop_reason": None}},
+        ),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "tool_use", "id": "toolu_9", "name": "lookup", "input": {}},
+            },
+        ),
+    ]
+    for piece in partial_json:
+        events.append(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": piece},
+                },
+            )
+        )
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 7},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return events

@@ -1,0 +1,133 @@
+"""Package promises: public names, layering, lazy SDK imports, the one error tree, the README."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import supervisor
+import tools
+import tools.errors
+import workers
+import workers.testing
+from tools.errors import AgentError
+from workers import ModelNameError, resolve_model
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = {"tools": set(), "workers": {"tools"}, "supervisor": {"tools", "workers"}}
+
+
+@pytest.mark.parametrize("module", [supervisor, workers, tools, tools.errors, workers.testing])
+def test_all_lists_exactly_the_public_names_and_each_exists(module: object) -> None:
+    names = module.__all__  # type: ignore[attr-defined]
+    assert sorted(names) == sorted(set(names)), "duplicates in __all__"
+    for name in names:
+        assert hasattr(module, name), name
+        assert not name.startswith("_")
+
+
+def test_contract_names_are_importable_from_where_the_design_says() -> None:
+    assert supervisor.AgentError is tools.errors.AgentError
+    from workers.testing import FunctionModel, ScriptedModel, reply  # noqa: F401
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_layers_import_downward_only(package: str) -> None:
+    allowed = LAYERS[package] | {package}
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                top = node.module.split(".")[0]
+            elif isinstance(node, ast.Import):
+                top = node.names[0].name.split(".")[0]
+            else:
+                continue
+            assert top not in LAYERS or top in allowed, f"{path.relative_to(ROOT)} imports {top}"
+
+
+def test_importing_the_framework_does_not_import_any_sdk() -> None:
+    heavy = "{'anthropic', 'openai', 'httpx2', 'jsonschema', 'vcr'}"
+    code = (
+        "import sys, supervisor, workers, tools, workers.testing;"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_error_is_in_the_one_tree_and_drawn_in_its_docstring() -> None:
+    classes = [
+        c for _, c in inspect.getmembers(tools.errors, inspect.isclass) if c.__module__ == "tools.errors"
+    ]
+    assert len(classes) >= 10
+    for cls in classes:
+        assert issubclass(cls, AgentError), cls
+        assert re.search(rf"\b{cls.__name__}\b", tools.errors.__doc__ or ""), (
+            f"{cls.__name__} not drawn in the tree"
+        )
+        assert cls.__doc__, cls
+
+
+def test_errors_carry_run_id_and_read_well() -> None:
+    from tools.errors import ProviderUnavailable
+
+    error = ProviderUnavailable(
+        "Overloaded", provider="anthropic", model="m", status_code=529, request_id="req_1", attempts=3
+    )
+    assert str(error) == "anthropic:m: Overloaded (status 529, request id req_1, after 3 attempts)"
+    assert error.run_id is None and error.retryable
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("claude-haiku-4-5", "missing provider"),
+        ("anthropic:", "missing provider or model name"),
+        (":gpt-4o", "missing provider"),
+        ("gemini:pro", "unknown provider 'gemini'"),
+        ("openai: gpt-4o", "missing provider or model name"),
+        (42, "not a string and not a model object"),
+    ],
+)
+def test_bad_model_strings_are_configuration_errors_naming_the_value(spec: object, reason: str) -> None:
+    with pytest.raises(ModelNameError) as caught:
+        resolve_model(spec)  # type: ignore[arg-type]
+    assert reason in str(caught.value) and caught.value.value == spec
+    assert isinstance(caught.value, supervisor.ConfigurationError)
+
+
+def test_model_strings_resolve_to_providers_and_objects_pass_through() -> None:
+    from workers import AnthropicModel, OpenAIModel
+    from workers.testing import ScriptedModel
+
+    assert isinstance(resolve_model("anthropic:claude-haiku-4-5"), AnthropicModel)
+    openai = resolve_model("openai:gpt-4o-mini")
+    assert isinstance(openai, OpenAIModel) and openai.name == "gpt-4o-mini"
+    scripted = ScriptedModel([])
+    assert resolve_model(scripted) is scripted
+
+
+def test_readme_has_exactly_the_two_commands_and_its_quickstart_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -e '.[dev]' && python -m supervisor demo" in readme
+    assert "\npytest " in readme
+    quickstart = readme.split("## Quickstart", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    out = subprocess.run(
+        [sys.executable, "-c", quickstart], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Invoice 42 was charged twice. 1"
+
+
+def test_demo_runs_offline_and_reports_costs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "supervisor", "demo"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert "retry 1" in out.stdout and "unpriced" in out.stdout

@@ -1,0 +1,285 @@
+"""The official SDKs against a scripted server on 127.0.0.1: the failures real providers produce
+but the cassettes do not hold (429 with retry-after, 529, 5xx, dropped connections, broken
+streams, malformed bodies, rate-limit headers, timeouts, missing keys)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.provider_server import (
+    Answer,
+    ProviderServer,
+    anthropic_message,
+    anthropic_tool_stream,
+    openai_completion,
+)
+from workers import (
+    AnthropicModel,
+    MalformedResponse,
+    MissingAPIKey,
+    ModelRequest,
+    ModelRetryEvent,
+    OpenAIModel,
+    ProviderBadRequest,
+    ProviderConnectionError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    RateLimits,
+    RateLimitWaitEvent,
+    RetryPolicy,
+    StreamInterrupted,
+    UserMessage,
+    call_model,
+    resolve_model,
+)
+from workers._events import Event
+
+ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32)
+FAST = RetryPolicy(base_delay_s=0.01, max_delay_s=2.0)
+KEY = "sk-secret-do-not-leak-123"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.seen.append(event)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ProviderServer]:
+    running = ProviderServer().start()
+    yield running
+    for model in running.opened:  # every model a test made closes its connections in the loop
+        await model.aclose()
+    running.stop()
+
+
+def claude(server: ProviderServer, *, stream: bool = False, timeout_s: float = 5) -> AnthropicModel:
+    model = AnthropicModel(
+        "claude-haiku-4-5", api_key=KEY, base_url=server.url, timeout_s=timeout_s, stream=stream
+    )
+    server.opened.append(model)
+    return model
+
+
+def gpt(server: ProviderServer) -> OpenAIModel:
+    model = OpenAIModel("gpt-4o-mini", api_key=KEY, base_url=server.url + "/v1", timeout_s=5)
+    server.opened.append(model)
+    return model
+
+
+async def test_429_with_retry_after_is_waited_out_then_succeeds(server: ProviderServer) -> None:
+    server.queue(
+        Answer(
+            429,
+            {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}},
+            {"retry-after": "0.3"},
+        ),
+        Answer(200, anthropic_message("fine")),
+    )
+    events = Events()
+    response = await call_model(claude(server), ASK, policy=FAST, events=events)
+    assert response.text == "fine"
+    assert (response.usage.requests, response.usage.retries) == (2, 1)
+    (retry,) = [e for e in events.seen if isinstance(e, ModelRetryEvent)]
+    assert retry.delay_s == pytest.approx(0.3) and retry.status_code == 429
+    assert server.received[1].at - server.received[0].at >= 0.29
+
+
+async def test_retry_after_ms_is_preferred_and_openai_headers_are_read(server: ProviderServer) -> None:
+    server.queue(
+        Answer(
+            429,
+            {"error": {"message": "rate", "type": "requests"}},
+            {"retry-after-ms": "150", "retry-after": "9"},
+        ),
+        Answer(
+            200,
+            openai_completion("hello"),
+            {
+                "x-ratelimit-remaining-requests": "99",
+                "x-ratelimit-reset-tokens": "6m0s",
+                "x-request-id": "req_abc",
+            },
+        ),
+    )
+    events = Events()
+    response = await call_model(gpt(server), ASK, policy=FAST, events=events)
+    assert [e.delay_s for e in events.seen if isinstance(e, ModelRetryEvent)] == [pytest.approx(0.15)]
+    assert response.request_id == "req_abc"
+    assert response.rate_limit is not None
+    assert (response.rate_limit.requests_remaining, response.rate_limit.tokens_reset_s) == (99, 360.0)
+
+
+async def test_anthropic_529_overloaded_is_retried(server: ProviderServer) -> None:
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    server.queue(Answer(529, overloaded), Answer(529, overloaded), Answer(200, anthropic_message()))
+    response = await call_model(claude(server), ASK, policy=FAST)
+    assert response.usage.retries == 2 and len(server.received) == 3
+
+
+async def test_5xx_retries_are_bounded_and_the_last_error_says_how_many(server: ProviderServer) -> None:
+    server.queue(*[Answer(503, {"error": {"message": "unavailable"}}) for _ in range(3)])
+    with pytest.raises(ProviderUnavailable) as caught:
+        await call_model(claude(server), ASK, policy=RetryPolicy(max_attempts=3, base_delay_s=0.01))
+    assert caught.value.attempts == 3 and caught.value.retried
+    assert "after 3 attempts" in str(caught.value)
+    assert len(server.received) == 3
+
+
+async def test_a_retry_after_beyond_the_bound_ends_retries_at_once(server: ProviderServer) -> None:
+    server.queue(Answer(429, {"error": {"message": "later"}}, {"retry-after": "3600"}))
+    with pytest.raises(ProviderRateLimited) as caught:
+        await call_model(claude(server), ASK, policy=FAST)
+    assert caught.value.retry_after_s == 3600 and caught.value.attempts == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+async def test_client_errors_are_never_retried(server: ProviderServer, status: int) -> None:
+    server.queue(
+        Answer(status, {"type": "error", "error": {"type": "invalid_request_error", "message": "no"}})
+    )
+    with pytest.raises(ProviderBadRequest.__mro__[1]) as caught:  # ProviderHTTPError
+        await call_model(claude(server), ASK, policy=FAST)
+    assert caught.value.status_code == status and not caught.value.retryable
+    assert len(server.received) == 1
+
+
+async def test_dropped_connection_is_a_retryable_connection_error(server: ProviderServer) -> None:
+    server.queue(Answer(drop=True), Answer(200, openai_completion("back")))
+    response = await call_model(gpt(server), ASK, policy=FAST)
+    assert response.text == "back" and response.usage.retries == 1
+
+
+async def test_slow_response_times_out_as_a_typed_error(server: ProviderServer) -> None:
+    server.queue(Answer(200, anthropic_message(), delay_s=1.0))
+    model = claude(server, timeout_s=0.2)
+    with pytest.raises(ProviderConnectionError) as caught:
+        await model.request(ASK)
+    assert caught.value.timeout and caught.value.retryable
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>bad gateway</html>", b'{"unexpected": true}', b"[]"])
+async def test_malformed_or_empty_bodies_are_typed_errors_with_an_excerpt(
+    server: ProviderServer, body: bytes
+) -> None:
+    server.queue(Answer(200, body), Answer(200, body))
+    for model in (claude(server), gpt(server)):
+        with pytest.raises(MalformedResponse) as caught:
+            await model.request(ASK)
+        assert caught.value.body_excerpt is not None
+        assert not caught.value.retryable
+
+
+async def test_stream_cut_mid_way_is_stream_interrupted_and_retried(server: ProviderServer) -> None:
+    events = anthropic_tool_stream(['{"id": ', '"42"}'], stop="tool_use")
+    server.queue(Answer(events=events, cut_after=3), Answer(events=events))
+    model = claude(server, stream=True)
+    with pytest.raises(StreamInterrupted) as caught:
+        await model.request(ASK)
+    assert "message_start" in (caught.value.body_excerpt or "")
+    response = await model.request(ASK)
+    assert response.tool_calls[0].arguments == {"id": "42"}
+
+
+async def test_error_event_mid_stream_is_stream_interrupted(server: ProviderServer) -> None:
+    events = anthropic_tool_stream(['{"id": "1"}'], stop="tool_use")[:2]
+    events.append(
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    )
+    server.queue(
+        Answer(events=events), Answer(events=anthropic_tool_stream(['{"id": "1"}'], stop="tool_use"))
+    )
+    retried = await call_model(claude(server, stream=True), ASK, policy=FAST)
+    assert retried.usage.retries == 1 and retried.tool_calls[0].arguments == {"id": "1"}
+
+
+async def test_body_cut_mid_transfer_is_a_connection_error(server: ProviderServer) -> None:
+    server.queue(Answer(200, anthropic_message(), short_body=True))
+    with pytest.raises((ProviderConnectionError, MalformedResponse)):
+        await claude(server).request(ASK)
+
+
+async def test_tool_arguments_cut_by_max_tokens_are_truncated_not_parsed(server: ProviderServer) -> None:
+    server.queue(
+        Answer(events=anthropic_tool_stream(['{"invoice_id": "4', '2", "amount": 1'], stop="max_tokens"))
+    )
+    response = await claude(server, stream=True).request(ASK)
+    (call,) = response.tool_calls
+    assert response.stop_reason == "max_tokens"
+    assert call.truncated and call.arguments is None
+    assert call.raw_arguments == '{"invoice_id": "42", "amount": 1'
+
+
+async def test_openai_tool_arguments_cut_by_length_are_truncated(server: ProviderServer) -> None:
+    body = openai_completion("")
+    body["choices"][0]["message"]["tool_calls"] = [
+        {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "ab'}}
+    ]
+    body["choices"][0]["finish_reason"] = "length"
+    server.queue(Answer(200, body))
+    (call,) = (await gpt(server).request(ASK)).tool_calls
+    assert call.truncated and call.arguments is None
+
+
+async def test_rate_limit_headers_pause_the_next_request(server: ProviderServer) -> None:
+    server.queue(
+        Answer(
+            200,
+            anthropic_message("first"),
+            {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "0.4s"},
+        ),
+        Answer(200, anthropic_message("second")),
+    )
+    limits, events, model = RateLimits(), Events(), claude(server)
+    await call_model(model, ASK, policy=FAST, limits=limits, events=events)
+    started = time.monotonic()
+    second = await call_model(model, ASK, policy=FAST, limits=limits, events=events)
+    assert second.text == "second" and time.monotonic() - started >= 0.35
+    assert any(isinstance(e, RateLimitWaitEvent) for e in events.seen)
+
+
+async def test_a_429_pauses_the_model_for_every_caller_sharing_the_limits(server: ProviderServer) -> None:
+    server.queue(
+        Answer(429, {"error": {"message": "rate"}}, {"retry-after": "0.3"}),
+        Answer(200, anthropic_message("a")),
+    )
+    limits, model = RateLimits(), claude(server)
+    await call_model(model, ASK, policy=FAST, limits=limits)
+    assert server.received[1].at - server.received[0].at >= 0.29
+
+
+@pytest.mark.parametrize(
+    ("spec", "env_var"),
+    [("anthropic:claude-haiku-4-5", "ANTHROPIC_API_KEY"), ("openai:gpt-4o", "OPENAI_API_KEY")],
+)
+async def test_missing_api_key_names_the_env_var(
+    monkeypatch: pytest.MonkeyPatch, spec: str, env_var: str, tmp_path: object
+) -> None:
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_ADMIN_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))  # no profile on disk either
+    model = resolve_model(spec)
+    with pytest.raises(MissingAPIKey) as caught:
+        await model.request(ASK)
+    assert caught.value.env_var == env_var and env_var in str(caught.value)
+
+
+async def test_env_base_url_is_honoured_and_the_key_never_appears_in_errors(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server.queue(Answer(401, {"error": {"message": "bad key", "type": "invalid_request_error"}}))
+    model = resolve_model("openai:gpt-4o-mini")
+    assert isinstance(model, OpenAIModel)
+    server.opened.append(model)
+    with pytest.raises(Exception) as caught:
+        await model.request(ASK)
+    assert server.received[0].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in str(caught.value) and KEY not in repr(caught.value.__dict__)
