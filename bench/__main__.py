@@ -121,7 +121,12 @@ def call_model_ms(limits: RateLimits | None, n: int = 20_000) -> float:
 
 
 def import_seconds() -> float:
-    code = "import time; t = time.perf_counter(); import supervisor, workers, tools; print(time.perf_counter() - t)"
+    code = (
+        "import time\n"
+        "t = time.perf_counter()\n"
+        "import supervisor, workers, tools\n"
+        "print(time.perf_counter() - t)"
+    )
     runs = [
         float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
         for _ in range(7)
