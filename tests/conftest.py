@@ -74,6 +74,7 @@ def _recorder(record_mode: str) -> vcr.VCR:
         record_mode=record_mode,
         match_on=["method", "host", "path"],
         filter_headers=list(_SECRET_HEADERS),
+        filter_query_parameters=["key", "api_key", "api-key"],
         before_record_response=_scrub_response,
         decode_compressed_response=False,
     )
