@@ -12,14 +12,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import vcr
 from vcr.serializers import yamlserializer
 
+M = TypeVar("M")
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 _SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "openai-organization", "openai-project", "cookie")
 
@@ -101,6 +102,23 @@ def _offline(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) ->
         monkeypatch.setenv("OPENAI_API_KEY", "test-openai-key")
     for var in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def checked() -> Iterator[Callable[[M], M]]:
+    """Wrap a test model: after the test, every request it received must obey the APIs' rules."""
+    from tests.conversation_rules import assert_valid_request
+
+    models: list[Any] = []
+
+    def check(model: M) -> M:
+        models.append(model)
+        return model
+
+    yield check
+    for model in models:
+        for request in model.requests:
+            assert_valid_request(request)
 
 
 @pytest.fixture

@@ -114,6 +114,8 @@ class AnthropicModel:
         price: This model's price; by default looked up in `prices` (or the built-in table).
         prices: The price table to look the model up in.
         timeout_s: Per-attempt timeout of one HTTP request.
+        native_output: Ask for worker outputs with `output_config` structured output (models
+            that support it) instead of a final-answer tool.
     """
 
     provider = "anthropic"
@@ -129,8 +131,10 @@ class AnthropicModel:
         price: Price | None = None,
         prices: PriceTable | None = None,
         timeout_s: float = 600.0,
+        native_output: bool = False,
     ) -> None:
         self.name = name
+        self.native_output = native_output
         self.stream = stream
         self.price = price if price is not None else (prices or PriceTable()).lookup(f"anthropic:{name}")
         self._client = client

@@ -11,7 +11,17 @@ from typing import Literal, Protocol
 
 from ._usage import Usage
 
-__all__ = ["Event", "EventSink", "ModelCallEvent", "ModelRetryEvent", "NullSink", "RateLimitWaitEvent"]
+__all__ = [
+    "ApprovalEvent",
+    "Event",
+    "EventSink",
+    "ModelCallEvent",
+    "ModelRetryEvent",
+    "NullSink",
+    "RateLimitWaitEvent",
+    "RepairEvent",
+    "ToolCallEvent",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +59,54 @@ class ModelCallEvent:
     kind: Literal["model_call"] = "model_call"
 
 
-Event = ModelRetryEvent | RateLimitWaitEvent | ModelCallEvent
+ToolStatus = Literal["ok", "error", "invalid", "unknown", "timeout", "denied"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent:
+    """One tool call of a worker, run or refused.
+
+    `status`: "ok"; "error" (the tool raised); "invalid" (arguments failed the schema);
+    "unknown" (no such tool); "timeout"; "denied" (a person or policy said no).
+    """
+
+    worker: str
+    tool: str
+    call_id: str
+    arguments: str
+    status: ToolStatus
+    duration_s: float
+    result_chars: int
+    detail: str = ""
+    kind: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalEvent:
+    """A decision on a risky tool call."""
+
+    worker: str
+    tool: str
+    call_id: str
+    decision: str
+    by: str
+    reason: str
+    waited_s: float
+    kind: Literal["approval"] = "approval"
+
+
+@dataclass(frozen=True, slots=True)
+class RepairEvent:
+    """The model is asked to try again: `what` was wrong ("output", "refusal", "truncated")."""
+
+    worker: str
+    what: str
+    attempt: int
+    detail: str
+    kind: Literal["repair"] = "repair"
+
+
+Event = ModelRetryEvent | RateLimitWaitEvent | ModelCallEvent | ToolCallEvent | ApprovalEvent | RepairEvent
 
 
 class EventSink(Protocol):

@@ -134,6 +134,7 @@ class OpenAIModel:
     """
 
     provider = "openai"
+    native_output = True  # response_format json_schema: workers ask for output natively
 
     def __init__(
         self,

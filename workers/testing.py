@@ -49,12 +49,13 @@ class Reply:
 class _Context:
     """What a reply needs from the model answering: ids, name and price."""
 
-    __slots__ = ("name", "price", "_calls")
+    __slots__ = ("name", "price", "_calls", "_responses")
 
     def __init__(self, name: str, price: Price | None) -> None:
         self.name = name
         self.price = price
         self._calls = 0
+        self._responses = 0
 
     def call_id(self) -> str:
         self._calls += 1
@@ -191,9 +192,10 @@ reply = _ReplyFactory()
 class _TestModel:
     provider = "test"
 
-    def __init__(self, name: str, price: Price | None) -> None:
+    def __init__(self, name: str, price: Price | None, native_output: bool) -> None:
         self.name = name
         self.price = price
+        self.native_output = native_output
         self.requests: list[ModelRequest] = []
         self._ctx = _Context(name, price)
 
@@ -223,8 +225,9 @@ class ScriptedModel(_TestModel):
         *,
         name: str = "scripted",
         price: Price | None = None,
+        native_output: bool = False,
     ) -> None:
-        super().__init__(name, price)
+        super().__init__(name, price, native_output)
         self._replies = list(replies)
         self._next = 0
 
@@ -276,8 +279,9 @@ class FunctionModel(_TestModel):
         *,
         name: str = "function",
         price: Price | None = None,
+        native_output: bool = False,
     ) -> None:
-        super().__init__(name, price)
+        super().__init__(name, price, native_output)
         self._function = function
 
     async def request(self, request: ModelRequest) -> ModelResponse:

@@ -1,0 +1,235 @@
+"""@tool: schemas from signatures, validation that names the path, value and rule, execution."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import threading
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from tools import Tool, parse_arguments_text, serialize_result, tool, truncate_result
+from tools.errors import ConfigurationError, ToolDefinitionError
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Item(BaseModel):
+    sku: str
+    qty: int = Field(ge=1)
+
+
+@tool(risky=True, timeout_s=3, name="refund")
+async def issue_refund(
+    invoice_id: str,
+    amount: Annotated[float, Field(ge=0, le=1000)],
+    reason: Literal["duplicate", "other"] = "duplicate",
+    items: list[Item] | None = None,
+    color: Color = Color.RED,
+    note: str | None = None,
+) -> str:
+    """Refund part or all of an invoice.
+
+    Args:
+        invoice_id: The invoice to refund.
+        amount (float): How much, in USD.
+            Never more than the invoice total.
+
+    Returns:
+        A confirmation.
+    """
+    return f"{invoice_id}:{amount}:{reason}:{items}:{color}:{note}"
+
+
+def test_name_description_and_options_come_from_the_function() -> None:
+    assert (issue_refund.name, issue_refund.risky, issue_refund.timeout_s) == ("refund", True, 3)
+    assert issue_refund.description == "Refund part or all of an invoice."
+    props = issue_refund.parameters["properties"]
+    assert props["invoice_id"]["description"] == "The invoice to refund."
+    assert props["amount"]["description"] == "How much, in USD. Never more than the invoice total."
+
+
+def test_schema_covers_defaults_optional_literal_enum_nested_lists_and_constraints() -> None:
+    schema = issue_refund.parameters
+    props = schema["properties"]
+    assert schema["required"] == ["invoice_id", "amount"]
+    assert props["amount"]["minimum"] == 0 and props["amount"]["maximum"] == 1000
+    assert props["reason"] == {"default": "duplicate", "enum": ["duplicate", "other"], "type": "string"}
+    assert props["note"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert schema["$defs"]["Color"]["enum"] == ["red", "blue"]
+    assert schema["$defs"]["Item"]["properties"]["qty"]["minimum"] == 1
+
+
+def test_every_object_forbids_invented_properties_and_titles_are_gone() -> None:
+    schema = issue_refund.parameters
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["Item"]["additionalProperties"] is False
+    assert "title" not in str({k: v for k, v in schema.items() if k != "properties"})
+    assert all("title" not in p for p in schema["properties"].values())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"amount": 5}, [("$.invoice_id", None, "is required but missing")]),
+        ({"invoice_id": 42, "amount": 5}, [("$.invoice_id", 42, "42 is not of type 'string'")]),
+        ({"invoice_id": "1", "amount": -5}, [("$.amount", -5, "-5 is less than the minimum of 0")]),
+        (
+            {"invoice_id": "1", "amount": 1, "reason": "x"},
+            [("$.reason", "x", "'x' is not one of ['duplicate', 'other']")],
+        ),
+        (
+            {"invoice_id": "1", "amount": 1, "items": [{"sku": "a", "qty": 0}]},
+            [("$.items[0].qty", 0, "0 is less than the minimum of 1")],
+        ),
+        ({"invoice_id": "1", "amount": 1, "note": 3}, [("$.note", 3, "3 is not of type 'string' or 'null'")]),
+    ],
+)
+def test_each_invalid_argument_is_named_by_path_value_and_rule(
+    arguments: dict[str, object], expected: list[object]
+) -> None:
+    assert issue_refund.issues(arguments) == expected
+
+
+def test_an_invented_parameter_is_rejected_with_the_allowed_ones() -> None:
+    ((path, value, rule),) = issue_refund.issues({"invoice_id": "1", "amount": 1, "force": True})
+    assert (path, value) == ("$.force", True)
+    assert "unknown property 'force' is not allowed" in rule and "amount, color, invoice_id" in rule
+
+
+def test_arguments_that_are_not_a_json_object() -> None:
+    assert parse_arguments_text('{"a": 1')[1][0][0] == "$"
+    assert "not valid JSON" in parse_arguments_text('{"a": 1')[1][0][2]
+    assert parse_arguments_text("[1, 2]")[1] == [("$", [1, 2], "[1, 2] is not of type 'object'")]
+    assert parse_arguments_text("") == ({}, [])
+
+
+async def test_valid_arguments_reach_the_function_typed() -> None:
+    kwargs = issue_refund.to_kwargs(
+        {"invoice_id": "42", "amount": 3, "items": [{"sku": "a", "qty": 2}], "color": "blue"}
+    )
+    assert kwargs["items"] == [Item(sku="a", qty=2)] and kwargs["color"] is Color.BLUE
+    assert await issue_refund.invoke(kwargs) == "42:3.0:duplicate:[Item(sku='a', qty=2)]:Color.BLUE:None"
+
+
+async def test_sync_tools_run_in_a_thread_and_async_tools_on_the_loop() -> None:
+    @tool
+    def where() -> int:
+        """Which thread."""
+        return threading.get_ident()
+
+    assert await where.invoke({}) != threading.get_ident()
+
+
+def test_parameter_names_that_clash_with_pydantic_still_work() -> None:
+    @tool
+    def describe(schema: str, json: int = 1) -> str:
+        """Uses awkward names."""
+        return f"{schema}{json}"
+
+    assert set(describe.parameters["properties"]) == {"schema", "json"}
+    assert describe.to_kwargs({"schema": "s", "json": 2}) == {"schema": "s", "json": 2}
+
+
+async def test_a_tool_from_an_explicit_json_schema() -> None:
+    async def search(query: str, limit: int = 5) -> list[str]:
+        return [query] * limit
+
+    explicit = Tool.from_schema(
+        search,
+        name="search",
+        description="Search the docs.",
+        parameters={
+            "type": "object",
+            "properties": {"query": {"type": "string", "minLength": 2}},
+            "required": ["query"],
+        },
+    )
+    assert explicit.issues({"query": "a"}) == [("$.query", "a", "'a' is too short")]
+    assert await explicit.invoke(explicit.to_kwargs({"query": "ab", "limit": 2})) == ["ab", "ab"]
+    with pytest.raises(ToolDefinitionError, match="invalid JSON Schema"):
+        Tool.from_schema(search, name="bad", description="", parameters={"type": "object", "properties": 3})
+
+
+def _untyped(x):  # type: ignore[no-untyped-def]
+    return x
+
+
+def _star(*args: int) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (_untyped, "has no type annotation"),
+        (_star, "must be a plain named parameter"),
+        (42, "needs a function"),
+    ],
+)
+def test_functions_that_cannot_be_tools_fail_when_decorated(fn: object, message: str) -> None:
+    with pytest.raises(ToolDefinitionError, match=message) as caught:
+        tool(fn)  # type: ignore[arg-type]
+    assert isinstance(caught.value, ConfigurationError)
+
+
+def test_bad_names_and_timeouts_are_definition_errors() -> None:
+    with pytest.raises(ToolDefinitionError, match="must match"):
+        tool(name="has space")(lambda: None)
+    with pytest.raises(ToolDefinitionError, match="timeout_s must be positive"):
+
+        @tool(timeout_s=0)
+        def f() -> None:
+            """x"""
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+def test_results_serialise_deterministically() -> None:
+    assert (
+        serialize_result({"b": 1, "a": [Item(sku="s", qty=1)]}) == '{"a": [{"qty": 1, "sku": "s"}], "b": 1}'
+    )
+    assert serialize_result(Item(sku="s", qty=1)) == '{"sku":"s","qty":1}'
+    assert serialize_result(Point(1, 2)) == '{"x": 1, "y": 2}'
+    assert serialize_result("plain") == "plain" and serialize_result(None) == "null"
+    assert serialize_result({"c": Color.RED, "s": {3, 1}}) == '{"c": "red", "s": [1, 3]}'
+
+
+def test_long_results_are_truncated_with_a_visible_marker() -> None:
+    text = truncate_result("x" * 120, 100)
+    assert text.startswith("x" * 100) and text.endswith("[truncated: 20 of 120 characters removed]")
+    assert truncate_result("short", 100) == "short" and truncate_result("y" * 500, None) == "y" * 500
+
+
+def test_the_validator_is_compiled_once_per_tool() -> None:
+    @tool
+    def f(a: int) -> int:
+        """x"""
+        return a
+
+    f.issues({"a": 1})
+    compiled = f._validator
+    f.issues({"a": "x"})
+    assert f._validator is compiled is not None
+
+
+async def test_tools_run_concurrently_when_called_together() -> None:
+    @tool
+    async def slow(n: int) -> int:
+        """Sleep a little."""
+        await asyncio.sleep(0.2)
+        return n
+
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.gather(slow.invoke({"n": 1}), slow.invoke({"n": 2})) == [1, 2]
+    assert asyncio.get_running_loop().time() - started < 0.35

@@ -1,0 +1,137 @@
+"""A function's signature becomes an argument model (pydantic) and the JSON Schema offered to the model.
+
+The schema is made strict on the way: every object schema forbids properties it does not list,
+so a parameter the model invents is an error rather than silently dropped, and pydantic's titles
+are removed because they cost tokens and say nothing the property names do not.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import ToolDefinitionError
+
+__all__ = ["ArgumentModel", "function_schema", "parse_docstring", "strict_schema"]
+
+_SECTION = re.compile(
+    r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?|Attributes):\s*$"
+)
+_ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+# Keywords whose value is a map of name -> schema, a schema, or a list of schemas.
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+_SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into (description, {parameter: description})."""
+    summary: list[str] = []
+    args: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    indent = 0
+    for line in doc.splitlines():
+        header = _SECTION.match(line.strip())
+        if header and not line.startswith((" ", "\t")):
+            section, current = header.group(1), None
+            continue
+        if section is None:
+            summary.append(line)
+        elif section in ("Args", "Arguments", "Parameters") and line.strip():
+            this_indent = len(line) - len(line.lstrip())
+            match = _ARG_LINE.match(line.strip())
+            if match and (current is None or this_indent <= indent):
+                current, indent = match.group(1).lstrip("*"), this_indent
+                args[current] = match.group(2).strip()
+            elif current is not None:
+                args[current] = f"{args[current]} {line.strip()}".strip()
+    return "\n".join(summary).strip(), args
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Forbid unlisted properties on every object schema and drop titles, in place; returns it."""
+    if schema.get("type") == "object" and "properties" in schema:
+        schema.setdefault("additionalProperties", False)
+    if isinstance(schema.get("title"), str):
+        del schema["title"]
+    for sub in _subschemas(schema):
+        strict_schema(sub)
+    return schema
+
+
+def _subschemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schemas nested in `schema` (not the data in keywords like enum, const or default)."""
+    found: list[Any] = []
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            found.extend(schema[key].values())
+    found.extend(schema.get(key) for key in _SCHEMA_ONE)
+    for key in _SCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            found.extend(schema[key])
+    return [sub for sub in found if isinstance(sub, dict)]
+
+
+class ArgumentModel:
+    """The pydantic model of a function's parameters, and how to call the function with it."""
+
+    __slots__ = ("model", "fields")
+
+    def __init__(self, model: type[BaseModel], fields: Mapping[str, str]) -> None:
+        self.model = model
+        self.fields = fields  # pydantic field name -> parameter name
+
+    def to_kwargs(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed keyword arguments (nested models, enums, ...) for the function.
+
+        Raises:
+            ValidationError: pydantic found what the JSON Schema could not express.
+        """
+        instance = self.model.model_validate(arguments)
+        return {param: getattr(instance, field) for field, param in self.fields.items()}
+
+
+def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, Any], ArgumentModel]:
+    """(description, JSON Schema, argument model) of a function, from its signature and docstring."""
+    description, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception as exc:  # unresolvable forward references and the like
+        raise ToolDefinitionError(f"tool {name!r}: cannot read its type hints: {exc}", tool=name) from exc
+    fields: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+            raise ToolDefinitionError(
+                f"tool {name!r}: parameter {param.name!r} must be a plain named parameter", tool=name
+            )
+        if param.name not in hints:
+            raise ToolDefinitionError(
+                f"tool {name!r}: parameter {param.name!r} has no type annotation", tool=name
+            )
+        annotation = hints[param.name]
+        if param.name in arg_docs:
+            annotation = Annotated[annotation, Field(description=arg_docs[param.name])]
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        # Names that clash with BaseModel's own attributes get a private field name and an alias.
+        field = param.name if not hasattr(BaseModel, param.name) else f"{param.name}_"
+        if field != param.name:
+            annotation = Annotated[annotation, Field(alias=param.name)]
+        fields[field] = (annotation, default)
+        names[field] = param.name
+    try:
+        model = create_model(
+            f"{name}_arguments", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
+        )
+        schema = strict_schema(model.model_json_schema())
+    except (TypeError, ValueError, ValidationError) as exc:
+        raise ToolDefinitionError(
+            f"tool {name!r}: no JSON Schema for its parameters: {exc}", tool=name
+        ) from exc
+    return description, schema, ArgumentModel(model, names)

@@ -1,0 +1,258 @@
+"""`@tool`: a plain function becomes a validated tool.
+
+The JSON Schema offered to the model is the schema validation enforces (Draft 2020-12, compiled
+once per tool, on first use so that defining tools stays cheap). Arguments that fail it never
+reach the function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+from ._schema import ArgumentModel, function_schema
+from .errors import ToolDefinitionError, excerpt
+
+__all__ = ["ArgumentIssue", "Tool", "parse_arguments_text", "tool"]
+
+ArgumentIssue = tuple[str, object, str]
+"""One problem with a tool call's arguments: (JSON path, offending value, rule broken)."""
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_MISSING = re.compile(r"^'(.+)' is a required property$")
+
+
+def _specific(error: Any) -> list[Any]:
+    """For anyOf/oneOf failures, the errors of the branch that got furthest into the value.
+
+    "is not valid under any of the given schemas" names no culprit; the branch whose errors
+    lie deepest (for Optional[list[Item]], the list branch, not the null one) usually does.
+    """
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[Any]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    best = max(branches.values(), key=lambda subs: max(len(e.absolute_path) for e in subs))
+    if max(len(e.absolute_path) for e in best) == len(error.absolute_path):
+        types = [sub.validator_value for sub in error.context if sub.validator == "type"]
+        if len(types) == len(error.context):  # Optional[int] given "abc": say which types fit
+            error.message = f"{error.instance!r} is not of type " + " or ".join(repr(t) for t in types)
+        return [error]
+    return [leaf for sub in best for leaf in _specific(sub)]
+
+
+def _json_path(parts: Any) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+class Tool:
+    """A function the model may call, with its schema and execution settings.
+
+    Attributes:
+        name: The name the model calls it by.
+        description: What it does, for the model (the docstring's summary by default).
+        parameters: The JSON Schema of its arguments (an object schema).
+        risky: A person must approve each call before it runs.
+        timeout_s: The longest one call may run (None: no limit).
+        idempotent: Running it twice with the same arguments is harmless (resume may re-run it).
+    """
+
+    __slots__ = (
+        "name",
+        "description",
+        "parameters",
+        "risky",
+        "timeout_s",
+        "idempotent",
+        "function",
+        "_arguments",
+        "_validator",
+        "_is_async",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
+        arguments: ArgumentModel | None = None,
+        risky: bool = False,
+        timeout_s: float | None = None,
+        idempotent: bool = False,
+    ) -> None:
+        if not _NAME.match(name):
+            raise ToolDefinitionError(f"tool name {name!r} must match [a-zA-Z0-9_-]{{1,64}}", tool=name)
+        if parameters.get("type") != "object":
+            raise ToolDefinitionError(f"tool {name!r}: parameters must be an object schema", tool=name)
+        if timeout_s is not None and timeout_s <= 0:
+            raise ToolDefinitionError(
+                f"tool {name!r}: timeout_s must be positive, got {timeout_s!r}", tool=name
+            )
+        self.name = name
+        self.description = description
+        self.parameters = parameters
+        self.risky = risky
+        self.timeout_s = timeout_s
+        self.idempotent = idempotent
+        self.function = function
+        self._arguments = arguments
+        self._validator: Any = None
+        self._is_async = inspect.iscoroutinefunction(function)
+
+    def __repr__(self) -> str:
+        flags = "".join(
+            [", risky=True" if self.risky else "", f", timeout_s={self.timeout_s}" if self.timeout_s else ""]
+        )
+        return f"Tool({self.name!r}{flags})"
+
+    @classmethod
+    def from_schema(
+        cls,
+        function: Callable[..., Any],
+        *,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        risky: bool = False,
+        timeout_s: float | None = None,
+        idempotent: bool = False,
+    ) -> Tool:
+        """A tool from an explicit JSON Schema; the function receives the validated arguments as keywords."""
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        schema = dict(parameters)
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ToolDefinitionError(
+                f"tool {name!r}: invalid JSON Schema: {exc.message}", tool=name
+            ) from exc
+        return cls(
+            function,
+            name=name,
+            description=description,
+            parameters=schema,
+            risky=risky,
+            timeout_s=timeout_s,
+            idempotent=idempotent,
+        )
+
+    def issues(self, arguments: object) -> list[ArgumentIssue]:
+        """Every way `arguments` breaks the schema (empty when they are valid)."""
+        if self._validator is None:
+            from jsonschema import Draft202012Validator
+
+            self._validator = Draft202012Validator(self.parameters)
+        found: list[ArgumentIssue] = []
+        errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
+        for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+            path = _json_path(error.absolute_path)
+            missing = _MISSING.match(error.message) if error.validator == "required" else None
+            if missing:
+                found.append((f"{path}.{missing.group(1)}", None, "is required but missing"))
+            elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                allowed = sorted(
+                    (error.schema.get("properties") or {}) if isinstance(error.schema, dict) else []
+                )
+                listed = ", ".join(allowed) or "none"
+                for extra in sorted(set(error.instance) - set(allowed)):
+                    found.append(
+                        (
+                            f"{path}.{extra}",
+                            error.instance[extra],
+                            f"unknown property {extra!r} is not allowed (allowed: {listed})",
+                        )
+                    )
+            else:
+                found.append((path, error.instance, error.message))
+        return found
+
+    def to_kwargs(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments to call the function with (typed, for function tools).
+
+        Raises:
+            pydantic.ValidationError: for what JSON Schema could not express (formats, validators).
+        """
+        return self._arguments.to_kwargs(arguments) if self._arguments is not None else dict(arguments)
+
+    async def invoke(self, kwargs: Mapping[str, Any]) -> Any:
+        """Run the function. Sync functions run in a worker thread so they cannot block the loop."""
+        if self._is_async:
+            return await self.function(**kwargs)
+        return await asyncio.to_thread(functools.partial(self.function, **kwargs))
+
+
+def _make(
+    fn: Callable[..., Any], name: str | None, risky: bool, timeout_s: float | None, idempotent: bool
+) -> Tool:
+    if not callable(fn):
+        raise ToolDefinitionError(f"@tool needs a function, got {excerpt(fn)}", tool=str(name or fn))
+    tool_name = name or str(getattr(fn, "__name__", ""))
+    description, schema, arguments = function_schema(fn, tool_name)
+    return Tool(
+        fn,
+        name=tool_name,
+        description=description or tool_name.replace("_", " "),
+        parameters=schema,
+        arguments=arguments,
+        risky=risky,
+        timeout_s=timeout_s,
+        idempotent=idempotent,
+    )
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *, name: str | None = None, risky: bool = False, timeout_s: float | None = None, idempotent: bool = False
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    risky: bool = False,
+    timeout_s: float | None = None,
+    idempotent: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a sync or async function a tool: `@tool` or `@tool(risky=True, timeout_s=5)`.
+
+    The name is the function's, the description its docstring (an Args section describes the
+    parameters), the JSON Schema comes from the signature through pydantic: defaults, Optional,
+    Literal and Enum, nested models, lists, and `Annotated`/`Field` constraints.
+
+    Args:
+        fn: The function (when used bare).
+        name: A name other than the function's.
+        risky: A person must approve each call before it runs.
+        timeout_s: The longest one call may run.
+        idempotent: Running it twice with the same arguments is harmless.
+    """
+    if fn is not None:
+        return _make(fn, name, risky, timeout_s, idempotent)
+    return lambda f: _make(f, name, risky, timeout_s, idempotent)
+
+
+def parse_arguments_text(raw: str) -> tuple[object, list[ArgumentIssue]]:
+    """Parse argument text as the model wrote it; a non-object is reported as an issue at `$`."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        return None, [("$", raw, f"arguments are not valid JSON ({exc.msg} at char {exc.pos})")]
+    if not isinstance(value, dict):
+        return value, [("$", value, f"{excerpt(value, 60)} is not of type 'object'")]
+    return value, []

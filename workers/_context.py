@@ -1,0 +1,59 @@
+"""What one run needs, carried explicitly: no module-level state, no global clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._events import EventSink, NullSink
+from ._hooks import DenyAllGate, ModelCallGuard, NoGuard, ToolGate
+from ._model import Model
+from ._prices import PriceTable
+from ._ratelimit import RateLimits
+from ._resolve import resolve_model
+from ._retry import RetryPolicy
+from ._usage import UsageLedger
+
+__all__ = ["RunContext"]
+
+
+@dataclass(slots=True)
+class RunContext:
+    """The settings and shared state of one run; the supervisor builds one per run.
+
+    Attributes:
+        run_id: The run's id (None for a worker run alone).
+        retry: The retry policy of every model call.
+        limits: Rate limits; pass one object to several contexts to share the limits.
+        prices: The price table models are priced from.
+        events: Where events go.
+        guard: Sees every model call (the supervisor's budget).
+        gate: Decides on risky tool calls (the approval queue).
+        usage: Usage per worker and for the run.
+    """
+
+    run_id: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: RateLimits | None = field(default_factory=RateLimits)
+    prices: PriceTable = field(default_factory=PriceTable)
+    events: EventSink = field(default_factory=NullSink)
+    guard: ModelCallGuard = field(default_factory=NoGuard)
+    gate: ToolGate = field(default_factory=DenyAllGate)
+    usage: UsageLedger = field(default_factory=UsageLedger)
+    _models: dict[str, Model] = field(default_factory=dict, repr=False)
+
+    def model(self, spec: str | Model) -> Model:
+        """The model for a spec; strings resolve once per context, so workers share a client."""
+        if not isinstance(spec, str):
+            return resolve_model(spec)
+        model = self._models.get(spec)
+        if model is None:
+            model = self._models[spec] = resolve_model(spec, prices=self.prices)
+        return model
+
+    async def aclose(self) -> None:
+        """Close the clients of the models this context resolved from strings."""
+        models, self._models = list(self._models.values()), {}
+        for model in models:
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()

@@ -1,0 +1,167 @@
+"""The small Protocols a worker calls and the supervisor implements, with safe defaults.
+
+- `ModelCallGuard`: before each model call (budget reservation: may lower max_tokens or refuse
+  by raising) and after it (settle on the real usage).
+- `ToolGate`: before each risky tool call; only a person's decision, made in code, approves.
+- The event sink lives in `_events`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from tools.errors import excerpt
+
+from ._model import ModelRequest, ModelResponse
+
+__all__ = [
+    "ApprovalRequest",
+    "Approver",
+    "CallableGate",
+    "Decision",
+    "DenyAllGate",
+    "ModelCallGuard",
+    "NoGuard",
+    "ToolGate",
+    "as_gate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """A risky tool call waiting for a person.
+
+    Attributes:
+        run_id: The run it belongs to (None for a worker run alone).
+        worker: The worker that wants to call the tool.
+        tool: The tool's name.
+        arguments: The arguments, already validated against the tool's schema.
+        call_id: The model's id for this call.
+        reason: What the model said in the turn it made the call (its stated reason).
+    """
+
+    run_id: str | None
+    worker: str
+    tool: str
+    arguments: Mapping[str, Any]
+    call_id: str = ""
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.worker} wants to call {self.tool}({excerpt(dict(self.arguments), 200)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A person's answer to an `ApprovalRequest`.
+
+    Build one with `Decision.approve()`, `.deny(reason)`, `.edit(arguments)` or `.abort(reason)`.
+    """
+
+    kind: Literal["approve", "deny", "edit", "abort"]
+    reason: str = ""
+    arguments: Mapping[str, Any] | None = None
+    by: str = ""
+
+    @classmethod
+    def approve(cls, *, by: str = "") -> Decision:
+        """Run the call as requested."""
+        return cls("approve", by=by)
+
+    @classmethod
+    def deny(cls, reason: str = "", *, by: str = "") -> Decision:
+        """Do not run the call; the model is told the reason."""
+        return cls("deny", reason, by=by)
+
+    @classmethod
+    def edit(cls, arguments: Mapping[str, Any], *, by: str = "") -> Decision:
+        """Run the call with these arguments instead (validated against the schema again)."""
+        return cls("edit", arguments=dict(arguments), by=by)
+
+    @classmethod
+    def abort(cls, reason: str = "", *, by: str = "") -> Decision:
+        """Stop the whole run."""
+        return cls("abort", reason, by=by)
+
+
+class ToolGate(Protocol):
+    """Decides on risky tool calls before they run."""
+
+    async def review(self, request: ApprovalRequest) -> Decision:
+        """Return the decision for one risky call."""
+        ...
+
+
+class ModelCallGuard(Protocol):
+    """Sees every model call of a worker: reserve before, settle after."""
+
+    async def before_model_call(self, worker: str, model: str, request: ModelRequest) -> ModelRequest:
+        """Return the request to send (possibly with a lower max_tokens), or raise to refuse it."""
+        ...
+
+    def after_model_call(
+        self, worker: str, model: str, request: ModelRequest, response: ModelResponse | None
+    ) -> None:
+        """Settle the call: `response` is None when it failed."""
+        ...
+
+
+class NoGuard:
+    """The default guard: every call may go, nothing to settle."""
+
+    __slots__ = ()
+
+    async def before_model_call(self, worker: str, model: str, request: ModelRequest) -> ModelRequest:
+        """Let the request go unchanged."""
+        return request
+
+    def after_model_call(
+        self, worker: str, model: str, request: ModelRequest, response: ModelResponse | None
+    ) -> None:
+        """Nothing to settle."""
+
+
+class DenyAllGate:
+    """The default gate when nobody can approve: every risky call is denied, and the model told so."""
+
+    __slots__ = ()
+
+    async def review(self, request: ApprovalRequest) -> Decision:
+        """Deny: no approver is configured."""
+        return Decision.deny("no approver is configured for risky tools", by="policy")
+
+
+Approver = Callable[[ApprovalRequest], "bool | Decision | Awaitable[bool | Decision]"]
+"""A sync or async callable answering an approval request with True/False or a `Decision`."""
+
+
+class CallableGate:
+    """A gate over a user's approver callable (sync or async, returning a bool or a Decision)."""
+
+    __slots__ = ("_approver",)
+
+    def __init__(self, approver: Approver) -> None:
+        self._approver = approver
+
+    async def review(self, request: ApprovalRequest) -> Decision:
+        """Ask the callable; anything but True or a Decision is a denial."""
+        answer = self._approver(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if isinstance(answer, Decision):
+            return answer
+        if answer is True:
+            return Decision.approve(by="approver")
+        return Decision.deny(f"denied by the approver (answered {excerpt(answer, 40)})", by="approver")
+
+
+def as_gate(approver: Approver | ToolGate | None) -> ToolGate:
+    """The gate for an approver argument: a gate as is, a callable wrapped, None denies all."""
+    if approver is None:
+        return DenyAllGate()
+    if hasattr(approver, "review"):
+        return approver
+    return CallableGate(approver)

@@ -1,0 +1,182 @@
+"""The turn loop of one worker: build the request, call the hooks, call the model, validate,
+run tools, repeat until a valid output or `max_turns`.
+
+The conversation stays one the real APIs accept at every step: roles alternate, every tool
+call is answered by exactly one result in the next message, and an answer that cannot be
+answered (cut by max_tokens) is dropped and asked again with more room rather than sent back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from tools.errors import MaxTurnsExceeded, ModelRefused, OutputValidationError, ResponseTruncated
+
+from ._context import RunContext
+from ._events import RepairEvent
+from ._messages import Message, TextPart, ToolResultPart, UserMessage
+from ._model import ModelRequest, ModelResponse
+from ._output import OutputPlan, repair_prompt
+from ._resolve import model_id
+from ._retry import call_model
+from ._toolcalls import ToolRunner
+from ._usage import Usage
+
+if TYPE_CHECKING:
+    from ._worker import Worker, WorkerResult
+
+__all__ = ["run_loop"]
+
+_MAX_TOKENS_CAP = 64_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A turn that produced the worker's output."""
+
+    output: Any
+
+
+class _Turns:
+    """State of one worker run; each method is one phase of a turn."""
+
+    def __init__(self, worker: Worker, ctx: RunContext, plan: OutputPlan, task: str) -> None:
+        cls = type(worker)
+        self.worker, self.cls, self.ctx, self.plan = worker, cls, ctx, plan
+        self.name = worker.name
+        self.messages: list[Message] = [UserMessage.of(task)]
+        self.usage = Usage()
+        self.output_failures = 0
+        self.truncations = 0
+        self.max_tokens = cls.max_tokens
+        self.last_calls: list[tuple[str, str]] = []
+        tools = cls._plan.specs + ((plan.tool,) if plan.tool is not None else ())
+        system = "\n\n".join(p for p in (cls.instructions, plan.instructions) if p)
+        self.base = ModelRequest(
+            messages=(),
+            system=system,
+            tools=tools,
+            tool_choice="required" if plan.mode == "tool" else "auto",
+            output=plan.spec,
+            max_tokens=cls.max_tokens,
+            temperature=cls.temperature,
+        )
+        self.runner = ToolRunner(
+            self.name,
+            cls._plan.tools,
+            ctx,
+            repairs=cls.argument_repairs,
+            loop_limit=cls.loop_limit,
+            max_result_chars=cls.max_result_chars,
+        )
+
+    async def call(self, model: Any, mid: str) -> ModelResponse:
+        request = replace(self.base, messages=tuple(self.messages), max_tokens=self.max_tokens)
+        request = await self.ctx.guard.before_model_call(self.name, mid, request)
+        try:
+            response = await call_model(
+                model, request, policy=self.ctx.retry, limits=self.ctx.limits, events=self.ctx.events
+            )
+        except BaseException:
+            self.ctx.guard.after_model_call(self.name, mid, request, None)
+            raise
+        self.ctx.guard.after_model_call(self.name, mid, request, response)
+        self.usage = self.usage + response.usage
+        self.ctx.usage.record(self.name, response.usage)
+        return response
+
+    async def handle(self, response: ModelResponse) -> _Finished | None:
+        """Take one response: the output when it is one, else extend the conversation."""
+        if response.stop_reason == "max_tokens":
+            self._truncated()
+            return None
+        if response.stop_reason == "refusal":
+            self._refused(response)
+            return None
+        calls = response.tool_calls
+        output_call = next(
+            (c for c in calls if c.name == self.plan.tool_name and self.plan.mode == "tool"), None
+        )
+        if output_call is not None:
+            value, errors = self.plan.from_arguments(output_call.arguments, output_call.raw_arguments)
+            self.messages.append(response.message)
+            if not errors:
+                return _Finished(value)
+            skipped = "Not run: the final answer was given in the same turn."
+            results = [
+                ToolResultPart(
+                    c.id, c.name, repair_prompt(errors) if c is output_call else skipped, is_error=True
+                )
+                for c in calls
+            ]
+            self.messages.append(UserMessage(tuple(results)))
+            self._failed_output(errors, output_call.raw_arguments, nudge=None)
+            return None
+        if calls:
+            self.last_calls.extend((c.name, c.raw_arguments) for c in calls)
+            self.messages.append(response.message)
+            answered = await self.runner.run_turn(calls, reason=response.text)
+            self.messages.append(UserMessage(answered))
+            return None
+        value, errors = self.plan.from_text(response.text)
+        if response.parts:
+            self.messages.append(response.message)
+        if not errors:
+            return _Finished(value)
+        self._failed_output(errors, response.text, nudge=repair_prompt(errors))
+        return None
+
+    def _truncated(self) -> None:
+        # The cut answer is not kept: its tool calls could not be answered, its text is partial.
+        self.truncations += 1
+        if self.truncations > self.cls.truncation_retries:
+            raise ResponseTruncated(self.name, self.max_tokens, self.truncations)
+        self.max_tokens = min(self.max_tokens * 2, max(_MAX_TOKENS_CAP, self.cls.max_tokens))
+        self.ctx.events.emit(
+            RepairEvent(self.name, "truncated", self.truncations, f"max_tokens now {self.max_tokens}")
+        )
+
+    def _refused(self, response: ModelResponse) -> None:
+        self.output_failures += 1
+        refusal = response.refusal or response.text or "refused"
+        if self.output_failures > self.cls.output_repairs:
+            raise ModelRefused(self.name, refusal, self.output_failures)
+        self.ctx.events.emit(RepairEvent(self.name, "refusal", self.output_failures, refusal))
+        if response.parts and not response.tool_calls:
+            self.messages.append(response.message)
+        self._say(
+            "You declined to answer. If the task can be done within your instructions, do it now; "
+            "if part of it cannot, do the rest and say which part you left out and why."
+        )
+
+    def _failed_output(self, errors: list[dict[str, Any]], raw: str, nudge: str | None) -> None:
+        self.output_failures += 1
+        if self.output_failures > self.cls.output_repairs:
+            raise OutputValidationError(self.name, errors, raw, self.output_failures)
+        self.ctx.events.emit(RepairEvent(self.name, "output", self.output_failures, repair_prompt(errors)))
+        if nudge is not None:
+            self._say(nudge)
+
+    def _say(self, text: str) -> None:
+        """Add user text, merged into the last message when it is the user's, so roles alternate."""
+        last = self.messages[-1]
+        if isinstance(last, UserMessage):
+            self.messages[-1] = UserMessage((*last.parts, TextPart(text)))
+        else:
+            self.messages.append(UserMessage.of(text))
+
+
+async def run_loop(worker: Worker, task: object, ctx: RunContext) -> WorkerResult:
+    """Run `worker` on `task` inside `ctx` until it has a valid output."""
+    from ._worker import WorkerResult, output_plan
+
+    cls = type(worker)
+    model = ctx.model(worker.model_spec)
+    mid = model_id(model)
+    turns = _Turns(worker, ctx, output_plan(cls, model), worker.task_text(task))
+    for turn in range(1, cls.max_turns + 1):
+        finished = await turns.handle(await turns.call(model, mid))
+        if finished is not None:
+            return WorkerResult(worker.name, finished.output, turns.usage, turn, tuple(turns.messages))
+    raise MaxTurnsExceeded(worker.name, cls.max_turns, turns.last_calls)

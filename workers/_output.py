@@ -1,0 +1,118 @@
+"""A worker's output: how it is requested from the model, parsed and validated.
+
+Three modes: "text" for `output = str`; "native" (the provider's structured output, JSON text
+matching the schema); "tool" (a final-answer tool whose arguments are the output). Validation
+errors are pydantic's (loc, msg, input), sent back to the model as a repair prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from tools import strict_schema
+from tools.errors import excerpt
+
+from ._model import OutputSpec, ToolSpec
+
+__all__ = ["OutputMode", "OutputPlan", "OUTPUT_TOOL"]
+
+OutputMode = Literal["text", "native", "tool"]
+OUTPUT_TOOL = "final_result"
+Errors = list[dict[str, Any]]
+
+
+def _errors(exc: ValidationError) -> Errors:
+    return [{"loc": tuple(e["loc"]), "msg": e["msg"], "input": e.get("input")} for e in exc.errors()]
+
+
+class OutputPlan:
+    """How one worker class gets its output; built once per class."""
+
+    __slots__ = ("output_type", "mode", "tool_name", "schema")
+
+    def __init__(
+        self, output_type: type[BaseModel] | type[str], mode: OutputMode, tool_name: str = OUTPUT_TOOL
+    ) -> None:
+        self.output_type = output_type
+        self.mode = mode
+        self.tool_name = tool_name
+        self.schema: dict[str, Any] | None = None
+        if mode != "text":
+            assert issubclass(output_type, BaseModel)
+            self.schema = strict_schema(output_type.model_json_schema())
+
+    @property
+    def spec(self) -> OutputSpec | None:
+        """The native structured-output request, in "native" mode."""
+        if self.mode != "native" or self.schema is None:
+            return None
+        return OutputSpec(self.output_type.__name__, self.schema)
+
+    @property
+    def tool(self) -> ToolSpec | None:
+        """The final-answer tool, in "tool" mode."""
+        if self.mode != "tool" or self.schema is None:
+            return None
+        return ToolSpec(
+            self.tool_name,
+            f"Deliver the final answer as a {self.output_type.__name__}. Call this once, when done.",
+            self.schema,
+            is_output=True,
+        )
+
+    @property
+    def instructions(self) -> str:
+        """What the system prompt must add so the model knows how to answer."""
+        if self.mode == "tool":
+            return f"When you have the final answer, call the `{self.tool_name}` tool with it."
+        if self.mode == "native":
+            return "Answer with JSON that matches the requested schema."
+        return ""
+
+    def from_text(self, text: str) -> tuple[Any, Errors]:
+        """The output from a final text answer: (value, []) or (None, errors)."""
+        if self.mode == "text":
+            if text.strip():
+                return text, []
+            return None, [{"loc": (), "msg": "the answer is empty", "input": text}]
+        if self.mode == "tool":
+            msg = f"answer by calling the `{self.tool_name}` tool; plain text is not an answer"
+            return None, [{"loc": (), "msg": msg, "input": excerpt(text, 200)}]
+        assert issubclass(self.output_type, BaseModel)
+        try:
+            return self.output_type.model_validate_json(_strip_fence(text)), []
+        except ValidationError as exc:
+            return None, _errors(exc)
+
+    def from_arguments(self, arguments: Mapping[str, Any] | None, raw: str) -> tuple[Any, Errors]:
+        """The output from the final-answer tool's arguments."""
+        assert issubclass(self.output_type, BaseModel)
+        if arguments is None:
+            return None, [{"loc": (), "msg": "arguments are not a JSON object", "input": excerpt(raw, 200)}]
+        try:
+            return self.output_type.model_validate(arguments), []
+        except ValidationError as exc:
+            return None, _errors(exc)
+
+
+def _strip_fence(text: str) -> str:
+    """Models sometimes wrap JSON in a ```json fence even when asked not to."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped
+
+
+def repair_prompt(errors: Errors) -> str:
+    """The message telling the model what was wrong with its output, one line per problem."""
+    lines = []
+    for error in errors[:20]:
+        loc = ".".join(str(p) for p in error.get("loc", ())) or "(root)"
+        got = json.dumps(error.get("input"), default=str)
+        lines.append(f"- {loc}: {error.get('msg')} (got {excerpt(got, 120)})")
+    return "Your answer did not validate:\n" + "\n".join(lines) + "\nCorrect it and answer again."

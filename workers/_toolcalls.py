@@ -1,0 +1,222 @@
+"""One turn's tool calls: check them, ask for approval, run them, and answer every one.
+
+Every call the model made gets exactly one result, in call order, whatever happened to it:
+unknown tool, invalid arguments, denied, timed out, raised, or ran. Problems go back to the model
+as error results while repairs are allowed; past the bounds they end the worker with a typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from tools import Tool, parse_arguments_text, serialize_result, truncate_result
+from tools.errors import (
+    LoopDetected,
+    RunAborted,
+    ToolArgumentsError,
+    ToolTimeoutError,
+    UnknownToolError,
+    excerpt,
+)
+
+from ._context import RunContext
+from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
+from ._hooks import ApprovalRequest
+from ._messages import ToolCallPart, ToolResultPart
+
+__all__ = ["ToolRunner"]
+
+Issue = tuple[str, object, str]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One call on its way: answered early (status set) or run (kwargs set)."""
+
+    call: ToolCallPart
+    tool: Tool | None = None
+    kwargs: dict[str, Any] | None = None
+    result: ToolResultPart | None = None
+    status: ToolStatus | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+
+def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
+    lines = "\n".join(f"- {path}: {rule}" for path, _, rule in issues[:20])
+    return f"Invalid arguments for tool {tool!r}:\n{lines}\nFix the arguments and call the tool again."
+
+
+def _validated(tool: Tool, call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """(arguments, []) when they pass the schema, else (None, every issue)."""
+    if call.truncated:
+        return None, [("$", call.raw_arguments, "arguments were cut off by the token limit")]
+    if call.arguments is not None:
+        arguments: object = dict(call.arguments)
+    else:
+        arguments, issues = parse_arguments_text(call.raw_arguments)
+        if issues:
+            return None, issues
+    issues = tool.issues(arguments)
+    if issues or not isinstance(arguments, dict):
+        return None, issues
+    return arguments, []
+
+
+def _canonical(arguments: Mapping[str, Any]) -> str:
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class ToolRunner:
+    """Runs the tool calls of one worker run, keeping the repair and loop counters across turns."""
+
+    def __init__(
+        self,
+        worker: str,
+        tools: Mapping[str, Tool],
+        ctx: RunContext,
+        *,
+        repairs: int,
+        loop_limit: int,
+        max_result_chars: int | None,
+    ) -> None:
+        self.worker = worker
+        self.tools = tools
+        self.ctx = ctx
+        self.repairs = repairs
+        self.loop_limit = loop_limit
+        self.max_result_chars = max_result_chars
+        self._invalid: Counter[str] = Counter()  # consecutive turns with invalid arguments, per tool
+        self._timeouts: Counter[str] = Counter()
+        self._unknown = 0
+        self._seen: Counter[tuple[str, str]] = Counter()
+
+    async def run_turn(self, calls: Sequence[ToolCallPart], reason: str) -> tuple[ToolResultPart, ...]:
+        """Answer every call of one model turn, in call order."""
+        prepared = [self._prepare(call) for call in calls]
+        self._check_bounds(prepared)
+        for item in prepared:
+            if item.result is None and item.tool is not None and item.tool.risky:
+                await self._approve(item, item.tool, reason)
+        async with asyncio.TaskGroup() as group:
+            for item in prepared:
+                if item.result is None and item.tool is not None and item.kwargs is not None:
+                    group.create_task(self._execute(item, item.tool, item.kwargs))
+        self._count_timeouts(prepared)
+        return tuple(item.result for item in prepared if item.result is not None)
+
+    def _prepare(self, call: ToolCallPart) -> _Prepared:
+        item = _Prepared(call)
+        tool = self.tools.get(call.name)
+        if tool is None:
+            available = ", ".join(sorted(self.tools)) or "none"
+            self._answer(item, f"Unknown tool {call.name!r}. Available tools: {available}.", "unknown")
+            return item
+        item.tool = tool
+        arguments, issues = _validated(tool, call)
+        if arguments is None:
+            self._answer(item, _issues_text(call.name, issues), "invalid", issues)
+            return item
+        try:
+            item.kwargs = tool.to_kwargs(arguments)
+        except ValidationError as exc:
+            issues = [
+                ("$." + ".".join(str(p) for p in e["loc"]), e.get("input"), e["msg"]) for e in exc.errors()
+            ]
+            self._answer(item, _issues_text(call.name, issues), "invalid", issues)
+            return item
+        key = (call.name, _canonical(arguments))
+        self._seen[key] += 1
+        if self._seen[key] >= self.loop_limit:
+            raise LoopDetected(self.worker, call.name, key[1], self._seen[key])
+        return item
+
+    def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
+        """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
+        invalid = {i.call.name: i for i in prepared if i.status == "invalid"}
+        for name in {i.call.name for i in prepared if i.tool is not None}:
+            if name not in invalid:
+                self._invalid.pop(name, None)
+                continue
+            self._invalid[name] += 1
+            if self._invalid[name] > self.repairs:
+                item = invalid[name]
+                raw = item.call.raw_arguments
+                raise ToolArgumentsError(name, item.issues, attempts=self._invalid[name], raw_arguments=raw)
+        unknown = [i.call.name for i in prepared if i.status == "unknown"]
+        self._unknown = self._unknown + 1 if unknown else 0
+        if self._unknown > self.repairs:
+            raise UnknownToolError(unknown[0], sorted(self.tools), attempts=self._unknown)
+
+    def _count_timeouts(self, prepared: Sequence[_Prepared]) -> None:
+        """A tool that keeps timing out, turn after turn, ends the worker."""
+        timed_out = {i.call.name: i for i in prepared if i.status == "timeout"}
+        for name in {i.call.name for i in prepared if i.tool is not None}:
+            if name not in timed_out:
+                self._timeouts.pop(name, None)
+                continue
+            self._timeouts[name] += 1
+            tool = timed_out[name].tool
+            if self._timeouts[name] > self.repairs and tool is not None and tool.timeout_s is not None:
+                raise ToolTimeoutError(name, tool.timeout_s, attempts=self._timeouts[name])
+
+    async def _approve(self, item: _Prepared, tool: Tool, reason: str) -> None:
+        call = item.call
+        arguments = dict(call.arguments or {})
+        request = ApprovalRequest(self.ctx.run_id, self.worker, call.name, arguments, call.id, reason)
+        started = time.monotonic()
+        decision = await self.ctx.gate.review(request)
+        waited = time.monotonic() - started
+        self.ctx.events.emit(
+            ApprovalEvent(
+                self.worker, call.name, call.id, decision.kind, decision.by, decision.reason, waited
+            )
+        )
+        if decision.kind == "abort":
+            raise RunAborted(call.name, decision.reason, by=decision.by)
+        if decision.kind == "deny":
+            self._answer(
+                item, f"A person denied this call: {decision.reason or 'no reason given'}.", "denied"
+            )
+        elif decision.kind == "edit":
+            edited = dict(decision.arguments or {})
+            issues = tool.issues(edited)
+            if issues:
+                text = "The arguments a person edited are invalid, so the call was not run: "
+                self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
+            else:
+                item.kwargs = tool.to_kwargs(edited)
+
+    async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
+        call = item.call
+        started = time.monotonic()
+        status: ToolStatus = "ok"
+        try:
+            async with asyncio.timeout(tool.timeout_s):
+                value = await tool.invoke(kwargs)
+            text, is_error = truncate_result(serialize_result(value), self.max_result_chars), False
+        except TimeoutError:
+            text, is_error, status = f"The tool timed out after {tool.timeout_s:g} s.", True, "timeout"
+        except Exception as exc:  # a tool's failure is the model's to handle, not a crash
+            text, is_error, status = f"The tool failed: {type(exc).__name__}: {exc}", True, "error"
+        item.result, item.status = ToolResultPart(call.id, call.name, text, is_error), status
+        self._emit(call, status, time.monotonic() - started, len(text), "" if status == "ok" else text)
+
+    def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
+        item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
+        item.status, item.issues = status, list(issues)
+        self._emit(item.call, status, 0.0, len(text), excerpt(text, 300))
+
+    def _emit(self, call: ToolCallPart, status: ToolStatus, duration: float, chars: int, detail: str) -> None:
+        self.ctx.events.emit(
+            ToolCallEvent(
+                self.worker, call.name, call.id, call.raw_arguments, status, duration, chars, detail
+            )
+        )

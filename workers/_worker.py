@@ -1,0 +1,252 @@
+"""`Worker`: one LLM agent, defined as a class.
+
+    class Billing(Worker):
+        \"\"\"Answers billing questions and issues refunds.\"\"\"   # the description the planner routes on
+        model = "anthropic:claude-haiku-4-5"
+        instructions = "You handle billing."
+        tools = [lookup_invoice, issue_refund]
+        output = Refund
+        max_turns = 8
+
+    result = await Billing().run("Refund invoice 42 if it was charged twice")
+
+The class is checked when it is defined (a bad tool list or output type fails at import, not in
+production), and what every run needs (tool map, schemas, output plan) is built once per class.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from tools import Tool, tool
+from tools.errors import ConfigurationError, ToolDefinitionError, WorkerInputError, excerpt
+
+from ._context import RunContext
+from ._events import EventSink
+from ._hooks import Approver, ToolGate, as_gate
+from ._messages import Message
+from ._model import Model, ToolSpec
+from ._output import OUTPUT_TOOL, OutputPlan
+from ._usage import Usage
+
+__all__ = ["Worker", "WorkerResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What a worker run produced.
+
+    Attributes:
+        worker: The worker's name.
+        output: The validated output (an instance of the worker's `output`, or a str).
+        usage: Tokens, requests and cost of this run's model calls.
+        turns: How many model turns it took.
+        messages: The whole conversation, the task first.
+    """
+
+    worker: str
+    output: Any
+    usage: Usage
+    turns: int
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every run of one worker class needs, built when the class is defined."""
+
+    tools: Mapping[str, Tool]
+    specs: tuple[ToolSpec, ...]
+    output: OutputPlan | None  # None until the model is known, when output_mode is "auto"
+
+
+class Worker:
+    """Base class of every worker. Subclass it and set the class attributes.
+
+    Attributes:
+        model: "provider:name" or a model object (a test model, say).
+        instructions: The system prompt.
+        tools: The tools it may call (`@tool` functions; plain functions are wrapped).
+        output: A pydantic model the answer must validate against, or `str` for plain text.
+        input: A pydantic model the task must validate against, or `str`.
+        max_turns: The most model turns one run may take.
+        handoffs: The workers it may hand off to (used by the supervisor).
+        context_window: Overrides the model's known context window, in tokens.
+        max_tokens: The answer budget of one model call.
+        temperature: Sampling temperature (None: the provider's default).
+        output_mode: "native" structured output, a final-answer "tool", or "auto" (native where
+            the model supports it).
+        output_repairs: How many invalid outputs (or refusals) the model may repair.
+        argument_repairs: How many times in a row a tool's arguments may fail before the run ends.
+        loop_limit: The same tool with the same arguments this many times ends the run.
+        max_result_chars: Tool results longer than this are truncated with a visible marker.
+        truncation_retries: How many times an answer cut by max_tokens is retried with more room.
+    """
+
+    model: ClassVar[str | Model] = ""
+    instructions: ClassVar[str] = ""
+    tools: ClassVar[Sequence[Tool | Callable[..., Any]]] = ()
+    output: ClassVar[type[BaseModel] | type[str]] = str
+    input: ClassVar[type[BaseModel] | type[str]] = str
+    max_turns: ClassVar[int] = 10
+    handoffs: ClassVar[Sequence[type[Worker] | str]] = ()
+    context_window: ClassVar[int | None] = None
+    max_tokens: ClassVar[int] = 4096
+    temperature: ClassVar[float | None] = None
+    output_mode: ClassVar[Literal["auto", "native", "tool"]] = "auto"
+    output_repairs: ClassVar[int] = 2
+    argument_repairs: ClassVar[int] = 2
+    loop_limit: ClassVar[int] = 3
+    max_result_chars: ClassVar[int | None] = 20_000
+    truncation_retries: ClassVar[int] = 2
+
+    _plan: ClassVar[_Plan]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plan = _build_plan(cls)
+
+    def __init__(self, *, model: str | Model | None = None) -> None:
+        """Args:
+        model: Use this model instead of the class's (a test model, or another provider).
+        """
+        self._model = model if model is not None else type(self).model
+        if not self._model:
+            raise ConfigurationError(
+                f"worker {self.name}: no model; set `model = 'provider:name'` on the class"
+            )
+
+    @property
+    def name(self) -> str:
+        """The class name: how plans and handoffs refer to this worker."""
+        return type(self).__name__
+
+    @property
+    def description(self) -> str:
+        """The class docstring: what the planner routes on."""
+        doc = type(self).__dict__.get("__doc__")
+        return inspect.cleandoc(doc) if doc else ""
+
+    @property
+    def model_spec(self) -> str | Model:
+        """The model this instance runs on."""
+        return self._model
+
+    def task_text(self, task: object) -> str:
+        """Validate `task` against `input` and render it as the first user message.
+
+        Raises:
+            WorkerInputError: the task does not validate.
+        """
+        kind = type(self).input
+        if kind is str:
+            if not isinstance(task, str):
+                raise WorkerInputError(self.name, [{"loc": (), "msg": "the task must be a string"}], task)
+            return task
+        if not isinstance(kind, type) or not issubclass(kind, BaseModel):
+            raise ConfigurationError(f"worker {self.name}: input must be str or a pydantic model")
+        try:
+            if isinstance(task, kind):
+                value = task
+            elif isinstance(task, str):
+                value = kind.model_validate_json(task)
+            else:
+                value = kind.model_validate(task)
+        except ValidationError as exc:
+            errors = [
+                {"loc": tuple(e["loc"]), "msg": e["msg"], "input": e.get("input")} for e in exc.errors()
+            ]
+            raise WorkerInputError(self.name, errors, task) from None
+        return f"Task input ({kind.__name__}, JSON):\n{value.model_dump_json(indent=2)}"
+
+    async def run(
+        self,
+        task: object,
+        *,
+        context: RunContext | None = None,
+        approver: Approver | ToolGate | None = None,
+        events: EventSink | None = None,
+    ) -> WorkerResult:
+        """Run this worker alone on `task` until it produces a valid output.
+
+        Args:
+            task: A string, or the worker's input model (an instance, a dict or JSON).
+            context: The run's context; a fresh one (closed afterwards) when not given.
+            approver: Decides on risky tool calls: a callable `(request) -> bool | Decision`
+                (sync or async) or a gate. Without one, risky calls are denied.
+            events: Receives the events of the run.
+
+        Raises:
+            AgentError: one of the typed failures of the error tree.
+        """
+        from ._loop import run_loop
+
+        own = context is None
+        ctx = context if context is not None else RunContext()
+        if approver is not None:
+            ctx.gate = as_gate(approver)
+        if events is not None:
+            ctx.events = events
+        try:
+            return await run_loop(self, task, ctx)
+        finally:
+            if own:
+                await ctx.aclose()
+
+
+def _as_tool(worker: str, entry: object) -> Tool:
+    if isinstance(entry, Tool):
+        return entry
+    if callable(entry):
+        return tool(entry)
+    raise ToolDefinitionError(
+        f"worker {worker}: {excerpt(entry)} is not a tool or a function", tool=str(entry)
+    )
+
+
+def _build_plan(cls: type[Worker]) -> _Plan:
+    name = cls.__name__
+    tools = [_as_tool(name, t) for t in cls.tools]
+    by_name: dict[str, Tool] = {}
+    for t in tools:
+        if t.name in by_name:
+            raise ConfigurationError(f"worker {name}: two tools are named {t.name!r}")
+        by_name[t.name] = t
+    for attr in ("max_turns", "max_tokens", "loop_limit"):
+        value = getattr(cls, attr)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
+    for attr in ("output", "input"):
+        value = getattr(cls, attr)
+        if value is not str and not (isinstance(value, type) and issubclass(value, BaseModel)):
+            raise ConfigurationError(f"worker {name}: {attr} must be str or a pydantic model, got {value!r}")
+    if cls.output_mode not in ("auto", "native", "tool"):
+        raise ConfigurationError(f"worker {name}: output_mode must be 'auto', 'native' or 'tool'")
+    output: OutputPlan | None = None
+    if cls.output is str:
+        output = OutputPlan(str, "text")
+    elif cls.output_mode != "auto":
+        output = OutputPlan(cls.output, cls.output_mode, _output_tool_name(by_name))
+    specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in tools)
+    return _Plan(by_name, specs, output)
+
+
+def _output_tool_name(tools: Mapping[str, Tool]) -> str:
+    name = OUTPUT_TOOL
+    while name in tools:
+        name += "_"
+    return name
+
+
+def output_plan(cls: type[Worker], model: Model) -> OutputPlan:
+    """The output plan of a worker class on a model ("auto" picks native where supported)."""
+    plan = cls._plan.output
+    if plan is not None:
+        return plan
+    native = bool(getattr(model, "native_output", False))
+    return OutputPlan(cls.output, "native" if native else "tool", _output_tool_name(cls._plan.tools))
