@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tools import tool
 from workers import (
     AnthropicModel,
     ModelRequest,
@@ -25,11 +26,13 @@ from workers import (
     RateLimit,
     RateLimits,
     RetryPolicy,
+    RunContext,
     TextPart,
     ToolCallPart,
     ToolResultPart,
     ToolSpec,
     UserMessage,
+    Worker,
     call_model,
 )
 from workers._anthropic import to_wire as anthropic_wire
@@ -120,6 +123,47 @@ def call_model_ms(limits: RateLimits | None, n: int = 20_000) -> float:
     return statistics.median(asyncio.run(loop()) for _ in range(5))
 
 
+@tool
+async def lookup(invoice_id: str) -> dict[str, object]:
+    """Fetch an invoice."""
+    return {"invoice_id": invoice_id, "charges": 2}
+
+
+class _Billing(Worker):
+    """Bench worker."""
+
+    model = "test:ready"
+    tools = [lookup]
+
+
+class _TwoTurns:
+    """Answers a tool call, then text: a worker run of exactly two turns with no model time."""
+
+    provider = "test"
+    name = "two-turns"
+
+    def __init__(self) -> None:
+        call = ToolCallPart("call_1", "lookup", '{"invoice_id":"42"}', {"invoice_id": "42"})
+        self.calling = ModelResponse(parts=(call,), stop_reason="tool_use")
+        self.answer = ModelResponse(parts=(TextPart("Charged twice."),), stop_reason="end")
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        return self.answer if request.tool_results else self.calling
+
+
+def worker_turn_ms(runs: int = 3_000) -> float:
+    """CPU per model turn of the worker loop (one tool call turn, one answer turn)."""
+    worker = _Billing(model=_TwoTurns())
+
+    async def loop() -> float:
+        start = time.process_time()
+        for _ in range(runs):
+            await worker.run("Was invoice 42 charged twice?", context=RunContext())
+        return (time.process_time() - start) / (runs * 2) * 1000
+
+    return statistics.median(asyncio.run(loop()) for _ in range(5))
+
+
 def import_seconds() -> float:
     code = (
         "import time\n"
@@ -163,6 +207,7 @@ def main() -> None:
                 RateLimits({"test": RateLimit(requests_per_minute=10**9, tokens_per_minute=10**12)})
             ),
         ),
+        ("worker loop per turn, one tool call (ms CPU/turn)", 0.2, worker_turn_ms()),
         ("import supervisor, workers, tools (s wall)", 0.3, import_seconds()),
     ]
     width = max(len(r[0]) for r in rows)

@@ -111,9 +111,10 @@ def test_arguments_that_are_not_a_json_object() -> None:
 
 
 async def test_valid_arguments_reach_the_function_typed() -> None:
-    kwargs = issue_refund.to_kwargs(
+    kwargs, issues = issue_refund.validated(
         {"invoice_id": "42", "amount": 3, "items": [{"sku": "a", "qty": 2}], "color": "blue"}
     )
+    assert issues == [] and kwargs is not None
     assert kwargs["items"] == [Item(sku="a", qty=2)] and kwargs["color"] is Color.BLUE
     assert await issue_refund.invoke(kwargs) == "42:3.0:duplicate:[Item(sku='a', qty=2)]:Color.BLUE:None"
 
@@ -134,7 +135,7 @@ def test_parameter_names_that_clash_with_pydantic_still_work() -> None:
         return f"{schema}{json}"
 
     assert set(describe.parameters["properties"]) == {"schema", "json"}
-    assert describe.to_kwargs({"schema": "s", "json": 2}) == {"schema": "s", "json": 2}
+    assert describe.validated({"schema": "s", "json": 2}) == ({"schema": "s", "json": 2}, [])
 
 
 async def test_a_tool_from_an_explicit_json_schema() -> None:
@@ -152,7 +153,9 @@ async def test_a_tool_from_an_explicit_json_schema() -> None:
         },
     )
     assert explicit.issues({"query": "a"}) == [("$.query", "a", "'a' is too short")]
-    assert await explicit.invoke(explicit.to_kwargs({"query": "ab", "limit": 2})) == ["ab", "ab"]
+    kwargs, _ = explicit.validated({"query": "ab", "limit": 2})
+    assert kwargs is not None and await explicit.invoke(kwargs) == ["ab", "ab"]
+    assert explicit.validated([1]) == (None, [("$", [1], "[1] is not of type 'object'")])
     with pytest.raises(ToolDefinitionError, match="invalid JSON Schema"):
         Tool.from_schema(search, name="bad", description="", parameters={"type": "object", "properties": 3})
 
@@ -233,3 +236,15 @@ async def test_tools_run_concurrently_when_called_together() -> None:
     started = asyncio.get_running_loop().time()
     assert await asyncio.gather(slow.invoke({"n": 1}), slow.invoke({"n": 2})) == [1, 2]
     assert asyncio.get_running_loop().time() - started < 0.35
+
+
+def test_an_invented_property_inside_an_optional_model_is_named() -> None:
+    # Found by the property tests: the error sits at the object's own path inside anyOf.
+    @tool
+    def f(item: Item | None = None) -> None:
+        """x"""
+
+    assert f.issues({"item": {"sku": "a", "qty": 1, "zz": 2}}) == [
+        ("$.item.zz", 2, "unknown property 'zz' is not allowed (allowed: qty, sku)")
+    ]
+    assert f.issues({"item": 5}) == [("$.item", 5, "5 is not of type 'object' or 'null'")]

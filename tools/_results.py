@@ -7,15 +7,13 @@ import enum
 import json
 from typing import Any
 
-from pydantic import BaseModel
-
 __all__ = ["DEFAULT_MAX_RESULT_CHARS", "serialize_result", "truncate_result"]
 
 DEFAULT_MAX_RESULT_CHARS = 20_000
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):  # a pydantic model
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
@@ -30,8 +28,8 @@ def serialize_result(value: Any) -> str:
     """The same value always gives the same text: strings as they are, the rest as sorted JSON."""
     if isinstance(value, str):
         return value
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
+    if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
+        return str(value.model_dump_json())
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
 
 

@@ -11,11 +11,12 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from typing import TYPE_CHECKING, Annotated, Any
 
 from .errors import ToolDefinitionError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["ArgumentModel", "function_schema", "parse_docstring", "strict_schema"]
 
@@ -87,18 +88,31 @@ class ArgumentModel:
         self.model = model
         self.fields = fields  # pydantic field name -> parameter name
 
-    def to_kwargs(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """Typed keyword arguments (nested models, enums, ...) for the function.
+    def to_kwargs(
+        self, arguments: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, object, str]]]:
+        """Typed keyword arguments (nested models, enums, ...) for the function, or the issues
+        pydantic found that the JSON Schema could not express (formats, custom validators)."""
+        from pydantic import ValidationError
 
-        Raises:
-            ValidationError: pydantic found what the JSON Schema could not express.
-        """
-        instance = self.model.model_validate(arguments)
-        return {param: getattr(instance, field) for field, param in self.fields.items()}
+        try:
+            instance = self.model.model_validate(arguments)
+        except ValidationError as exc:
+            return None, [
+                (
+                    "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]),
+                    e.get("input"),
+                    e["msg"],
+                )
+                for e in exc.errors()
+            ]
+        return {param: getattr(instance, field) for field, param in self.fields.items()}, []
 
 
 def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, Any], ArgumentModel]:
     """(description, JSON Schema, argument model) of a function, from its signature and docstring."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
     description, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
     try:
         hints = typing.get_type_hints(fn, include_extras=True)

@@ -38,11 +38,17 @@ def _specific(error: Any) -> list[Any]:
     branches: dict[Any, list[Any]] = {}
     for sub in error.context:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    best = max(branches.values(), key=lambda subs: max(len(e.absolute_path) for e in subs))
-    if max(len(e.absolute_path) for e in best) == len(error.absolute_path):
+
+    def rank(subs: list[Any]) -> tuple[int, bool]:
+        # Deeper first; at equal depth, a branch that matched the type and failed inside it
+        # (an invented property, a bound) beats one that failed on the type itself.
+        return max(len(e.absolute_path) for e in subs), any(e.validator != "type" for e in subs)
+
+    best = max(branches.values(), key=rank)
+    depth, specific = rank(best)
+    if depth == len(error.absolute_path) and not specific:
         types = [sub.validator_value for sub in error.context if sub.validator == "type"]
-        if len(types) == len(error.context):  # Optional[int] given "abc": say which types fit
-            error.message = f"{error.instance!r} is not of type " + " or ".join(repr(t) for t in types)
+        error.message = f"{error.instance!r} is not of type " + " or ".join(repr(t) for t in types)
         return [error]
     return [leaf for sub in best for leaf in _specific(sub)]
 
@@ -176,13 +182,18 @@ class Tool:
                 found.append((path, error.instance, error.message))
         return found
 
-    def to_kwargs(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """The keyword arguments to call the function with (typed, for function tools).
+    def validated(self, arguments: object) -> tuple[dict[str, Any] | None, list[ArgumentIssue]]:
+        """(keyword arguments for the function, []) when `arguments` are valid, else (None, issues).
 
-        Raises:
-            pydantic.ValidationError: for what JSON Schema could not express (formats, validators).
+        The JSON Schema decides first; for function tools pydantic then builds the typed values
+        (nested models, enums) and may add what a schema cannot say (formats, validators).
         """
-        return self._arguments.to_kwargs(arguments) if self._arguments is not None else dict(arguments)
+        issues = self.issues(arguments)
+        if issues or not isinstance(arguments, dict):
+            return None, issues or [("$", arguments, "is not of type 'object'")]
+        if self._arguments is None:
+            return dict(arguments), []
+        return self._arguments.to_kwargs(arguments)
 
     async def invoke(self, kwargs: Mapping[str, Any]) -> Any:
         """Run the function. Sync functions run in a worker thread so they cannot block the loop."""

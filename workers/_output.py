@@ -8,21 +8,29 @@ errors are pydantic's (loc, msg, input), sent back to the model as a repair prom
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
-from typing import Any, Literal
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tools import strict_schema
 from tools.errors import excerpt
 
 from ._model import OutputSpec, ToolSpec
 
-__all__ = ["OutputMode", "OutputPlan", "OUTPUT_TOOL"]
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
+__all__ = ["OUTPUT_TOOL", "OutputMode", "OutputPlan", "is_model_class", "repair_prompt"]
 
 OutputMode = Literal["text", "native", "tool"]
 OUTPUT_TOOL = "final_result"
 Errors = list[dict[str, Any]]
+
+
+def is_model_class(value: object) -> bool:
+    """Whether `value` is a pydantic model class (without importing pydantic to find out)."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, type) and issubclass(value, pydantic.BaseModel)
 
 
 def _errors(exc: ValidationError) -> Errors:
@@ -42,8 +50,11 @@ class OutputPlan:
         self.tool_name = tool_name
         self.schema: dict[str, Any] | None = None
         if mode != "text":
-            assert issubclass(output_type, BaseModel)
-            self.schema = strict_schema(output_type.model_json_schema())
+            self.schema = strict_schema(self._model.model_json_schema())
+
+    @property
+    def _model(self) -> type[BaseModel]:
+        return cast("type[BaseModel]", self.output_type)
 
     @property
     def spec(self) -> OutputSpec | None:
@@ -82,19 +93,21 @@ class OutputPlan:
         if self.mode == "tool":
             msg = f"answer by calling the `{self.tool_name}` tool; plain text is not an answer"
             return None, [{"loc": (), "msg": msg, "input": excerpt(text, 200)}]
-        assert issubclass(self.output_type, BaseModel)
+        from pydantic import ValidationError
+
         try:
-            return self.output_type.model_validate_json(_strip_fence(text)), []
+            return self._model.model_validate_json(_strip_fence(text)), []
         except ValidationError as exc:
             return None, _errors(exc)
 
     def from_arguments(self, arguments: Mapping[str, Any] | None, raw: str) -> tuple[Any, Errors]:
         """The output from the final-answer tool's arguments."""
-        assert issubclass(self.output_type, BaseModel)
+        from pydantic import ValidationError
+
         if arguments is None:
             return None, [{"loc": (), "msg": "arguments are not a JSON object", "input": excerpt(raw, 200)}]
         try:
-            return self.output_type.model_validate(arguments), []
+            return self._model.model_validate(arguments), []
         except ValidationError as exc:
             return None, _errors(exc)
 

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from tools import Tool, parse_arguments_text, serialize_result, truncate_result
 from tools.errors import (
     LoopDetected,
@@ -54,20 +52,14 @@ def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
     return f"Invalid arguments for tool {tool!r}:\n{lines}\nFix the arguments and call the tool again."
 
 
-def _validated(tool: Tool, call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
-    """(arguments, []) when they pass the schema, else (None, every issue)."""
+def _parsed(call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """The call's arguments as a JSON object, or why they cannot be read (cut off, not JSON)."""
     if call.truncated:
         return None, [("$", call.raw_arguments, "arguments were cut off by the token limit")]
     if call.arguments is not None:
-        arguments: object = dict(call.arguments)
-    else:
-        arguments, issues = parse_arguments_text(call.raw_arguments)
-        if issues:
-            return None, issues
-    issues = tool.issues(arguments)
-    if issues or not isinstance(arguments, dict):
-        return None, issues
-    return arguments, []
+        return dict(call.arguments), []
+    value, issues = parse_arguments_text(call.raw_arguments)
+    return (value, []) if isinstance(value, dict) and not issues else (None, issues)
 
 
 def _canonical(arguments: Mapping[str, Any]) -> str:
@@ -120,18 +112,12 @@ class ToolRunner:
             self._answer(item, f"Unknown tool {call.name!r}. Available tools: {available}.", "unknown")
             return item
         item.tool = tool
-        arguments, issues = _validated(tool, call)
-        if arguments is None:
+        arguments, issues = _parsed(call)
+        kwargs, issues = tool.validated(arguments) if arguments is not None else (None, issues)
+        if arguments is None or kwargs is None:
             self._answer(item, _issues_text(call.name, issues), "invalid", issues)
             return item
-        try:
-            item.kwargs = tool.to_kwargs(arguments)
-        except ValidationError as exc:
-            issues = [
-                ("$." + ".".join(str(p) for p in e["loc"]), e.get("input"), e["msg"]) for e in exc.errors()
-            ]
-            self._answer(item, _issues_text(call.name, issues), "invalid", issues)
-            return item
+        item.kwargs = kwargs
         key = (call.name, _canonical(arguments))
         self._seen[key] += 1
         if self._seen[key] >= self.loop_limit:
@@ -186,13 +172,12 @@ class ToolRunner:
                 item, f"A person denied this call: {decision.reason or 'no reason given'}.", "denied"
             )
         elif decision.kind == "edit":
-            edited = dict(decision.arguments or {})
-            issues = tool.issues(edited)
-            if issues:
+            kwargs, issues = tool.validated(dict(decision.arguments or {}))
+            if kwargs is None:
                 text = "The arguments a person edited are invalid, so the call was not run: "
                 self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
             else:
-                item.kwargs = tool.to_kwargs(edited)
+                item.kwargs = kwargs
 
     async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call

@@ -19,9 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tools import Tool, tool
 from tools.errors import ConfigurationError, ToolDefinitionError, WorkerInputError, excerpt
@@ -31,8 +29,11 @@ from ._events import EventSink
 from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
 from ._model import Model, ToolSpec
-from ._output import OUTPUT_TOOL, OutputPlan
+from ._output import OUTPUT_TOOL, OutputPlan, is_model_class
 from ._usage import Usage
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["Worker", "WorkerResult"]
 
@@ -148,6 +149,8 @@ class Worker:
             if not isinstance(task, str):
                 raise WorkerInputError(self.name, [{"loc": (), "msg": "the task must be a string"}], task)
             return task
+        from pydantic import BaseModel, ValidationError
+
         if not isinstance(kind, type) or not issubclass(kind, BaseModel):
             raise ConfigurationError(f"worker {self.name}: input must be str or a pydantic model")
         try:
@@ -223,7 +226,7 @@ def _build_plan(cls: type[Worker]) -> _Plan:
             raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
     for attr in ("output", "input"):
         value = getattr(cls, attr)
-        if value is not str and not (isinstance(value, type) and issubclass(value, BaseModel)):
+        if value is not str and not is_model_class(value):
             raise ConfigurationError(f"worker {name}: {attr} must be str or a pydantic model, got {value!r}")
     if cls.output_mode not in ("auto", "native", "tool"):
         raise ConfigurationError(f"worker {name}: output_mode must be 'auto', 'native' or 'tool'")

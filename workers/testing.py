@@ -19,9 +19,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import ProviderConnectionError, ScriptError, excerpt, http_error_class
 
@@ -31,6 +29,9 @@ from ._prices import Price
 from ._provider import make_usage
 from ._tokens import estimate_prompt_tokens
 from ._usage import Usage
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["FunctionModel", "Reply", "ScriptError", "ScriptedModel", "reply"]
 
@@ -87,8 +88,8 @@ class _Context:
 
 
 def _dump(value: object) -> str:
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
+    if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
+        return str(value.model_dump_json())
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
