@@ -13,6 +13,9 @@ import pytest
 
 import supervisor
 import tools
+import tools._errors_base
+import tools._errors_provider
+import tools._errors_run
 import tools.errors
 import workers
 import workers.testing
@@ -62,10 +65,13 @@ def test_importing_the_framework_does_not_import_any_sdk() -> None:
 
 
 def test_every_error_is_in_the_one_tree_and_drawn_in_its_docstring() -> None:
-    classes = [
-        c for _, c in inspect.getmembers(tools.errors, inspect.isclass) if c.__module__ == "tools.errors"
-    ]
-    assert len(classes) >= 10
+    exported = [getattr(tools.errors, name) for name in tools.errors.__all__]
+    classes = [c for c in exported if inspect.isclass(c)]
+    assert len(classes) >= 25
+    for module in (tools._errors_base, tools._errors_provider, tools._errors_run):
+        members = inspect.getmembers(module, inspect.isclass)
+        defined = {c for _, c in members if c.__module__ == module.__name__}
+        assert defined <= set(classes), f"{module.__name__}: an error not exported"
     for cls in classes:
         assert issubclass(cls, AgentError), cls
         assert re.search(rf"\b{cls.__name__}\b", tools.errors.__doc__ or ""), (

@@ -1,0 +1,69 @@
+"""The root of the error tree and its helpers (the tree is drawn in `tools.errors`)."""
+
+from __future__ import annotations
+
+__all__ = ["AgentError", "ConfigurationError", "ModelNameError", "MissingAPIKey", "ScriptError", "excerpt"]
+
+_EXCERPT_CHARS = 300
+
+
+def excerpt(value: object, limit: int = _EXCERPT_CHARS) -> str:
+    """A short, single-line rendering of a bad value for error messages."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+class AgentError(Exception):
+    """Root of every error the framework raises.
+
+    Attributes:
+        run_id: The run this failure ended, once a supervisor run owns it; otherwise None.
+    """
+
+    run_id: str | None
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+    @property
+    def retryable(self) -> bool:
+        """Whether sending the same request again may succeed."""
+        return False
+
+
+class ConfigurationError(AgentError):
+    """The code or environment is misconfigured; raised before anything is sent."""
+
+
+class ModelNameError(ConfigurationError):
+    """A model string that is not `"provider:name"` or names an unknown provider."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(
+            f"bad model {excerpt(value)}: {reason}; expected 'anthropic:NAME' or 'openai:NAME'"
+            " or a model object"
+        )
+        self.value = value
+        self.reason = reason
+
+
+class MissingAPIKey(ConfigurationError):
+    """The provider's SDK found no credentials."""
+
+    def __init__(self, provider: str, env_var: str) -> None:
+        super().__init__(
+            f"no API key for {provider}: set {env_var} (or pass a client or api_key to the model)"
+        )
+        self.provider = provider
+        self.env_var = env_var
+
+
+class ScriptError(AgentError):
+    """A test model was used other than its script says: an extra call, or replies left unused."""
+
+    def __init__(self, message: str, *, model: str, unused: int = 0) -> None:
+        super().__init__(message)
+        self.model = model
+        self.unused = unused

@@ -1,0 +1,188 @@
+"""Failures of tools and workers inside a run (the tree is drawn in `tools.errors`)."""
+
+from __future__ import annotations
+
+from ._errors_base import AgentError, ConfigurationError, excerpt
+
+__all__ = [
+    "LoopDetected",
+    "MaxTurnsExceeded",
+    "ModelRefused",
+    "OutputValidationError",
+    "ResponseTruncated",
+    "RunAborted",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolTimeoutError",
+    "UnknownToolError",
+    "WorkerError",
+    "WorkerInputError",
+]
+
+
+class ToolError(AgentError):
+    """A tool could not be used.
+
+    Attributes:
+        tool: The tool's name (as the model wrote it, for unknown tools).
+    """
+
+    def __init__(self, message: str, *, tool: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class ToolDefinitionError(ToolError, ConfigurationError):
+    """A function that cannot become a tool: an unsupported signature or schema."""
+
+
+class ToolArgumentsError(ToolError):
+    """The model's arguments failed the tool's schema, and the allowed repairs ran out.
+
+    Attributes:
+        path: JSON path of the first problem, like "$.amount".
+        value: The offending value (None for a missing property).
+        rule: What was broken, like "-5 is less than the minimum of 0".
+        issues: Every problem found, as (path, value, rule).
+        attempts: How many times the model tried.
+    """
+
+    def __init__(
+        self, tool: str, issues: list[tuple[str, object, str]], *, attempts: int, raw_arguments: str = ""
+    ) -> None:
+        path, value, rule = issues[0]
+        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+        super().__init__(
+            f"tool {tool!r}: invalid arguments after {attempts} attempts: {path}: {rule}{more}", tool=tool
+        )
+        self.path = path
+        self.value = value
+        self.rule = rule
+        self.issues = issues
+        self.attempts = attempts
+        self.raw_arguments = raw_arguments
+
+
+class UnknownToolError(ToolError):
+    """The model kept calling a tool that does not exist."""
+
+    def __init__(self, tool: str, available: list[str], *, attempts: int) -> None:
+        super().__init__(
+            f"unknown tool {tool!r} called {attempts} times; available: {', '.join(available) or 'none'}",
+            tool=tool,
+        )
+        self.available = available
+        self.attempts = attempts
+
+
+class ToolTimeoutError(ToolError):
+    """The tool kept running past its `timeout_s`."""
+
+    def __init__(self, tool: str, timeout_s: float, *, attempts: int) -> None:
+        super().__init__(f"tool {tool!r} timed out after {timeout_s:g} s, {attempts} times", tool=tool)
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+
+
+class RunAborted(AgentError):
+    """A person aborted the run when asked to approve a risky tool call."""
+
+    def __init__(self, tool: str, reason: str, *, by: str = "") -> None:
+        who = f" by {by}" if by else ""
+        super().__init__(f"run aborted{who} at the approval of {tool!r}: {reason or 'no reason given'}")
+        self.tool = tool
+        self.reason = reason
+        self.by = by
+
+
+class WorkerError(AgentError):
+    """One worker could not finish its task.
+
+    Attributes:
+        worker: The worker's name.
+    """
+
+    def __init__(self, message: str, *, worker: str) -> None:
+        super().__init__(f"{worker}: {message}")
+        self.worker = worker
+
+
+class WorkerInputError(WorkerError):
+    """The task given to a worker does not validate against its `input` model."""
+
+    def __init__(self, worker: str, errors: list[dict[str, object]], value: object) -> None:
+        first = errors[0] if errors else {"loc": (), "msg": "invalid"}
+        super().__init__(f"input does not validate: {first.get('loc')}: {first.get('msg')}", worker=worker)
+        self.errors = errors
+        self.value = value
+
+
+class MaxTurnsExceeded(WorkerError):
+    """`max_turns` model turns passed without a valid output.
+
+    Attributes:
+        max_turns: The limit.
+        last_calls: The tool calls of the last turns, as (tool, arguments text), newest last.
+    """
+
+    def __init__(self, worker: str, max_turns: int, last_calls: list[tuple[str, str]]) -> None:
+        shown = ", ".join(f"{name}({excerpt(args, 60)})" for name, args in last_calls[-3:]) or "no tool calls"
+        super().__init__(f"no valid output after {max_turns} turns; last calls: {shown}", worker=worker)
+        self.max_turns = max_turns
+        self.last_calls = last_calls
+
+
+class LoopDetected(WorkerError):
+    """The model called the same tool with the same arguments `count` times."""
+
+    def __init__(self, worker: str, tool: str, arguments: str, count: int) -> None:
+        super().__init__(
+            f"loop: {tool}({excerpt(arguments, 120)}) called {count} times with the same arguments",
+            worker=worker,
+        )
+        self.tool = tool
+        self.arguments = arguments
+        self.count = count
+
+
+class OutputValidationError(WorkerError):
+    """The worker's output failed its `output` model after the allowed repairs.
+
+    Attributes:
+        errors: pydantic's errors of the last attempt (loc, msg, input).
+        raw_output: What the model produced last.
+        attempts: How many outputs were tried.
+    """
+
+    def __init__(self, worker: str, errors: list[dict[str, object]], raw_output: str, attempts: int) -> None:
+        first = errors[0] if errors else {"loc": (), "msg": "no output"}
+        raw_loc = first.get("loc")
+        loc = ".".join(str(p) for p in raw_loc) if isinstance(raw_loc, tuple | list) and raw_loc else "$"
+        got = excerpt(raw_output, 200)
+        super().__init__(
+            f"output invalid after {attempts} attempts: {loc}: {first.get('msg')}; got {got}", worker=worker
+        )
+        self.errors = errors
+        self.raw_output = raw_output
+        self.attempts = attempts
+
+
+class ModelRefused(WorkerError):
+    """The model refused the task, and kept refusing after being asked again."""
+
+    def __init__(self, worker: str, refusal: str, attempts: int) -> None:
+        super().__init__(f"the model refused {attempts} times: {excerpt(refusal, 200)}", worker=worker)
+        self.refusal = refusal
+        self.attempts = attempts
+
+
+class ResponseTruncated(WorkerError):
+    """The model's answer was cut by max_tokens, and still was with more room."""
+
+    def __init__(self, worker: str, max_tokens: int, attempts: int) -> None:
+        super().__init__(
+            f"answer cut by max_tokens {attempts} times (last max_tokens={max_tokens})", worker=worker
+        )
+        self.max_tokens = max_tokens
+        self.attempts = attempts
