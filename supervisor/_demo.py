@@ -1,35 +1,77 @@
-"""The built-in demo: a billing conversation on the deterministic test models.
+"""The built-in demo: a billing worker on the deterministic test models, offline, no API key.
 
-It runs offline with no API key, and shows what the framework checks: a 529 overload is retried
-with backoff, a parallel tool-call turn arrives in order, usage and cost are summed, and a model
-without a price is reported as unpriced rather than free.
+It shows what the framework checks at each boundary: a 529 overload is retried with backoff,
+tool arguments that break the schema go back to the model and are repaired, a risky refund
+waits for an approval decided in code (never by the model), the output is validated into a
+typed model, and usage and cost are summed per worker, with an unpriced model reported as such.
 """
 
 from __future__ import annotations
 
 from typing import TextIO
 
+from pydantic import BaseModel, Field
+
+from tools import tool
 from workers import (
-    ModelRequest,
+    ApprovalEvent,
+    ApprovalRequest,
+    Decision,
     ModelRetryEvent,
-    Price,
-    RateLimit,
-    RateLimits,
+    PriceTable,
+    RepairEvent,
     RetryPolicy,
-    ToolResultPart,
-    ToolSpec,
-    UsageLedger,
-    UserMessage,
-    call_model,
+    RunContext,
+    ToolCallEvent,
+    Worker,
 )
 from workers._events import Event
 from workers.testing import ScriptedModel, reply
 
-LOOKUP = ToolSpec(
-    "lookup_invoice",
-    "Fetch an invoice by id.",
-    {"type": "object", "properties": {"invoice_id": {"type": "string"}}, "required": ["invoice_id"]},
-)
+INVOICES = {"42": {"invoice_id": "42", "total": 30.0, "charges": [30.0, 30.0]}}
+
+
+class Refund(BaseModel):
+    invoice_id: str
+    refunded: bool
+    amount: float = 0.0
+
+
+@tool
+async def lookup_invoice(invoice_id: str) -> dict[str, object]:
+    """Fetch an invoice by id."""
+    return INVOICES.get(invoice_id, {"error": f"no invoice {invoice_id}"})
+
+
+@tool(risky=True)
+async def issue_refund(invoice_id: str, amount: float = Field(gt=0)) -> str:
+    """Refund part or all of an invoice."""
+    return f"refunded ${amount:.2f} on invoice {invoice_id}"
+
+
+class Billing(Worker):
+    """Answers billing questions and issues refunds."""
+
+    model = "anthropic:claude-haiku-4-5"
+    instructions = "You handle billing. Never refund more than the invoice total."
+    tools = [lookup_invoice, issue_refund]
+    output = Refund
+    max_turns = 8
+
+
+class Auditor(Worker):
+    """Reviews what billing did."""
+
+    model = "openai:my-local-llama"
+
+
+def refund_policy(request: ApprovalRequest) -> Decision:
+    """The approval gate, in code: refunds up to the invoice total pass, anything else is denied."""
+    invoice = INVOICES.get(str(request.arguments.get("invoice_id")), {})
+    total = float(invoice.get("total", 0.0))  # type: ignore[arg-type]
+    if float(request.arguments.get("amount", 0)) <= total:
+        return Decision.approve(by="refund-policy")
+    return Decision.deny(f"more than the invoice total of ${total:.2f}", by="refund-policy")
 
 
 class _Printer:
@@ -38,55 +80,44 @@ class _Printer:
 
     def emit(self, event: Event) -> None:
         if isinstance(event, ModelRetryEvent):
-            self.out.write(f"  retry {event.attempt} after {event.delay_s:.2f}s: {event.error}\n")
+            self.out.write(f"  retry {event.attempt} in {event.delay_s:.2f}s after: {event.error}\n")
+        elif isinstance(event, ToolCallEvent):
+            detail = f" {event.detail}" if event.status != "ok" else ""
+            self.out.write(f"  {event.worker} -> {event.tool}({event.arguments}) [{event.status}]{detail}\n")
+        elif isinstance(event, ApprovalEvent):
+            self.out.write(f"  approval of {event.tool}: {event.decision} by {event.by} {event.reason}\n")
+        elif isinstance(event, RepairEvent):
+            self.out.write(f"  {event.worker} asked to repair its {event.what}\n")
 
 
 async def run_demo(out: TextIO) -> int:
-    """Run the demo conversation, printing each step; returns the exit code."""
-    billing = ScriptedModel(
+    """Run the demo, printing each step; returns the exit code."""
+    prices = PriceTable()
+    billing_model = ScriptedModel(
         [
             reply.error(529, "Overloaded"),
-            reply.tool_calls(
-                [("lookup_invoice", {"invoice_id": "42"}), ("lookup_invoice", {"invoice_id": "43"})]
-            ),
-            reply.text("Invoice 42 was charged twice; invoice 43 once."),
+            reply.tool_call("lookup_invoice", invoice_id="42"),
+            reply.tool_call("issue_refund", invoice_id="42", amount=-30),
+            reply.tool_call("issue_refund", invoice_id="42", amount=30.0),
+            reply.output({"invoice_id": "42", "refunded": True, "amount": 30.0}),
         ],
-        name="billing-demo",
-        price=Price(input=1.0, output=5.0),
+        name="claude-haiku-4-5 (scripted)",
+        price=prices.lookup("anthropic:claude-haiku-4-5"),
     )
-    auditor = ScriptedModel([reply.text("Agreed.")], name="auditor-demo")
-    policy = RetryPolicy(base_delay_s=0.05, max_delay_s=0.2)
-    limits = RateLimits({"test": RateLimit(requests_per_minute=600)})
-    ledger, events = UsageLedger(), _Printer(out)
+    auditor_model = ScriptedModel([reply.text("Refund matches the duplicate charge.")], name="my-local-llama")
+    ctx = RunContext(
+        retry=RetryPolicy(base_delay_s=0.05, max_delay_s=0.2), prices=prices, events=_Printer(out)
+    )
 
-    out.write("goal: was invoice 42 charged twice?\n")
-    request = ModelRequest(
-        messages=(UserMessage.of("Was invoice 42 charged twice?"),),
-        tools=(LOOKUP,),
-        system="You handle billing.",
-    )
-    first = await call_model(billing, request, policy=policy, limits=limits, events=events)
-    ledger.record("Billing", first.usage)
-    for call in first.tool_calls:
-        out.write(f"  tool call {call.name}({call.raw_arguments})\n")
-    results = UserMessage(
-        tuple(
-            ToolResultPart(c.id, c.name, f'{{"invoice": {c.arguments}, "charges": 2}}')
-            for c in first.tool_calls
-        )
-    )
-    second_request = ModelRequest(
-        messages=(*request.messages, first.message, results), tools=(LOOKUP,), system=request.system
-    )
-    answer = await call_model(billing, second_request, policy=policy, limits=limits, events=events)
-    ledger.record("Billing", answer.usage)
-    out.write(f"Billing: {answer.text}\n")
-    check = await call_model(auditor, ModelRequest(messages=(UserMessage.of(answer.text),)), policy=policy)
-    ledger.record("Auditor", check.usage)
-    out.write(f"Auditor: {check.text}\n")
-    for worker, usage in ledger.by_worker.items():
+    goal = "Refund invoice 42 if it was charged twice"
+    out.write(f"goal: {goal}\n")
+    billed = await Billing(model=billing_model).run(goal, context=ctx, approver=refund_policy)
+    out.write(f"Billing output: {billed.output!r} after {billed.turns} turns\n")
+    audit = await Auditor(model=auditor_model).run(f"Review: {billed.output.model_dump_json()}", context=ctx)
+    out.write(f"Auditor output: {audit.output}\n")
+    for worker, usage in ctx.usage.by_worker.items():
         out.write(f"usage {worker}: {usage}\n")
-    out.write(f"usage total: {ledger.total}\n")
-    billing.assert_done()
-    auditor.assert_done()
+    out.write(f"usage total: {ctx.usage.total}\n")
+    billing_model.assert_done()
+    auditor_model.assert_done()
     return 0

@@ -128,7 +128,7 @@ def test_readme_has_exactly_the_two_commands_and_its_quickstart_runs() -> None:
         [sys.executable, "-c", quickstart], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "Invoice 42 was charged twice. 1"
+    assert out.stdout.strip() == "invoice_id='42' refunded=False 2"
 
 
 def test_demo_runs_offline_and_reports_costs() -> None:
@@ -137,3 +137,6 @@ def test_demo_runs_offline_and_reports_costs() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "retry 1" in out.stdout and "unpriced" in out.stdout
+    assert "[invalid] $.amount: -30 is less than or equal to the minimum of 0" in out.stdout
+    assert "approval of issue_refund: approve by refund-policy" in out.stdout
+    assert "Billing output: Refund(invoice_id='42', refunded=True, amount=30.0)" in out.stdout

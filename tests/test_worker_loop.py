@@ -539,6 +539,7 @@ def test_name_and_description_come_from_the_class() -> None:
         ({"output": dict}, "output must be str or a pydantic model"),
         ({"max_turns": 0}, "max_turns must be a positive int"),
         ({"tools": [42]}, "is not a tool or a function"),
+        ({"handoffs": [42]}, "handoffs take Worker classes or names"),
     ],
 )
 def test_bad_worker_classes_fail_when_defined(attrs: dict[str, object], message: str) -> None:

@@ -197,7 +197,8 @@ class ToolRunner:
     def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
         item.status, item.issues = status, list(issues)
-        self._emit(item.call, status, 0.0, len(text), excerpt(text, 300))
+        detail = "; ".join(f"{path}: {rule}" for path, _, rule in issues) if issues else text
+        self._emit(item.call, status, 0.0, len(text), excerpt(detail, 300))
 
     def _emit(self, call: ToolCallPart, status: ToolStatus, duration: float, chars: int, detail: str) -> None:
         self.ctx.events.emit(

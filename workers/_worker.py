@@ -228,6 +228,9 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         value = getattr(cls, attr)
         if value is not str and not is_model_class(value):
             raise ConfigurationError(f"worker {name}: {attr} must be str or a pydantic model, got {value!r}")
+    for target in cls.handoffs:
+        if not (isinstance(target, str) or (isinstance(target, type) and issubclass(target, Worker))):
+            raise ConfigurationError(f"worker {name}: handoffs take Worker classes or names, not {target!r}")
     if cls.output_mode not in ("auto", "native", "tool"):
         raise ConfigurationError(f"worker {name}: output_mode must be 'auto', 'native' or 'tool'")
     output: OutputPlan | None = None
