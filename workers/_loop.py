@@ -8,7 +8,7 @@ answered (cut by max_tokens) is dropped and asked again with more room rather th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import MaxTurnsExceeded, ModelRefused, OutputValidationError, ResponseTruncated
@@ -72,7 +72,16 @@ class _Turns:
         )
 
     async def call(self, model: Any, mid: str) -> ModelResponse:
-        request = replace(self.base, messages=tuple(self.messages), max_tokens=self.max_tokens)
+        base = self.base  # built field by field: dataclasses.replace costs more than the rest of a turn
+        request = ModelRequest(
+            messages=tuple(self.messages),
+            system=base.system,
+            tools=base.tools,
+            tool_choice=base.tool_choice,
+            output=base.output,
+            max_tokens=self.max_tokens,
+            temperature=base.temperature,
+        )
         request = await self.ctx.guard.before_model_call(self.name, mid, request)
         try:
             response = await call_model(

@@ -113,22 +113,24 @@ _SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 class PriceTable:
     """The prices a run uses: the built-in table plus what the user registers."""
 
-    __slots__ = ("_prices",)
+    __slots__ = ("_registered",)
 
     def __init__(self, extra: Mapping[str, Price] | None = None) -> None:
-        self._prices: dict[str, Price] = dict(BUILTIN_PRICES)
-        if extra:
-            self._prices.update(extra)
+        # Only what the user adds is stored: a table per run costs nothing to make.
+        self._registered: dict[str, Price] = dict(extra or {})
 
     def register(self, model_id: str, price: Price) -> None:
         """Set the price of `model_id` ("provider:name"), for example a self-hosted model."""
-        self._prices[model_id] = price
+        self._registered[model_id] = price
+
+    def _get(self, model_id: str) -> Price | None:
+        return self._registered.get(model_id) or BUILTIN_PRICES.get(model_id)
 
     def lookup(self, model_id: str) -> Price | None:
         """The price of "provider:name", trying the name without a date or -latest suffix."""
-        price = self._prices.get(model_id)
+        price = self._get(model_id)
         if price is None:
             base = _SNAPSHOT.sub("", model_id)
             if base != model_id:
-                price = self._prices.get(base)
+                price = self._get(base)
         return price

@@ -35,20 +35,22 @@ class RetryPolicy:
         max_delay_s: The largest single wait, the provider's retry-after included: a provider
             that asks for longer ends the retries instead.
         max_total_s: The longest one call may take with all its attempts and waits.
-        rng: The jitter source; pass a seeded `random.Random` for repeatable delays.
+        rng: The jitter source; pass a seeded `random.Random` for repeatable delays (by
+            default the `random` module's own generator).
     """
 
     max_attempts: int = 5
     base_delay_s: float = 0.5
     max_delay_s: float = 60.0
     max_total_s: float = 300.0
-    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
 
     def delay(self, retry: int, retry_after_s: float | None) -> float:
         """The wait before retry number `retry` (1-based): full jitter, or the provider's ask."""
         if retry_after_s is not None:
             return retry_after_s
-        return self.rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1)))
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
+        return (self.rng or random).uniform(0.0, ceiling)
 
 
 _NULL_SINK = NullSink()
