@@ -16,6 +16,7 @@ import tools
 import tools._errors_base
 import tools._errors_provider
 import tools._errors_run
+import tools._errors_supervisor
 import tools.errors
 import workers
 import workers.testing
@@ -68,7 +69,7 @@ def test_every_error_is_in_the_one_tree_and_drawn_in_its_docstring() -> None:
     exported = [getattr(tools.errors, name) for name in tools.errors.__all__]
     classes = [c for c in exported if inspect.isclass(c)]
     assert len(classes) >= 25
-    for module in (tools._errors_base, tools._errors_provider, tools._errors_run):
+    for module in (tools._errors_base, tools._errors_provider, tools._errors_run, tools._errors_supervisor):
         members = inspect.getmembers(module, inspect.isclass)
         defined = {c for _, c in members if c.__module__ == module.__name__}
         assert defined <= set(classes), f"{module.__name__}: an error not exported"

@@ -86,11 +86,12 @@ class ToolTimeoutError(ToolError):
 
 
 class RunAborted(AgentError):
-    """A person aborted the run when asked to approve a risky tool call."""
+    """A person aborted the run: at the approval of a risky tool call (`tool`), or by run id."""
 
-    def __init__(self, tool: str, reason: str, *, by: str = "") -> None:
+    def __init__(self, tool: str, reason: str, *, by: str = "", run_id: str | None = None) -> None:
         who = f" by {by}" if by else ""
-        super().__init__(f"run aborted{who} at the approval of {tool!r}: {reason or 'no reason given'}")
+        where = f" at the approval of {tool!r}" if tool else ""
+        super().__init__(f"run aborted{who}{where}: {reason or 'no reason given'}", run_id=run_id)
         self.tool = tool
         self.reason = reason
         self.by = by

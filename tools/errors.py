@@ -25,6 +25,12 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     │   ├── UnknownToolError        the model kept calling a tool that does not exist
     │   └── ToolTimeoutError        the tool kept running past `timeout_s`
     ├── RunAborted                  a person aborted the run at an approval
+    ├── PlanError                   no valid plan after the re-plans allowed (every issue)
+    ├── StepFailed                  a plan step failed after its retries and re-planning
+    ├── BudgetExceeded              a call or step would pass a hard limit; it was not sent
+    ├── CircuitOpen                 a model's breaker is open: calls fail fast until the probe
+    ├── HandoffError                a handoff to a worker not allowed, or a payload it rejects
+    ├── HandoffLoop                 handoffs cycling with nothing new, or past max_handoffs
     ├── WorkerError                 one worker could not finish (worker name)
     │   ├── WorkerInputError        the task does not validate against the worker's `input`
     │   ├── MaxTurnsExceeded        `max_turns` model turns without a valid output
@@ -40,7 +46,7 @@ so callers branch on fields, never on message text. Whether an error is worth re
 property (`retryable`) of the error, decided here once.
 
 The classes are defined in private modules by family (`_errors_base`, `_errors_provider`,
-`_errors_run`); this module is the one place that draws and exports them all.
+`_errors_run`, `_errors_supervisor`); this module is the one place that draws and exports them all.
 """
 
 from __future__ import annotations
@@ -81,8 +87,22 @@ from ._errors_run import (
     WorkerError,
     WorkerInputError,
 )
+from ._errors_supervisor import (
+    BudgetExceeded,
+    CircuitOpen,
+    HandoffError,
+    HandoffLoop,
+    PlanError,
+    StepFailed,
+)
 
 __all__ = [
+    "BudgetExceeded",
+    "CircuitOpen",
+    "HandoffError",
+    "HandoffLoop",
+    "PlanError",
+    "StepFailed",
     "AgentError",
     "ConfigurationError",
     "MalformedResponse",

@@ -35,15 +35,21 @@ from ._anthropic import AnthropicModel
 from ._context import RunContext
 from ._events import (
     ApprovalEvent,
+    BreakerEvent,
+    BudgetEvent,
     Event,
     EventSink,
+    HandoffEvent,
     ModelCallEvent,
     ModelRetryEvent,
     NullSink,
+    PlanEvent,
     RateLimitWaitEvent,
     RepairEvent,
+    StepEvent,
     ToolCallEvent,
 )
+from ._handoff import Handoff
 from ._hooks import ApprovalRequest, Approver, Decision, ModelCallGuard, ToolGate
 from ._messages import AssistantMessage, Message, TextPart, ToolCallPart, ToolResultPart, UserMessage
 from ._model import (
@@ -61,8 +67,8 @@ from ._openai import OpenAIModel
 from ._prices import BUILTIN_PRICES, Price, PriceTable
 from ._ratelimit import RateLimit, RateLimits
 from ._resolve import model_id, resolve_model
-from ._retry import RetryPolicy, call_model
-from ._tokens import estimate_prompt_tokens, estimate_tokens
+from ._retry import Breaker, Breakers, RetryPolicy, call_model
+from ._tokens import estimate_prompt_tokens, estimate_tokens, worst_case_prompt_tokens
 from ._usage import Usage, UsageLedger
 from ._worker import Worker, WorkerResult
 
@@ -74,10 +80,16 @@ __all__ = [
     "ApprovalRequest",
     "Approver",
     "AssistantMessage",
+    "Breaker",
+    "BreakerEvent",
+    "Breakers",
+    "BudgetEvent",
     "Decision",
     "Event",
     "EventSink",
     "ForcedTool",
+    "Handoff",
+    "HandoffEvent",
     "LoopDetected",
     "MalformedResponse",
     "MaxTurnsExceeded",
@@ -96,6 +108,7 @@ __all__ = [
     "OpenAIModel",
     "OutputSpec",
     "OutputValidationError",
+    "PlanEvent",
     "Price",
     "PriceTable",
     "ProviderAuthError",
@@ -114,6 +127,7 @@ __all__ = [
     "RetryPolicy",
     "RunAborted",
     "RunContext",
+    "StepEvent",
     "StopReason",
     "StreamInterrupted",
     "TextPart",
@@ -138,4 +152,5 @@ __all__ = [
     "estimate_tokens",
     "model_id",
     "resolve_model",
+    "worst_case_prompt_tokens",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._events import EventSink, NullSink
 from ._hooks import DenyAllGate, ModelCallGuard, NoGuard, ToolGate
@@ -10,7 +12,7 @@ from ._model import Model
 from ._prices import PriceTable
 from ._ratelimit import RateLimits
 from ._resolve import resolve_model
-from ._retry import RetryPolicy
+from ._retry import Breakers, RetryPolicy
 from ._usage import UsageLedger
 
 __all__ = ["RunContext"]
@@ -29,6 +31,9 @@ class RunContext:
         guard: Sees every model call (the supervisor's budget).
         gate: Decides on risky tool calls (the approval queue).
         usage: Usage per worker and for the run.
+        breakers: Circuit breakers per model (None: no breaker).
+        max_turns: A cap on every worker's `max_turns` (the budget's max_turns_per_worker).
+        workers: The workers of the run by name, for handoffs named by string.
     """
 
     run_id: str | None = None
@@ -39,6 +44,9 @@ class RunContext:
     guard: ModelCallGuard = field(default_factory=NoGuard)
     gate: ToolGate = field(default_factory=DenyAllGate)
     usage: UsageLedger = field(default_factory=UsageLedger)
+    breakers: Breakers | None = None
+    max_turns: int | None = None
+    workers: Mapping[str, Any] = field(default_factory=dict)
     _models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def model(self, spec: str | Model) -> Model:

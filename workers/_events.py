@@ -13,6 +13,11 @@ from ._usage import Usage
 
 __all__ = [
     "ApprovalEvent",
+    "BreakerEvent",
+    "BudgetEvent",
+    "HandoffEvent",
+    "PlanEvent",
+    "StepEvent",
     "Event",
     "EventSink",
     "ModelCallEvent",
@@ -106,7 +111,73 @@ class RepairEvent:
     kind: Literal["repair"] = "repair"
 
 
-Event = ModelRetryEvent | RateLimitWaitEvent | ModelCallEvent | ToolCallEvent | ApprovalEvent | RepairEvent
+@dataclass(frozen=True, slots=True)
+class PlanEvent:
+    """A plan was made (or re-made): the steps, and why each worker was chosen."""
+
+    attempt: int
+    steps: tuple[tuple[str, str, tuple[str, ...], str], ...]  # (id, worker, depends_on, reason)
+    reasoning: str
+    kind: Literal["plan"] = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """A plan step started, finished, failed or is retried."""
+
+    step: str
+    worker: str
+    status: Literal["started", "finished", "failed", "retrying"]
+    attempt: int
+    detail: str = ""
+    kind: Literal["step"] = "step"
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffEvent:
+    """A worker handed its task over: why the run went to `target`."""
+
+    step: str
+    source: str
+    target: str
+    reason: str
+    kind: Literal["handoff"] = "handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvent:
+    """A budget decision: a call refused, its max_tokens lowered, or a model that has no price."""
+
+    worker: str
+    model: str
+    action: Literal["refused", "lowered", "unpriced"]
+    detail: str
+    kind: Literal["budget"] = "budget"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerEvent:
+    """A model's circuit breaker changed state."""
+
+    model: str
+    state: Literal["open", "half_open", "closed"]
+    failures: int
+    kind: Literal["breaker"] = "breaker"
+
+
+Event = (
+    ModelRetryEvent
+    | RateLimitWaitEvent
+    | ModelCallEvent
+    | ToolCallEvent
+    | ApprovalEvent
+    | RepairEvent
+    | PlanEvent
+    | StepEvent
+    | HandoffEvent
+    | BudgetEvent
+    | BreakerEvent
+)
 
 
 class EventSink(Protocol):

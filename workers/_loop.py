@@ -8,6 +8,7 @@ answered (cut by max_tokens) is dropped and asked again with more room rather th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,9 @@ from tools.errors import MaxTurnsExceeded, ModelRefused, OutputValidationError, 
 
 from ._context import RunContext
 from ._events import RepairEvent
+from ._handoff import Handoff, handoff_tools
 from ._messages import Message, TextPart, ToolResultPart, UserMessage
-from ._model import ModelRequest, ModelResponse
+from ._model import ModelRequest, ModelResponse, ToolSpec
 from ._output import OutputPlan, repair_prompt
 from ._resolve import model_id
 from ._retry import call_model
@@ -33,9 +35,10 @@ _MAX_TOKENS_CAP = 64_000
 
 @dataclass(frozen=True, slots=True)
 class _Finished:
-    """A turn that produced the worker's output."""
+    """A turn that produced the worker's output, or handed the task over."""
 
     output: Any
+    handoff: Handoff | None = None
 
 
 class _Turns:
@@ -51,7 +54,11 @@ class _Turns:
         self.truncations = 0
         self.max_tokens = cls.max_tokens
         self.last_calls: list[tuple[str, str]] = []
-        tools = cls._plan.specs + ((plan.tool,) if plan.tool is not None else ())
+        self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
+        handoff_specs = tuple(
+            ToolSpec(t.name, t.description, t.parameters) for _, t in self.handoffs.values()
+        )
+        tools = cls._plan.specs + handoff_specs + ((plan.tool,) if plan.tool is not None else ())
         system = "\n\n".join(p for p in (cls.instructions, plan.instructions) if p)
         self.base = ModelRequest(
             messages=(),
@@ -85,7 +92,12 @@ class _Turns:
         request = await self.ctx.guard.before_model_call(self.name, mid, request)
         try:
             response = await call_model(
-                model, request, policy=self.ctx.retry, limits=self.ctx.limits, events=self.ctx.events
+                model,
+                request,
+                policy=self.ctx.retry,
+                limits=self.ctx.limits,
+                events=self.ctx.events,
+                breakers=self.ctx.breakers,
             )
         except BaseException:
             self.ctx.guard.after_model_call(self.name, mid, request, None)
@@ -122,6 +134,9 @@ class _Turns:
             self.messages.append(UserMessage(tuple(results)))
             self._failed_output(errors, output_call.raw_arguments, nudge=None)
             return None
+        handoff_call = next((c for c in calls if c.name in self.handoffs), None)
+        if handoff_call is not None:
+            return self._hand_off(response, handoff_call)
         if calls:
             self.last_calls.extend((c.name, c.raw_arguments) for c in calls)
             self.messages.append(response.message)
@@ -135,6 +150,35 @@ class _Turns:
             return _Finished(value)
         self._failed_output(errors, response.text, nudge=repair_prompt(errors))
         return None
+
+    def _hand_off(self, response: ModelResponse, call: Any) -> _Finished | None:
+        """A valid handoff ends the run; an invalid one goes back to the model like bad arguments."""
+        target, action = self.handoffs[call.name]
+        payload, issues = action.validated(call.arguments) if call.arguments is not None else (None, [])
+        self.messages.append(response.message)
+        if payload is None:
+            issues = issues or [("$", call.raw_arguments, "arguments are not a JSON object")]
+            text = (
+                "Invalid handoff:\n"
+                + "\n".join(f"- {p}: {r}" for p, _, r in issues)
+                + "\nFix it and try again."
+            )
+        else:
+            text = f"Handed over to {target}."
+        others = "Not run: the task was handed over in the same turn."
+        results = [
+            ToolResultPart(
+                c.id, c.name, text if c is call else others, is_error=c is not call or payload is None
+            )
+            for c in response.tool_calls
+        ]
+        self.messages.append(UserMessage(tuple(results)))
+        if payload is None:
+            self._failed_output(
+                [{"loc": ("handoff",), "msg": text, "input": call.raw_arguments}], call.raw_arguments, None
+            )
+            return None
+        return _Finished(None, Handoff(self.name, target, payload["input"], str(payload["reason"])))
 
     def _truncated(self) -> None:
         # The cut answer is not kept: its tool calls could not be answered, its text is partial.
@@ -176,16 +220,23 @@ class _Turns:
             self.messages.append(UserMessage.of(text))
 
 
-async def run_loop(worker: Worker, task: object, ctx: RunContext) -> WorkerResult:
-    """Run `worker` on `task` inside `ctx` until it has a valid output."""
+async def run_loop(
+    worker: Worker, task: object, ctx: RunContext, upstream: Mapping[str, Any]
+) -> WorkerResult:
+    """Run `worker` on `task` inside `ctx` until it has a valid output (or hands over)."""
     from ._worker import WorkerResult, output_plan
 
     cls = type(worker)
+    text = worker.task_text(worker.prepare(task, upstream))
+    if upstream:
+        text = f"{text}\n\n{worker.render_upstream(upstream)}"
     model = ctx.model(worker.model_spec)
     mid = model_id(model)
-    turns = _Turns(worker, ctx, output_plan(cls, model), worker.task_text(task))
-    for turn in range(1, cls.max_turns + 1):
+    turns = _Turns(worker, ctx, output_plan(cls, model), text)
+    max_turns = min(cls.max_turns, ctx.max_turns) if ctx.max_turns else cls.max_turns
+    for turn in range(1, max_turns + 1):
         finished = await turns.handle(await turns.call(model, mid))
         if finished is not None:
-            return WorkerResult(worker.name, finished.output, turns.usage, turn, tuple(turns.messages))
-    raise MaxTurnsExceeded(worker.name, cls.max_turns, turns.last_calls)
+            messages = tuple(turns.messages)
+            return WorkerResult(worker.name, finished.output, turns.usage, turn, messages, finished.handoff)
+    raise MaxTurnsExceeded(worker.name, max_turns, turns.last_calls)

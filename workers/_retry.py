@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from tools.errors import ProviderError
 
@@ -22,7 +23,27 @@ from ._ratelimit import RateLimits
 from ._resolve import model_id
 from ._tokens import estimate_tokens
 
-__all__ = ["RetryPolicy", "call_model"]
+__all__ = ["Breaker", "Breakers", "RetryPolicy", "call_model"]
+
+
+class Breaker(Protocol):
+    """The circuit breaker of one model, as the call path sees it (implemented by the supervisor)."""
+
+    def check(self) -> None:
+        """Raise (CircuitOpen) when calls must fail fast now."""
+        ...
+
+    def record(self, failed: bool, latency_s: float) -> None:
+        """One attempt's outcome: a provider failure, or a success and how long it took."""
+        ...
+
+
+class Breakers(Protocol):
+    """The breakers of every model, shared like rate limits."""
+
+    def for_model(self, model_id: str) -> Breaker:
+        """The breaker of "provider:name"."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +77,16 @@ class RetryPolicy:
 _NULL_SINK = NullSink()
 
 
+def _retry_delay(error: ProviderError, attempt: int, policy: RetryPolicy, elapsed: float) -> float | None:
+    """How long to wait before sending again, or None when the error must stand."""
+    if not error.retryable or attempt >= policy.max_attempts:
+        return None
+    delay = policy.delay(attempt, error.retry_after_s)
+    if delay > policy.max_delay_s or elapsed + delay > policy.max_total_s:
+        return None
+    return delay
+
+
 async def call_model(
     model: Model,
     request: ModelRequest,
@@ -63,6 +94,7 @@ async def call_model(
     policy: RetryPolicy,
     limits: RateLimits | None = None,
     events: EventSink = _NULL_SINK,
+    breakers: Breakers | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> ModelResponse:
     """Send `request` to `model` through the rate limiter, retrying as `policy` allows.
@@ -75,30 +107,36 @@ async def call_model(
     """
     mid = model_id(model)
     limiter = limits.for_model(mid) if limits is not None else None
+    breaker = breakers.for_model(mid) if breakers is not None else None
     started = time.monotonic()
     attempt = 0
     while True:
         attempt += 1
+        if breaker is not None:
+            breaker.check()
         reserved = 0
         if limiter is not None and not limiter.idle:
             reserved, waited = await limiter.acquire(estimate_tokens(request))
             if waited > 0.001:
                 events.emit(RateLimitWaitEvent(mid, waited, "rate limit"))
+        sent = time.monotonic()
         try:
             response = await model.request(request)
         except ProviderError as error:
             error.attempts = attempt
+            if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health
+                breaker.record(True, time.monotonic() - sent)
             if limiter is not None:
                 limiter.settle(reserved, 0)
                 limiter.observe(None, error.retry_after_s)
-            if not error.retryable or attempt >= policy.max_attempts:
-                raise
-            delay = policy.delay(attempt, error.retry_after_s)
-            if delay > policy.max_delay_s or time.monotonic() - started + delay > policy.max_total_s:
+            delay = _retry_delay(error, attempt, policy, time.monotonic() - started)
+            if delay is None:
                 raise
             events.emit(ModelRetryEvent(mid, attempt, delay, str(error), error.status_code))
             await sleep(delay)
             continue
+        if breaker is not None:
+            breaker.record(False, time.monotonic() - sent)
         if limiter is not None:
             limiter.settle(reserved, response.usage.input_tokens + response.usage.output_tokens)
             limiter.observe(response.rate_limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._model import ModelRequest
 
-__all__ = ["estimate_prompt_tokens", "estimate_tokens"]
+__all__ = ["estimate_prompt_tokens", "estimate_tokens", "worst_case_prompt_tokens"]
 
 _CHARS_PER_TOKEN = 4
 
@@ -28,3 +28,37 @@ def estimate_prompt_tokens(request: ModelRequest) -> int:
 def estimate_tokens(request: ModelRequest) -> int:
     """The worst case a call can cost in tokens: the prompt estimate plus `max_tokens`."""
     return estimate_prompt_tokens(request) + request.max_tokens
+
+
+# Providers wrap messages and tool definitions in tokens of their own (role markers, the hidden
+# tool-use system prompt); these bound them from above.
+_PER_MESSAGE = 16
+_TOOLS_PREAMBLE = 600
+
+
+def worst_case_prompt_tokens(request: ModelRequest) -> int:
+    """An upper bound on a request's prompt tokens, for budgets that must never be overshot.
+
+    Byte-level tokenizers never make more tokens than UTF-8 bytes, so the encoded size of every
+    part plus a per-message and tool allowance bounds the count from above.
+    """
+    size = len(request.system.encode())
+    for tool in request.tools:
+        size += (
+            len(tool.name)
+            + len(tool.description.encode())
+            + len(str(tool.parameters).encode())
+            + _PER_MESSAGE
+        )
+    for message in request.messages:
+        size += _PER_MESSAGE
+        for part in message.parts:
+            if part.kind == "tool_call":
+                size += len(part.name) + len(part.raw_arguments.encode()) + _PER_MESSAGE
+            elif part.kind == "tool_result":
+                size += len(part.content.encode()) + _PER_MESSAGE
+            else:
+                size += len(part.text.encode())
+    if request.output is not None:
+        size += len(str(request.output.schema).encode())
+    return size + (_TOOLS_PREAMBLE if request.tools else 0) + _PER_MESSAGE

@@ -26,6 +26,7 @@ from tools.errors import ConfigurationError, ToolDefinitionError, WorkerInputErr
 
 from ._context import RunContext
 from ._events import EventSink
+from ._handoff import Handoff
 from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
 from ._model import Model, ToolSpec
@@ -48,6 +49,7 @@ class WorkerResult:
         usage: Tokens, requests and cost of this run's model calls.
         turns: How many model turns it took.
         messages: The whole conversation, the task first.
+        handoff: Set when the worker handed its task over instead of answering (output is None).
     """
 
     worker: str
@@ -55,6 +57,7 @@ class WorkerResult:
     usage: Usage
     turns: int
     messages: tuple[Message, ...]
+    handoff: Handoff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,21 @@ class Worker:
             raise WorkerInputError(self.name, errors, task) from None
         return f"Task input ({kind.__name__}, JSON):\n{value.model_dump_json(indent=2)}"
 
+    def prepare(self, task: object, upstream: Mapping[str, Any]) -> object:
+        """Build the task from the typed outputs of the steps this one depends on.
+
+        The default keeps the task as given (the outputs are shown to the model after it);
+        override it to map upstream outputs into fields of your `input` model.
+        """
+        return task
+
+    def render_upstream(self, upstream: Mapping[str, Any]) -> str:
+        """The upstream outputs as the model reads them, after the task."""
+        from tools import serialize_result
+
+        lines = [f"- {step}: {serialize_result(value)}" for step, value in upstream.items()]
+        return "Results of the steps this one depends on:\n" + "\n".join(lines)
+
     async def run(
         self,
         task: object,
@@ -174,6 +192,7 @@ class Worker:
         context: RunContext | None = None,
         approver: Approver | ToolGate | None = None,
         events: EventSink | None = None,
+        upstream: Mapping[str, Any] | None = None,
     ) -> WorkerResult:
         """Run this worker alone on `task` until it produces a valid output.
 
@@ -183,6 +202,7 @@ class Worker:
             approver: Decides on risky tool calls: a callable `(request) -> bool | Decision`
                 (sync or async) or a gate. Without one, risky calls are denied.
             events: Receives the events of the run.
+            upstream: Outputs of the steps this one depends on, by step id (typed values).
 
         Raises:
             AgentError: one of the typed failures of the error tree.
@@ -196,7 +216,7 @@ class Worker:
         if events is not None:
             ctx.events = events
         try:
-            return await run_loop(self, task, ctx)
+            return await run_loop(self, task, ctx, upstream or {})
         finally:
             if own:
                 await ctx.aclose()

@@ -1,0 +1,120 @@
+"""`Budget`: hard limits of one run, enforced before every model call.
+
+Before each call the worst case is reserved: an upper bound of the prompt's tokens plus the
+call's max_tokens, at the model's price. The check and the reservation happen with no `await`
+in between, so concurrent workers cannot both take the last of the budget: overshoot is zero.
+After the call the reservation is replaced by what the call really used. A call that does not
+fit is not sent, or its max_tokens is lowered when what remains still leaves a useful answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from tools.errors import BudgetExceeded
+from workers import BudgetEvent, EventSink, ModelRequest, ModelResponse, Price, worst_case_prompt_tokens
+
+__all__ = ["Budget", "BudgetGuard"]
+
+_log = logging.getLogger("supervisor.budget")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Hard limits of one run. None means no limit.
+
+    Attributes:
+        max_usd: Total cost of every model call of the run.
+        max_tokens: Total input plus output tokens of every model call.
+        max_steps: Steps in a plan.
+        max_turns_per_worker: A cap on every worker's `max_turns`.
+        max_handoffs: Handoffs in one run.
+        deadline_s: Wall time of the run; calls in flight are cancelled when it passes.
+        min_answer_tokens: A call whose max_tokens would have to drop below this is refused
+            rather than sent with too little room to answer.
+    """
+
+    max_usd: float | None = None
+    max_tokens: int | None = None
+    max_steps: int | None = None
+    max_turns_per_worker: int | None = None
+    max_handoffs: int | None = None
+    deadline_s: float | None = None
+    min_answer_tokens: int = 256
+
+
+class BudgetGuard:
+    """The budget of one run, as the workers' model-call guard."""
+
+    def __init__(
+        self, budget: Budget, prices: dict[str, Price | None], events: EventSink, run_id: str | None
+    ) -> None:
+        self.budget = budget
+        self.prices = prices  # by model id, filled as models are resolved
+        self.events = events
+        self.run_id = run_id
+        self.spent_usd = 0.0
+        self.spent_tokens = 0
+        self.reserved_usd = 0.0
+        self.reserved_tokens = 0
+        self._open: dict[int, tuple[float, int]] = {}
+        self._warned: set[str] = set()
+
+    async def before_model_call(self, worker: str, model: str, request: ModelRequest) -> ModelRequest:
+        """Reserve the worst case of this call, lowering max_tokens to fit, or refuse it."""
+        # No await in this method: check and reserve are one step for the event loop.
+        budget, price = self.budget, self.prices.get(model)
+        prompt = worst_case_prompt_tokens(request)
+        answer = request.max_tokens
+        if price is None and budget.max_usd is not None and model not in self._warned:
+            self._warned.add(model)
+            _log.warning("model %s has no price: it counts against max_tokens only", model)
+            self.events.emit(BudgetEvent(worker, model, "unpriced", "counts against max_tokens only"))
+        room = answer
+        if budget.max_tokens is not None:
+            room = min(room, budget.max_tokens - self.spent_tokens - self.reserved_tokens - prompt)
+        if budget.max_usd is not None and price is not None:
+            left = budget.max_usd - self.spent_usd - self.reserved_usd - price.cost(prompt, 0)
+            room = min(room, int(left * 1_000_000 / price.output) if price.output else answer)
+        if room < min(answer, budget.min_answer_tokens):
+            self._refuse(worker, model, prompt, answer, price)
+        if room < answer:
+            self.events.emit(BudgetEvent(worker, model, "lowered", f"max_tokens {answer} -> {room}"))
+            request = replace(request, max_tokens=room)
+        usd = price.cost(prompt, request.max_tokens) if price is not None else 0.0
+        tokens = prompt + request.max_tokens
+        self.reserved_usd += usd
+        self.reserved_tokens += tokens
+        self._open[id(request)] = (usd, tokens)
+        return request
+
+    def after_model_call(
+        self, worker: str, model: str, request: ModelRequest, response: ModelResponse | None
+    ) -> None:
+        """Release the reservation and count what the call really used."""
+        usd, tokens = self._open.pop(id(request), (0.0, 0))
+        self.reserved_usd -= usd
+        self.reserved_tokens -= tokens
+        if response is not None:
+            self.spent_usd += response.usage.known_cost_usd
+            self.spent_tokens += response.usage.input_tokens + response.usage.output_tokens
+
+    def _refuse(self, worker: str, model: str, prompt: int, answer: int, price: Price | None) -> None:
+        budget = self.budget
+        used_tokens = self.spent_tokens + self.reserved_tokens
+        if (
+            budget.max_tokens is not None
+            and used_tokens + prompt + min(answer, budget.min_answer_tokens) > budget.max_tokens
+        ):
+            error = BudgetExceeded(
+                "max_tokens", budget.max_tokens, used_tokens, prompt + answer, run_id=self.run_id
+            )
+        else:
+            assert budget.max_usd is not None and price is not None  # the only other limit that refuses
+            need = price.cost(prompt, answer)
+            error = BudgetExceeded(
+                "max_usd", budget.max_usd, self.spent_usd + self.reserved_usd, need, run_id=self.run_id
+            )
+        self.events.emit(BudgetEvent(worker, model, "refused", str(error)))
+        raise error

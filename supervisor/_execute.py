@@ -1,0 +1,170 @@
+"""Running a plan: every step whose dependencies are done starts at once.
+
+A step's worker gets the typed outputs of the steps it depends on (and sees them after its
+task). A worker that hands over is routed to the target after the handoff is checked again here:
+the target must be allowed and its input must validate; the same worker getting the same task
+again in one step is a loop, and handoffs are bounded. A step that fails is retried; when it
+still fails, the steps already running finish, no new ones start, and the failure goes back to
+the caller to re-plan or give up. Nothing finished is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tools.errors import (
+    AgentError,
+    BudgetExceeded,
+    CircuitOpen,
+    ConfigurationError,
+    HandoffError,
+    HandoffLoop,
+    RunAborted,
+    WorkerInputError,
+)
+from workers import Handoff, HandoffEvent, RunContext, StepEvent, Usage, Worker
+
+from ._plan import Plan, Step
+from ._result import StepResult
+
+__all__ = ["Execution", "StepFailure"]
+
+# Errors no retry or re-plan can fix: they end the run.
+_FATAL = (BudgetExceeded, RunAborted, HandoffLoop, HandoffError, ConfigurationError, CircuitOpen)
+_DEFAULT_MAX_HANDOFFS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailure:
+    """A step that failed after its retries."""
+
+    step: Step
+    worker: str
+    attempts: int
+    error: AgentError
+
+
+def _canonical(value: Any) -> str:
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _allowed(worker: Worker) -> set[str]:
+    return {t if isinstance(t, str) else t.__name__ for t in type(worker).handoffs}
+
+
+class Execution:
+    """The steps of one run: what is done, and how to run more."""
+
+    def __init__(
+        self, workers: Mapping[str, Worker], ctx: RunContext, *, step_retries: int, max_handoffs: int | None
+    ) -> None:
+        self.workers = workers
+        self.ctx = ctx
+        self.step_retries = step_retries
+        self.max_handoffs = _DEFAULT_MAX_HANDOFFS if max_handoffs is None else max_handoffs
+        self.done: dict[str, StepResult] = {}
+        self.handoffs = 0
+
+    async def run(self, plan: Plan) -> StepFailure | None:
+        """Run the steps of `plan` not yet done; the first failure, or None when all finished."""
+        pending = {s.id: s for s in plan.steps if s.id not in self.done}
+        running: dict[asyncio.Task[StepResult | StepFailure], Step] = {}
+        failure: StepFailure | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                while pending or running:
+                    if failure is None:
+                        for step in [
+                            s for s in pending.values() if all(d in self.done for d in s.depends_on)
+                        ]:
+                            del pending[step.id]
+                            running[group.create_task(self._run_step(step))] = step
+                    if not running:
+                        break
+                    finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in finished:
+                        step = running.pop(task)
+                        outcome = task.result()
+                        if isinstance(outcome, StepResult):
+                            self.done[step.id] = outcome
+                        elif failure is None:
+                            failure = outcome
+        except BaseExceptionGroup as group_error:
+            raise _first(group_error) from None
+        return failure
+
+    async def _run_step(self, step: Step) -> StepResult | StepFailure:
+        attempt = 0
+        while True:
+            attempt += 1
+            self.ctx.events.emit(StepEvent(step.id, step.worker, "started", attempt))
+            try:
+                result = await self._run_with_handoffs(step)
+            except _FATAL:
+                raise
+            except AgentError as error:
+                if attempt > self.step_retries:
+                    self.ctx.events.emit(StepEvent(step.id, step.worker, "failed", attempt, str(error)))
+                    return StepFailure(step, step.worker, attempt, error)
+                self.ctx.events.emit(StepEvent(step.id, step.worker, "retrying", attempt, str(error)))
+                continue
+            self.ctx.events.emit(StepEvent(step.id, result.worker, "finished", attempt))
+            return StepResult(
+                result.step, result.worker, result.output, result.usage, attempt, result.handoffs
+            )
+
+    async def _run_with_handoffs(self, step: Step) -> StepResult:
+        worker, task = self.workers[step.worker], step.input
+        upstream = {dep: self.done[dep].output for dep in step.depends_on}
+        usage, chain, handoffs = Usage(), [worker.name], list[Handoff]()
+        seen = {(worker.name, _canonical(task))}
+        while True:
+            result = await worker.run(task, context=self.ctx, upstream=upstream)
+            usage = usage + result.usage
+            handoff = result.handoff
+            if handoff is None:
+                return StepResult(step.id, worker.name, result.output, usage, 1, tuple(handoffs))
+            self.ctx.events.emit(HandoffEvent(step.id, handoff.source, handoff.target, handoff.reason))
+            target = self._check_handoff(worker, handoff)
+            self.handoffs += 1
+            chain.append(target.name)
+            if self.handoffs > self.max_handoffs:
+                raise HandoffLoop(chain, f"more than {self.max_handoffs} handoffs", run_id=self.ctx.run_id)
+            key = (target.name, _canonical(handoff.input))
+            if key in seen:
+                raise HandoffLoop(
+                    chain, f"{target.name} was handed the same task again", run_id=self.ctx.run_id
+                )
+            seen.add(key)
+            handoffs.append(handoff)
+            worker, task = target, handoff.input
+
+    def _check_handoff(self, source: Worker, handoff: Handoff) -> Worker:
+        """The target of a handoff, after checking it is allowed and its input validates."""
+        target = self.workers.get(handoff.target)
+        run_id = self.ctx.run_id
+        if target is None or handoff.target not in _allowed(source):
+            raise HandoffError(
+                source.name, handoff.target, "not among the workers it may hand off to", run_id=run_id
+            )
+        try:
+            target.task_text(handoff.input)
+        except WorkerInputError as exc:
+            raise HandoffError(
+                source.name, handoff.target, f"payload rejected: {exc}", run_id=run_id
+            ) from exc
+        return target
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first error of a task group, unwrapped: callers see one typed error, not a group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

@@ -1,0 +1,173 @@
+"""Plans: `Plan` and `Step`, the rules a plan must keep, and the planner's output schema.
+
+One set of rules serves plans written in Python (`run_plan`) and plans from the planner model:
+known workers, inputs that validate against each worker's `input`, dependencies that exist and
+form a DAG, unique ids, and a length within `max_steps`. For the planner the rules are also built
+into its output model, so a broken plan goes back to it with the exact problems (re-planning).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tools.errors import WorkerInputError
+from workers import Worker
+
+__all__ = ["Plan", "Step", "check_plan", "planner_output_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a plan: a worker, its input, and the steps it waits for.
+
+    Attributes:
+        id: Unique within the plan.
+        worker: The worker's name (its class name).
+        input: A string, the worker's input model, or a dict of it.
+        depends_on: Ids of the steps whose outputs this step needs.
+        reason: Why this worker does this step (the planner's words, kept for the trace).
+    """
+
+    id: str
+    worker: str
+    input: Any = ""
+    depends_on: Sequence[str] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Steps to run; a step starts as soon as the steps it depends on are done."""
+
+    steps: Sequence[Step] = field(default_factory=tuple)
+    reasoning: str = ""
+
+
+def _cycle(steps: Sequence[Step], done: set[str]) -> list[str] | None:
+    """A dependency cycle among `steps`, as a list of ids, or None."""
+    graph = {s.id: [d for d in s.depends_on if d not in done] for s in steps}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
+            if nxt in graph and state.get(nxt) is None:
+                found = visit(nxt, [*path, nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for start in graph:
+        if state.get(start) is None:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+def check_plan(
+    plan: Plan, workers: Mapping[str, Worker], max_steps: int | None, done: Mapping[str, object] | None = None
+) -> list[str]:
+    """Every way `plan` breaks the rules, as readable lines (empty when it is valid).
+
+    `done` holds the ids of steps already finished (when re-planning), which steps may depend on.
+    """
+    finished = set(done or ())
+    steps = list(plan.steps)
+    issues: list[str] = []
+    if not steps:
+        return ["the plan has no steps"]
+    if max_steps is not None and len(steps) > max_steps:
+        issues.append(f"the plan has {len(steps)} steps; at most {max_steps} are allowed")
+    ids = [s.id for s in steps]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        issues.append(f"step id {dup!r} is used more than once")
+    for reused in sorted(set(ids) & finished):
+        issues.append(f"step id {reused!r} is already a finished step")
+    known = set(ids) | finished
+    for step in steps:
+        worker = workers.get(step.worker)
+        if worker is None:
+            issues.append(
+                f"step {step.id!r}: unknown worker {step.worker!r} (workers: {', '.join(sorted(workers))})"
+            )
+        else:
+            try:
+                worker.task_text(step.input)
+            except WorkerInputError as exc:
+                first = exc.errors[0] if exc.errors else {}
+                loc = ".".join(str(p) for p in first.get("loc", ())) or "input"  # type: ignore[attr-defined]
+                issues.append(
+                    f"step {step.id!r}: input for {step.worker} does not validate: {loc}: {first.get('msg')}"
+                )
+        for dep in step.depends_on:
+            if dep == step.id:
+                issues.append(f"step {step.id!r} depends on itself")
+            elif dep not in known:
+                issues.append(f"step {step.id!r} depends on unknown step {dep!r}")
+    cycle = _cycle([s for s in steps if all(d in known for d in s.depends_on)], finished)
+    if cycle:
+        issues.append(f"steps {' -> '.join(cycle)} form a cycle")
+    return issues
+
+
+def planner_output_model(
+    workers: Mapping[str, Worker], max_steps: int | None, done: Mapping[str, object]
+) -> type:
+    """The pydantic model the planner must answer with.
+
+    Each step is tied to its worker: `worker` is one of the names, and `input` is that worker's
+    input model (a discriminated union), so the JSON Schema offered to the planner is exact. The
+    rules a schema cannot say (dependencies, cycles, length) run as a validator, so their
+    failures reach the planner as repair prompts too.
+    """
+    from typing import Annotated, Literal
+
+    from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+    variants = []
+    for name, worker in workers.items():
+        kind = type(worker).input
+        variants.append(
+            create_model(
+                f"{name}Step",
+                __config__=ConfigDict(extra="forbid"),
+                id=(str, Field(description="A short unique id, like 'lookup'")),
+                worker=(Literal[name], ...),  # type: ignore[arg-type]
+                input=(kind, Field(description=f"The task for {name}")),
+                depends_on=(
+                    list[str],
+                    Field(default_factory=list, description="Ids of steps whose output this needs"),
+                ),
+                reason=(str, Field(description=f"Why {name} does this step")),
+            )
+        )
+    union = functools.reduce(operator.or_, variants)
+    step_type = variants[0] if len(variants) == 1 else Annotated[union, Field(discriminator="worker")]
+
+    class PlanOutput(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        reasoning: str = Field(description="How the steps reach the goal")
+        steps: list[step_type]  # type: ignore[valid-type]
+
+        @model_validator(mode="after")
+        def _rules(self) -> PlanOutput:
+            issues = check_plan(to_plan(self), workers, max_steps, done)
+            if issues:
+                raise ValueError("; ".join(issues))
+            return self
+
+    return PlanOutput
+
+
+def to_plan(output: Any) -> Plan:
+    """The `Plan` of a planner output."""
+    steps = tuple(Step(s.id, s.worker, s.input, tuple(s.depends_on), s.reason) for s in output.steps)
+    return Plan(steps, output.reasoning)

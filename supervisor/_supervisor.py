@@ -1,0 +1,316 @@
+"""`Supervisor`: plan with a model, run the plan with at most four workers, answer the goal.
+
+    supervisor = Supervisor(workers=[Billing(), Orders()], model="anthropic:claude-sonnet-4-5",
+                            budget=Budget(max_usd=0.50, max_steps=12, deadline_s=120))
+    result = await supervisor.run("Refund invoice 42 if it was charged twice")
+
+The planner is itself a worker: its output is the plan, validated against the rules (known
+workers, valid inputs, a DAG within max_steps), so a broken plan goes back to it with the exact
+problems, a bounded number of times. Every model call of the run, the planner's included, goes
+through the run's budget, rate limits, retries and breakers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tools.errors import (
+    AgentError,
+    BudgetExceeded,
+    ConfigurationError,
+    OutputValidationError,
+    PlanError,
+    RunAborted,
+    StepFailed,
+)
+from workers import (
+    Approver,
+    EventSink,
+    Model,
+    NullSink,
+    PlanEvent,
+    PriceTable,
+    RateLimits,
+    RetryPolicy,
+    RunContext,
+    ToolGate,
+    UsageLedger,
+    Worker,
+    model_id,
+)
+from workers._hooks import as_gate
+
+from ._breaker import CircuitBreakers
+from ._budget import Budget, BudgetGuard
+from ._execute import Execution, StepFailure
+from ._plan import Plan, check_plan, planner_output_model, to_plan
+from ._result import RunResult, StepResult
+
+__all__ = ["MAX_WORKERS", "Supervisor"]
+
+MAX_WORKERS = 4  # the coordination saturation point
+_RESERVED = ("Planner", "Synthesizer")
+
+_PLANNER_RULES = """You plan how a team of workers reaches a goal. Use only these workers:
+
+{workers}
+
+Rules: every step names one worker and gives it an input that matches that worker's input schema.
+A step that needs the output of other steps lists their ids in depends_on; steps without
+dependencies between them run at the same time. Use as few steps as the goal needs{limit}.
+Give each step the reason you chose its worker."""
+
+
+class Supervisor:
+    """Plans and runs work across at most four workers, inside a hard budget.
+
+    Args:
+        workers: The workers (instances); at most four, with distinct names.
+        model: The planner's model ("provider:name" or a model object); workers may use cheaper ones.
+        budget: Hard limits of each run.
+        store: Durable runs are not available yet: pass None (the default).
+        approver: Decides on risky tool calls: a callable `(request) -> bool | Decision`, sync or
+            async, or a gate. Without one, risky calls are denied and the model is told so.
+        output: A pydantic model for the final answer, or `str`.
+        retry: The retry policy of every model call.
+        limits: Rate limits; share one object between supervisors to share the limits.
+        breakers: Circuit breakers; shared by every run of this supervisor by default.
+        prices: Prices for models the built-in table does not know.
+        events: Receives every event of every run (steps, model and tool calls, handoffs...).
+        step_retries: How many times a failed step is run again before re-planning.
+        max_replans: Re-plans allowed: for an invalid plan, and again after a step failed.
+    """
+
+    def __init__(
+        self,
+        workers: Sequence[Worker],
+        model: str | Model,
+        *,
+        budget: Budget | None = None,
+        store: object = None,
+        approver: Approver | ToolGate | None = None,
+        output: type[Any] = str,
+        retry: RetryPolicy | None = None,
+        limits: RateLimits | None = None,
+        breakers: CircuitBreakers | None = None,
+        prices: PriceTable | None = None,
+        events: EventSink | None = None,
+        step_retries: int = 1,
+        max_replans: int = 2,
+    ) -> None:
+        workers = list(workers)
+        if len(workers) > MAX_WORKERS:
+            raise ConfigurationError(
+                f"{len(workers)} workers given; a supervisor coordinates at most {MAX_WORKERS}"
+            )
+        if not workers:
+            raise ConfigurationError("a supervisor needs at least one worker")
+        by_name: dict[str, Worker] = {}
+        for worker in workers:
+            if not isinstance(worker, Worker):
+                raise ConfigurationError(f"{worker!r} is not a Worker instance")
+            if worker.name in by_name:
+                raise ConfigurationError(f"two workers are named {worker.name!r}")
+            if worker.name in _RESERVED:
+                raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
+            by_name[worker.name] = worker
+        if store is not None:
+            raise ConfigurationError(
+                "durable stores are not available yet: pass store=None (runs live in memory)"
+            )
+        self.workers: Mapping[str, Worker] = by_name
+        self.model = model
+        self.budget = budget or Budget()
+        self.output = output
+        self.step_retries = step_retries
+        self.max_replans = max_replans
+        self._gate = as_gate(approver)
+        self._retry = retry or RetryPolicy()
+        self._limits = limits or RateLimits()
+        self._prices = prices or PriceTable()
+        self._events: EventSink = events or NullSink()
+        self._breakers = breakers or CircuitBreakers(events=self._events)
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._aborts: dict[str, str] = {}
+        self._planner: type[Worker] | None = None
+        self._synthesizer: type[Worker] | None = None
+
+    async def run(self, goal: str, run_id: str | None = None) -> RunResult:
+        """Plan with the model, run the plan, and answer the goal from the step outputs.
+
+        Raises:
+            AgentError: a typed error of the tree, carrying `run_id`.
+        """
+        return await self._run(goal, None, run_id)
+
+    async def run_plan(self, plan: Plan, *, goal: str | None = None, run_id: str | None = None) -> RunResult:
+        """Run a plan written in Python, with no planner call.
+
+        With a `goal` (or an `output` model) the supervisor's model answers it from the step
+        outputs; otherwise the output is the last step's output (a dict by step id when several
+        steps end the plan).
+        """
+        issues = check_plan(plan, self.workers, self.budget.max_steps)
+        if issues:
+            raise PlanError(issues, attempts=1, run_id=run_id)
+        return await self._run(goal, plan, run_id)
+
+    def abort(self, run_id: str, reason: str = "aborted") -> bool:
+        """Stop a running run: calls in flight are cancelled and it raises `RunAborted`."""
+        task = self._running.get(run_id)
+        if task is None or task.done():
+            return False
+        self._aborts[run_id] = reason
+        task.cancel()
+        return True
+
+    async def _run(self, goal: str | None, plan: Plan | None, run_id: str | None) -> RunResult:
+        run_id = run_id or uuid.uuid4().hex
+        if run_id in self._running:
+            raise ConfigurationError(f"run {run_id} is already running")
+        ctx = self._context(run_id)
+        task = asyncio.current_task()
+        if task is not None:
+            self._running[run_id] = task
+        deadline = asyncio.timeout(self.budget.deadline_s)
+        try:
+            async with deadline:
+                return await self._plan_and_execute(goal, plan, ctx)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            assert self.budget.deadline_s is not None
+            raise BudgetExceeded(
+                "deadline_s", self.budget.deadline_s, self.budget.deadline_s, 0, run_id=run_id
+            ) from None
+        except asyncio.CancelledError:
+            reason = self._aborts.pop(run_id, None)
+            if reason is None or task is None:
+                raise
+            task.uncancel()
+            raise RunAborted("", reason, by="abort", run_id=run_id) from None
+        except AgentError as error:
+            error.run_id = error.run_id or run_id
+            raise
+        finally:
+            self._running.pop(run_id, None)
+            await ctx.aclose()
+
+    def _context(self, run_id: str) -> RunContext:
+        ctx = RunContext(
+            run_id=run_id,
+            retry=self._retry,
+            limits=self._limits,
+            prices=self._prices,
+            events=self._events,
+            gate=self._gate,
+            usage=UsageLedger(),
+            breakers=self._breakers,
+            max_turns=self.budget.max_turns_per_worker,
+            workers=self.workers,
+        )
+        prices: dict[str, Any] = {}
+        for spec in [self.model, *(w.model_spec for w in self.workers.values())]:
+            model = ctx.model(spec)
+            prices[model_id(model)] = getattr(model, "price", None)
+        ctx.guard = BudgetGuard(self.budget, prices, self._events, run_id)
+        return ctx
+
+    async def _plan_and_execute(self, goal: str | None, plan: Plan | None, ctx: RunContext) -> RunResult:
+        if plan is None:
+            assert goal is not None
+            plan = await self._make_plan(goal, ctx, {}, None)
+        execution = Execution(
+            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
+        )
+        replans = 0
+        while (failure := await execution.run(plan)) is not None:
+            if goal is None or replans >= self.max_replans:
+                raise StepFailed(
+                    failure.step.id, failure.worker, failure.attempts, failure.error, run_id=ctx.run_id
+                ) from failure.error
+            replans += 1
+            plan = await self._make_plan(goal, ctx, execution.done, failure)
+        output = await self._answer(goal, plan, execution.done, ctx)
+        usage = ctx.usage
+        assert ctx.run_id is not None
+        return RunResult(
+            output, ctx.run_id, usage.total, dict(execution.done), plan, "succeeded", dict(usage.by_worker)
+        )
+
+    async def _make_plan(
+        self, goal: str, ctx: RunContext, done: Mapping[str, StepResult], failure: StepFailure | None
+    ) -> Plan:
+        planner = self._planner_class(done)
+        task = f"Goal: {goal}"
+        if done:
+            lines = "\n".join(f"- {sid} ({r.worker}): done" for sid, r in done.items())
+            task += f"\n\nSteps already finished (their outputs are kept; depend on them by id):\n{lines}"
+        if failure is not None:
+            failed = f"Step {failure.step.id!r} ({failure.worker}) failed: {failure.error}"
+            task += f"\n\n{failed}\nPlan the remaining work."
+        try:
+            result = await planner().run(
+                task, context=ctx, upstream={sid: r.output for sid, r in done.items()}
+            )
+        except OutputValidationError as error:
+            issues = [str(e.get("msg")) for e in error.errors] or [str(error)]
+            raise PlanError(issues, error.attempts, run_id=ctx.run_id) from error
+        plan = to_plan(result.output)
+        steps = tuple((s.id, s.worker, tuple(s.depends_on), s.reason) for s in plan.steps)
+        ctx.events.emit(PlanEvent(1 if failure is None else 2, steps, plan.reasoning))
+        return plan
+
+    def _planner_class(self, done: Mapping[str, StepResult]) -> type[Worker]:
+        if not done and self._planner is not None:
+            return self._planner
+        described = "\n".join(
+            f"- {name}: {w.description or 'no description'} Input: {_input_text(w)}"
+            for name, w in self.workers.items()
+        )
+        limit = f", and at most {self.budget.max_steps}" if self.budget.max_steps else ""
+        attrs = {
+            "__doc__": "Plans which workers do what.",
+            "model": self.model,
+            "instructions": _PLANNER_RULES.format(workers=described, limit=limit),
+            "output": planner_output_model(self.workers, self.budget.max_steps, done),
+            "output_repairs": self.max_replans,
+            "max_turns": self.max_replans + 2,
+        }
+        planner: type[Worker] = type("Planner", (Worker,), attrs)
+        if not done:
+            self._planner = planner
+        return planner
+
+    async def _answer(
+        self, goal: str | None, plan: Plan, done: Mapping[str, StepResult], ctx: RunContext
+    ) -> Any:
+        if goal is None and self.output is str:
+            needed = {d for s in plan.steps for d in s.depends_on}
+            ends = [s.id for s in plan.steps if s.id not in needed]
+            return done[ends[0]].output if len(ends) == 1 else {sid: done[sid].output for sid in ends}
+        if self._synthesizer is None:
+            attrs = {
+                "__doc__": "Answers the goal from the step outputs.",
+                "model": self.model,
+                "instructions": "Answer the goal using only the results of the steps. Do not invent facts.",
+                "output": self.output,
+            }
+            self._synthesizer = type("Synthesizer", (Worker,), attrs)
+        task = f"Goal: {goal or 'summarise the results'}"
+        result = await self._synthesizer().run(
+            task, context=ctx, upstream={sid: r.output for sid, r in done.items()}
+        )
+        return result.output
+
+
+def _input_text(worker: Worker) -> str:
+    import json
+
+    kind = type(worker).input
+    if kind is str:
+        return "a string (the task in words)."
+    return json.dumps(kind.model_json_schema(), separators=(",", ":"))  # type: ignore[union-attr]

@@ -1,0 +1,100 @@
+"""Failures of a supervisor run: plans, steps, budgets, breakers, handoffs (drawn in `tools.errors`)."""
+
+from __future__ import annotations
+
+from ._errors_base import AgentError
+
+__all__ = ["BudgetExceeded", "CircuitOpen", "HandoffError", "HandoffLoop", "PlanError", "StepFailed"]
+
+
+class PlanError(AgentError):
+    """No valid plan: the planner's last plan still broke these rules after the re-plans allowed.
+
+    Attributes:
+        issues: Every problem of the last plan, as readable lines ("step b: unknown worker 'X'").
+        attempts: How many plans were tried.
+    """
+
+    def __init__(self, issues: list[str], attempts: int, *, run_id: str | None = None) -> None:
+        shown = "; ".join(issues[:5]) + (f" (and {len(issues) - 5} more)" if len(issues) > 5 else "")
+        super().__init__(f"no valid plan after {attempts} attempts: {shown}", run_id=run_id)
+        self.issues = issues
+        self.attempts = attempts
+
+
+class StepFailed(AgentError):
+    """A plan step failed after its retries (and any re-planning).
+
+    Attributes:
+        step: The step id.
+        worker: The worker that ran it.
+        attempts: How many times it ran.
+        cause: The last error (also the `__cause__`).
+    """
+
+    def __init__(
+        self, step: str, worker: str, attempts: int, cause: BaseException, *, run_id: str | None = None
+    ) -> None:
+        super().__init__(f"step {step!r} ({worker}) failed after {attempts} attempts: {cause}", run_id=run_id)
+        self.step = step
+        self.worker = worker
+        self.attempts = attempts
+        self.cause = cause
+
+
+class BudgetExceeded(AgentError):
+    """A call or a step would pass a hard limit of the run's `Budget`; it was not sent.
+
+    Attributes:
+        limit: Which limit: "max_usd", "max_tokens", "max_steps", "max_handoffs" or "deadline_s".
+        maximum: The limit's value.
+        used: What the run had used (or reserved) when it was refused.
+        requested: What the refused call or step needed at worst.
+    """
+
+    def __init__(
+        self, limit: str, maximum: float, used: float, requested: float, *, run_id: str | None = None
+    ) -> None:
+        super().__init__(
+            f"budget {limit}={maximum:g} would be exceeded: used {used:g}, this needs up to {requested:g}",
+            run_id=run_id,
+        )
+        self.limit = limit
+        self.maximum = maximum
+        self.used = used
+        self.requested = requested
+
+
+class CircuitOpen(AgentError):
+    """The breaker of a model is open after repeated failures; calls fail fast until `retry_in_s`."""
+
+    def __init__(self, model: str, failures: int, retry_in_s: float) -> None:
+        super().__init__(
+            f"circuit open for {model} after {failures} failures; next probe in {retry_in_s:.1f} s"
+        )
+        self.model = model
+        self.failures = failures
+        self.retry_in_s = retry_in_s
+
+
+class HandoffError(AgentError):
+    """A handoff to a worker that is not allowed, or with a payload its input rejects."""
+
+    def __init__(self, source: str, target: str, reason: str, *, run_id: str | None = None) -> None:
+        super().__init__(f"handoff {source} -> {target} refused: {reason}", run_id=run_id)
+        self.source = source
+        self.target = target
+        self.reason = reason
+
+
+class HandoffLoop(AgentError):
+    """Handoffs went round in a cycle that brought nothing new, or past `max_handoffs`.
+
+    Attributes:
+        chain: The workers in handoff order, the first one first.
+    """
+
+    def __init__(self, chain: list[str], why: str, *, run_id: str | None = None) -> None:
+        super().__init__(f"handoff loop {' -> '.join(chain)}: {why}", run_id=run_id)
+        self.chain = chain
+        self.why = why
