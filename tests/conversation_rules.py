@@ -18,6 +18,8 @@ def assert_valid_request(request: ModelRequest) -> None:
     seen_ids: set[str] = set()
     for i, message in enumerate(messages):
         assert message.parts, f"message {i} is empty"
+        blank = all(p.kind == "text" and not p.text.strip() for p in message.parts)
+        assert not blank, f"message {i} has only blank text (the APIs reject it)"
         if i:
             assert message.kind != messages[i - 1].kind, f"messages {i - 1} and {i} have the same role"
         if message.kind == "assistant":
@@ -40,4 +42,4 @@ def assert_valid_request(request: ModelRequest) -> None:
                 assert all(r.content for r in results), f"message {i} has an empty tool result"
             for part in message.parts:
                 if part.kind == "text":
-                    assert part.text, f"message {i} has an empty text part"
+                    assert part.text.strip(), f"message {i} has a blank text part"

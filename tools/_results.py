@@ -30,7 +30,13 @@ def serialize_result(value: Any) -> str:
         return value
     if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
         return str(value.model_dump_json())
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
+    except (TypeError, ValueError):  # keys that cannot be sorted (mixed types), values JSON cannot hold
+        try:
+            return json.dumps(value, ensure_ascii=False, default=_plain, separators=(", ", ": "))
+        except (TypeError, ValueError):
+            return repr(value)
 
 
 def truncate_result(text: str, limit: int | None = DEFAULT_MAX_RESULT_CHARS) -> str:

@@ -113,6 +113,11 @@ class Tool:
         self._validator: Any = None
         self._is_async = inspect.iscoroutinefunction(function)
 
+    @property
+    def is_sync(self) -> bool:
+        """A plain function (run in a thread, which a timeout cannot stop)."""
+        return not self._is_async
+
     def __repr__(self) -> str:
         flags = "".join(
             [", risky=True" if self.risky else "", f", timeout_s={self.timeout_s}" if self.timeout_s else ""]

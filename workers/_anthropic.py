@@ -18,6 +18,7 @@ from ._messages import AssistantPart, Message, TextPart, ToolCallPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
 from ._prices import Price, PriceTable
 from ._provider import (
+    json_body,
     make_usage,
     malformed,
     parse_arguments,
@@ -60,13 +61,17 @@ def _message_to_wire(message: Message) -> dict[str, Any]:
             if result.is_error:
                 block["is_error"] = True
             content.append(block)
-        content.extend({"type": "text", "text": p.text} for p in message.parts if isinstance(p, TextPart))
+        content.extend(
+            {"type": "text", "text": p.text}
+            for p in message.parts
+            if isinstance(p, TextPart) and p.text.strip()
+        )
         return {"role": "user", "content": content}
     for part in message.parts:
         if isinstance(part, ToolCallPart):
             args = dict(part.arguments) if part.arguments is not None else {}
             content.append({"type": "tool_use", "id": part.id, "name": part.name, "input": args})
-        elif part.text:  # the API rejects empty text blocks
+        elif part.text.strip():  # the API rejects empty and whitespace-only text blocks
             content.append({"type": "text", "text": part.text})
     return {"role": "assistant", "content": content}
 
@@ -183,7 +188,7 @@ class AnthropicModel:
             raw = await client.messages.with_raw_response.create(**params, stream=self.stream)
             if self.stream:
                 return await self._read_stream(raw, started)
-            body = await raw.json()
+            body = json_body(await raw.text(), self.provider, self.name)
         except (sdk.AnthropicError, ValueError, TypeError) as exc:
             # SDK errors, undecodable JSON, and the SDK's TypeError for missing credentials;
             # anything else is a bug and propagates unchanged.

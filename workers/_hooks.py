@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "DenyAllGate",
     "ModelCallGuard",
     "NoGuard",
+    "TimedGate",
     "ToolGate",
     "as_gate",
 ]
@@ -158,10 +160,30 @@ class CallableGate:
         return Decision.deny(f"denied by the approver (answered {excerpt(answer, 40)})", by="approver")
 
 
-def as_gate(approver: Approver | ToolGate | None) -> ToolGate:
-    """The gate for an approver argument: a gate as is, a callable wrapped, None denies all."""
+class TimedGate:
+    """A gate whose decisions must come within `timeout_s`; silence is a denial."""
+
+    __slots__ = ("_gate", "_timeout_s")
+
+    def __init__(self, gate: ToolGate, timeout_s: float) -> None:
+        self._gate = gate
+        self._timeout_s = timeout_s
+
+    async def review(self, request: ApprovalRequest) -> Decision:
+        """Ask the inner gate; deny when it does not answer in time."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self._gate.review(request)
+        except TimeoutError:
+            return Decision.deny(f"no answer within {self._timeout_s:g} s", by="timeout")
+
+
+def as_gate(approver: Approver | ToolGate | None, timeout_s: float | None = None) -> ToolGate:
+    """The gate for an approver argument: a gate as is, a callable wrapped, None denies all.
+
+    With `timeout_s`, an approval unanswered for that long is a denial.
+    """
     if approver is None:
         return DenyAllGate()
-    if hasattr(approver, "review"):
-        return approver
-    return CallableGate(approver)
+    gate: ToolGate = approver if hasattr(approver, "review") else CallableGate(approver)
+    return TimedGate(gate, timeout_s) if timeout_s is not None else gate

@@ -144,7 +144,7 @@ class _Turns:
             self.messages.append(UserMessage(answered))
             return None
         value, errors = self.plan.from_text(response.text)
-        if response.parts:
+        if _has_content(response):
             self.messages.append(response.message)
         if not errors:
             return _Finished(value)
@@ -196,7 +196,7 @@ class _Turns:
         if self.output_failures > self.cls.output_repairs:
             raise ModelRefused(self.name, refusal, self.output_failures)
         self.ctx.events.emit(RepairEvent(self.name, "refusal", self.output_failures, refusal))
-        if response.parts and not response.tool_calls:
+        if _has_content(response) and not response.tool_calls:
             self.messages.append(response.message)
         self._say(
             "You declined to answer. If the task can be done within your instructions, do it now; "
@@ -218,6 +218,11 @@ class _Turns:
             self.messages[-1] = UserMessage((*last.parts, TextPart(text)))
         else:
             self.messages.append(UserMessage.of(text))
+
+
+def _has_content(response: ModelResponse) -> bool:
+    """Whether the answer can go back into the conversation: the APIs reject blank assistant turns."""
+    return bool(response.tool_calls) or bool(response.text.strip())
 
 
 async def run_loop(

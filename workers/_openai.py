@@ -16,6 +16,7 @@ from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResul
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
 from ._prices import Price, PriceTable
 from ._provider import (
+    json_body,
     make_usage,
     malformed,
     parse_arguments,
@@ -202,7 +203,7 @@ class OpenAIModel:
             raw = await client.chat.completions.with_raw_response.create(**params)
             if self.stream:
                 return await self._read_stream(raw, started)
-            body = raw.http_response.json()  # the legacy raw response is already read
+            body = json_body(raw.http_response.text, self.provider, self.name)  # already read
         except (sdk.OpenAIError, ValueError, TypeError) as exc:
             # SDK errors, undecodable JSON, and the SDK's TypeError for missing credentials;
             # anything else is a bug and propagates unchanged.

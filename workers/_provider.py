@@ -28,6 +28,7 @@ from ._prices import Price
 from ._usage import Usage
 
 __all__ = [
+    "json_body",
     "make_usage",
     "malformed",
     "parse_arguments",
@@ -191,6 +192,15 @@ def _status_message(body: object, fallback: str) -> str:
 def stream_error(provider: str, model: str, what: str, received: str) -> StreamInterrupted:
     """A stream that ended or failed before the message was complete."""
     return StreamInterrupted(what, provider=provider, model=model, body_excerpt=excerpt(received) or None)
+
+
+def json_body(text: str, provider: str, model: str) -> object:
+    """The decoded body, or MalformedResponse quoting the start of what arrived."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        what = "response body is empty" if not text.strip() else "response body is not JSON"
+        raise malformed(provider, model, what, text or "(empty body)") from None
 
 
 def malformed(provider: str, model: str, what: str, body: object) -> MalformedResponse:

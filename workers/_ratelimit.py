@@ -122,7 +122,8 @@ class ModelLimiter:
             if info.requests_remaining == 0 and info.requests_reset_s:
                 pause = max(pause, info.requests_reset_s)
             if info.tokens_remaining is not None and info.tokens_limit:
-                if self._bucket is None or self._bucket.capacity != info.tokens_limit:
+                # A limit the user configured stays; headers only lower what is left in it.
+                if self._bucket is None:
                     self._bucket = _TokenBucket(info.tokens_limit)
                 self._bucket.refill()
                 self._bucket.level = min(self._bucket.level, float(info.tokens_remaining))

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from tools.errors import ProviderError
+from tools.errors import ProviderConnectionError, ProviderError
 
 from ._events import EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._model import Model, ModelRequest, ModelResponse
@@ -77,6 +77,24 @@ class RetryPolicy:
 _NULL_SINK = NullSink()
 
 
+async def _send(model: Model, request: ModelRequest, remaining_s: float, attempt: int) -> ModelResponse:
+    """One attempt, cut off when the retry policy's total time runs out."""
+    deadline = asyncio.timeout(max(remaining_s, 0.0))
+    try:
+        async with deadline:
+            return await model.request(request)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise ProviderConnectionError(
+            "no answer within the retry policy's max_total_s",
+            provider=model.provider,
+            model=model.name,
+            timeout=True,
+            attempts=attempt,
+        ) from None
+
+
 def _retry_delay(error: ProviderError, attempt: int, policy: RetryPolicy, elapsed: float) -> float | None:
     """How long to wait before sending again, or None when the error must stand."""
     if not error.retryable or attempt >= policy.max_attempts:
@@ -121,7 +139,7 @@ async def call_model(
                 events.emit(RateLimitWaitEvent(mid, waited, "rate limit"))
         sent = time.monotonic()
         try:
-            response = await model.request(request)
+            response = await _send(model, request, policy.max_total_s - (sent - started), attempt)
         except ProviderError as error:
             error.attempts = attempt
             if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health

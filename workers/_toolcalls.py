@@ -42,6 +42,7 @@ class _Prepared:
     call: ToolCallPart
     tool: Tool | None = None
     kwargs: dict[str, Any] | None = None
+    arguments: dict[str, Any] | None = None  # the JSON arguments that passed validation (or a person's edit)
     result: ToolResultPart | None = None
     status: ToolStatus | None = None
     issues: list[Issue] = field(default_factory=list)
@@ -60,6 +61,13 @@ def _parsed(call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
         return dict(call.arguments), []
     value, issues = parse_arguments_text(call.raw_arguments)
     return (value, []) if isinstance(value, dict) and not issues else (None, issues)
+
+
+def _timed_out(tool: Tool) -> str:
+    text = f"The tool timed out after {tool.timeout_s:g} s."
+    if tool.is_sync:  # a thread cannot be stopped: say so, so the model does not blindly repeat it
+        text += " It may still be running, and its effect may still happen: check before calling it again."
+    return text
 
 
 def _canonical(arguments: Mapping[str, Any]) -> str:
@@ -101,6 +109,9 @@ class ToolRunner:
             for item in prepared:
                 if item.result is None and item.tool is not None and item.kwargs is not None:
                     group.create_task(self._execute(item, item.tool, item.kwargs))
+        for item in prepared:  # every call gets its one result, whatever happened to its task
+            if item.result is None:
+                self._answer(item, "The tool did not finish.", "error")
         self._count_timeouts(prepared)
         return tuple(item.result for item in prepared if item.result is not None)
 
@@ -117,7 +128,7 @@ class ToolRunner:
         if arguments is None or kwargs is None:
             self._answer(item, _issues_text(call.name, issues), "invalid", issues)
             return item
-        item.kwargs = kwargs
+        item.kwargs, item.arguments = kwargs, arguments
         key = (call.name, _canonical(arguments))
         self._seen[key] += 1
         if self._seen[key] >= self.loop_limit:
@@ -155,8 +166,10 @@ class ToolRunner:
 
     async def _approve(self, item: _Prepared, tool: Tool, reason: str) -> None:
         call = item.call
-        arguments = dict(call.arguments or {})
-        request = ApprovalRequest(self.ctx.run_id, self.worker, call.name, arguments, call.id, reason)
+        # The person approves exactly what will run: the validated arguments, not the raw call.
+        request = ApprovalRequest(
+            self.ctx.run_id, self.worker, call.name, dict(item.arguments or {}), call.id, reason
+        )
         started = time.monotonic()
         decision = await self.ctx.gate.review(request)
         waited = time.monotonic() - started
@@ -172,27 +185,45 @@ class ToolRunner:
                 item, f"A person denied this call: {decision.reason or 'no reason given'}.", "denied"
             )
         elif decision.kind == "edit":
-            kwargs, issues = tool.validated(dict(decision.arguments or {}))
+            edited = dict(decision.arguments or {})
+            kwargs, issues = tool.validated(edited)
             if kwargs is None:
                 text = "The arguments a person edited are invalid, so the call was not run: "
                 self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
             else:
-                item.kwargs = kwargs
+                item.kwargs, item.arguments = kwargs, edited
 
     async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
         started = time.monotonic()
         status: ToolStatus = "ok"
+        deadline = asyncio.timeout(tool.timeout_s)
         try:
-            async with asyncio.timeout(tool.timeout_s):
+            async with deadline:
                 value = await tool.invoke(kwargs)
-            text, is_error = truncate_result(serialize_result(value), self.max_result_chars), False
-        except TimeoutError:
-            text, is_error, status = f"The tool timed out after {tool.timeout_s:g} s.", True, "timeout"
+        except TimeoutError as exc:
+            if deadline.expired():
+                text, status = _timed_out(tool), "timeout"
+            else:  # the tool's own TimeoutError is its failure, not our timeout
+                text, status = f"The tool failed: TimeoutError: {exc}", "error"
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the run itself is being cancelled
+            text, status = "The tool was cancelled before it finished.", "error"
         except Exception as exc:  # a tool's failure is the model's to handle, not a crash
-            text, is_error, status = f"The tool failed: {type(exc).__name__}: {exc}", True, "error"
-        item.result, item.status = ToolResultPart(call.id, call.name, text, is_error), status
-        self._emit(call, status, time.monotonic() - started, len(text), "" if status == "ok" else text)
+            text, status = f"The tool failed: {type(exc).__name__}: {exc}", "error"
+        else:
+            text = truncate_result(serialize_result(value), self.max_result_chars) or "(empty result)"
+        item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
+        self._emit(
+            call,
+            status,
+            time.monotonic() - started,
+            len(text),
+            "" if status == "ok" else text,
+            item.arguments,
+        )
 
     def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
@@ -200,9 +231,16 @@ class ToolRunner:
         detail = "; ".join(f"{path}: {rule}" for path, _, rule in issues) if issues else text
         self._emit(item.call, status, 0.0, len(text), excerpt(detail, 300))
 
-    def _emit(self, call: ToolCallPart, status: ToolStatus, duration: float, chars: int, detail: str) -> None:
-        self.ctx.events.emit(
-            ToolCallEvent(
-                self.worker, call.name, call.id, call.raw_arguments, status, duration, chars, detail
-            )
-        )
+    def _emit(
+        self,
+        call: ToolCallPart,
+        status: ToolStatus,
+        duration: float,
+        chars: int,
+        detail: str,
+        ran_with: Mapping[str, Any] | None = None,
+    ) -> None:
+        # The trace shows the arguments that ran (a person's edit included), else the model's text.
+        arguments = _canonical(ran_with) if ran_with is not None else call.raw_arguments
+        event = ToolCallEvent(self.worker, call.name, call.id, arguments, status, duration, chars, detail)
+        self.ctx.events.emit(event)

@@ -16,6 +16,7 @@ production), and what every run needs (tool map, schemas, output plan) is built 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -151,6 +152,8 @@ class Worker:
         if kind is str:
             if not isinstance(task, str):
                 raise WorkerInputError(self.name, [{"loc": (), "msg": "the task must be a string"}], task)
+            if not task.strip():
+                raise WorkerInputError(self.name, [{"loc": (), "msg": "the task is empty"}], task)
             return task
         from pydantic import BaseModel, ValidationError
 
@@ -193,6 +196,7 @@ class Worker:
         approver: Approver | ToolGate | None = None,
         events: EventSink | None = None,
         upstream: Mapping[str, Any] | None = None,
+        approval_timeout_s: float | None = 600.0,
     ) -> WorkerResult:
         """Run this worker alone on `task` until it produces a valid output.
 
@@ -203,6 +207,7 @@ class Worker:
                 (sync or async) or a gate. Without one, risky calls are denied.
             events: Receives the events of the run.
             upstream: Outputs of the steps this one depends on, by step id (typed values).
+            approval_timeout_s: An approval unanswered for this long is a denial.
 
         Raises:
             AgentError: one of the typed failures of the error tree.
@@ -211,10 +216,13 @@ class Worker:
 
         own = context is None
         ctx = context if context is not None else RunContext()
-        if approver is not None:
-            ctx.gate = as_gate(approver)
-        if events is not None:
-            ctx.events = events
+        if approver is not None or events is not None:
+            # A copy: this run's approver and sink must never reach another run sharing the context.
+            ctx = dataclasses.replace(
+                ctx,
+                gate=as_gate(approver, approval_timeout_s) if approver is not None else ctx.gate,
+                events=events if events is not None else ctx.events,
+            )
         try:
             return await run_loop(self, task, ctx, upstream or {})
         finally:
