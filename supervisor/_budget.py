@@ -9,6 +9,7 @@ fit is not sent, or its max_tokens is lowered when what remains still leaves a u
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 
@@ -59,11 +60,26 @@ class BudgetGuard:
         self.reserved_usd = 0.0
         self.reserved_tokens = 0
         self._open: dict[int, tuple[float, int]] = {}
+        self._settled = asyncio.Event()
         self._warned: set[str] = set()
 
     async def before_model_call(self, worker: str, model: str, request: ModelRequest) -> ModelRequest:
-        """Reserve the worst case of this call, lowering max_tokens to fit, or refuse it."""
-        # No await in this method: check and reserve are one step for the event loop.
+        """Reserve the worst case of this call, lowering max_tokens to fit, or refuse it.
+
+        A call that would fit once the calls in flight settle (they rarely use their whole
+        reservation) waits for them instead of being refused.
+        """
+        while True:
+            reserved = self._reserve(worker, model, request, refuse=not self._open)
+            if reserved is not None:
+                return reserved
+            self._settled.clear()
+            await self._settled.wait()  # bounded: every open reservation settles or is cancelled
+
+    def _reserve(
+        self, worker: str, model: str, request: ModelRequest, *, refuse: bool
+    ) -> ModelRequest | None:
+        # No await in here: check and reserve are one step for the event loop.
         budget, price = self.budget, self.prices.get(model)
         prompt = worst_case_prompt_tokens(request)
         answer = request.max_tokens
@@ -78,6 +94,8 @@ class BudgetGuard:
             left = budget.max_usd - self.spent_usd - self.reserved_usd - price.cost(prompt, 0)
             room = min(room, int(left * 1_000_000 / price.output) if price.output else answer)
         if room < min(answer, budget.min_answer_tokens):
+            if not refuse:
+                return None
             self._refuse(worker, model, prompt, answer, price)
         if room < answer:
             self.events.emit(BudgetEvent(worker, model, "lowered", f"max_tokens {answer} -> {room}"))
@@ -96,6 +114,7 @@ class BudgetGuard:
         usd, tokens = self._open.pop(id(request), (0.0, 0))
         self.reserved_usd -= usd
         self.reserved_tokens -= tokens
+        self._settled.set()
         if response is not None:
             self.spent_usd += response.usage.known_cost_usd
             self.spent_tokens += response.usage.input_tokens + response.usage.output_tokens

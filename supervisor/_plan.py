@@ -93,28 +93,35 @@ def check_plan(
         issues.append(f"step id {reused!r} is already a finished step")
     known = set(ids) | finished
     for step in steps:
-        worker = workers.get(step.worker)
-        if worker is None:
-            issues.append(
-                f"step {step.id!r}: unknown worker {step.worker!r} (workers: {', '.join(sorted(workers))})"
-            )
-        else:
-            try:
-                worker.task_text(step.input)
-            except WorkerInputError as exc:
-                first = exc.errors[0] if exc.errors else {}
-                loc = ".".join(str(p) for p in first.get("loc", ())) or "input"  # type: ignore[attr-defined]
-                issues.append(
-                    f"step {step.id!r}: input for {step.worker} does not validate: {loc}: {first.get('msg')}"
-                )
-        for dep in step.depends_on:
-            if dep == step.id:
-                issues.append(f"step {step.id!r} depends on itself")
-            elif dep not in known:
-                issues.append(f"step {step.id!r} depends on unknown step {dep!r}")
+        issues.extend(_step_issues(step, workers, known))
     cycle = _cycle([s for s in steps if all(d in known for d in s.depends_on)], finished)
     if cycle:
         issues.append(f"steps {' -> '.join(cycle)} form a cycle")
+    return issues
+
+
+def _step_issues(step: Step, workers: Mapping[str, Worker], known: set[str]) -> list[str]:
+    """What is wrong with one step on its own: its worker, its input, its dependencies."""
+    issues: list[str] = []
+    worker = workers.get(step.worker)
+    if worker is None:
+        issues.append(
+            f"step {step.id!r}: unknown worker {step.worker!r} (workers: {', '.join(sorted(workers))})"
+        )
+    elif type(worker).prepare is Worker.prepare:  # an overridden prepare builds the input at run time
+        try:
+            worker.task_text(step.input)
+        except WorkerInputError as exc:
+            first = exc.errors[0] if exc.errors else {}
+            loc = ".".join(str(p) for p in first.get("loc", ())) or "input"  # type: ignore[attr-defined]
+            issues.append(
+                f"step {step.id!r}: input for {step.worker} does not validate: {loc}: {first.get('msg')}"
+            )
+    for dep in step.depends_on:
+        if dep == step.id:
+            issues.append(f"step {step.id!r} depends on itself")
+        elif dep not in known:
+            issues.append(f"step {step.id!r} depends on unknown step {dep!r}")
     return issues
 
 

@@ -257,7 +257,7 @@ class Supervisor:
                 task, context=ctx, upstream={sid: r.output for sid, r in done.items()}
             )
         except OutputValidationError as error:
-            issues = [str(e.get("msg")) for e in error.errors] or [str(error)]
+            issues = [_issue(e) for e in error.errors] or [str(error)]
             raise PlanError(issues, error.attempts, run_id=ctx.run_id) from error
         plan = to_plan(result.output)
         steps = tuple((s.id, s.worker, tuple(s.depends_on), s.reason) for s in plan.steps)
@@ -307,10 +307,21 @@ class Supervisor:
         return result.output
 
 
+def _issue(error: Mapping[str, Any]) -> str:
+    """One validation error of a plan as a line: where, what, and what came."""
+    from tools.errors import excerpt
+
+    loc = ".".join(str(p) for p in error.get("loc", ())) or "plan"
+    return f"{loc}: {error.get('msg')} (got {excerpt(error.get('input'), 120)})"
+
+
 def _input_text(worker: Worker) -> str:
     import json
+
+    from tools import strict_schema
 
     kind = type(worker).input
     if kind is str:
         return "a string (the task in words)."
-    return json.dumps(kind.model_json_schema(), separators=(",", ":"))  # type: ignore[union-attr]
+    schema = strict_schema(kind.model_json_schema())  # type: ignore[union-attr]
+    return json.dumps(schema, separators=(",", ":"))

@@ -1,0 +1,599 @@
+"""The supervisor: plan, validate the plan, run it as a DAG, hand off, answer, stay in budget."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from supervisor import (
+    Budget,
+    BudgetExceeded,
+    CircuitOpen,
+    ConfigurationError,
+    HandoffLoop,
+    Plan,
+    PlanError,
+    RunAborted,
+    Step,
+    StepFailed,
+    Supervisor,
+)
+from supervisor._breaker import BreakerSettings, CircuitBreakers
+from tools import tool
+from workers import (
+    BudgetEvent,
+    HandoffEvent,
+    ModelCallEvent,
+    ModelRequest,
+    PlanEvent,
+    Price,
+    StepEvent,
+    Worker,
+)
+from workers._events import Event
+from workers.testing import FunctionModel, ScriptedModel, reply
+
+Check = Callable[[Any], Any]
+
+
+class Refund(BaseModel):
+    invoice_id: str
+    refunded: bool
+
+
+class Order(BaseModel):
+    order_id: int
+
+
+@tool
+async def lookup_invoice(invoice_id: str) -> dict[str, object]:
+    """Fetch an invoice by id."""
+    return {"invoice_id": invoice_id, "charges": 2}
+
+
+class Billing(Worker):
+    """Answers billing questions and issues refunds."""
+
+    model = "anthropic:claude-haiku-4-5"
+    tools = [lookup_invoice]
+    output = Refund
+
+
+class Orders(Worker):
+    """Looks up orders."""
+
+    model = "openai:gpt-4o-mini"
+    input = Order
+
+
+class Writer(Worker):
+    """Writes summaries."""
+
+    model = "openai:gpt-4o-mini"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.seen.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+
+def step(
+    id: str, worker: str, input: Any, depends_on: list[str] | None = None, reason: str = "fits"
+) -> dict[str, Any]:
+    return {"id": id, "worker": worker, "input": input, "depends_on": depends_on or [], "reason": reason}
+
+
+def plan_reply(*steps: dict[str, Any]) -> Any:
+    return reply.output({"reasoning": "because", "steps": list(steps)})
+
+
+async def test_goal_to_plan_to_parallel_steps_to_answer(checked: Check) -> None:
+    planner = checked(
+        ScriptedModel(
+            [
+                plan_reply(
+                    step("bill", "Billing", "Check invoice 42"),
+                    step("order", "Orders", {"order_id": 7}, ["bill"]),
+                ),
+                reply.text("Invoice 42 was charged twice; order 7 is fine."),
+            ]
+        )
+    )
+    billing = checked(
+        ScriptedModel(
+            [
+                reply.tool_call("lookup_invoice", invoice_id="42"),
+                reply.output({"invoice_id": "42", "refunded": True}),
+            ]
+        )
+    )
+    orders = checked(ScriptedModel([reply.text("order 7 shipped")]))
+    events = Events()
+    sup = Supervisor([Billing(model=billing), Orders(model=orders)], model=planner, events=events)
+    result = await sup.run("Refund invoice 42 if it was charged twice")
+
+    assert result.output == "Invoice 42 was charged twice; order 7 is fine."
+    assert result.steps["bill"].output == Refund(invoice_id="42", refunded=True)
+    assert result.steps["order"].output == "order 7 shipped"
+    assert [s.id for s in result.plan.steps] == ["bill", "order"]
+    assert result.usage.requests == 5 and set(result.usage_by_worker) == {
+        "Planner",
+        "Billing",
+        "Orders",
+        "Synthesizer",
+    }
+    assert len(result.run_id) == 32 and result.status == "succeeded"
+    # the dependent step saw the typed output of its dependency
+    assert '- bill: {"invoice_id":"42","refunded":true}' in orders.requests[0].messages[0].parts[0].text  # type: ignore[union-attr]
+    (plan_event,) = events.of(PlanEvent)
+    assert plan_event.steps[0] == ("bill", "Billing", (), "fits")
+    assert [(e.step, e.status) for e in events.of(StepEvent)] == [
+        ("bill", "started"),
+        ("bill", "finished"),
+        ("order", "started"),
+        ("order", "finished"),
+    ]
+
+
+async def test_the_planner_is_given_workers_inputs_and_the_plan_schema(checked: Check) -> None:
+    planner = checked(ScriptedModel([plan_reply(step("w", "Writer", "hi")), reply.text("done")]))
+    sup = Supervisor(
+        [Billing(), Orders(), Writer(model=checked(ScriptedModel([reply.text("x")])))], model=planner
+    )
+    await sup.run("say hi")
+    request = planner.requests[0]
+    assert "- Billing: Answers billing questions and issues refunds." in request.system
+    assert '"order_id":{"type":"integer"}' in request.system.replace(" ", "")
+    (final,) = [t for t in request.tools if t.is_output]
+    mapping = final.parameters["properties"]["steps"]["items"]["discriminator"]["mapping"]
+    assert mapping == {name: f"#/$defs/{name}Step" for name in ("Billing", "Orders", "Writer")}
+    assert final.parameters["$defs"]["OrdersStep"]["properties"]["input"] == {
+        "$ref": "#/$defs/Order",
+        "description": "The task for Orders",
+    }
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (plan_reply(step("a", "Payroll", "x")), "Input tag 'Payroll' found using 'worker' does not match"),
+        (plan_reply(step("a", "Orders", {"order_id": "seven"})), "Input should be a valid integer"),
+        (plan_reply(step("a", "Writer", "x", ["b"]), step("b", "Writer", "y", ["a"])), "form a cycle"),
+        (plan_reply(step("a", "Writer", "x", ["zz"])), "depends on unknown step 'zz'"),
+        (plan_reply(), "the plan has no steps"),
+        (plan_reply(*[step(f"s{i}", "Writer", "x") for i in range(4)]), "the plan has 4 steps; at most 3"),
+        (
+            plan_reply(step("a", "Writer", "x"), step("a", "Writer", "y")),
+            "step id 'a' is used more than once",
+        ),
+    ],
+)
+async def test_each_invalid_plan_goes_back_with_its_problem_then_a_valid_one_runs(
+    checked: Check, bad: Any, problem: str
+) -> None:
+    planner = checked(ScriptedModel([bad, plan_reply(step("w", "Writer", "hi")), reply.text("done")]))
+    writer = checked(ScriptedModel([reply.text("written")]))
+    sup = Supervisor([Orders(), Writer(model=writer)], model=planner, budget=Budget(max_steps=3))
+    result = await sup.run("goal")
+    assert result.steps["w"].output == "written"
+    repair = [r.content for r in planner.requests[1].tool_results]
+    assert problem in repair[0]
+
+
+async def test_a_planner_that_never_plans_validly_ends_in_plan_error_and_nothing_runs(checked: Check) -> None:
+    planner = checked(ScriptedModel([plan_reply(step("a", "Payroll", "x")) for _ in range(3)]))
+    writer = checked(ScriptedModel([]))
+    sup = Supervisor([Writer(model=writer)], model=planner, max_replans=2)
+    with pytest.raises(PlanError) as caught:
+        await sup.run("goal", run_id="run-1")
+    assert caught.value.attempts == 3 and caught.value.run_id == "run-1"
+    assert "steps.0.worker: Input should be 'Writer'" in str(caught.value) and "Payroll" in str(caught.value)
+    assert writer.requests == []
+
+
+async def test_run_plan_runs_a_python_plan_without_a_planner(checked: Check) -> None:
+    writer = checked(ScriptedModel([reply.text("a"), reply.text("b")]))
+    never = checked(ScriptedModel([]))
+    sup = Supervisor([Writer(model=writer)], model=never)
+    plan = Plan(
+        steps=[
+            Step(id="one", worker="Writer", input="first"),
+            Step(id="two", worker="Writer", input="second", depends_on=["one"]),
+        ]
+    )
+    result = await sup.run_plan(plan)
+    assert result.output == "b" and never.requests == []
+    with pytest.raises(PlanError, match="unknown worker 'Nope'"):
+        await sup.run_plan(Plan(steps=[Step(id="x", worker="Nope", input="x")]))
+
+
+async def test_independent_steps_run_at_the_same_time(checked: Check) -> None:
+    async def slow(request: ModelRequest) -> Any:
+        await asyncio.sleep(0.2)
+        return reply.text("done")
+
+    sup = Supervisor([Writer(model=checked(FunctionModel(slow)))], model=checked(ScriptedModel([])))
+    plan = Plan(steps=[Step(id=f"s{i}", worker="Writer", input=f"part {i}") for i in range(4)])
+    started = time.monotonic()
+    result = await sup.run_plan(plan)
+    assert time.monotonic() - started < 0.5
+    assert result.output == {f"s{i}": "done" for i in range(4)}
+
+
+class Summary(BaseModel):
+    text: str
+    refunded: bool
+
+
+class Summarise(Worker):
+    """Summarises a refund (typed input built from the upstream step)."""
+
+    model = "openai:gpt-4o"
+    input = Summary
+
+    def prepare(self, task: object, upstream: dict[str, Any]) -> object:  # type: ignore[override]
+        refund = upstream["bill"]
+        return Summary(text=str(task), refunded=refund.refunded)
+
+
+async def test_dependency_outputs_arrive_as_typed_data(checked: Check) -> None:
+    billing = checked(ScriptedModel([reply.output({"invoice_id": "42", "refunded": True})]))
+    summarise = checked(ScriptedModel([reply.text("ok")]))
+    sup = Supervisor([Billing(model=billing), Summarise(model=summarise)], model=checked(ScriptedModel([])))
+    await sup.run_plan(
+        Plan(steps=[Step("bill", "Billing", "42"), Step("sum", "Summarise", "summary", ["bill"])])
+    )
+    assert '"refunded": true' in summarise.requests[0].messages[0].parts[0].text  # type: ignore[union-attr]
+
+
+async def test_a_failing_step_is_retried_then_replanned_with_the_reason(checked: Check) -> None:
+    planner = checked(
+        ScriptedModel(
+            [
+                plan_reply(step("w", "Writer", "write")),
+                plan_reply(step("o", "Orders", {"order_id": 1})),
+                reply.text("answered"),
+            ]
+        )
+    )
+    writer = checked(
+        ScriptedModel(
+            [reply.text(""), reply.text(""), reply.text(""), reply.text(""), reply.text(""), reply.text("")]
+        )
+    )
+    orders = checked(ScriptedModel([reply.text("order ok")]))
+    events = Events()
+    sup = Supervisor(
+        [Writer(model=writer), Orders(model=orders)], model=planner, events=events, step_retries=1
+    )
+    result = await sup.run("goal")
+    assert result.output == "answered" and result.steps["o"].output == "order ok"
+    assert [e.status for e in events.of(StepEvent) if e.step == "w"] == [
+        "started",
+        "retrying",
+        "started",
+        "failed",
+    ]
+    assert "Step 'w' (Writer) failed" in planner.requests[1].messages[0].parts[0].text  # type: ignore[union-attr]
+
+
+async def test_a_step_that_keeps_failing_without_a_planner_is_step_failed(checked: Check) -> None:
+    writer = checked(ScriptedModel([reply.text("") for _ in range(6)]))
+    sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])), step_retries=1)
+    with pytest.raises(StepFailed) as caught:
+        await sup.run_plan(Plan(steps=[Step("w", "Writer", "x")]), run_id="r9")
+    assert (caught.value.step, caught.value.attempts, caught.value.run_id) == ("w", 2, "r9")
+
+
+def test_more_than_four_workers_or_duplicates_are_configuration_errors() -> None:
+    classes = [type(f"W{i}", (Worker,), {"model": "openai:gpt-4o"}) for i in range(5)]
+    with pytest.raises(ConfigurationError, match="at most 4"):
+        Supervisor([c() for c in classes], model="openai:gpt-4o")
+    with pytest.raises(ConfigurationError, match="two workers are named 'Writer'"):
+        Supervisor([Writer(), Writer()], model="openai:gpt-4o")
+    with pytest.raises(ConfigurationError, match="durable stores are not available yet"):
+        Supervisor([Writer()], model="openai:gpt-4o", store="runs.db")
+
+
+PRICE = Price(input=1.0, output=1.0)  # $1 per million tokens either way: cost = tokens / 1e6
+
+
+async def test_a_call_that_cannot_fit_the_budget_is_not_sent(checked: Check) -> None:
+    writer = checked(ScriptedModel([reply.text("x" * 1000), reply.text("never sent")], price=PRICE))
+    sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])), budget=Budget(max_tokens=300))
+    with pytest.raises(BudgetExceeded) as caught:
+        await sup.run_plan(Plan(steps=[Step("a", "Writer", "x"), Step("b", "Writer", "y", ["a"])]))
+    assert len(writer.requests) == 1 and caught.value.limit == "max_tokens"
+    assert caught.value.used + caught.value.requested > 300
+
+
+async def test_budget_exceeded_carries_the_numbers(checked: Check) -> None:
+    writer = checked(ScriptedModel([], price=PRICE))
+    sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])), budget=Budget(max_usd=0.0001))
+    with pytest.raises(BudgetExceeded) as caught:
+        await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
+    error = caught.value
+    assert (error.limit, error.maximum) == ("max_usd", 0.0001) and error.requested > error.maximum
+    assert writer.requests == [] and error.run_id
+
+
+async def test_max_tokens_is_lowered_to_fit_when_a_useful_answer_remains(checked: Check) -> None:
+    writer = checked(ScriptedModel([reply.text("short")], price=PRICE))
+    events = Events()
+    sup = Supervisor(
+        [Writer(model=writer)],
+        model=checked(ScriptedModel([])),
+        budget=Budget(max_tokens=2000),
+        events=events,
+    )
+    await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
+    assert 256 <= writer.requests[0].max_tokens < 4096
+    assert [e.action for e in events.of(BudgetEvent)] == ["lowered"]
+
+
+async def test_unpriced_models_count_against_tokens_only_with_a_warning(
+    checked: Check, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = checked(ScriptedModel([reply.text("ok")]))  # no price
+    events = Events()
+    sup = Supervisor(
+        [Writer(model=writer)], model=checked(ScriptedModel([])), budget=Budget(max_usd=0.01), events=events
+    )
+    result = await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
+    assert result.usage.cost_usd is None
+    assert [e.action for e in events.of(BudgetEvent)] == ["unpriced"]
+    assert "has no price" in caplog.text
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_parallel_workers_never_overshoot_the_budget(checked: Check, seed: int) -> None:
+    rng = random.Random(seed)
+
+    async def answer(request: ModelRequest) -> Any:
+        await asyncio.sleep(rng.random() / 100)  # a different interleaving for every seed
+        return reply.text("y" * rng.randint(10, 2000))
+
+    limit = rng.randint(3000, 9000)
+    events = Events()
+    writer = checked(FunctionModel(answer, price=PRICE))
+    budget = Budget(max_tokens=limit, max_usd=limit / 1e6)
+    sup = Supervisor(
+        [Writer(model=writer)], model=checked(ScriptedModel([])), budget=budget, events=events, step_retries=0
+    )
+    plan = Plan(steps=[Step(f"s{i}", "Writer", "t" * rng.randint(1, 3000)) for i in range(8)])
+    try:
+        await sup.run_plan(plan)
+    except (BudgetExceeded, StepFailed) as error:
+        assert error.run_id
+    calls = [e.usage for e in events.of(ModelCallEvent)]
+    assert calls, "some calls fit the budget"
+    assert sum(u.input_tokens + u.output_tokens for u in calls) <= limit
+    assert sum(u.known_cost_usd for u in calls) <= limit / 1e6 + 1e-12
+
+
+async def test_the_deadline_cancels_calls_in_flight(checked: Check) -> None:
+    async def hang(request: ModelRequest) -> Any:
+        await asyncio.sleep(30)
+
+    sup = Supervisor(
+        [Writer(model=checked(FunctionModel(hang)))],
+        model=checked(ScriptedModel([])),
+        budget=Budget(deadline_s=0.2),
+    )
+    before = len(asyncio.all_tasks())
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded) as caught:
+        await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
+    assert caught.value.limit == "deadline_s" and time.monotonic() - started < 1.5
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == before
+
+
+async def test_the_breaker_opens_after_repeated_failures_and_fails_fast(checked: Check) -> None:
+    breakers = CircuitBreakers(BreakerSettings(failures=2, cooldown_s=60))
+    writer = checked(ScriptedModel([reply.error(503), reply.error(503)]))
+    sup = Supervisor(
+        [Writer(model=writer)], model=checked(ScriptedModel([])), breakers=breakers, step_retries=0
+    )
+    with pytest.raises(CircuitOpen) as caught:
+        await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
+    assert caught.value.model == "test:scripted" and len(writer.requests) == 2
+
+
+async def test_a_half_open_breaker_lets_one_probe_through_and_closes_on_success() -> None:
+    breakers = CircuitBreakers(BreakerSettings(failures=1, cooldown_s=0.05))
+    breaker = breakers.for_model("test:m")
+    breaker.record(True, 0.1)
+    with pytest.raises(CircuitOpen):
+        breaker.check()
+    await asyncio.sleep(0.06)
+    breaker.check()  # the probe
+    with pytest.raises(CircuitOpen):
+        breaker.check()  # only one probe at a time
+    breaker.record(False, 0.1)
+    assert breaker.state == "closed"
+    breaker.check()
+
+
+async def test_slow_calls_count_as_failures() -> None:
+    breaker = CircuitBreakers(BreakerSettings(failures=2, slow_call_s=1.0)).for_model("test:m")
+    breaker.record(False, 5.0)
+    breaker.record(False, 5.0)
+    assert breaker.state == "open"
+
+
+class Triage(Worker):
+    """Sends each request to the right desk."""
+
+    model = "openai:gpt-4o"
+    handoffs = ["Orders", "Writer"]
+
+
+async def test_a_handoff_routes_to_the_target_with_its_typed_input_and_reason(checked: Check) -> None:
+    triage = checked(
+        ScriptedModel(
+            [reply.tool_call("transfer_to_Orders", reason="it is about an order", input={"order_id": 5})]
+        )
+    )
+    orders = checked(ScriptedModel([reply.text("order 5 shipped")]))
+    events = Events()
+    sup = Supervisor(
+        [Triage(model=triage), Orders(model=orders), Writer()],
+        model=checked(ScriptedModel([])),
+        events=events,
+    )
+    result = await sup.run_plan(Plan(steps=[Step("t", "Triage", "where is order 5?")]))
+    assert result.output == "order 5 shipped" and result.steps["t"].worker == "Orders"
+    (handoff,) = events.of(HandoffEvent)
+    assert (handoff.source, handoff.target, handoff.reason) == ("Triage", "Orders", "it is about an order")
+    tool = next(t for t in triage.requests[0].tools if t.name == "transfer_to_Orders")
+    assert tool.parameters["properties"]["input"]["properties"] == {"order_id": {"type": "integer"}}
+
+
+async def test_an_invalid_handoff_payload_goes_back_to_the_model(checked: Check) -> None:
+    triage = checked(
+        ScriptedModel(
+            [
+                reply.tool_call("transfer_to_Orders", reason="order", input={"order_id": "five"}),
+                reply.tool_call("transfer_to_Orders", reason="order", input={"order_id": 5}),
+            ]
+        )
+    )
+    orders = checked(ScriptedModel([reply.text("ok")]))
+    sup = Supervisor([Triage(model=triage), Orders(model=orders), Writer()], model=checked(ScriptedModel([])))
+    await sup.run_plan(Plan(steps=[Step("t", "Triage", "x")]))
+    assert "$.input.order_id: 'five' is not of type 'integer'" in triage.requests[1].tool_results[0].content
+
+
+class PingA(Worker):
+    """A."""
+
+    model = "openai:gpt-4o"
+    handoffs = ["PingB"]
+
+
+class PingB(Worker):
+    """B."""
+
+    model = "openai:gpt-4o"
+    handoffs = ["PingA"]
+
+
+async def test_a_handoff_cycle_that_brings_nothing_new_is_a_loop(checked: Check) -> None:
+    a = checked(
+        ScriptedModel(
+            [reply.tool_call("transfer_to_PingB", reason="b knows", input="same task") for _ in range(2)]
+        )
+    )
+    b = checked(ScriptedModel([reply.tool_call("transfer_to_PingA", reason="a knows", input="same task")]))
+    sup = Supervisor([PingA(model=a), PingB(model=b)], model=checked(ScriptedModel([])))
+    with pytest.raises(HandoffLoop) as caught:
+        await sup.run_plan(Plan(steps=[Step("p", "PingA", "same task")]))
+    assert caught.value.chain == ["PingA", "PingB", "PingA"]
+
+
+async def test_handoffs_are_bounded_by_the_budget(checked: Check) -> None:
+    a = checked(
+        FunctionModel(
+            lambda r: reply.tool_call(
+                "transfer_to_PingB", reason="go", input=f"task {len(r.messages)}{random.random()}"
+            )
+        )
+    )
+    b = checked(
+        FunctionModel(
+            lambda r: reply.tool_call("transfer_to_PingA", reason="go", input=f"task {random.random()}")
+        )
+    )
+    sup = Supervisor(
+        [PingA(model=a), PingB(model=b)], model=checked(ScriptedModel([])), budget=Budget(max_handoffs=3)
+    )
+    with pytest.raises(HandoffLoop, match="more than 3 handoffs"):
+        await sup.run_plan(Plan(steps=[Step("p", "PingA", "x")]))
+
+
+async def test_a_target_not_in_the_list_is_never_run(checked: Check) -> None:
+    triage = checked(
+        ScriptedModel([reply.tool_call("transfer_to_Billing", reason="x", input="y"), reply.text("fine")])
+    )
+    billing = checked(ScriptedModel([]))
+    sup = Supervisor(
+        [Triage(model=triage), Billing(model=billing), Orders(), Writer()], model=checked(ScriptedModel([]))
+    )
+    await sup.run_plan(Plan(steps=[Step("t", "Triage", "x")]))
+    assert billing.requests == []
+    assert "Unknown tool 'transfer_to_Billing'" in triage.requests[1].tool_results[0].content
+
+
+async def test_cancelling_a_run_stops_work_in_flight_and_leaves_no_task(checked: Check) -> None:
+    started = asyncio.Event()
+
+    async def hang(request: ModelRequest) -> Any:
+        started.set()
+        await asyncio.sleep(30)
+
+    sup = Supervisor([Writer(model=checked(FunctionModel(hang)))], model=checked(ScriptedModel([])))
+    before = len(asyncio.all_tasks())
+    run = asyncio.create_task(sup.run_plan(Plan(steps=[Step(f"s{i}", "Writer", "x") for i in range(3)])))
+    await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == before
+
+
+async def test_abort_by_run_id_raises_run_aborted(checked: Check) -> None:
+    started = asyncio.Event()
+
+    async def hang(request: ModelRequest) -> Any:
+        started.set()
+        await asyncio.sleep(30)
+
+    sup = Supervisor([Writer(model=checked(FunctionModel(hang)))], model=checked(ScriptedModel([])))
+    run = asyncio.create_task(sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]), run_id="r1"))
+    await started.wait()
+    assert sup.abort("r1", "wrong customer") and not sup.abort("nope")
+    with pytest.raises(RunAborted) as caught:
+        await run
+    assert caught.value.run_id == "r1" and "wrong customer" in str(caught.value)
+
+
+async def test_fifty_concurrent_runs(checked: Check) -> None:
+    async def answer(request: ModelRequest) -> Any:
+        await asyncio.sleep(0.01)
+        return reply.text(request.messages[0].parts[0].text.upper())  # type: ignore[union-attr]
+
+    sup = Supervisor([Writer(model=checked(FunctionModel(answer)))], model=checked(ScriptedModel([])))
+    results = await asyncio.gather(
+        *(sup.run_plan(Plan(steps=[Step("a", "Writer", f"run {i}")])) for i in range(50))
+    )
+    assert [r.output for r in results] == [f"RUN {i}" for i in range(50)]
+    assert len({r.run_id for r in results}) == 50
+
+
+async def test_max_turns_per_worker_caps_every_worker(checked: Check) -> None:
+    looping = checked(
+        FunctionModel(lambda r: reply.tool_call("lookup_invoice", invoice_id=str(len(r.messages))))
+    )
+    sup = Supervisor(
+        [Billing(model=looping)],
+        model=checked(ScriptedModel([])),
+        budget=Budget(max_turns_per_worker=2),
+        step_retries=0,
+    )
+    with pytest.raises(StepFailed, match="no valid output after 2 turns"):
+        await sup.run_plan(Plan(steps=[Step("b", "Billing", "x")]))
+    assert len(looping.requests) == 2
