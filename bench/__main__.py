@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.supervisor_runs import concurrent_wall_over_ideal, cpu_per_model_call_ms
 from tools import tool
 from workers import (
     AnthropicModel,
@@ -208,6 +209,13 @@ def main() -> None:
             ),
         ),
         ("worker loop per turn, one tool call (ms CPU/turn)", 0.2, worker_turn_ms()),
+        ("supervisor run, 4 workers, 10 calls (ms CPU/model call)", 0.3, cpu_per_model_call_ms()),
+        ("1000 concurrent runs, 1 s latency (wall / ideal)", 1.2, concurrent_wall_over_ideal(1000, 1.0)[0]),
+        (
+            "1000 concurrent runs, 50 ms latency (wall / ideal)",
+            6.0,
+            concurrent_wall_over_ideal(1000, 0.05)[0],
+        ),
         ("import supervisor, workers, tools (s wall)", 0.3, import_seconds()),
     ]
     width = max(len(r[0]) for r in rows)

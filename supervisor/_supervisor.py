@@ -176,9 +176,12 @@ class Supervisor:
         if task is not None:
             self._running[run_id] = task
         deadline = asyncio.timeout(self.budget.deadline_s)
+        execution = Execution(
+            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
+        )
         try:
             async with deadline:
-                return await self._plan_and_execute(goal, plan, ctx)
+                return await self._plan_and_execute(goal, plan, ctx, execution)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -191,9 +194,12 @@ class Supervisor:
             if reason is None or task is None:
                 raise
             task.uncancel()
-            raise RunAborted("", reason, by="abort", run_id=run_id) from None
+            aborted = RunAborted("", reason, by="abort", run_id=run_id)
+            aborted.completed = dict(execution.done)
+            raise aborted from None
         except AgentError as error:
             error.run_id = error.run_id or run_id
+            error.completed = dict(execution.done)  # nothing finished is lost
             raise
         finally:
             self._running.pop(run_id, None)
@@ -219,13 +225,12 @@ class Supervisor:
         ctx.guard = BudgetGuard(self.budget, prices, self._events, run_id)
         return ctx
 
-    async def _plan_and_execute(self, goal: str | None, plan: Plan | None, ctx: RunContext) -> RunResult:
+    async def _plan_and_execute(
+        self, goal: str | None, plan: Plan | None, ctx: RunContext, execution: Execution
+    ) -> RunResult:
         if plan is None:
             assert goal is not None
             plan = await self._make_plan(goal, ctx, {}, None)
-        execution = Execution(
-            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
-        )
         replans = 0
         while (failure := await execution.run(plan)) is not None:
             if goal is None or replans >= self.max_replans:

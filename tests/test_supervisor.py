@@ -297,6 +297,15 @@ async def test_a_step_that_keeps_failing_without_a_planner_is_step_failed(checke
     assert (caught.value.step, caught.value.attempts, caught.value.run_id) == ("w", 2, "r9")
 
 
+async def test_a_failed_run_keeps_the_steps_it_finished(checked: Check) -> None:
+    writer = checked(ScriptedModel([reply.text("first done")] + [reply.text("") for _ in range(3)]))
+    sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])), step_retries=0)
+    plan = Plan(steps=[Step("a", "Writer", "x"), Step("b", "Writer", "y", ["a"])])
+    with pytest.raises(StepFailed) as caught:
+        await sup.run_plan(plan)
+    assert list(caught.value.completed) == ["a"] and caught.value.completed["a"].output == "first done"
+
+
 def test_more_than_four_workers_or_duplicates_are_configuration_errors() -> None:
     classes = [type(f"W{i}", (Worker,), {"model": "openai:gpt-4o"}) for i in range(5)]
     with pytest.raises(ConfigurationError, match="at most 4"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["AgentError", "ConfigurationError", "ModelNameError", "MissingAPIKey", "ScriptError", "excerpt"]
 
 _EXCERPT_CHARS = 300
@@ -19,13 +21,16 @@ class AgentError(Exception):
 
     Attributes:
         run_id: The run this failure ended, once a supervisor run owns it; otherwise None.
+        completed: The steps that run finished before it failed (`StepResult` by step id).
     """
 
     run_id: str | None
+    completed: dict[str, Any]
 
     def __init__(self, message: str, *, run_id: str | None = None) -> None:
         super().__init__(message)
         self.run_id = run_id
+        self.completed = {}  # a supervisor run's finished steps by id, kept when the run fails
 
     @property
     def retryable(self) -> bool:

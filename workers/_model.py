@@ -38,12 +38,19 @@ class ToolSpec:
         parameters: The JSON Schema of its arguments (an object schema).
         is_output: True for the final-answer tool a worker adds when the provider has no native
             structured output; calling it delivers the worker's output.
+        size: The UTF-8 size of name, description and schema (computed once, for estimates).
     """
 
     name: str
     description: str
     parameters: Mapping[str, Any]
     is_output: bool = False
+    size: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The encoded size never changes: token estimates read it on every call.
+        encoded = len(self.name) + len(self.description.encode()) + len(str(self.parameters).encode())
+        object.__setattr__(self, "size", encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ def estimate_prompt_tokens(request: ModelRequest) -> int:
     """About how many prompt tokens `request` holds, at ~4 characters a token (O(request))."""
     chars = len(request.system)
     for tool in request.tools:
-        chars += len(tool.name) + len(tool.description) + len(str(tool.parameters))
+        chars += tool.size
     for message in request.messages:
         for part in message.parts:
             if part.kind == "tool_call":
@@ -44,12 +44,7 @@ def worst_case_prompt_tokens(request: ModelRequest) -> int:
     """
     size = len(request.system.encode())
     for tool in request.tools:
-        size += (
-            len(tool.name)
-            + len(tool.description.encode())
-            + len(str(tool.parameters).encode())
-            + _PER_MESSAGE
-        )
+        size += tool.size + _PER_MESSAGE
     for message in request.messages:
         size += _PER_MESSAGE
         for part in message.parts:

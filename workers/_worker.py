@@ -31,7 +31,7 @@ from ._handoff import Handoff
 from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
 from ._model import Model, ToolSpec
-from ._output import OUTPUT_TOOL, OutputPlan, is_model_class
+from ._output import OUTPUT_TOOL, OutputMode, OutputPlan, is_model_class
 from ._usage import Usage
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class _Plan:
     tools: Mapping[str, Tool]
     specs: tuple[ToolSpec, ...]
     output: OutputPlan | None  # None until the model is known, when output_mode is "auto"
+    by_mode: dict[OutputMode, OutputPlan] = dataclasses.field(default_factory=dict)  # "auto", once per mode
 
 
 class Worker:
@@ -282,5 +283,8 @@ def output_plan(cls: type[Worker], model: Model) -> OutputPlan:
     plan = cls._plan.output
     if plan is not None:
         return plan
-    native = bool(getattr(model, "native_output", False))
-    return OutputPlan(cls.output, "native" if native else "tool", _output_tool_name(cls._plan.tools))
+    mode: OutputMode = "native" if getattr(model, "native_output", False) else "tool"
+    cached = cls._plan.by_mode.get(mode)
+    if cached is None:  # building the schema is the costly part: once per class and mode
+        cached = cls._plan.by_mode[mode] = OutputPlan(cls.output, mode, _output_tool_name(cls._plan.tools))
+    return cached

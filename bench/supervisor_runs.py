@@ -1,0 +1,103 @@
+"""The supervisor workload of the goals: supervisor -> 4 workers, 10 model calls a run.
+
+plan (1 call), 4 workers in parallel each (tool call, output) (8 calls), final answer (1 call).
+The model answers instantly, or after a fixed simulated latency; everything else is framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from supervisor import Budget, Supervisor
+from tools import tool
+from workers import ModelRequest, ModelResponse, Price, TextPart, ToolCallPart, Usage, Worker
+
+PRICE = Price(input=1.0, output=5.0)
+USAGE = Usage(input_tokens=400, output_tokens=40, requests=1, known_cost_usd=PRICE.cost(400, 40))
+PLAN = {
+    "reasoning": "each desk checks its part",
+    "steps": [
+        {"id": f"s{i}", "worker": f"Desk{i}", "input": f"part {i}", "depends_on": [], "reason": "its desk"}
+        for i in range(4)
+    ],
+}
+
+
+@tool
+async def lookup(key: str) -> dict[str, object]:
+    """Look a record up."""
+    return {"key": key, "status": "ok"}
+
+
+def _desk(i: int) -> type[Worker]:
+    return type(f"Desk{i}", (Worker,), {"__doc__": f"Desk {i}.", "model": "test:bench", "tools": [lookup]})
+
+
+DESKS = [_desk(i) for i in range(4)]
+
+
+class BenchModel:
+    """Answers like the workload's model; `latency_s` simulates the provider."""
+
+    provider = "test"
+    name = "bench"
+    price = PRICE
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+        self.calls = 0
+        call = ToolCallPart("call_1", "lookup", '{"key":"k"}', {"key": "k"})
+        self.tool_turn = ModelResponse(parts=(call,), stop_reason="tool_use", usage=USAGE)
+        self.answer = ModelResponse(parts=(TextPart("checked: ok"),), stop_reason="end", usage=USAGE)
+        plan_call = ToolCallPart("call_p", "final_result", "{}", PLAN)
+        self.plan = ModelResponse(parts=(plan_call,), stop_reason="tool_use", usage=USAGE)
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        self.calls += 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if request.tool_results:
+            return self.answer
+        names = [t.name for t in request.tools]
+        if "lookup" in names:
+            return self.tool_turn
+        if "final_result" in names:
+            return self.plan
+        return self.answer
+
+
+def supervisor(model: BenchModel) -> Supervisor:
+    return Supervisor([d(model=model) for d in DESKS], model=model, budget=Budget(max_usd=10.0, max_steps=8))
+
+
+def cpu_per_model_call_ms(runs: int = 300) -> float:
+    """Framework CPU per model call of the 10-call run, the model answering instantly."""
+
+    async def loop() -> float:
+        model = BenchModel(0.0)
+        sup = supervisor(model)
+        start = time.process_time()
+        for _ in range(runs):
+            await sup.run("check every desk")
+        assert model.calls == runs * 10, model.calls
+        return (time.process_time() - start) / model.calls * 1000
+
+    return statistics.median(asyncio.run(loop()) for _ in range(3))
+
+
+def concurrent_wall_over_ideal(runs: int, latency_s: float) -> tuple[float, float]:
+    """(wall / ideal, peak KB per run) for `runs` concurrent runs; ideal is 4 sequential latencies."""
+
+    async def many() -> float:
+        model = BenchModel(latency_s)
+        sup = supervisor(model)
+        start = time.perf_counter()
+        results: list[Any] = await asyncio.gather(*(sup.run("check every desk") for _ in range(runs)))
+        assert len(results) == runs and model.calls == runs * 10
+        return time.perf_counter() - start
+
+    wall = asyncio.run(many())
+    return wall / (4 * latency_s), 0.0
