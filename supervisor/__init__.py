@@ -27,6 +27,7 @@ from ._budget import Budget, BudgetGuard
 from ._plan import Plan, Step, check_plan
 from ._result import RunResult, StepResult
 from ._supervisor import MAX_WORKERS, Supervisor
+from ._terminal import TerminalApprover
 
 __all__ = [
     "MAX_WORKERS",
@@ -54,5 +55,6 @@ __all__ = [
     "StepFailed",
     "StepResult",
     "Supervisor",
+    "TerminalApprover",
     "check_plan",
 ]

@@ -1,13 +1,14 @@
-"""The built-in demo: a billing worker on the deterministic test models, offline, no API key.
+"""`python -m supervisor demo`: a small real plan, three workers, tools, one risky step.
 
-It shows what the framework checks at each boundary: a 529 overload is retried with backoff,
-tool arguments that break the schema go back to the model and are repaired, a risky refund
-waits for an approval decided in code (never by the model), the output is validated into a
-typed model, and usage and cost are summed per worker, with an unpriced model reported as such.
+With no API key it runs on the deterministic scripted models (and says so); with
+ANTHROPIC_API_KEY or OPENAI_API_KEY set it runs the same plan on the real provider. Progress is
+printed as it happens: the plan and why each worker was chosen, steps, tool calls, the approval
+of the risky refund (decided by a policy in code, never by a model), retries, and the cost.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
 
 from pydantic import BaseModel, Field
@@ -17,18 +18,24 @@ from workers import (
     ApprovalEvent,
     ApprovalRequest,
     Decision,
+    Model,
+    ModelCallEvent,
     ModelRetryEvent,
+    PlanEvent,
     PriceTable,
-    RepairEvent,
-    RetryPolicy,
-    RunContext,
+    StepEvent,
     ToolCallEvent,
     Worker,
 )
 from workers._events import Event
 from workers.testing import ScriptedModel, reply
 
-INVOICES = {"42": {"invoice_id": "42", "total": 30.0, "charges": [30.0, 30.0]}}
+from ._budget import Budget
+from ._supervisor import Supervisor
+
+INVOICES = {"42": {"invoice_id": "42", "total": 30.0, "charges": [30.0, 30.0], "order_id": 7}}
+ORDERS = {7: {"order_id": 7, "status": "delivered", "items": ["blue mug"]}}
+GOAL = "Invoice 42 may have been charged twice: refund the duplicate and draft a reply to the customer."
 
 
 class Refund(BaseModel):
@@ -49,75 +56,183 @@ async def issue_refund(invoice_id: str, amount: float = Field(gt=0)) -> str:
     return f"refunded ${amount:.2f} on invoice {invoice_id}"
 
 
+@tool
+async def lookup_order(order_id: int) -> dict[str, object]:
+    """Fetch an order by id."""
+    return ORDERS.get(order_id, {"error": f"no order {order_id}"})
+
+
 class Billing(Worker):
-    """Answers billing questions and issues refunds."""
+    """Checks invoices and refunds duplicate charges."""
 
     model = "anthropic:claude-haiku-4-5"
-    instructions = "You handle billing. Never refund more than the invoice total."
+    instructions = "You handle billing. Refund only duplicate charges, never more than the invoice total."
     tools = [lookup_invoice, issue_refund]
     output = Refund
     max_turns = 8
 
 
-class Auditor(Worker):
-    """Reviews what billing did."""
+class Orders(Worker):
+    """Looks up orders and their delivery status."""
 
-    model = "openai:my-local-llama"
+    model = "anthropic:claude-haiku-4-5"
+    tools = [lookup_order]
+
+
+class Writer(Worker):
+    """Drafts short, friendly customer replies."""
+
+    model = "anthropic:claude-haiku-4-5"
 
 
 def refund_policy(request: ApprovalRequest) -> Decision:
-    """The approval gate, in code: refunds up to the invoice total pass, anything else is denied."""
+    """The approval gate, in code: a refund up to the invoice total passes, anything else is denied."""
     invoice = INVOICES.get(str(request.arguments.get("invoice_id")), {})
     total = float(invoice.get("total", 0.0))  # type: ignore[arg-type]
-    if float(request.arguments.get("amount", 0)) <= total:
+    if 0 < float(request.arguments.get("amount", 0)) <= total:
         return Decision.approve(by="refund-policy")
     return Decision.deny(f"more than the invoice total of ${total:.2f}", by="refund-policy")
 
 
-class _Printer:
+def _scripted() -> tuple[ScriptedModel, dict[str, ScriptedModel]]:
+    # Priced as the real models they stand in for, so the costs shown are realistic.
+    prices = PriceTable()
+    sonnet, haiku = prices.lookup("anthropic:claude-sonnet-4-6"), prices.lookup("anthropic:claude-haiku-4-5")
+    plan = {
+        "reasoning": "Billing settles the charge while Orders checks the delivery; Writer drafts from both.",
+        "steps": [
+            {
+                "id": "refund",
+                "worker": "Billing",
+                "input": "Check invoice 42 for a duplicate charge and refund it.",
+                "depends_on": [],
+                "reason": "Billing owns invoices and refunds",
+            },
+            {
+                "id": "order",
+                "worker": "Orders",
+                "input": "What is the status of order 7 (invoice 42)?",
+                "depends_on": [],
+                "reason": "Orders knows deliveries",
+            },
+            {
+                "id": "reply",
+                "worker": "Writer",
+                "input": "Draft a reply to the customer about invoice 42.",
+                "depends_on": ["refund", "order"],
+                "reason": "Writer drafts customer replies",
+            },
+        ],
+    }
+    planner = ScriptedModel(
+        [
+            reply.output(plan),
+            reply.text("Refunded the $30.00 duplicate on invoice 42; order 7 was delivered; reply drafted."),
+        ],
+        name="planner (scripted)",
+        price=sonnet,
+    )
+    workers = {
+        "Billing": ScriptedModel(
+            [
+                reply.error(529, "Overloaded"),
+                reply.tool_call("lookup_invoice", invoice_id="42"),
+                reply.tool_call("issue_refund", invoice_id="42", amount=-30),
+                reply.tool_call("issue_refund", invoice_id="42", amount=30.0),
+                reply.output({"invoice_id": "42", "refunded": True, "amount": 30.0}),
+            ],
+            name="billing (scripted)",
+            price=haiku,
+        ),
+        "Orders": ScriptedModel(
+            [reply.tool_call("lookup_order", order_id=7), reply.text("Order 7 (a blue mug) was delivered.")],
+            name="orders (scripted)",
+            price=haiku,
+        ),
+        "Writer": ScriptedModel(
+            [
+                reply.text(
+                    "Hi! We refunded the duplicate $30.00 charge on invoice 42. Your blue mug was delivered."
+                )
+            ],
+            name="writer (scripted)",
+            price=haiku,
+        ),
+    }
+    return planner, workers
+
+
+def _real_models() -> tuple[str, str] | None:
+    """(planner model, worker model) for the provider whose key is set, else None."""
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"
+    if os.environ.get("OPENAI_API_KEY"):
+        return "openai:gpt-4.1", "openai:gpt-4.1-mini"
+    return None
+
+
+class _Progress:
+    """Prints the run as it happens."""
+
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.cost = 0.0
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, ModelRetryEvent):
-            self.out.write(f"  retry {event.attempt} in {event.delay_s:.2f}s after: {event.error}\n")
+        write = self.out.write
+        if isinstance(event, PlanEvent):
+            write(f"plan: {event.reasoning}\n")
+            for sid, worker, deps, why in event.steps:
+                after = f" after {', '.join(deps)}" if deps else ""
+                write(f"  {sid}: {worker}{after} - {why}\n")
+        elif isinstance(event, StepEvent):
+            write(f"step {event.step} [{event.worker}] {event.status}\n")
         elif isinstance(event, ToolCallEvent):
             detail = f" {event.detail}" if event.status != "ok" else ""
-            self.out.write(f"  {event.worker} -> {event.tool}({event.arguments}) [{event.status}]{detail}\n")
+            write(f"  {event.worker} -> {event.tool}({event.arguments}) [{event.status}]{detail}\n")
         elif isinstance(event, ApprovalEvent):
-            self.out.write(f"  approval of {event.tool}: {event.decision} by {event.by} {event.reason}\n")
-        elif isinstance(event, RepairEvent):
-            self.out.write(f"  {event.worker} asked to repair its {event.what}\n")
+            write(
+                f"  approval of {event.tool}: {event.decision} by {event.by} {event.reason}\n".rstrip() + "\n"
+            )
+        elif isinstance(event, ModelRetryEvent):
+            write(f"  retry {event.attempt} in {event.delay_s:.2f}s: {event.error}\n")
+        elif isinstance(event, ModelCallEvent):
+            self.cost += event.usage.known_cost_usd
 
 
 async def run_demo(out: TextIO) -> int:
-    """Run the demo, printing each step; returns the exit code."""
-    prices = PriceTable()
-    billing_model = ScriptedModel(
-        [
-            reply.error(529, "Overloaded"),
-            reply.tool_call("lookup_invoice", invoice_id="42"),
-            reply.tool_call("issue_refund", invoice_id="42", amount=-30),
-            reply.tool_call("issue_refund", invoice_id="42", amount=30.0),
-            reply.output({"invoice_id": "42", "refunded": True, "amount": 30.0}),
-        ],
-        name="claude-haiku-4-5 (scripted)",
-        price=prices.lookup("anthropic:claude-haiku-4-5"),
-    )
-    auditor_model = ScriptedModel([reply.text("Refund matches the duplicate charge.")], name="my-local-llama")
-    ctx = RunContext(
-        retry=RetryPolicy(base_delay_s=0.05, max_delay_s=0.2), prices=prices, events=_Printer(out)
-    )
+    """Run the demo plan, printing progress; returns the exit code."""
+    from workers import RetryPolicy
 
-    goal = "Refund invoice 42 if it was charged twice"
-    out.write(f"goal: {goal}\n")
-    billed = await Billing(model=billing_model).run(goal, context=ctx, approver=refund_policy)
-    out.write(f"Billing output: {billed.output!r} after {billed.turns} turns\n")
-    audit = await Auditor(model=auditor_model).run(f"Review: {billed.output.model_dump_json()}", context=ctx)
-    out.write(f"Auditor output: {audit.output}\n")
-    for worker, usage in ctx.usage.by_worker.items():
+    real = _real_models()
+    planner: str | Model
+    scripted: dict[str, ScriptedModel] = {}
+    if real is None:
+        out.write("No ANTHROPIC_API_KEY or OPENAI_API_KEY: running on the scripted test models.\n")
+        planner, scripted = _scripted()
+        workers = [cls(model=scripted[cls.__name__]) for cls in (Billing, Orders, Writer)]
+    else:
+        planner, worker_model = real
+        out.write(f"Running on {planner} (planner) and {worker_model} (workers).\n")
+        workers = [cls(model=worker_model) for cls in (Billing, Orders, Writer)]
+    progress = _Progress(out)
+    supervisor = Supervisor(
+        workers,
+        model=planner,
+        budget=Budget(max_usd=0.50, max_tokens=200_000, max_steps=6, deadline_s=120),
+        approver=refund_policy,
+        retry=RetryPolicy(base_delay_s=0.05, max_delay_s=2.0),
+        events=progress,
+    )
+    out.write(f"goal: {GOAL}\n")
+    result = await supervisor.run(GOAL)
+    out.write(f"\nanswer: {result.output}\n")
+    out.write(f"refund step output: {result.steps['refund'].output!r}\n" if "refund" in result.steps else "")
+    for worker, usage in result.usage_by_worker.items():
         out.write(f"usage {worker}: {usage}\n")
-    out.write(f"usage total: {ctx.usage.total}\n")
-    billing_model.assert_done()
-    auditor_model.assert_done()
+    out.write(f"usage total: {result.usage}\nrun id: {result.run_id}\n")
+    for model in scripted.values():
+        model.assert_done()
+    if isinstance(planner, ScriptedModel):
+        planner.assert_done()
     return 0

@@ -82,6 +82,7 @@ class Supervisor:
         events: Receives every event of every run (steps, model and tool calls, handoffs...).
         step_retries: How many times a failed step is run again before re-planning.
         max_replans: Re-plans allowed: for an invalid plan, and again after a step failed.
+        approval_timeout_s: An approval unanswered for this long is a denial.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Supervisor:
         events: EventSink | None = None,
         step_retries: int = 1,
         max_replans: int = 2,
+        approval_timeout_s: float | None = 600.0,
     ) -> None:
         workers = list(workers)
         if len(workers) > MAX_WORKERS:
@@ -127,7 +129,7 @@ class Supervisor:
         self.output = output
         self.step_retries = step_retries
         self.max_replans = max_replans
-        self._gate = as_gate(approver)
+        self._gate = as_gate(approver, approval_timeout_s)
         self._retry = retry or RetryPolicy()
         self._limits = limits or RateLimits()
         self._prices = prices or PriceTable()

@@ -606,3 +606,38 @@ async def test_max_turns_per_worker_caps_every_worker(checked: Check) -> None:
     with pytest.raises(StepFailed, match="no valid output after 2 turns"):
         await sup.run_plan(Plan(steps=[Step("b", "Billing", "x")]))
     assert len(looping.requests) == 2
+
+
+async def test_the_terminal_approver_takes_a_persons_answers(checked: Check) -> None:
+    import io
+
+    from supervisor import TerminalApprover
+
+    @tool(risky=True)
+    async def refund(invoice_id: str, amount: float) -> str:
+        """Refund."""
+        return f"refunded {amount} on {invoice_id}"
+
+    class Payer(Worker):
+        """Pays."""
+
+        model = "openai:gpt-4o"
+        tools = [refund]
+
+    answers = iter(["what?", "e", "not json", "e", '{"invoice_id": "42", "amount": 5}', "n", "too much"])
+    screen = io.StringIO()
+    approver = TerminalApprover(input=lambda prompt: next(answers), output=screen, who="alice")
+    model = checked(
+        ScriptedModel(
+            [
+                reply.tool_call("refund", invoice_id="42", amount=50),
+                reply.tool_call("refund", invoice_id="42", amount=40),
+                reply.text("done"),
+            ]
+        )
+    )
+    sup = Supervisor([Payer(model=model)], model=checked(ScriptedModel([])), approver=approver)
+    await sup.run_plan(Plan(steps=[Step("p", "Payer", "refund 42")]))
+    assert [r.content for r in model.requests[1].tool_results] == ["refunded 5.0 on 42"]
+    assert [r.content for r in model.requests[2].tool_results] == ["A person denied this call: too much."]
+    assert '"amount": 50' in screen.getvalue() and "Please answer one of" in screen.getvalue()
