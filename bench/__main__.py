@@ -210,11 +210,11 @@ def main() -> None:
         ),
         ("worker loop per turn, one tool call (ms CPU/turn)", 0.2, worker_turn_ms()),
         ("supervisor run, 4 workers, 10 calls (ms CPU/model call)", 0.3, cpu_per_model_call_ms()),
-        ("1000 concurrent runs, 1 s latency (wall / ideal)", 1.2, concurrent_wall_over_ideal(1000, 1.0)[0]),
+        ("1000 concurrent runs, 1 s latency (wall / ideal)", 1.2, concurrent_wall_over_ideal(1000, 1.0)),
         (
             "1000 concurrent runs, 50 ms latency (wall / ideal)",
             6.0,
-            concurrent_wall_over_ideal(1000, 0.05)[0],
+            concurrent_wall_over_ideal(1000, 0.05),
         ),
         ("import supervisor, workers, tools (s wall)", 0.3, import_seconds()),
     ]

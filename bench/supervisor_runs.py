@@ -88,8 +88,11 @@ def cpu_per_model_call_ms(runs: int = 300) -> float:
     return statistics.median(asyncio.run(loop()) for _ in range(3))
 
 
-def concurrent_wall_over_ideal(runs: int, latency_s: float) -> tuple[float, float]:
-    """(wall / ideal, peak KB per run) for `runs` concurrent runs; ideal is 4 sequential latencies."""
+def concurrent_wall_over_ideal(runs: int, latency_s: float, rounds: int = 3) -> float:
+    """Wall / ideal for `runs` concurrent runs (best of `rounds`); ideal is 4 sequential latencies.
+
+    Best of several because a shared 2-core machine adds noise of its own (about 15%).
+    """
 
     async def many() -> float:
         model = BenchModel(latency_s)
@@ -99,5 +102,4 @@ def concurrent_wall_over_ideal(runs: int, latency_s: float) -> tuple[float, floa
         assert len(results) == runs and model.calls == runs * 10
         return time.perf_counter() - start
 
-    wall = asyncio.run(many())
-    return wall / (4 * latency_s), 0.0
+    return min(asyncio.run(many()) for _ in range(rounds)) / (4 * latency_s)

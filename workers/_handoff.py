@@ -74,6 +74,8 @@ def handoff_tools(
     Targets are Worker classes or names of workers in this run (`workers`).
     """
     actions: dict[str, tuple[str, Tool]] = {}
+    if not targets:
+        return actions
     for target in targets:
         if isinstance(target, str):
             instance = workers.get(target)

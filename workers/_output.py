@@ -40,7 +40,7 @@ def _errors(exc: ValidationError) -> Errors:
 class OutputPlan:
     """How one worker class gets its output; built once per class."""
 
-    __slots__ = ("output_type", "mode", "tool_name", "schema")
+    __slots__ = ("output_type", "mode", "tool_name", "schema", "spec", "tool")
 
     def __init__(
         self, output_type: type[BaseModel] | type[str], mode: OutputMode, tool_name: str = OUTPUT_TOOL
@@ -51,29 +51,20 @@ class OutputPlan:
         self.schema: dict[str, Any] | None = None
         if mode != "text":
             self.schema = strict_schema(self._model.model_json_schema())
+        # Built once: every run of the worker offers the same request parts.
+        self.spec: OutputSpec | None = None
+        self.tool: ToolSpec | None = None
+        if mode == "native" and self.schema is not None:
+            self.spec = OutputSpec(self.output_type.__name__, self.schema)
+        if mode == "tool" and self.schema is not None:
+            description = (
+                f"Deliver the final answer as a {self.output_type.__name__}. Call this once, when done."
+            )
+            self.tool = ToolSpec(self.tool_name, description, self.schema, is_output=True)
 
     @property
     def _model(self) -> type[BaseModel]:
         return cast("type[BaseModel]", self.output_type)
-
-    @property
-    def spec(self) -> OutputSpec | None:
-        """The native structured-output request, in "native" mode."""
-        if self.mode != "native" or self.schema is None:
-            return None
-        return OutputSpec(self.output_type.__name__, self.schema)
-
-    @property
-    def tool(self) -> ToolSpec | None:
-        """The final-answer tool, in "tool" mode."""
-        if self.mode != "tool" or self.schema is None:
-            return None
-        return ToolSpec(
-            self.tool_name,
-            f"Deliver the final answer as a {self.output_type.__name__}. Call this once, when done.",
-            self.schema,
-            is_output=True,
-        )
 
     @property
     def instructions(self) -> str:

@@ -77,6 +77,20 @@ class RetryPolicy:
 _NULL_SINK = NullSink()
 
 
+def _emit_call(events: EventSink, mid: str, response: ModelResponse) -> None:
+    if type(events) is NullSink:  # nobody listens: build no event
+        return
+    event = ModelCallEvent(
+        mid,
+        response.usage,
+        response.stop_reason,
+        response.latency_s,
+        response.first_token_s,
+        response.request_id,
+    )
+    events.emit(event)
+
+
 async def _send(model: Model, request: ModelRequest, remaining_s: float, attempt: int) -> ModelResponse:
     """One attempt, cut off when the retry policy's total time runs out."""
     deadline = asyncio.timeout(max(remaining_s, 0.0))
@@ -160,14 +174,5 @@ async def call_model(
             limiter.observe(response.rate_limit)
         if attempt > 1:
             response = replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
-        events.emit(
-            ModelCallEvent(
-                mid,
-                response.usage,
-                response.stop_reason,
-                response.latency_s,
-                response.first_token_s,
-                response.request_id,
-            )
-        )
+        _emit_call(events, mid, response)
         return response

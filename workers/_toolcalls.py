@@ -105,10 +105,17 @@ class ToolRunner:
         for item in prepared:
             if item.result is None and item.tool is not None and item.tool.risky:
                 await self._approve(item, item.tool, reason)
-        async with asyncio.TaskGroup() as group:
-            for item in prepared:
-                if item.result is None and item.tool is not None and item.kwargs is not None:
-                    group.create_task(self._execute(item, item.tool, item.kwargs))
+        runnable = [
+            (i, i.tool, i.kwargs)
+            for i in prepared
+            if i.result is None and i.tool is not None and i.kwargs is not None
+        ]
+        if len(runnable) == 1:  # the common case: no task group, no extra task
+            await self._execute(*runnable[0])
+        elif runnable:
+            async with asyncio.TaskGroup() as group:
+                for run in runnable:
+                    group.create_task(self._execute(*run))
         for item in prepared:  # every call gets its one result, whatever happened to its task
             if item.result is None:
                 self._answer(item, "The tool did not finish.", "error")
