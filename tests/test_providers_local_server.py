@@ -16,6 +16,7 @@ from tests.provider_server import (
     anthropic_tool_stream,
     openai_completion,
 )
+from tests.recorders import Events
 from workers import (
     AnthropicModel,
     MalformedResponse,
@@ -35,19 +36,10 @@ from workers import (
     call_model,
     resolve_model,
 )
-from workers._events import Event
 
 ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32)
 FAST = RetryPolicy(base_delay_s=0.01, max_delay_s=2.0)
 KEY = "sk-secret-do-not-leak-123"
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.recorders import Events
 from tools.errors import ProviderBadRequest, ProviderRateLimited, ProviderUnavailable
 from workers import (
     ModelRequest,
@@ -21,7 +22,6 @@ from workers import (
     call_model,
     estimate_tokens,
 )
-from workers._events import Event
 from workers.testing import ScriptedModel, reply
 
 ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=10)
@@ -35,14 +35,6 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 529])

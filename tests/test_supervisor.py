@@ -25,6 +25,7 @@ from supervisor import (
     Supervisor,
 )
 from supervisor._breaker import BreakerSettings, CircuitBreakers
+from tests.recorders import Events
 from tools import tool
 from workers import (
     BudgetEvent,
@@ -36,7 +37,6 @@ from workers import (
     StepEvent,
     Worker,
 )
-from workers._events import Event
 from workers.testing import FunctionModel, ScriptedModel, reply
 
 Check = Callable[[Any], Any]
@@ -76,17 +76,6 @@ class Writer(Worker):
     """Writes summaries."""
 
     model = "openai:gpt-4o-mini"
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.seen if isinstance(e, kind)]
 
 
 def step(

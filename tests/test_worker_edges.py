@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.recorders import Events
 from tools import tool
 from tools.errors import ProviderConnectionError, WorkerInputError
 from workers import (
@@ -33,7 +34,6 @@ from workers import (
     call_model,
 )
 from workers._anthropic import to_wire
-from workers._events import Event
 from workers.testing import FunctionModel, ScriptedModel, reply
 
 Check = Callable[[Any], Any]
@@ -51,14 +51,6 @@ class Payer(Worker):
 
     model = "openai:gpt-4o"
     tools = [pay]
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
 
 
 def results(request: ModelRequest) -> list[tuple[str, bool]]:

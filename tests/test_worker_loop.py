@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.recorders import Events
 from tools import tool
 from tools.errors import (
     ConfigurationError,
@@ -39,7 +40,6 @@ from workers import (
     Usage,
     Worker,
 )
-from workers._events import Event
 from workers.testing import FunctionModel, ScriptedModel, reply
 
 Check = Callable[[Any], Any]
@@ -94,17 +94,6 @@ class Chat(Worker):
 
     model = "openai:gpt-4o-mini"
     tools = [lookup_invoice]
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.seen if isinstance(e, kind)]
 
 
 def results_of(request: ModelRequest) -> list[tuple[str, bool]]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from types import ModuleType
-from typing import Any, Self
+from typing import Any
 
 from tools.errors import AgentError, excerpt
 
@@ -24,8 +23,8 @@ from ._provider import (
     parse_arguments,
     rate_limit_info,
     stream_error,
-    translate_sdk_error,
 )
+from ._sdk_model import SDKModel
 
 __all__ = ["AnthropicModel", "to_wire"]
 
@@ -106,7 +105,7 @@ def to_wire(request: ModelRequest, model: str) -> dict[str, Any]:
     return params
 
 
-class AnthropicModel:
+class AnthropicModel(SDKModel):
     """A Claude model over the Messages API.
 
     Args:
@@ -124,6 +123,11 @@ class AnthropicModel:
     """
 
     provider = "anthropic"
+    _sdk_name = "anthropic"
+    _client_class = "AsyncAnthropic"
+    _error_class = "AnthropicError"
+    _request_id_header = "request-id"
+    _key_env_var = "ANTHROPIC_API_KEY"
 
     def __init__(
         self,
@@ -138,73 +142,26 @@ class AnthropicModel:
         timeout_s: float = 600.0,
         native_output: bool = False,
     ) -> None:
-        self.name = name
+        super().__init__(
+            name,
+            stream=stream,
+            client=client,
+            api_key=api_key,
+            base_url=base_url,
+            price=price,
+            prices=prices,
+            timeout_s=timeout_s,
+        )
         self.native_output = native_output
-        self.stream = stream
-        self.price = price if price is not None else (prices or PriceTable()).lookup(f"anthropic:{name}")
-        self._client = client
-        self._owns_client = client is None
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout_s = timeout_s
-        self._sdk: ModuleType | None = None
 
-    def __repr__(self) -> str:
-        return f"AnthropicModel({self.name!r}, stream={self.stream})"
-
-    def _sdk_module(self) -> ModuleType:
-        if self._sdk is None:
-            import anthropic
-
-            self._sdk = anthropic
-        return self._sdk
-
-    def _get_client(self, sdk: ModuleType) -> Any:
-        if self._client is None:
-            self._client = sdk.AsyncAnthropic(
-                api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections of the client this model created (not one passed in)."""
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def request(self, request: ModelRequest) -> ModelResponse:
-        """Send one request (streamed or not) and return the complete response."""
-        sdk = self._sdk_module()
-        params = to_wire(request, self.name)
-        started = time.perf_counter()
-        try:
-            client = self._get_client(sdk)
-            raw = await client.messages.with_raw_response.create(**params, stream=self.stream)
-            if self.stream:
-                return await self._read_stream(raw, started)
-            body = json_body(await raw.text(), self.provider, self.name)
-        except (sdk.AnthropicError, ValueError, TypeError) as exc:
-            # SDK errors, undecodable JSON, and the SDK's TypeError for missing credentials;
-            # anything else is a bug and propagates unchanged.
-            error = translate_sdk_error(
-                exc,
-                sdk,
-                provider=self.provider,
-                model=self.name,
-                request_id_header="request-id",
-                key_env_var="ANTHROPIC_API_KEY",
-            )
-            if error is None:
-                raise malformed(self.provider, self.name, f"unreadable response ({exc})", "") from exc
-            raise error from exc
-        latency = time.perf_counter() - started
-        return self._from_body(body, raw.headers, latency, None)
+    async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
+        raw = await client.messages.with_raw_response.create(
+            **to_wire(request, self.name), stream=self.stream
+        )
+        if self.stream:
+            return await self._read_stream(raw, started)
+        body = json_body(await raw.text(), self.provider, self.name)
+        return self._from_body(body, raw.headers, time.perf_counter() - started, None)
 
     def _from_body(
         self, body: object, headers: Mapping[str, str], latency: float, first_token: float | None

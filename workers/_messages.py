@@ -23,6 +23,8 @@ __all__ = [
     "ToolResultPart",
     "UserMessage",
     "UserPart",
+    "text_of",
+    "tool_calls_of",
 ]
 
 
@@ -70,6 +72,16 @@ UserPart = TextPart | ToolResultPart
 AssistantPart = TextPart | ToolCallPart
 
 
+def text_of(parts: tuple[AssistantPart, ...]) -> str:
+    """All text parts joined."""
+    return "".join(p.text for p in parts if isinstance(p, TextPart))
+
+
+def tool_calls_of(parts: tuple[AssistantPart, ...]) -> tuple[ToolCallPart, ...]:
+    """The tool calls, in the order the model made them."""
+    return tuple(p for p in parts if isinstance(p, ToolCallPart))
+
+
 @dataclass(frozen=True, slots=True)
 class UserMessage:
     """A message from the user's side: the task, or the results of the previous tool calls."""
@@ -98,12 +110,12 @@ class AssistantMessage:
     @property
     def text(self) -> str:
         """All text parts joined."""
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+        return text_of(self.parts)
 
     @property
     def tool_calls(self) -> tuple[ToolCallPart, ...]:
         """The tool calls, in the order the model made them."""
-        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
+        return tool_calls_of(self.parts)
 
 
 Message = UserMessage | AssistantMessage

@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ._messages import AssistantMessage, AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart
+from ._messages import (
+    AssistantMessage,
+    AssistantPart,
+    Message,
+    ToolCallPart,
+    ToolResultPart,
+    text_of,
+    tool_calls_of,
+)
 from ._usage import Usage
 
 __all__ = [
@@ -143,12 +151,12 @@ class ModelResponse:
     @property
     def text(self) -> str:
         """All text parts joined."""
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+        return text_of(self.parts)
 
     @property
     def tool_calls(self) -> tuple[ToolCallPart, ...]:
         """The tool calls, in the order the model made them."""
-        return tuple(p for p in self.parts if isinstance(p, ToolCallPart))
+        return tool_calls_of(self.parts)
 
     @property
     def message(self) -> AssistantMessage:

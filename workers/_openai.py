@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from types import ModuleType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
@@ -22,8 +21,8 @@ from ._provider import (
     parse_arguments,
     rate_limit_info,
     stream_error,
-    translate_sdk_error,
 )
+from ._sdk_model import SDKModel
 
 __all__ = ["OpenAIModel", "to_wire"]
 
@@ -117,7 +116,7 @@ def to_wire(
     return params
 
 
-class OpenAIModel:
+class OpenAIModel(SDKModel):
     """A model over OpenAI Chat Completions, or any server that speaks it.
 
     Args:
@@ -136,6 +135,11 @@ class OpenAIModel:
 
     provider = "openai"
     native_output = True  # response_format json_schema: workers ask for output natively
+    _sdk_name = "openai"
+    _client_class = "AsyncOpenAI"
+    _error_class = "OpenAIError"
+    _request_id_header = "x-request-id"
+    _key_env_var = "OPENAI_API_KEY"
 
     def __init__(
         self,
@@ -150,74 +154,27 @@ class OpenAIModel:
         timeout_s: float = 600.0,
         max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
     ) -> None:
-        self.name = name
-        self.stream = stream
-        self.price = price if price is not None else (prices or PriceTable()).lookup(f"openai:{name}")
-        self._client = client
-        self._owns_client = client is None
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout_s = timeout_s
+        super().__init__(
+            name,
+            stream=stream,
+            client=client,
+            api_key=api_key,
+            base_url=base_url,
+            price=price,
+            prices=prices,
+            timeout_s=timeout_s,
+        )
         self._max_tokens_param = max_tokens_param
-        self._sdk: ModuleType | None = None
 
-    def __repr__(self) -> str:
-        return f"OpenAIModel({self.name!r}, stream={self.stream})"
-
-    def _sdk_module(self) -> ModuleType:
-        if self._sdk is None:
-            import openai
-
-            self._sdk = openai
-        return self._sdk
-
-    def _get_client(self, sdk: ModuleType) -> Any:
-        if self._client is None:
-            self._client = sdk.AsyncOpenAI(
-                api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections of the client this model created (not one passed in)."""
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def request(self, request: ModelRequest) -> ModelResponse:
-        """Send one request (streamed or not) and return the complete response."""
+    async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
         params = to_wire(request, self.name, self._max_tokens_param)
-        sdk = self._sdk_module()
-        started = time.perf_counter()
-        try:
-            client = self._get_client(sdk)
-            if self.stream:
-                params["stream"] = True
-                params["stream_options"] = {"include_usage": True}
-            raw = await client.chat.completions.with_raw_response.create(**params)
-            if self.stream:
-                return await self._read_stream(raw, started)
-            body = json_body(raw.http_response.text, self.provider, self.name)  # already read
-        except (sdk.OpenAIError, ValueError, TypeError) as exc:
-            # SDK errors, undecodable JSON, and the SDK's TypeError for missing credentials;
-            # anything else is a bug and propagates unchanged.
-            error = translate_sdk_error(
-                exc,
-                sdk,
-                provider=self.provider,
-                model=self.name,
-                request_id_header="x-request-id",
-                key_env_var="OPENAI_API_KEY",
-            )
-            if error is None:
-                raise malformed(self.provider, self.name, f"unreadable response ({exc})", "") from exc
-            raise error from exc
+        if self.stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        raw = await client.chat.completions.with_raw_response.create(**params)
+        if self.stream:
+            return await self._read_stream(raw, started)
+        body = json_body(raw.http_response.text, self.provider, self.name)  # the legacy raw response is read
         return self._from_body(body, raw.headers, time.perf_counter() - started, None)
 
     def _from_body(

@@ -1,0 +1,110 @@
+"""What both official-SDK models share: settings, the lazily built client, closing, and turning
+SDK exceptions into the error tree. Each provider module adds only its wire format."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from types import ModuleType
+from typing import Any, ClassVar, Self
+
+from tools.errors import AgentError
+
+from ._model import ModelRequest, ModelResponse
+from ._prices import Price, PriceTable
+from ._provider import malformed, translate_sdk_error
+
+__all__ = ["SDKModel"]
+
+
+class SDKModel:
+    """Base of the provider models. Subclasses set the class constants and implement `_send`."""
+
+    provider: ClassVar[str]
+    _sdk_name: ClassVar[str]  # the module to import on first use
+    _client_class: ClassVar[str]  # its async client class
+    _error_class: ClassVar[str]  # its root exception class
+    _request_id_header: ClassVar[str]
+    _key_env_var: ClassVar[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        stream: bool = False,
+        client: Any = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        price: Price | None = None,
+        prices: PriceTable | None = None,
+        timeout_s: float = 600.0,
+    ) -> None:
+        self.name = name
+        self.stream = stream
+        self.price = (
+            price if price is not None else (prices or PriceTable()).lookup(f"{self.provider}:{name}")
+        )
+        self._client = client
+        self._owns_client = client is None
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout_s = timeout_s
+        self._sdk: ModuleType | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, stream={self.stream})"
+
+    def _sdk_module(self) -> ModuleType:
+        if self._sdk is None:  # imported on the first request: `import workers` stays fast
+            self._sdk = importlib.import_module(self._sdk_name)
+        return self._sdk
+
+    def _get_client(self, sdk: ModuleType) -> Any:
+        if self._client is None:
+            # The SDK's own retries are off: the framework's retry policy is the only one.
+            client_class = getattr(sdk, self._client_class)
+            self._client = client_class(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the client this model created (not one passed in)."""
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send one request (streamed or not) and return the complete response."""
+        sdk = self._sdk_module()
+        started = time.perf_counter()
+        try:
+            return await self._send(self._get_client(sdk), request, started)
+        except (getattr(sdk, self._error_class), ValueError, TypeError) as exc:
+            # SDK errors, undecodable bodies, and the SDK's TypeError for missing credentials.
+            raise self._translate(exc, sdk) from exc
+
+    def _translate(self, exc: BaseException, sdk: ModuleType) -> AgentError:
+        error = translate_sdk_error(
+            exc,
+            sdk,
+            provider=self.provider,
+            model=self.name,
+            request_id_header=self._request_id_header,
+            key_env_var=self._key_env_var,
+        )
+        return (
+            error
+            if error is not None
+            else malformed(self.provider, self.name, f"unreadable response ({exc})", "")
+        )
+
+    async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
+        """Send through the SDK client and convert the answer (the provider's part)."""
+        raise NotImplementedError
