@@ -1,4 +1,5 @@
-"""Many workers: planning, routing, plan execution, handoffs, budgets and circuit breakers.
+"""Many workers: planning, routing, plan execution, handoffs, budgets, circuit breakers and
+durable runs.
 
     from supervisor import Supervisor, Budget, Plan, Step
 
@@ -17,8 +18,10 @@ from tools.errors import (
     ModelNameError,
     PlanError,
     ProviderError,
+    ResumeError,
     RunAborted,
     StepFailed,
+    StoreError,
 )
 from workers import ApprovalRequest, Decision
 
@@ -26,6 +29,8 @@ from ._breaker import BreakerSettings, CircuitBreaker, CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._plan import Plan, Step, check_plan
 from ._result import RunResult, StepResult
+from ._sqlite import SQLiteStore
+from ._store import MemoryStore, RunRecord, StepRecord, Store
 from ._supervisor import MAX_WORKERS, Supervisor
 from ._terminal import TerminalApprover
 
@@ -48,7 +53,14 @@ __all__ = [
     "ModelNameError",
     "Plan",
     "PlanError",
+    "MemoryStore",
     "ProviderError",
+    "ResumeError",
+    "RunRecord",
+    "SQLiteStore",
+    "StepRecord",
+    "Store",
+    "StoreError",
     "RunAborted",
     "RunResult",
     "Step",

@@ -1,25 +1,77 @@
-"""`python -m supervisor COMMAND`: the command line."""
+"""`python -m supervisor COMMAND`: the command line.
+
+python -m supervisor demo                    the demo plan (scripted models without API keys)
+python -m supervisor runs --store runs.db    the runs in a store: id, goal, status, cost, start
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from tools.errors import AgentError, StoreError
+
+if TYPE_CHECKING:
+    from ._sqlite import SQLiteStore
+
+
+def _open(path: str) -> SQLiteStore:
+    """The store at `path`, opened before the event loop starts (opening reads the file)."""
+    from ._sqlite import SQLiteStore
+
+    if not Path(path).is_file():  # listing never creates a store
+        raise StoreError(path, "no such file")
+    return SQLiteStore(path)
+
+
+async def _runs(store: SQLiteStore, path: str, out: TextIO) -> int:
+    from ._journal import usage_from
+
+    try:
+        runs = await store.runs()
+    finally:
+        await store.aclose()
+    if not runs:
+        out.write(f"no runs in {path}\n")
+        return 0
+    out.write(f"{'run id':34} {'status':10} {'cost':>12}  {'started':19}  goal\n")
+    for run in runs:
+        usage = usage_from(run.usage)
+        cost = f"${usage.cost_usd:.6f}" if usage.cost_usd is not None else "unpriced"
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
+        goal = (run.goal or "(plan)").replace("\n", " ")
+        out.write(f"{run.run_id:34} {run.status:10} {cost:>12}  {started}  {goal[:60]}\n")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m supervisor", description="foreman's command line")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the built-in demo on the deterministic test models (no API key)")
+    demo = commands.add_parser("demo", help="run the demo plan (the scripted models when no API key is set)")
+    demo.add_argument(
+        "--store", default="foreman-demo.db", help="the journal file (default: foreman-demo.db)"
+    )
+    runs = commands.add_parser("runs", help="list the runs in a store")
+    runs.add_argument("--store", required=True, help="the store file, e.g. runs.db")
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
+    try:
+        if args.command == "demo":
+            from ._demo import run_demo
 
-        return asyncio.run(run_demo(sys.stdout))
-    parser.error(f"unknown command {args.command!r}")  # argparse exits; kept for the type checker
-    return 2
+            return asyncio.run(run_demo(sys.stdout, args.store))
+        return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))
+    except AgentError as error:  # a clear message and a non-zero exit, never a traceback
+        sys.stderr.write(f"error: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
 
 
 if __name__ == "__main__":

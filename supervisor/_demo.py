@@ -200,8 +200,8 @@ class _Progress:
             self.cost += event.usage.known_cost_usd
 
 
-async def run_demo(out: TextIO) -> int:
-    """Run the demo plan, printing progress; returns the exit code."""
+async def run_demo(out: TextIO, store: str = "foreman-demo.db") -> int:
+    """Run the demo plan, journaled in `store`, printing progress; returns the exit code."""
     from workers import RetryPolicy
 
     real = _real_models()
@@ -223,14 +223,17 @@ async def run_demo(out: TextIO) -> int:
         approver=refund_policy,
         retry=RetryPolicy(base_delay_s=0.05, max_delay_s=2.0),
         events=progress,
+        store=store,
     )
     out.write(f"goal: {GOAL}\n")
-    result = await supervisor.run(GOAL)
+    async with supervisor:
+        result = await supervisor.run(GOAL)
     out.write(f"\nanswer: {result.output}\n")
     out.write(f"refund step output: {result.steps['refund'].output!r}\n" if "refund" in result.steps else "")
     for worker, usage in result.usage_by_worker.items():
         out.write(f"usage {worker}: {usage}\n")
     out.write(f"usage total: {result.usage}\nrun id: {result.run_id}\n")
+    out.write(f"journal: {store} (list its runs: python -m supervisor runs --store {store})\n")
     for model in scripted.values():
         model.assert_done()
     if isinstance(planner, ScriptedModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,7 @@ class Execution:
         self.max_handoffs = _DEFAULT_MAX_HANDOFFS if max_handoffs is None else max_handoffs
         self.done: dict[str, StepResult] = {}
         self.handoffs = 0
+        self.on_finished: Callable[[StepResult], Awaitable[None]] | None = None  # the step checkpoint
 
     async def run(self, plan: Plan) -> StepFailure | None:
         """Run the steps of `plan` not yet done; the first failure, or None when all finished."""
@@ -93,6 +94,8 @@ class Execution:
                         outcome = task.result()
                         if isinstance(outcome, StepResult):
                             self.done[step.id] = outcome
+                            if self.on_finished is not None:
+                                await self.on_finished(outcome)
                         elif failure is None:
                             failure = outcome
         except BaseExceptionGroup as group_error:

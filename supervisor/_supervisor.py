@@ -13,16 +13,19 @@ through the run's budget, rate limits, retries and breakers.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tools import serialize_result
 from tools.errors import (
     AgentError,
     BudgetExceeded,
     ConfigurationError,
     OutputValidationError,
     PlanError,
+    ResumeError,
     RunAborted,
     StepFailed,
 )
@@ -46,8 +49,10 @@ from workers._hooks import as_gate
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._execute import Execution, StepFailure
+from ._journal import JournalSink, plan_data, restore_plan, restore_steps, step_record, usage_data, usage_from
 from ._plan import Plan, check_plan, planner_output_model, to_plan
 from ._result import RunResult, StepResult
+from ._store import MemoryStore, RunRecord, Store
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
 
@@ -71,7 +76,8 @@ class Supervisor:
         workers: The workers (instances); at most four, with distinct names.
         model: The planner's model ("provider:name" or a model object); workers may use cheaper ones.
         budget: Hard limits of each run.
-        store: Durable runs are not available yet: pass None (the default).
+        store: Where runs are kept: a path (the SQLite journal, created if missing), a store
+            object, or None to keep them in memory. A run whose id is in the store resumes.
         approver: Decides on risky tool calls: a callable `(request) -> bool | Decision`, sync or
             async, or a gate. Without one, risky calls are denied and the model is told so.
         output: A pydantic model for the final answer, or `str`.
@@ -91,7 +97,7 @@ class Supervisor:
         model: str | Model,
         *,
         budget: Budget | None = None,
-        store: object = None,
+        store: str | os.PathLike[str] | Store | None = None,
         approver: Approver | ToolGate | None = None,
         output: type[Any] = str,
         retry: RetryPolicy | None = None,
@@ -119,10 +125,7 @@ class Supervisor:
             if worker.name in _RESERVED:
                 raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
             by_name[worker.name] = worker
-        if store is not None:
-            raise ConfigurationError(
-                "durable stores are not available yet: pass store=None (runs live in memory)"
-            )
+        self._store: Store = _open_store(store)
         self.workers: Mapping[str, Worker] = by_name
         self.model = model
         self.budget = budget or Budget()
@@ -172,40 +175,120 @@ class Supervisor:
     async def _run(self, goal: str | None, plan: Plan | None, run_id: str | None) -> RunResult:
         run_id = run_id or uuid.uuid4().hex
         if run_id in self._running:
-            raise ConfigurationError(f"run {run_id} is already running")
+            raise ResumeError(run_id, "it is already running in this process")
+        record = await self._store.load(run_id)
+        if record is not None and record.status == "succeeded":
+            return self._stored_result(record)  # asked again: the same answer, nothing runs twice
         ctx = self._context(run_id)
+        execution = Execution(
+            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
+        )
+        plan = self._resume(run_id, goal, plan, record, ctx, execution)
+        execution.on_finished = lambda result: self._store.save_step(
+            run_id, step_record(result), usage_data(ctx.usage.total)
+        )
+        started = RunRecord(
+            run_id,
+            goal,
+            "running",
+            plan_data(plan) if plan else None,
+            tuple(self.workers),
+            usage_data(ctx.usage.total),
+        )
+        await self._store.start(started)
         task = asyncio.current_task()
         if task is not None:
             self._running[run_id] = task
         deadline = asyncio.timeout(self.budget.deadline_s)
-        execution = Execution(
-            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
-        )
+        outcome: RunResult | BaseException | None = None
         try:
             async with deadline:
-                return await self._plan_and_execute(goal, plan, ctx, execution)
+                outcome = await self._plan_and_execute(goal, plan, ctx, execution)
+                return outcome
         except TimeoutError:
             if not deadline.expired():
                 raise
             assert self.budget.deadline_s is not None
-            raise BudgetExceeded(
-                "deadline_s", self.budget.deadline_s, self.budget.deadline_s, 0, run_id=run_id
-            ) from None
-        except asyncio.CancelledError:
+            limit = self.budget.deadline_s
+            outcome = BudgetExceeded("deadline_s", limit, limit, 0, run_id=run_id)
+            raise outcome from None
+        except asyncio.CancelledError as cancelled:
             reason = self._aborts.pop(run_id, None)
             if reason is None or task is None:
+                outcome = cancelled
                 raise
             task.uncancel()
-            aborted = RunAborted("", reason, by="abort", run_id=run_id)
-            aborted.completed = dict(execution.done)
-            raise aborted from None
+            outcome = RunAborted("", reason, by="abort", run_id=run_id)
+            raise outcome from None
         except AgentError as error:
-            error.run_id = error.run_id or run_id
-            error.completed = dict(execution.done)  # nothing finished is lost
+            outcome = error
             raise
         finally:
             self._running.pop(run_id, None)
+            if isinstance(outcome, AgentError):
+                outcome.run_id = outcome.run_id or run_id
+                outcome.completed = dict(execution.done)  # nothing finished is lost
+            await self._record_end(run_id, outcome, ctx)
             await ctx.aclose()
+
+    def _resume(
+        self,
+        run_id: str,
+        goal: str | None,
+        plan: Plan | None,
+        record: RunRecord | None,
+        ctx: RunContext,
+        execution: Execution,
+    ) -> Plan | None:
+        """Take up an unfinished run: its finished steps, its plan, its usage so far."""
+        if record is None:
+            return plan
+        if record.goal != goal:
+            raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
+        stored = restore_plan(run_id, record.plan, self.workers) if record.plan else None
+        if plan is not None and stored is not None and _shape(plan) != _shape(stored):
+            raise ResumeError(run_id, "its plan no longer matches the plan given")
+        execution.done.update(restore_steps(run_id, record.steps, self.workers))
+        ctx.usage.total = usage_from(record.usage)
+        return plan or stored
+
+    async def _record_end(
+        self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext
+    ) -> None:
+        usage = usage_data(ctx.usage.total)
+        try:
+            if isinstance(outcome, RunResult):
+                await self._store.finish(run_id, "succeeded", usage, serialize_result(outcome.output), None)
+            else:
+                aborted = isinstance(outcome, RunAborted | asyncio.CancelledError)
+                await self._store.finish(
+                    run_id, "aborted" if aborted else "failed", usage, None, str(outcome)
+                )
+        except asyncio.CancelledError:
+            pass  # cancelled again while recording: the last checkpoint stands, and resume takes it up
+
+    def _stored_result(self, record: RunRecord) -> RunResult:
+        run_id = record.run_id
+        output: Any = record.output_json
+        if self.output is not str and output is not None:
+            output = self.output.model_validate_json(output)
+        steps = restore_steps(run_id, record.steps, self.workers)
+        plan = restore_plan(run_id, record.plan, self.workers) if record.plan else Plan()
+        return RunResult(output, run_id, usage_from(record.usage), steps, plan, "succeeded")
+
+    async def runs(self) -> list[RunRecord]:
+        """The runs in this supervisor's store, newest first."""
+        return await self._store.runs()
+
+    async def aclose(self) -> None:
+        """Write what the store has queued and release it."""
+        await self._store.aclose()
+
+    async def __aenter__(self) -> Supervisor:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def _context(self, run_id: str) -> RunContext:
         ctx = RunContext(
@@ -213,7 +296,7 @@ class Supervisor:
             retry=self._retry,
             limits=self._limits,
             prices=self._prices,
-            events=self._events,
+            events=JournalSink(self._events, self._store, run_id),
             gate=self._gate,
             usage=UsageLedger(),
             breakers=self._breakers,
@@ -224,7 +307,7 @@ class Supervisor:
         for spec in [self.model, *(w.model_spec for w in self.workers.values())]:
             model = ctx.model(spec)
             prices[model_id(model)] = getattr(model, "price", None)
-        ctx.guard = BudgetGuard(self.budget, prices, self._events, run_id)
+        ctx.guard = BudgetGuard(self.budget, prices, ctx.events, run_id)
         return ctx
 
     async def _plan_and_execute(
@@ -267,6 +350,7 @@ class Supervisor:
             issues = [_issue(e) for e in error.errors] or [str(error)]
             raise PlanError(issues, error.attempts, run_id=ctx.run_id) from error
         plan = to_plan(result.output)
+        await self._store.save_plan(ctx.run_id or "", plan_data(plan))
         steps = tuple((s.id, s.worker, tuple(s.depends_on), s.reason) for s in plan.steps)
         ctx.events.emit(PlanEvent(1 if failure is None else 2, steps, plan.reasoning))
         return plan
@@ -312,6 +396,24 @@ class Supervisor:
             task, context=ctx, upstream={sid: r.output for sid, r in done.items()}
         )
         return result.output
+
+
+def _open_store(store: object) -> Store:
+    if store is None:
+        return MemoryStore()
+    if isinstance(store, str | os.PathLike):
+        from ._sqlite import SQLiteStore
+
+        return SQLiteStore(store)
+    needed = ("load", "start", "save_plan", "save_step", "finish", "add_events", "runs", "aclose")
+    missing = [name for name in needed if not callable(getattr(store, name, None))]
+    if missing:
+        raise ConfigurationError(f"{store!r} is not a store: it has no {', '.join(missing)}")
+    return store  # type: ignore[return-value]
+
+
+def _shape(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(s.id, s.worker, tuple(s.depends_on)) for s in plan.steps]
 
 
 def _issue(error: Mapping[str, Any]) -> str:

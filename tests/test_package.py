@@ -133,14 +133,14 @@ def test_readme_has_exactly_the_two_commands_and_its_quickstart_runs() -> None:
     assert out.stdout.strip() == "Invoice 42 was charged twice. invoice_id='42' refunded=False"
 
 
-def test_demo_runs_offline_and_reports_costs() -> None:
+def test_demo_runs_offline_journals_and_reports_costs(tmp_path: Path) -> None:
     no_keys = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     out = subprocess.run(
         [sys.executable, "-m", "supervisor", "demo"],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=ROOT,
+        cwd=tmp_path,
         env=no_keys,
     )
     assert out.returncode == 0, out.stderr
@@ -152,3 +152,12 @@ def test_demo_runs_offline_and_reports_costs() -> None:
     assert "approval of issue_refund: approve by refund-policy" in lines
     assert "refund step output: Refund(invoice_id='42', refunded=True, amount=30.0)" in lines
     assert "usage total: " in lines and "10 requests (1 retries), $0.0" in lines
+    listed = subprocess.run(
+        [sys.executable, "-m", "supervisor", "runs", "--store", "foreman-demo.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=no_keys,
+    )
+    assert " succeeded " in listed.stdout and "Invoice 42 may have been charged twice" in listed.stdout

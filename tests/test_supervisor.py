@@ -301,8 +301,8 @@ def test_more_than_four_workers_or_duplicates_are_configuration_errors() -> None
         Supervisor([c() for c in classes], model="openai:gpt-4o")
     with pytest.raises(ConfigurationError, match="two workers are named 'Writer'"):
         Supervisor([Writer(), Writer()], model="openai:gpt-4o")
-    with pytest.raises(ConfigurationError, match="durable stores are not available yet"):
-        Supervisor([Writer()], model="openai:gpt-4o", store="runs.db")
+    with pytest.raises(ConfigurationError, match="is not a store: it has no load"):
+        Supervisor([Writer()], model="openai:gpt-4o", store=42)  # type: ignore[arg-type]
 
 
 PRICE = Price(input=1.0, output=1.0)  # $1 per million tokens either way: cost = tokens / 1e6

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from ._errors_base import AgentError
 
-__all__ = ["BudgetExceeded", "CircuitOpen", "HandoffError", "HandoffLoop", "PlanError", "StepFailed"]
+__all__ = [
+    "BudgetExceeded",
+    "CircuitOpen",
+    "HandoffError",
+    "HandoffLoop",
+    "PlanError",
+    "ResumeError",
+    "StepFailed",
+    "StoreError",
+]
 
 
 class PlanError(AgentError):
@@ -98,3 +107,20 @@ class HandoffLoop(AgentError):
         super().__init__(f"handoff loop {' -> '.join(chain)}: {why}", run_id=run_id)
         self.chain = chain
         self.why = why
+
+
+class StoreError(AgentError):
+    """The run store cannot be used: a file that is not ours, from a newer schema, or a failed write."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"store {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class ResumeError(AgentError):
+    """A run cannot be resumed: it no longer matches the code (workers, plan) or is already running."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"cannot resume run {run_id}: {reason}", run_id=run_id)
+        self.reason = reason

@@ -31,6 +31,8 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     ├── CircuitOpen                 a model's breaker is open: calls fail fast until the probe
     ├── HandoffError                a handoff to a worker not allowed, or a payload it rejects
     ├── HandoffLoop                 handoffs cycling with nothing new, or past max_handoffs
+    ├── StoreError                  the run store cannot be used (not ours, newer schema, write failed)
+    ├── ResumeError                 a run that no longer matches the code cannot be resumed
     ├── WorkerError                 one worker could not finish (worker name)
     │   ├── WorkerInputError        the task does not validate against the worker's `input`
     │   ├── MaxTurnsExceeded        `max_turns` model turns without a valid output
@@ -93,7 +95,9 @@ from ._errors_supervisor import (
     HandoffError,
     HandoffLoop,
     PlanError,
+    ResumeError,
     StepFailed,
+    StoreError,
 )
 
 __all__ = [
@@ -102,7 +106,9 @@ __all__ = [
     "HandoffError",
     "HandoffLoop",
     "PlanError",
+    "ResumeError",
     "StepFailed",
+    "StoreError",
     "AgentError",
     "ConfigurationError",
     "MalformedResponse",

@@ -1,0 +1,125 @@
+"""Between a run and its store: plans, steps and usage to and from records, typed again on load.
+
+A resumed run gets back typed values: each step's output is validated again against the output
+model of the worker that produced it, and each plan input against its worker's input model. A
+record that names a worker this supervisor does not have cannot be resumed (`ResumeError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tools import serialize_result
+from tools.errors import ResumeError
+from workers import Event, EventSink, Usage, Worker
+
+from ._plan import Plan, Step
+from ._result import StepResult
+from ._store import StepRecord, Store
+
+__all__ = [
+    "JournalSink",
+    "plan_data",
+    "restore_plan",
+    "restore_steps",
+    "step_record",
+    "usage_data",
+    "usage_from",
+]
+
+_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
+
+
+def usage_data(usage: Usage) -> dict[str, Any]:
+    """Usage as JSON-able data."""
+    return {name: getattr(usage, name) for name in _USAGE_FIELDS}
+
+
+def usage_from(data: Mapping[str, Any]) -> Usage:
+    """Usage from stored data (unknown keys ignored)."""
+    return Usage(**{k: v for k, v in data.items() if k in _USAGE_FIELDS})
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(value.model_dump_json()) if hasattr(value, "model_dump_json") else value
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    """A plan as JSON-able data."""
+    steps = [
+        {
+            "id": s.id,
+            "worker": s.worker,
+            "input": _plain(s.input),
+            "depends_on": list(s.depends_on),
+            "reason": s.reason,
+        }
+        for s in plan.steps
+    ]
+    return {"reasoning": plan.reasoning, "steps": steps}
+
+
+def _typed(kind: Any, value: Any, load_json: bool) -> Any:
+    if kind is str or not hasattr(kind, "model_validate"):
+        return value
+    return kind.model_validate_json(value) if load_json else kind.model_validate(value)
+
+
+def _worker(run_id: str, workers: Mapping[str, Worker], name: str) -> Worker:
+    worker = workers.get(name)
+    if worker is None:
+        raise ResumeError(run_id, f"it used worker {name!r}, which this supervisor does not have")
+    return worker
+
+
+def restore_plan(run_id: str, data: Mapping[str, Any], workers: Mapping[str, Worker]) -> Plan:
+    """The stored plan, with inputs typed by their workers' input models."""
+    steps = []
+    for s in data.get("steps", []):
+        kind = type(_worker(run_id, workers, s["worker"])).input
+        steps.append(
+            Step(s["id"], s["worker"], _typed(kind, s["input"], False), tuple(s["depends_on"]), s["reason"])
+        )
+    return Plan(tuple(steps), data.get("reasoning", ""))
+
+
+def step_record(result: StepResult) -> StepRecord:
+    """A finished step as a record (its output as text: JSON for models)."""
+    return StepRecord(
+        result.step, result.worker, serialize_result(result.output), usage_data(result.usage), result.attempts
+    )
+
+
+def restore_steps(
+    run_id: str, records: Mapping[str, StepRecord], workers: Mapping[str, Worker]
+) -> dict[str, StepResult]:
+    """Finished steps, their outputs typed again by the workers that produced them."""
+    restored = {}
+    for step_id, record in records.items():
+        kind = type(_worker(run_id, workers, record.worker)).output
+        output = _typed(kind, record.output_json, True)
+        restored[step_id] = StepResult(
+            step_id, record.worker, output, usage_from(record.usage), record.attempts
+        )
+    return restored
+
+
+class JournalSink:
+    """Forwards every event to the user's sink and queues it for the store's trace."""
+
+    __slots__ = ("_inner", "_store", "_run_id")
+
+    def __init__(self, inner: EventSink, store: Store, run_id: str) -> None:
+        self._inner = inner
+        self._store = store
+        self._run_id = run_id
+
+    def emit(self, event: Event) -> None:
+        """Pass the event on, and journal it."""
+        self._inner.emit(event)
+        body = json.dumps(dataclasses.asdict(event), default=str, separators=(",", ":"))
+        self._store.add_events(self._run_id, [(event.kind, time.time(), body)])

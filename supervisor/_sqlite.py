@@ -1,0 +1,309 @@
+"""The embedded default store: one SQLite file, in WAL mode, written off the event loop.
+
+Every write goes to one writer thread, which drains what is queued and commits it as one
+transaction: checkpoints (plan, step, end of run) are awaited until committed, trace events are
+not awaited and ride along with the next batch. The schema is versioned; a file that is not
+ours, or that a newer version wrote, is refused with a clear error and left untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tools.errors import StoreError
+
+from ._store import RunRecord, RunStatus, StepRecord
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+_APP = "foreman"
+# MIGRATIONS[n] brings a store from schema n to n + 1.
+_MIGRATIONS = [
+    """
+    CREATE TABLE foreman_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, goal TEXT, status TEXT NOT NULL, plan TEXT, workers TEXT NOT NULL,
+        usage TEXT NOT NULL, output TEXT, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, worker TEXT NOT NULL,
+        output TEXT NOT NULL, usage TEXT NOT NULL, attempts INTEGER NOT NULL, finished_at REAL NOT NULL,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+        at REAL NOT NULL, body TEXT NOT NULL
+    );
+    CREATE INDEX events_by_run ON events (run_id, seq);
+    """,
+]
+_STOP = object()
+Write = tuple[str, Sequence[Any], "asyncio.Future[None] | None", "asyncio.AbstractEventLoop | None"]
+
+
+def _schema_version(path: Path) -> int:
+    """The file's schema version (0 for a new or empty file); StoreError when it is not ours."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return 0
+            if "foreman_meta" not in tables:
+                raise StoreError(
+                    str(path), f"not a {_APP} store (it has other tables: {', '.join(sorted(tables))})"
+                )
+            meta = dict(db.execute("SELECT key, value FROM foreman_meta"))
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(str(path), f"not an SQLite database ({exc})") from None
+    if meta.get("app") != _APP:
+        raise StoreError(str(path), f"not a {_APP} store (app is {meta.get('app')!r})")
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            str(path), f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})"
+        )
+    return version
+
+
+class SQLiteStore:
+    """Runs kept in one SQLite file.
+
+    Args:
+        path: The file; created with the current schema when missing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        version = _schema_version(self.path)  # checks before anything is written
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+        self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _migrate(self, version: int) -> None:
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for script in _MIGRATIONS[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO foreman_meta VALUES ('app', ?)", (_APP,))
+            db.execute(
+                "INSERT OR REPLACE INTO foreman_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            db.execute("COMMIT")
+        except Exception:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    # --- writes: queued for the writer thread -------------------------------------------------
+
+    def _writer(self) -> None:
+        db = self._connect()
+        try:
+            while True:
+                item = self._queue.get()
+                batch = [item]
+                while not self._queue.empty():  # everything queued meanwhile goes in one transaction
+                    batch.append(self._queue.get())
+                writes = [w for w in batch if w is not _STOP]
+                self._commit(db, writes)  # type: ignore[arg-type]
+                if len(writes) != len(batch):
+                    return
+        finally:
+            db.close()
+
+    def _commit(self, db: sqlite3.Connection, writes: list[Write]) -> None:
+        error: BaseException | None = None
+        try:
+            db.execute("BEGIN")
+            for sql, params, _, _ in writes:
+                db.execute(sql, params)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            error = StoreError(str(self.path), f"write failed: {exc}")
+        for _, _, future, loop in writes:
+            if future is not None and loop is not None:
+                loop.call_soon_threadsafe(_settle, future, error)
+
+    def _enqueue(self, sql: str, params: Sequence[Any], future: asyncio.Future[None] | None = None) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._writer, name=f"store:{self.path.name}", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
+
+    async def _checkpoint(self, sql: str, params: Sequence[Any]) -> None:
+        """Write and wait until it is committed (with whatever else was queued)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(sql, params, future)
+        await future
+
+    async def start(self, run: RunRecord) -> None:
+        """Record a new run; a resumed run keeps its steps and creation time."""
+        sql = (
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+            "status = excluded.status, workers = excluded.workers, output = NULL, error = NULL, "
+            "updated_at = excluded.updated_at"
+        )
+        plan = json.dumps(run.plan) if run.plan is not None else None
+        params = (
+            run.run_id,
+            run.goal,
+            run.status,
+            plan,
+            json.dumps(list(run.workers)),
+            json.dumps(dict(run.usage)),
+            run.created_at,
+            time.time(),
+        )
+        await self._checkpoint(sql, params)
+
+    async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
+        """Record the plan."""
+        await self._checkpoint(
+            "UPDATE runs SET plan = ?, updated_at = ? WHERE run_id = ?",
+            (json.dumps(plan), time.time(), run_id),
+        )
+
+    async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
+        """Record a finished step and the run's usage so far."""
+        row = (
+            run_id,
+            step.step_id,
+            step.worker,
+            step.output_json,
+            json.dumps(dict(step.usage)),
+            step.attempts,
+            step.finished_at,
+        )
+        self._enqueue("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        await self._checkpoint(
+            "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
+            (json.dumps(dict(usage)), time.time(), run_id),
+        )
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        usage: Mapping[str, Any],
+        output_json: str | None,
+        error: str | None,
+    ) -> None:
+        """Record how the run ended."""
+        sql = "UPDATE runs SET status = ?, usage = ?, output = ?, error = ?, updated_at = ? WHERE run_id = ?"
+        await self._checkpoint(
+            sql, (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
+        )
+
+    def add_events(self, run_id: str, events: Sequence[tuple[str, float, str]]) -> None:
+        """Queue trace events; they are written with the next batch."""
+        for kind, at, body in events:
+            self._enqueue(
+                "INSERT INTO events (run_id, kind, at, body) VALUES (?, ?, ?, ?)", (run_id, kind, at, body)
+            )
+
+    # --- reads: in a thread, on a connection of their own ------------------------------------
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        try:
+            return list(db.execute(sql, params))
+        finally:
+            db.close()
+
+    async def load(self, run_id: str) -> RunRecord | None:
+        """The run with this id and its finished steps, or None."""
+        rows = await asyncio.to_thread(self._read, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            return None
+        step_rows = await asyncio.to_thread(
+            self._read, "SELECT * FROM steps WHERE run_id = ? ORDER BY finished_at", (run_id,)
+        )
+        steps = {
+            r[1]: StepRecord(
+                step_id=r[1],
+                worker=r[2],
+                output_json=r[3],
+                usage=json.loads(r[4]),
+                attempts=r[5],
+                finished_at=r[6],
+            )
+            for r in step_rows
+        }
+        return _run(rows[0], steps)
+
+    async def runs(self) -> list[RunRecord]:
+        """Every run, newest first (without their steps)."""
+        rows = await asyncio.to_thread(self._read, "SELECT * FROM runs ORDER BY created_at DESC", ())
+        return [_run(row, {}) for row in rows]
+
+    async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]:
+        """The trace events of a run, in order."""
+        rows = await asyncio.to_thread(
+            self._read, "SELECT kind, at, body FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
+        return [(kind, at, json.loads(body)) for kind, at, body in rows]
+
+    async def aclose(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(thread.join, 30)
+            self._thread = None
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
+    run_id, goal, status, plan, workers, usage, output, error, created, updated = row
+    return RunRecord(
+        run_id=run_id,
+        goal=goal,
+        status=status,
+        plan=json.loads(plan) if plan else None,
+        workers=tuple(json.loads(workers)),
+        usage=json.loads(usage),
+        output_json=output,
+        error=error,
+        steps=steps,
+        created_at=created,
+        updated_at=updated,
+    )

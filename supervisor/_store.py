@@ -1,0 +1,163 @@
+"""Where runs are kept: the store interface, its records, and the in-memory store.
+
+A store keeps what a run finished (its plan, every finished step with its output and usage,
+the run's status) so that a run can be resumed and nothing finished is lost. `store=None` keeps
+everything in memory (resume works within the process); `store="runs.db"` is the SQLite
+journal; any object with these methods works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+__all__ = ["MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
+
+RunStatus = Literal["running", "succeeded", "failed", "aborted"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A finished step as stored: its output as JSON text (typed again on load)."""
+
+    step_id: str
+    worker: str
+    output_json: str
+    usage: Mapping[str, Any]
+    attempts: int = 1
+    finished_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored.
+
+    Attributes:
+        run_id: The run's id.
+        goal: The goal (None for a plan run without one).
+        status: "running", "succeeded", "failed" or "aborted".
+        plan: The plan as JSON-able data (None before planning).
+        workers: The names of the supervisor's workers when the run started.
+        usage: The run's usage so far (token and cost sums).
+        output_json: The final output as JSON text, once succeeded.
+        error: Why it failed or was aborted.
+        steps: Finished steps by id.
+        created_at: When it started (epoch seconds).
+        updated_at: When it last changed.
+    """
+
+    run_id: str
+    goal: str | None
+    status: RunStatus = "running"
+    plan: Mapping[str, Any] | None = None
+    workers: Sequence[str] = ()
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    output_json: str | None = None
+    error: str | None = None
+    steps: Mapping[str, StepRecord] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+
+class Store(Protocol):
+    """What the supervisor needs from a store. Every write is a checkpoint."""
+
+    async def load(self, run_id: str) -> RunRecord | None:
+        """The run with this id, with its finished steps, or None."""
+        ...
+
+    async def start(self, run: RunRecord) -> None:
+        """Record a new run (or a resumed one starting again)."""
+        ...
+
+    async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
+        """Record the plan the run follows."""
+        ...
+
+    async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
+        """Record a finished step and the run's usage so far; durable when this returns."""
+        ...
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        usage: Mapping[str, Any],
+        output_json: str | None,
+        error: str | None,
+    ) -> None:
+        """Record how the run ended."""
+        ...
+
+    def add_events(self, run_id: str, events: Sequence[tuple[str, float, str]]) -> None:
+        """Queue trace events (kind, time, JSON body); written in batches, never awaited."""
+        ...
+
+    async def runs(self) -> list[RunRecord]:
+        """Every run, newest first (without their steps)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Write what is queued and release the store."""
+        ...
+
+
+class MemoryStore:
+    """The store of `store=None`: runs live as long as the process."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunRecord] = {}
+        self.events: dict[str, list[tuple[str, float, str]]] = {}
+
+    async def load(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or None."""
+        return self._runs.get(run_id)
+
+    async def start(self, run: RunRecord) -> None:
+        """Record a new run, keeping the steps of an earlier start of the same run."""
+        old = self._runs.get(run.run_id)
+        self._runs[run.run_id] = replace(
+            run, steps=old.steps if old else run.steps, created_at=old.created_at if old else run.created_at
+        )
+
+    async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
+        """Record the plan."""
+        self._runs[run_id] = replace(self._runs[run_id], plan=dict(plan), updated_at=time.time())
+
+    async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
+        """Record a finished step."""
+        run = self._runs[run_id]
+        steps = {**run.steps, step.step_id: step}
+        self._runs[run_id] = replace(run, steps=steps, usage=dict(usage), updated_at=time.time())
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        usage: Mapping[str, Any],
+        output_json: str | None,
+        error: str | None,
+    ) -> None:
+        """Record how the run ended."""
+        run = self._runs[run_id]
+        self._runs[run_id] = replace(
+            run,
+            status=status,
+            usage=dict(usage),
+            output_json=output_json,
+            error=error,
+            updated_at=time.time(),
+        )
+
+    def add_events(self, run_id: str, events: Sequence[tuple[str, float, str]]) -> None:
+        """Keep the events."""
+        self.events.setdefault(run_id, []).extend(events)
+
+    async def runs(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        return sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,314 @@
+"""Durable runs: the SQLite journal, step checkpoints, resume, and stores that are not ours."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from supervisor import Plan, ResumeError, RunAborted, Step, StepFailed, Supervisor
+from supervisor._sqlite import SCHEMA_VERSION, SQLiteStore
+from tools.errors import StoreError
+from workers import ModelRequest, Worker
+from workers.testing import FunctionModel, ScriptedModel, reply
+
+Check = Callable[[Any], Any]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Verdict(BaseModel):
+    ok: bool
+    note: str
+
+
+class Checker(Worker):
+    """Checks things."""
+
+    model = "openai:gpt-4o"
+    output = Verdict
+
+
+class Writer(Worker):
+    """Writes."""
+
+    model = "openai:gpt-4o"
+
+
+PLAN = Plan(steps=[Step("check", "Checker", "check it"), Step("write", "Writer", "write it up", ["check"])])
+
+
+async def test_a_run_is_journaled_and_listed(checked: Check, tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    checker = checked(ScriptedModel([reply.output({"ok": True, "note": "fine"})]))
+    writer = checked(ScriptedModel([reply.text("all good")]))
+    async with Supervisor(
+        [Checker(model=checker), Writer(model=writer)], model=checked(ScriptedModel([])), store=path
+    ) as sup:
+        result = await sup.run_plan(PLAN, run_id="r1")
+        (run,) = await sup.runs()
+    assert (run.run_id, run.status, run.workers) == ("r1", "succeeded", ("Checker", "Writer"))
+    assert run.output_json == "all good" and run.plan is not None and len(run.plan["steps"]) == 2
+    store = SQLiteStore(path)
+    loaded = await store.load("r1")
+    assert loaded is not None and set(loaded.steps) == {"check", "write"}
+    assert loaded.steps["check"].output_json == '{"ok":true,"note":"fine"}'
+    kinds = [kind for kind, _, _ in await store.events("r1")]
+    assert kinds.count("step") == 4 and "model_call" in kinds
+    await store.aclose()
+    assert result.output == "all good"
+
+
+async def test_an_unfinished_run_resumes_without_running_finished_steps_again(
+    checked: Check, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    checker = checked(ScriptedModel([reply.output({"ok": True, "note": "checked once"})]))
+    failing = checked(ScriptedModel([reply.text(""), reply.text(""), reply.text("")]))
+    first = Supervisor(
+        [Checker(model=checker), Writer(model=failing)],
+        model=checked(ScriptedModel([])),
+        store=path,
+        step_retries=0,
+    )
+    with pytest.raises(StepFailed) as caught:
+        await first.run_plan(PLAN, run_id="r2")
+    assert list(caught.value.completed) == ["check"]
+    await first.aclose()
+
+    # A new supervisor, as after a restart: the checker's model must not be asked again.
+    never = checked(ScriptedModel([]))
+    writer = checked(ScriptedModel([reply.text("written after resume")]))
+    async with Supervisor(
+        [Checker(model=never), Writer(model=writer)], model=checked(ScriptedModel([])), store=path
+    ) as again:
+        result = await again.run_plan(PLAN, run_id="r2")
+    assert result.output == "written after resume"
+    assert result.steps["check"].output == Verdict(ok=True, note="checked once")  # typed again on load
+    assert '"note":"checked once"' in writer.requests[0].messages[0].parts[0].text  # type: ignore[union-attr]
+    assert never.requests == []
+
+
+async def test_a_finished_run_asked_again_returns_its_result_and_runs_nothing(
+    checked: Check, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    checker = checked(ScriptedModel([reply.output({"ok": True, "note": "n"})]))
+    writer = checked(ScriptedModel([reply.text("done")]))
+    async with Supervisor(
+        [Checker(model=checker), Writer(model=writer)], model=checked(ScriptedModel([])), store=path
+    ) as sup:
+        first = await sup.run_plan(PLAN, run_id="r3")
+        again = await sup.run_plan(PLAN, run_id="r3")
+    assert again.output == first.output == "done"
+    assert again.steps["check"].output == Verdict(ok=True, note="n")
+    assert len(checker.requests) == 1 and len(writer.requests) == 1
+
+
+async def test_resume_refuses_a_run_that_no_longer_matches(checked: Check, tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    failing = checked(ScriptedModel([reply.text("") for _ in range(3)]))
+    sup = Supervisor(
+        [
+            Checker(model=checked(ScriptedModel([reply.output({"ok": True, "note": "n"})]))),
+            Writer(model=failing),
+        ],
+        model=checked(ScriptedModel([])),
+        store=path,
+        step_retries=0,
+    )
+    with pytest.raises(StepFailed):
+        await sup.run_plan(PLAN, run_id="r4")
+    with pytest.raises(ResumeError, match="its plan no longer matches"):
+        await sup.run_plan(Plan(steps=[Step("other", "Writer", "x")]), run_id="r4")
+    with pytest.raises(ResumeError, match="started for another goal"):
+        await sup.run_plan(PLAN, goal="a different goal", run_id="r4")
+    await sup.aclose()
+    only_writer = Supervisor(
+        [Writer(model=checked(ScriptedModel([])))], model=checked(ScriptedModel([])), store=path
+    )
+    with pytest.raises(ResumeError, match="worker 'Checker', which this supervisor does not have"):
+        await only_writer.run_plan(Plan(steps=[Step("write", "Writer", "write it up")]), run_id="r4")
+    await only_writer.aclose()
+
+
+async def test_an_aborted_run_is_recorded_with_its_finished_steps(checked: Check, tmp_path: Path) -> None:
+    started = asyncio.Event()
+
+    async def hang(request: ModelRequest) -> Any:
+        started.set()
+        await asyncio.sleep(30)
+
+    checker = checked(ScriptedModel([reply.output({"ok": True, "note": "n"})]))
+    sup = Supervisor(
+        [Checker(model=checker), Writer(model=checked(FunctionModel(hang)))],
+        model=checked(ScriptedModel([])),
+        store=tmp_path / "runs.db",
+    )
+    run = asyncio.create_task(sup.run_plan(PLAN, run_id="r5"))
+    await started.wait()
+    sup.abort("r5", "customer called back")
+    with pytest.raises(RunAborted):
+        await run
+    (record,) = await sup.runs()
+    assert record.status == "aborted" and "customer called back" in (record.error or "")
+    loaded = await SQLiteStore(tmp_path / "runs.db").load("r5")
+    assert loaded is not None and list(loaded.steps) == ["check"]
+    await sup.aclose()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 200)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not an SQLite database"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_another_programs_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (id INTEGER)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a foreman store .*customers"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    SQLiteStore(path)
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE foreman_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
+    with pytest.raises(StoreError, match="newer version"):
+        SQLiteStore(path)
+
+
+async def test_in_memory_runs_resume_within_the_process(checked: Check) -> None:
+    failing = checked(ScriptedModel([reply.text("")]))
+    checker = checked(ScriptedModel([reply.output({"ok": False, "note": "n"})]))
+    writer_models = [failing, checked(ScriptedModel([reply.text("second time")]))]
+    sup = Supervisor(
+        [Checker(model=checker), Writer(model=FunctionModel(lambda r: writer_models[0].request(r)))],
+        model=checked(ScriptedModel([])),
+        step_retries=0,
+    )
+    with pytest.raises(StepFailed):
+        await sup.run_plan(PLAN, run_id="m1")
+    writer_models.pop(0)
+    result = await sup.run_plan(PLAN, run_id="m1")
+    assert result.output == "second time" and len(checker.requests) == 1
+
+
+def test_the_runs_command_lists_runs_and_refuses_bad_files(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+
+    async def one_run() -> None:
+        writer = ScriptedModel([reply.text("hi")])
+        async with Supervisor([Writer(model=writer)], model=ScriptedModel([]), store=path) as sup:
+            await sup.run_plan(Plan(steps=[Step("w", "Writer", "say hi")]), goal=None, run_id="listed-run")
+
+    asyncio.run(one_run())
+    out = subprocess.run(
+        [sys.executable, "-m", "supervisor", "runs", "--store", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "listed-run" in out.stdout and "succeeded" in out.stdout and "(plan)" in out.stdout
+    (tmp_path / "junk.db").write_bytes(b"junk" * 100)
+    bad = subprocess.run(
+        [sys.executable, "-m", "supervisor", "runs", "--store", str(tmp_path / "junk.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 1 and "not an SQLite database" in bad.stderr and "Traceback" not in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "supervisor", "runs", "--store", str(tmp_path / "nope.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert (
+        missing.returncode == 1 and "no such file" in missing.stderr and not (tmp_path / "nope.db").exists()
+    )
+
+
+CHILD = """
+import asyncio, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from supervisor import Plan, Step, Supervisor
+from tools import tool
+from workers import Worker
+from workers.testing import FunctionModel, reply
+
+SIDE = Path({side!r})
+
+@tool
+def act(name: str) -> str:
+    \"\"\"A side effect, counted in a file; 'boom' kills the process first.\"\"\"
+    if name == "boom" and os.environ.get("KILL") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    with SIDE.open("a") as f:
+        f.write(name + "\\n")
+    return "done " + name
+
+class Actor(Worker):
+    \"\"\"Acts.\"\"\"
+    model = "openai:gpt-4o"
+    tools = [act]
+
+def decide(request):
+    if request.tool_results:
+        return reply.text("ok")
+    return reply.tool_call("act", name=request.messages[0].parts[0].text.split()[0])
+
+async def main():
+    steps = [Step("a", "Actor", "first"), Step("b", "Actor", "second", ["a"])]
+    steps.append(Step("c", "Actor", "boom", ["b"]))
+    model = FunctionModel(decide)
+    async with Supervisor([Actor(model=model)], model=model, store={db!r}) as sup:
+        result = await sup.run_plan(Plan(steps=steps), run_id="crash")
+        print(result.output)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_killed_between_steps_resumes_and_repeats_no_finished_step(tmp_path: Path) -> None:
+    side, db = tmp_path / "side_effects.txt", tmp_path / "runs.db"
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(CHILD.format(root=str(ROOT), side=str(side), db=str(db))))
+    killed = subprocess.run(
+        [sys.executable, str(script)], env={**os.environ, "KILL": "1"}, capture_output=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert side.read_text().split() == ["first", "second"]
+    resumed = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "KILL": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "ok"
+    assert side.read_text().split() == ["first", "second", "boom"]  # a and b ran once each
