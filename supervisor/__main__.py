@@ -49,6 +49,57 @@ async def _runs(store: SQLiteStore, path: str, out: TextIO) -> int:
     return 0
 
 
+async def _approve(store: SQLiteStore, run: str | None, watch: bool, out: TextIO) -> int:
+    import getpass
+
+    from workers import ApprovalRequest
+
+    from ._approvals import STATUS_OF
+    from ._terminal import ask
+
+    who = f"terminal:{getpass.getuser()}"
+    asked: set[str] = set()
+    try:
+        while True:
+            pending = [p for p in await store.pending_approvals(run) if p.approval_id not in asked]
+            if not pending:
+                if not watch:
+                    out.write("no pending approvals\n" if not asked else "no more pending approvals\n")
+                    return 0
+                await asyncio.sleep(1.0)  # --watch: wait for new requests until interrupted
+                continue
+            for record in pending:
+                asked.add(record.approval_id)
+                request = ApprovalRequest(
+                    record.run_id,
+                    record.worker,
+                    record.tool,
+                    record.arguments,
+                    record.call_id,
+                    record.reason,
+                    record.schema,
+                )
+                age = time.time() - record.created_at
+                decision = await asyncio.to_thread(ask, request, input, out, who, age_s=age, allow_skip=True)
+                if decision is None:
+                    out.write("skipped\n")
+                    continue
+                status = STATUS_OF[decision.kind]
+                if await store.decide(
+                    record.approval_id, status, decision.reason or None, decision.arguments, who
+                ):
+                    out.write(f"{status}\n")
+                else:
+                    now = await store.get_approval(record.approval_id)
+                    by = f" by {now.decided_by}" if now and now.decided_by else ""
+                    out.write(f"already decided elsewhere: {now.status if now else 'gone'}{by}\n")
+    except EOFError:
+        out.write("\nno more answers\n")
+        return 0
+    finally:
+        await store.aclose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m supervisor", description="foreman's command line")
@@ -59,12 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     runs = commands.add_parser("runs", help="list the runs in a store")
     runs.add_argument("--store", required=True, help="the store file, e.g. runs.db")
+    approve = commands.add_parser("approve", help="decide the risky tool calls waiting in a store")
+    approve.add_argument("--store", required=True, help="the store file, e.g. runs.db")
+    approve.add_argument("--run", help="only this run's approvals")
+    approve.add_argument("--watch", action="store_true", help="keep waiting for new requests")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from ._demo import run_demo
 
             return asyncio.run(run_demo(sys.stdout, args.store))
+        if args.command == "approve":
+            return asyncio.run(_approve(_open(args.store), args.run, args.watch, sys.stdout))
         return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))
     except AgentError as error:  # a clear message and a non-zero exit, never a traceback
         sys.stderr.write(f"error: {error}\n")

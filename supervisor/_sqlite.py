@@ -21,11 +21,12 @@ from typing import Any
 
 from tools.errors import StoreError
 
+from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._store import RunRecord, RunStatus, StepRecord
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _APP = "foreman"
 # MIGRATIONS[n] brings a store from schema n to n + 1.
 _MIGRATIONS = [
@@ -46,9 +47,18 @@ _MIGRATIONS = [
     );
     CREATE INDEX events_by_run ON events (run_id, seq);
     """,
+    """
+    CREATE TABLE approvals (
+        approval_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, worker TEXT NOT NULL, tool TEXT NOT NULL,
+        call_id TEXT NOT NULL, arguments TEXT NOT NULL, schema TEXT NOT NULL, reason TEXT NOT NULL,
+        created_at REAL NOT NULL, expires_at REAL NOT NULL, status TEXT NOT NULL,
+        decision_reason TEXT, edited_arguments TEXT, decided_by TEXT, decided_at REAL
+    );
+    CREATE INDEX approvals_pending ON approvals (status, created_at);
+    """,
 ]
 _STOP = object()
-Write = tuple[str, Sequence[Any], "asyncio.Future[None] | None", "asyncio.AbstractEventLoop | None"]
+Write = tuple[str, Sequence[Any], "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
 
 
 def _schema_version(path: Path) -> int:
@@ -139,20 +149,21 @@ class SQLiteStore:
 
     def _commit(self, db: sqlite3.Connection, writes: list[Write]) -> None:
         error: BaseException | None = None
+        counts: list[int] = []
         try:
-            db.execute("BEGIN")
+            db.execute("BEGIN IMMEDIATE")
             for sql, params, _, _ in writes:
-                db.execute(sql, params)
+                counts.append(db.execute(sql, params).rowcount)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             error = StoreError(str(self.path), f"write failed: {exc}")
-        for _, _, future, loop in writes:
+        for i, (_, _, future, loop) in enumerate(writes):
             if future is not None and loop is not None:
-                loop.call_soon_threadsafe(_settle, future, error)
+                loop.call_soon_threadsafe(_settle, future, counts[i] if error is None else 0, error)
 
-    def _enqueue(self, sql: str, params: Sequence[Any], future: asyncio.Future[None] | None = None) -> None:
+    def _enqueue(self, sql: str, params: Sequence[Any], future: asyncio.Future[int] | None = None) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -161,11 +172,11 @@ class SQLiteStore:
                 self._thread.start()
         self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
 
-    async def _checkpoint(self, sql: str, params: Sequence[Any]) -> None:
-        """Write and wait until it is committed (with whatever else was queued)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _checkpoint(self, sql: str, params: Sequence[Any]) -> int:
+        """Write and wait until it is committed (with whatever else was queued); the rows changed."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._enqueue(sql, params, future)
-        await future
+        return await future
 
     async def start(self, run: RunRecord) -> None:
         """Record a new run; a resumed run keeps its steps and creation time."""
@@ -274,6 +285,43 @@ class SQLiteStore:
         )
         return [(kind, at, json.loads(body)) for kind, at, body in rows]
 
+    # --- the approval queue ----------------------------------------------------------------------
+
+    async def add_approval(self, record: ApprovalRecord) -> None:
+        """Record a pending approval."""
+        await self._checkpoint(
+            "INSERT INTO approvals VALUES (" + ", ".join("?" * 15) + ")", record_row(record)
+        )
+
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """One approval, or None."""
+        rows = await asyncio.to_thread(
+            self._read, "SELECT * FROM approvals WHERE approval_id = ?", (approval_id,)
+        )
+        return record_of(rows[0]) if rows else None
+
+    async def decide(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        reason: str | None,
+        edited: Mapping[str, Any] | None,
+        by: str,
+    ) -> bool:
+        """Take a decision only if still pending (one UPDATE: two approvers cannot both win)."""
+        sql = (
+            "UPDATE approvals SET status = ?, decision_reason = ?, edited_arguments = ?, decided_by = ?, "
+            "decided_at = ? WHERE approval_id = ? AND status = 'pending'"
+        )
+        edited_json = json.dumps(dict(edited)) if edited is not None else None
+        return await self._checkpoint(sql, (status, reason, edited_json, by, time.time(), approval_id)) == 1
+
+    async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
+        """Pending approvals, oldest first."""
+        sql = "SELECT * FROM approvals WHERE status = 'pending'" + (" AND run_id = ?" if run_id else "")
+        rows = await asyncio.to_thread(self._read, sql + " ORDER BY created_at", (run_id,) if run_id else ())
+        return [record_of(row) for row in rows]
+
     async def aclose(self) -> None:
         """Write what is queued, then stop the writer thread."""
         thread = self._thread
@@ -283,11 +331,11 @@ class SQLiteStore:
             self._thread = None
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[int], count: int, error: BaseException | None) -> None:
     if future.done():
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(count)
     else:
         future.set_exception(error)
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
+
 __all__ = ["MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
 
 RunStatus = Literal["running", "succeeded", "failed", "aborted"]
@@ -61,7 +63,7 @@ class RunRecord:
     updated_at: float = field(default_factory=time.time)
 
 
-class Store(Protocol):
+class Store(ApprovalStore, Protocol):
     """What the supervisor needs from a store. Every write is a checkpoint."""
 
     async def load(self, run_id: str) -> RunRecord | None:
@@ -109,7 +111,46 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
+        self._approvals: dict[str, ApprovalRecord] = {}
         self.events: dict[str, list[tuple[str, float, str]]] = {}
+
+    async def add_approval(self, record: ApprovalRecord) -> None:
+        """Keep a pending approval."""
+        self._approvals[record.approval_id] = record
+
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """One approval, or None."""
+        return self._approvals.get(approval_id)
+
+    async def decide(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        reason: str | None,
+        edited: Mapping[str, Any] | None,
+        by: str,
+    ) -> bool:
+        """Take a decision only if still pending."""
+        record = self._approvals.get(approval_id)
+        if record is None or record.status != "pending":
+            return False
+        decided = replace(
+            record,
+            status=status,
+            decision_reason=reason,
+            edited_arguments=edited,
+            decided_by=by,
+            decided_at=time.time(),
+        )
+        self._approvals[approval_id] = decided
+        return True
+
+    async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
+        """Pending approvals, oldest first."""
+        pending = [
+            a for a in self._approvals.values() if a.status == "pending" and run_id in (None, a.run_id)
+        ]
+        return sorted(pending, key=lambda a: a.created_at)
 
     async def load(self, run_id: str) -> RunRecord | None:
         """The run with this id, or None."""

@@ -31,6 +31,7 @@ from tools.errors import (
 )
 from workers import (
     Approver,
+    Decision,
     EventSink,
     Model,
     NullSink,
@@ -46,6 +47,7 @@ from workers import (
 )
 from workers._hooks import as_gate
 
+from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._execute import Execution, StepFailure
@@ -79,7 +81,8 @@ class Supervisor:
         store: Where runs are kept: a path (the SQLite journal, created if missing), a store
             object, or None to keep them in memory. A run whose id is in the store resumes.
         approver: Decides on risky tool calls: a callable `(request) -> bool | Decision`, sync or
-            async, or a gate. Without one, risky calls are denied and the model is told so.
+            async, `TerminalApprover()`, or a gate. Without one, each risky call waits in the
+            store's approval queue for `python -m supervisor approve --store PATH`.
         output: A pydantic model for the final answer, or `str`.
         retry: The retry policy of every model call.
         limits: Rate limits; share one object between supervisors to share the limits.
@@ -126,13 +129,17 @@ class Supervisor:
                 raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
             by_name[worker.name] = worker
         self._store: Store = _open_store(store)
+        if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
+            self._gate: ToolGate = StoreGate(self._store, approval_timeout_s or 600.0)
+        else:
+            self._gate = as_gate(approver, approval_timeout_s)
         self.workers: Mapping[str, Worker] = by_name
         self.model = model
         self.budget = budget or Budget()
         self.output = output
         self.step_retries = step_retries
         self.max_replans = max_replans
-        self._gate = as_gate(approver, approval_timeout_s)
+        self.approval_timeout_s = approval_timeout_s
         self._retry = retry or RetryPolicy()
         self._limits = limits or RateLimits()
         self._prices = prices or PriceTable()
@@ -276,6 +283,20 @@ class Supervisor:
         plan = restore_plan(run_id, record.plan, self.workers) if record.plan else Plan()
         return RunResult(output, run_id, usage_from(record.usage), steps, plan, "succeeded")
 
+    async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
+        """Risky calls waiting in this supervisor's store for a decision, oldest first."""
+        return await self._store.pending_approvals(run_id)
+
+    async def decide(self, approval_id: str, decision: Decision) -> bool:
+        """Decide a pending approval from code (a web handler, say); False when already decided."""
+        return await self._store.decide(
+            approval_id,
+            STATUS_OF[decision.kind],
+            decision.reason or None,
+            decision.arguments,
+            decision.by or "code",
+        )
+
     async def runs(self) -> list[RunRecord]:
         """The runs in this supervisor's store, newest first."""
         return await self._store.runs()
@@ -405,7 +426,20 @@ def _open_store(store: object) -> Store:
         from ._sqlite import SQLiteStore
 
         return SQLiteStore(store)
-    needed = ("load", "start", "save_plan", "save_step", "finish", "add_events", "runs", "aclose")
+    needed = (
+        "load",
+        "start",
+        "save_plan",
+        "save_step",
+        "finish",
+        "add_events",
+        "runs",
+        "aclose",
+        "add_approval",
+        "get_approval",
+        "decide",
+        "pending_approvals",
+    )
     missing = [name for name in needed if not callable(getattr(store, name, None))]
     if missing:
         raise ConfigurationError(f"{store!r} is not a store: it has no {', '.join(missing)}")

@@ -1,7 +1,8 @@
-"""`TerminalApprover`: a person approves risky tool calls at this terminal, inline.
+"""Asking a person at a terminal: `TerminalApprover` inline, and the `approve` command's prompt.
 
 The prompt runs in a thread so the event loop (other workers, other runs) keeps going while the
-person reads. Unanswered past the supervisor's `approval_timeout_s` means denied.
+person reads. Edited arguments are checked against the tool's JSON Schema and asked again when
+they do not fit; they are never run unchecked. Without a terminal it does not guess: it denies.
 """
 
 from __future__ import annotations
@@ -9,23 +10,86 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
 
 from workers import ApprovalRequest, Decision
 
-__all__ = ["TerminalApprover"]
+__all__ = ["TerminalApprover", "ask"]
 
-_CHOICES = "[a]pprove, [d]eny, [e]dit the arguments, a[b]ort the run"
+_TRIES = 5  # unreadable answers in a row before the question ends in a denial
+
+
+def _issues(schema: Mapping[str, Any], arguments: object) -> list[str]:
+    if not schema:
+        return []
+    from jsonschema import Draft202012Validator
+
+    errors = Draft202012Validator(dict(schema)).iter_errors(arguments)
+    return [f"{'$' + ''.join(f'.{p}' for p in e.absolute_path)}: {e.message}" for e in errors]
+
+
+def ask(
+    request: ApprovalRequest,
+    read: Callable[[str], str],
+    out: TextIO,
+    who: str,
+    *,
+    age_s: float | None = None,
+    allow_skip: bool = False,
+) -> Decision | None:
+    """Show one request and read a decision; None when the person skips it."""
+    choices = "[a]pprove, [d]eny, [e]dit, a[b]ort the run" + (", [s]kip" if allow_skip else "")
+    waited = f", waiting {age_s:.0f} s" if age_s is not None else ""
+    out.write(f"\nrun {request.run_id or '-'}{waited}: {request.worker} wants to call {request.tool}\n")
+    out.write(json.dumps(dict(request.arguments), indent=2, default=str) + "\n")
+    if request.reason:
+        out.write(f"The model said: {request.reason}\n")
+    for _ in range(_TRIES):
+        answer = read(f"{choices}? ").strip().lower()
+        if answer in ("a", "y", "yes", "approve"):
+            return Decision.approve(by=who)
+        if answer in ("d", "n", "no", "deny"):
+            return Decision.deny(read("Reason (the model is told): ").strip(), by=who)
+        if answer in ("b", "abort"):
+            return Decision.abort(read("Reason: ").strip(), by=who)
+        if answer in ("s", "skip") and allow_skip:
+            return None
+        if answer in ("e", "edit"):
+            edited = _read_arguments(request, read, out)
+            if edited is not None:
+                return Decision.edit(edited, by=who)
+            continue
+        out.write(f"Please answer one of: {choices}.\n")
+    return Decision.deny("no valid answer at the terminal", by=who)
+
+
+def _read_arguments(
+    request: ApprovalRequest, read: Callable[[str], str], out: TextIO
+) -> dict[str, Any] | None:
+    text = read("New arguments as JSON: ")
+    try:
+        arguments = json.loads(text)
+    except ValueError as exc:
+        out.write(f"Not JSON ({exc}); nothing changed.\n")
+        return None
+    problems = (
+        _issues(request.schema, arguments) if isinstance(arguments, dict) else ["$: must be a JSON object"]
+    )
+    if problems:
+        out.write("These arguments do not fit the tool, so they were not used:\n")
+        out.write("".join(f"  {p}\n" for p in problems))
+        return None
+    return dict(arguments)
 
 
 class TerminalApprover:
-    """Asks at the terminal: approve (`a` or `y`), deny (`d` or `n`), edit (`e`), abort (`b`).
+    """Asks at this terminal: approve (`a`/`y`), deny (`d`/`n`), edit (`e`), abort the run (`b`).
 
     Args:
-        input: Reads one answer (defaults to the built-in `input`).
+        input: Reads one answer (defaults to the built-in `input`, on a real terminal only).
         output: Where the question is written (defaults to stdout).
-        who: Recorded as the decider (defaults to "terminal").
+        who: Recorded as the decider.
     """
 
     def __init__(
@@ -35,42 +99,17 @@ class TerminalApprover:
         output: TextIO | None = None,
         who: str = "terminal",
     ) -> None:
-        self._input = input or _builtin_input
+        self._input = input
         self._output = output
         self.who = who
 
     async def review(self, request: ApprovalRequest) -> Decision:
         """Show the request and wait for a decision (in a thread: the loop keeps running)."""
-        return await asyncio.to_thread(self._ask, request)
-
-    def _ask(self, request: ApprovalRequest) -> Decision:
-        out = self._output or sys.stdout
-        run = request.run_id or "-"
-        out.write(f"\nApproval needed (run {run}): {request.worker} wants to call {request.tool}\n")
-        out.write(json.dumps(dict(request.arguments), indent=2, default=str) + "\n")
-        if request.reason:
-            out.write(f"The model said: {request.reason}\n")
-        for _ in range(5):  # bounded: five unreadable answers are a denial
-            answer = self._input(f"{_CHOICES}? ").strip().lower()
-            if answer in ("a", "y", "yes", "approve"):
-                return Decision.approve(by=self.who)
-            if answer in ("d", "n", "no", "deny"):
-                return Decision.deny(self._input("Reason (the model is told): ").strip(), by=self.who)
-            if answer in ("b", "abort"):
-                return Decision.abort(self._input("Reason: ").strip(), by=self.who)
-            if answer in ("e", "edit"):
-                edited = self._input("New arguments as JSON: ")
-                try:
-                    arguments = json.loads(edited)
-                except ValueError as exc:
-                    out.write(f"Not JSON ({exc}); try again.\n")
-                    continue
-                if isinstance(arguments, dict):
-                    return Decision.edit(arguments, by=self.who)
-                out.write("The arguments must be a JSON object; try again.\n")
-                continue
-            out.write(f"Please answer one of: {_CHOICES}.\n")
-        return Decision.deny("no valid answer at the terminal", by=self.who)
+        if self._input is None and not sys.stdin.isatty():
+            return Decision.deny("no terminal to ask at (standard input is not a terminal)", by=self.who)
+        read = self._input or _builtin_input
+        decision = await asyncio.to_thread(ask, request, read, self._output or sys.stdout, self.who)
+        return decision or Decision.deny("skipped", by=self.who)
 
 
 def _builtin_input(prompt: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from tools.errors import excerpt
@@ -43,6 +43,7 @@ class ApprovalRequest:
         arguments: The arguments, already validated against the tool's schema.
         call_id: The model's id for this call.
         reason: What the model said in the turn it made the call (its stated reason).
+        schema: The tool's JSON Schema, so an edit can be checked where it is made.
     """
 
     run_id: str | None
@@ -51,6 +52,7 @@ class ApprovalRequest:
     arguments: Mapping[str, Any]
     call_id: str = ""
     reason: str = ""
+    schema: Mapping[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.worker} wants to call {self.tool}({excerpt(dict(self.arguments), 200)})"

@@ -174,8 +174,9 @@ class ToolRunner:
     async def _approve(self, item: _Prepared, tool: Tool, reason: str) -> None:
         call = item.call
         # The person approves exactly what will run: the validated arguments, not the raw call.
+        arguments = dict(item.arguments or {})
         request = ApprovalRequest(
-            self.ctx.run_id, self.worker, call.name, dict(item.arguments or {}), call.id, reason
+            self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters
         )
         started = time.monotonic()
         decision = await self.ctx.gate.review(request)

@@ -1,0 +1,193 @@
+"""The approval queue: risky calls wait in the store for a person's decision.
+
+With no approver, the supervisor's gate writes each risky call to the store as a pending
+approval (the validated arguments, the tool's schema, the model's stated reason, when it
+expires) and waits for a decision taken elsewhere: `python -m supervisor approve`, in this
+process or another, now or after a restart. A decision is taken once: it only applies to an
+approval that is still pending, so two approvers at once cannot both decide. Unanswered past
+its expiry, an approval is recorded as expired and the call denied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from workers import ApprovalRequest, Decision
+
+__all__ = ["STATUS_OF", "ApprovalRecord", "ApprovalStatus", "ApprovalStore", "StoreGate", "decision_of"]
+
+ApprovalStatus = Literal["pending", "approved", "denied", "edited", "aborted", "expired"]
+STATUS_OF: Mapping[str, ApprovalStatus] = {
+    "approve": "approved",
+    "deny": "denied",
+    "edit": "edited",
+    "abort": "aborted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """One approval request as stored, with its decision once taken."""
+
+    approval_id: str
+    run_id: str
+    worker: str
+    tool: str
+    call_id: str
+    arguments: Mapping[str, Any]
+    schema: Mapping[str, Any]
+    reason: str
+    created_at: float
+    expires_at: float
+    status: ApprovalStatus = "pending"
+    decision_reason: str | None = None
+    edited_arguments: Mapping[str, Any] | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+
+
+class ApprovalStore(Protocol):
+    """What the queue needs from a store."""
+
+    async def add_approval(self, record: ApprovalRecord) -> None:
+        """Record a new pending approval; durable when this returns."""
+        ...
+
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """One approval, or None."""
+        ...
+
+    async def decide(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        reason: str | None,
+        edited: Mapping[str, Any] | None,
+        by: str,
+    ) -> bool:
+        """Take a decision, only if the approval is still pending; True when this one took it."""
+        ...
+
+    async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
+        """Pending approvals, oldest first (of one run, or of every run)."""
+        ...
+
+
+def decision_of(record: ApprovalRecord) -> Decision:
+    """The `Decision` a decided record stands for."""
+    by = record.decided_by or ""
+    if record.status == "approved":
+        return Decision.approve(by=by)
+    if record.status == "edited" and record.edited_arguments is not None:
+        return Decision.edit(record.edited_arguments, by=by)
+    if record.status == "aborted":
+        return Decision.abort(record.decision_reason or "", by=by)
+    return Decision.deny(record.decision_reason or "", by=by)
+
+
+class StoreGate:
+    """The gate of a supervisor with no approver: each risky call waits in the store.
+
+    Args:
+        store: Where approvals are kept.
+        timeout_s: How long an approval waits before it expires (denied).
+        poll_s: How often the store is read for a decision.
+    """
+
+    def __init__(self, store: ApprovalStore, timeout_s: float, poll_s: float = 0.2) -> None:
+        self.store = store
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+
+    async def review(self, request: ApprovalRequest) -> Decision:
+        """File the request and wait for a decision (bounded by its expiry)."""
+        now = time.time()
+        record = ApprovalRecord(
+            approval_id=uuid.uuid4().hex,
+            run_id=request.run_id or "",
+            worker=request.worker,
+            tool=request.tool,
+            call_id=request.call_id,
+            arguments=dict(request.arguments),
+            schema=dict(request.schema),
+            reason=request.reason,
+            created_at=now,
+            expires_at=now + self.timeout_s,
+        )
+        await self.store.add_approval(record)
+        while True:
+            current = await self.store.get_approval(record.approval_id)
+            if current is not None and current.status != "pending":
+                return decision_of(current)
+            left = record.expires_at - time.time()
+            if left <= 0:
+                why = f"no answer within {self.timeout_s:g} s"
+                if await self.store.decide(record.approval_id, "expired", why, None, "timeout"):
+                    return Decision.deny(why, by="timeout")
+                continue  # a decision came in at the last moment: read it
+            await asyncio.sleep(min(self.poll_s, left))
+
+
+def record_row(record: ApprovalRecord) -> tuple[Any, ...]:
+    """The row of a new approval in the SQLite `approvals` table."""
+    return (
+        record.approval_id,
+        record.run_id,
+        record.worker,
+        record.tool,
+        record.call_id,
+        json.dumps(dict(record.arguments)),
+        json.dumps(dict(record.schema)),
+        record.reason,
+        record.created_at,
+        record.expires_at,
+        record.status,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def record_of(row: tuple[Any, ...]) -> ApprovalRecord:
+    """An approval from its SQLite row."""
+    (
+        aid,
+        run_id,
+        worker,
+        tool,
+        call_id,
+        arguments,
+        schema,
+        reason,
+        created,
+        expires,
+        status,
+        why,
+        edited,
+        by,
+        at,
+    ) = row
+    return ApprovalRecord(
+        aid,
+        run_id,
+        worker,
+        tool,
+        call_id,
+        json.loads(arguments),
+        json.loads(schema),
+        reason,
+        created,
+        expires,
+        status,
+        why,
+        json.loads(edited) if edited else None,
+        by,
+        at,
+    )

@@ -1,0 +1,218 @@
+"""The approval queue: risky calls wait in the store for a person, decided once, from anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from supervisor import Decision, Plan, RunAborted, Step, Supervisor, TerminalApprover
+from supervisor._approvals import ApprovalRecord
+from supervisor._sqlite import _MIGRATIONS, SQLiteStore
+from tools import tool
+from workers import ApprovalRequest, Worker
+from workers.testing import ScriptedModel, reply
+
+Check = Callable[[Any], Any]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@tool(risky=True)
+async def refund(invoice_id: str, amount: float) -> str:
+    """Refund part of an invoice."""
+    return f"refunded {amount} on {invoice_id}"
+
+
+class Payer(Worker):
+    """Issues refunds."""
+
+    model = "openai:gpt-4o"
+    tools = [refund]
+
+
+PLAN = Plan(steps=[Step("pay", "Payer", "refund invoice 42")])
+
+
+def payer_model(check: Check) -> ScriptedModel:
+    model = ScriptedModel([reply.tool_call("refund", invoice_id="42", amount=30), reply.text("finished")])
+    return check(model)  # type: ignore[no-any-return]
+
+
+async def first_pending(sup: Supervisor) -> ApprovalRecord:
+    for _ in range(200):  # bounded: 10 s at most
+        pending = await sup.pending_approvals()
+        if pending:
+            return pending[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no approval was filed")
+
+
+async def test_a_risky_call_waits_in_the_store_and_another_process_approves_it(
+    checked: Check, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    model = payer_model(checked)
+    async with Supervisor([Payer(model=model)], model=checked(ScriptedModel([])), store=path) as sup:
+        run = asyncio.create_task(sup.run_plan(PLAN, run_id="r1"))
+        pending = await first_pending(sup)
+        assert (pending.run_id, pending.worker, pending.tool, dict(pending.arguments)) == (
+            "r1",
+            "Payer",
+            "refund",
+            {"invoice_id": "42", "amount": 30},
+        )
+        assert pending.schema["properties"]["amount"] == {"type": "number"}
+        other = SQLiteStore(path)  # as another process would open it
+        assert await other.decide(pending.approval_id, "approved", None, None, "alice")
+        await other.aclose()
+        result = await run
+    assert result.output == "finished"
+    assert [r.content for r in model.requests[1].tool_results] == ["refunded 30.0 on 42"]
+
+
+@pytest.mark.parametrize(
+    ("decision", "told"),
+    [
+        (
+            Decision.deny("duplicate already refunded", by="bob"),
+            "A person denied this call: duplicate already refunded.",
+        ),
+        (Decision.edit({"invoice_id": "42", "amount": 15}, by="bob"), "refunded 15.0 on 42"),
+    ],
+)
+async def test_deny_and_edit_decided_from_code(checked: Check, decision: Decision, told: str) -> None:
+    model = payer_model(checked)
+    sup = Supervisor([Payer(model=model)], model=checked(ScriptedModel([])))
+    run = asyncio.create_task(sup.run_plan(PLAN))
+    pending = await first_pending(sup)
+    assert await sup.decide(pending.approval_id, decision)
+    assert not await sup.decide(pending.approval_id, Decision.approve())  # decided once
+    await run
+    assert [r.content for r in model.requests[1].tool_results] == [told]
+
+
+async def test_abort_stops_the_run_and_records_it(checked: Check, tmp_path: Path) -> None:
+    sup = Supervisor(
+        [Payer(model=payer_model(checked))], model=checked(ScriptedModel([])), store=tmp_path / "r.db"
+    )
+    run = asyncio.create_task(sup.run_plan(PLAN, run_id="ab"))
+    pending = await first_pending(sup)
+    await sup.decide(pending.approval_id, Decision.abort("wrong customer", by="carol"))
+    with pytest.raises(RunAborted, match="wrong customer"):
+        await run
+    (record,) = await sup.runs()
+    assert record.status == "aborted"
+    await sup.aclose()
+
+
+async def test_an_unanswered_approval_expires_and_the_call_is_denied(checked: Check, tmp_path: Path) -> None:
+    model = payer_model(checked)
+    async with Supervisor(
+        [Payer(model=model)],
+        model=checked(ScriptedModel([])),
+        store=tmp_path / "r.db",
+        approval_timeout_s=0.3,
+    ) as sup:
+        await sup.run_plan(PLAN, run_id="ex")
+    assert [r.content for r in model.requests[1].tool_results] == [
+        "A person denied this call: no answer within 0.3 s."
+    ]
+    store = SQLiteStore(tmp_path / "r.db")
+    rows = await asyncio.to_thread(store._read, "SELECT status, decided_by FROM approvals", ())
+    assert rows == [("expired", "timeout")]
+    await store.aclose()
+
+
+async def test_two_approvers_racing_only_one_decision_counts(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    record = ApprovalRecord("ap1", "run", "Payer", "refund", "c1", {"amount": 1}, {}, "", 0.0, 1e12)
+    await a.add_approval(record)
+    results = await asyncio.gather(
+        a.decide("ap1", "approved", None, None, "alice"), b.decide("ap1", "denied", "no", None, "bob")
+    )
+    assert sorted(results) == [False, True]
+    decided = await a.get_approval("ap1")
+    assert decided is not None and decided.status in ("approved", "denied")
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_terminal_approver_without_a_terminal_denies_rather_than_guess() -> None:
+    decision = await TerminalApprover().review(ApprovalRequest("r", "W", "t", {}))
+    assert decision.kind == "deny" and "no terminal" in decision.reason
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_MIGRATIONS[0])
+        db.execute("INSERT INTO foreman_meta VALUES ('app', 'foreman'), ('schema_version', '1')")
+        db.execute("INSERT INTO runs VALUES ('old', 'g', 'succeeded', NULL, '[]', '{}', NULL, NULL, 0, 0)")
+    store = SQLiteStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert db.execute("SELECT run_id FROM runs").fetchall() == [("old",)]
+        assert db.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
+    del store
+
+
+def _drive(child: Any) -> None:
+    child.expect("Payer wants to call refund")
+    child.expect('"amount": 30')
+    child.expect(r"\[s\]kip\? ")
+    child.sendline("e")
+    child.expect("New arguments as JSON: ")
+    child.sendline('{"invoice_id": "42", "amount": "lots"}')  # fails the schema: asked again
+    child.expect("do not fit the tool")
+    child.expect(r"\[s\]kip\? ")
+    child.sendline("e")
+    child.expect("New arguments as JSON: ")
+    child.sendline('{"invoice_id": "42", "amount": 20}')
+    child.expect("edited")
+    child.expect('"amount": 99')  # the next request, picked up by --watch
+    child.expect(r"\[s\]kip\? ")
+    child.sendline("n")
+    child.expect("Reason")
+    child.sendline("over the limit")
+    child.expect("denied")
+
+
+async def test_the_approve_command_in_a_real_terminal(checked: Check, tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    model = checked(
+        ScriptedModel(
+            [
+                reply.tool_call("refund", invoice_id="42", amount=30),
+                reply.tool_call("refund", invoice_id="43", amount=99),
+                reply.text("finished"),
+            ]
+        )
+    )
+    async with Supervisor([Payer(model=model)], model=checked(ScriptedModel([])), store=path) as sup:
+        run = asyncio.create_task(sup.run_plan(PLAN, run_id="tty"))
+        await first_pending(sup)
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "supervisor", "approve", "--store", str(path), "--watch"],
+            cwd=str(ROOT),
+            encoding="utf-8",
+            timeout=15,
+        )
+        try:
+            # pexpect blocks: drive the terminal from a thread so the run keeps going meanwhile.
+            await asyncio.to_thread(_drive, child)
+        finally:
+            child.sendintr()
+            child.close(force=True)
+        await asyncio.wait_for(run, 15)
+    assert [r.content for r in model.requests[1].tool_results] == ["refunded 20.0 on 42"]
+    assert [r.content for r in model.requests[2].tool_results] == [
+        "A person denied this call: over the limit."
+    ]
