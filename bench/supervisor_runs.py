@@ -7,7 +7,9 @@ The model answers instantly, or after a fixed simulated latency; everything else
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import tempfile
 import time
 from typing import Any
 
@@ -69,23 +71,28 @@ class BenchModel:
         return self.answer
 
 
-def supervisor(model: BenchModel) -> Supervisor:
-    return Supervisor([d(model=model) for d in DESKS], model=model, budget=Budget(max_usd=10.0, max_steps=8))
+def supervisor(model: BenchModel, store: str | None = None) -> Supervisor:
+    return Supervisor(
+        [d(model=model) for d in DESKS], model=model, budget=Budget(max_usd=10.0, max_steps=8), store=store
+    )
 
 
-def cpu_per_model_call_ms(runs: int = 300) -> float:
-    """Framework CPU per model call of the 10-call run, the model answering instantly."""
+def cpu_per_model_call_ms(runs: int = 300, journal: bool = False) -> float:
+    """Framework CPU per model call of the 10-call run (every thread's CPU, the journal's too)."""
 
-    async def loop() -> float:
+    async def loop(path: str | None) -> float:
         model = BenchModel(0.0)
-        sup = supervisor(model)
+        sup = supervisor(model, path)
         start = time.process_time()
         for _ in range(runs):
             await sup.run("check every desk")
+        await sup.aclose()
         assert model.calls == runs * 10, model.calls
         return (time.process_time() - start) / model.calls * 1000
 
-    return statistics.median(asyncio.run(loop()) for _ in range(3))
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "runs.db") if journal else None
+        return statistics.median(asyncio.run(loop(path)) for _ in range(3))
 
 
 def concurrent_wall_over_ideal(runs: int, latency_s: float, rounds: int = 3) -> float:

@@ -29,7 +29,6 @@ from ._breaker import BreakerSettings, CircuitBreaker, CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._plan import Plan, Step, check_plan
 from ._result import RunResult, StepResult
-from ._sqlite import SQLiteStore
 from ._store import MemoryStore, RunRecord, StepRecord, Store
 from ._supervisor import MAX_WORKERS, Supervisor
 from ._terminal import TerminalApprover
@@ -70,3 +69,12 @@ __all__ = [
     "TerminalApprover",
     "check_plan",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The SQLite store (sqlite3, a writer thread) loads on first use: `import supervisor` stays fast.
+    if name == "SQLiteStore":
+        from ._sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module 'supervisor' has no attribute {name!r}")

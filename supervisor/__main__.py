@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from tools.errors import AgentError, StoreError
+from tools.errors import AgentError, ConfigurationError, ResumeError, StoreError
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteStore
@@ -100,6 +100,33 @@ async def _approve(store: SQLiteStore, run: str | None, watch: bool, out: TextIO
         await store.aclose()
 
 
+async def _resume(run_id: str, store: str, app: str, out: TextIO) -> int:
+    import importlib
+
+    from ._journal import restore_plan
+    from ._sqlite import SQLiteStore
+
+    module_name, _, attribute = app.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute or "make_supervisor")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"--app {app!r}: cannot import it ({exc})") from None
+    reader = SQLiteStore(store)
+    record = await reader.load(run_id)
+    await reader.aclose()
+    if record is None:
+        raise ResumeError(run_id, f"there is no such run in {store}")
+    supervisor = factory(store)
+    async with supervisor:
+        if record.goal is not None:
+            result = await supervisor.run(record.goal, run_id=run_id)
+        else:
+            plan = restore_plan(run_id, record.plan or {}, supervisor.workers)
+            result = await supervisor.run_plan(plan, run_id=run_id)
+    out.write(f"{result.output}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m supervisor", description="foreman's command line")
@@ -114,12 +141,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     approve.add_argument("--store", required=True, help="the store file, e.g. runs.db")
     approve.add_argument("--run", help="only this run's approvals")
     approve.add_argument("--watch", action="store_true", help="keep waiting for new requests")
+    resume = commands.add_parser("resume", help="finish an unfinished run")
+    resume.add_argument("run_id")
+    resume.add_argument("--store", required=True, help="the store file, e.g. runs.db")
+    resume.add_argument("--app", required=True, help="module:factory; factory(store) returns the Supervisor")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from ._demo import run_demo
 
             return asyncio.run(run_demo(sys.stdout, args.store))
+        if args.command == "resume":
+            _open(args.store)  # a clear error for a missing or foreign file, before anything runs
+            return asyncio.run(_resume(args.run_id, args.store, args.app, sys.stdout))
         if args.command == "approve":
             return asyncio.run(_approve(_open(args.store), args.run, args.watch, sys.stdout))
         return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))

@@ -108,8 +108,23 @@ def restore_steps(
     return restored
 
 
+def event_data(value: Any) -> Any:
+    """An event as JSON-able data, field by field (dataclasses.asdict deep-copies: too slow here)."""
+    fields = getattr(type(value), "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: event_data(getattr(value, name)) for name in fields}
+    if isinstance(value, tuple | list):
+        return [event_data(v) for v in value]
+    return value
+
+
+def event_json(event: Event) -> str:
+    """One event as the JSON the trace stores."""
+    return json.dumps(event_data(event), default=str, separators=(",", ":"))
+
+
 class JournalSink:
-    """Forwards every event to the user's sink and queues it for the store's trace."""
+    """Forwards every event to the user's sink and hands it, as it is, to the store's trace."""
 
     __slots__ = ("_inner", "_store", "_run_id")
 
@@ -119,7 +134,6 @@ class JournalSink:
         self._run_id = run_id
 
     def emit(self, event: Event) -> None:
-        """Pass the event on, and journal it."""
+        """Pass the event on, and journal it (the store serialises it off the event loop)."""
         self._inner.emit(event)
-        body = json.dumps(dataclasses.asdict(event), default=str, separators=(",", ":"))
-        self._store.add_events(self._run_id, [(event.kind, time.time(), body)])
+        self._store.add_events(self._run_id, ((event, time.time()),))

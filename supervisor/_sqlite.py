@@ -9,19 +9,21 @@ ours, or that a newer version wrote, is refused with a clear error and left unto
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tools.errors import StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
+from ._journal import event_json
 from ._store import RunRecord, RunStatus, StepRecord
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -58,7 +60,11 @@ _MIGRATIONS = [
     """,
 ]
 _STOP = object()
-Write = tuple[str, Sequence[Any], "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
+Params = Sequence[Any] | Callable[[], Sequence[Any]]
+Write = tuple[str, Params, "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
+_WRITE_TIMEOUT_S = 60.0
+_EVENT_BATCH = 256
+_EVENT_SQL = "INSERT INTO events (run_id, kind, at, body) VALUES (?, ?, ?, ?)"
 
 
 def _schema_version(path: Path) -> int:
@@ -102,6 +108,9 @@ class SQLiteStore:
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._events: list[tuple[str, Any, float]] = []
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -153,17 +162,19 @@ class SQLiteStore:
         try:
             db.execute("BEGIN IMMEDIATE")
             for sql, params, _, _ in writes:
-                counts.append(db.execute(sql, params).rowcount)
+                values = params() if callable(params) else params  # computed here, off the event loop
+                cursor = db.executemany(sql, values) if isinstance(values, list) else db.execute(sql, values)
+                counts.append(cursor.rowcount)
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            error = StoreError(str(self.path), f"write failed: {exc}")
+            error = StoreError(str(self.path), f"write failed: {type(exc).__name__}: {exc}")
         for i, (_, _, future, loop) in enumerate(writes):
             if future is not None and loop is not None:
                 loop.call_soon_threadsafe(_settle, future, counts[i] if error is None else 0, error)
 
-    def _enqueue(self, sql: str, params: Sequence[Any], future: asyncio.Future[int] | None = None) -> None:
+    def _enqueue(self, sql: str, params: Params, future: asyncio.Future[int] | None = None) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -175,8 +186,13 @@ class SQLiteStore:
     async def _checkpoint(self, sql: str, params: Sequence[Any]) -> int:
         """Write and wait until it is committed (with whatever else was queued); the rows changed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._flush_events()  # the events before a checkpoint are committed with it
         self._enqueue(sql, params, future)
-        return await future
+        try:
+            async with asyncio.timeout(_WRITE_TIMEOUT_S):  # bounded, even if the writer were stuck
+                return await future
+        except TimeoutError:
+            raise StoreError(str(self.path), f"no commit within {_WRITE_TIMEOUT_S:g} s") from None
 
     async def start(self, run: RunRecord) -> None:
         """Record a new run; a resumed run keeps its steps and creation time."""
@@ -236,21 +252,26 @@ class SQLiteStore:
             sql, (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
         )
 
-    def add_events(self, run_id: str, events: Sequence[tuple[str, float, str]]) -> None:
-        """Queue trace events; they are written with the next batch."""
-        for kind, at, body in events:
-            self._enqueue(
-                "INSERT INTO events (run_id, kind, at, body) VALUES (?, ?, ?, ?)", (run_id, kind, at, body)
-            )
+    def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
+        """Buffer trace events; they go to the writer thread in batches, serialised there."""
+        self._events.extend((run_id, event, at) for event, at in events)
+        if len(self._events) >= _EVENT_BATCH:
+            self._flush_events()
+
+    def _flush_events(self) -> None:
+        if self._events:
+            batch, self._events = self._events, []
+            self._enqueue(_EVENT_SQL, functools.partial(_event_rows, batch))
 
     # --- reads: in a thread, on a connection of their own ------------------------------------
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
-        try:
-            return list(db.execute(sql, params))
-        finally:
-            db.close()
+        with self._read_lock:  # one read-only connection, shared by the reading threads in turn
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                )
+            return list(self._reader.execute(sql, params))
 
     async def load(self, run_id: str) -> RunRecord | None:
         """The run with this id and its finished steps, or None."""
@@ -324,11 +345,22 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Write what is queued, then stop the writer thread."""
+        if self._events:
+            self._enqueue("SELECT 1", ())  # starts the writer if needed
+            self._flush_events()
         thread = self._thread
         if thread is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(thread.join, 30)
             self._thread = None
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
+def _event_rows(batch: list[tuple[str, Any, float]]) -> list[tuple[Any, ...]]:
+    return [(run_id, event.kind, at, event_json(event)) for run_id, event, at in batch]
 
 
 def _settle(future: asyncio.Future[int], count: int, error: BaseException | None) -> None:

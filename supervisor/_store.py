@@ -93,8 +93,8 @@ class Store(ApprovalStore, Protocol):
         """Record how the run ended."""
         ...
 
-    def add_events(self, run_id: str, events: Sequence[tuple[str, float, str]]) -> None:
-        """Queue trace events (kind, time, JSON body); written in batches, never awaited."""
+    def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
+        """Queue trace events (event, time); written in batches, never awaited."""
         ...
 
     async def runs(self) -> list[RunRecord]:
@@ -112,7 +112,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
         self._approvals: dict[str, ApprovalRecord] = {}
-        self.events: dict[str, list[tuple[str, float, str]]] = {}
+        self.events: dict[str, list[tuple[Any, float]]] = {}
 
     async def add_approval(self, record: ApprovalRecord) -> None:
         """Keep a pending approval."""
@@ -192,8 +192,8 @@ class MemoryStore:
             updated_at=time.time(),
         )
 
-    def add_events(self, run_id: str, events: Sequence[tuple[str, float, str]]) -> None:
-        """Keep the events."""
+    def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
+        """Keep the events as they are."""
         self.events.setdefault(run_id, []).extend(events)
 
     async def runs(self) -> list[RunRecord]:

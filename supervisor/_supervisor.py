@@ -180,10 +180,11 @@ class Supervisor:
         return True
 
     async def _run(self, goal: str | None, plan: Plan | None, run_id: str | None) -> RunResult:
+        new = run_id is None
         run_id = run_id or uuid.uuid4().hex
         if run_id in self._running:
             raise ResumeError(run_id, "it is already running in this process")
-        record = await self._store.load(run_id)
+        record = None if new else await self._store.load(run_id)  # a fresh id cannot be in the store
         if record is not None and record.status == "succeeded":
             return self._stored_result(record)  # asked again: the same answer, nothing runs twice
         ctx = self._context(run_id)

@@ -312,3 +312,73 @@ def test_a_process_killed_between_steps_resumes_and_repeats_no_finished_step(tmp
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "ok"
     assert side.read_text().split() == ["first", "second", "boom"]  # a and b ran once each
+
+
+APP = """
+from supervisor import Supervisor
+from workers import Worker
+from workers.testing import ScriptedModel, reply
+
+class Checker(Worker):
+    \"\"\"Checks things.\"\"\"
+    model = "openai:gpt-4o"
+
+class Writer(Worker):
+    \"\"\"Writes.\"\"\"
+    model = "openai:gpt-4o"
+
+def make_supervisor(store):
+    # After the restart the checker must not be asked again: its script is empty.
+    writer = Writer(model=ScriptedModel([reply.text("resumed and done")]))
+    return Supervisor([Checker(model=ScriptedModel([])), writer], model=ScriptedModel([]), store=store)
+"""
+
+
+async def test_the_resume_command_finishes_a_run_with_the_apps_workers(
+    checked: Check, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    (tmp_path / "myapp.py").write_text(textwrap.dedent(APP))
+
+    class Checker(Worker):  # the same names as in the app
+        """Checks things."""
+
+        model = "openai:gpt-4o"
+
+    checker = checked(ScriptedModel([reply.text("checked")]))
+    failing = checked(ScriptedModel([reply.text("")]))
+    plan = Plan(
+        steps=[Step("check", "Checker", "check it"), Step("write", "Writer", "write it up", ["check"])]
+    )
+    sup = Supervisor(
+        [Checker(model=checker), Writer(model=failing)],
+        model=checked(ScriptedModel([])),
+        store=path,
+        step_retries=0,
+    )
+    with pytest.raises(StepFailed):
+        await sup.run_plan(plan, run_id="to-resume")
+    await sup.aclose()
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = [
+        sys.executable,
+        "-m",
+        "supervisor",
+        "resume",
+        "to-resume",
+        "--store",
+        str(path),
+        "--app",
+        "myapp:make_supervisor",
+    ]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "resumed and done"
+    unknown = [*command[:4], "nope", *command[5:]]
+    missing = await asyncio.to_thread(
+        subprocess.run, unknown, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
+    )
+    assert missing.returncode == 1 and "there is no such run" in missing.stderr
