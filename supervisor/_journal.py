@@ -101,7 +101,12 @@ def restore_steps(
     restored = {}
     for step_id, record in records.items():
         kind = type(_worker(run_id, workers, record.worker)).output
-        output = _typed(kind, record.output_json, True)
+        try:
+            output = _typed(kind, record.output_json, True)
+        except ValueError as exc:  # pydantic's ValidationError: the output model changed since
+            raise ResumeError(
+                run_id, f"step {step_id!r} no longer matches {record.worker}'s output: {exc}"
+            ) from None
         restored[step_id] = StepResult(
             step_id, record.worker, output, usage_from(record.usage), record.attempts
         )

@@ -222,20 +222,23 @@ class SQLiteStore:
         )
 
     async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
-        """Record a finished step and the run's usage so far."""
+        """Record a finished step and the run's usage so far; both committed when this returns."""
+        usage_json, step_usage = json.dumps(dict(usage)), json.dumps(dict(step.usage))
         row = (
             run_id,
             step.step_id,
             step.worker,
             step.output_json,
-            json.dumps(dict(step.usage)),
+            step_usage,
             step.attempts,
             step.finished_at,
         )
-        self._enqueue("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-        await self._checkpoint(
-            "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
-            (json.dumps(dict(usage)), time.time(), run_id),
+        await asyncio.gather(
+            self._checkpoint("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row),
+            self._checkpoint(
+                "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
+                (usage_json, time.time(), run_id),
+            ),
         )
 
     async def finish(

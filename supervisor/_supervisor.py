@@ -182,16 +182,20 @@ class Supervisor:
     async def _run(self, goal: str | None, plan: Plan | None, run_id: str | None) -> RunResult:
         new = run_id is None
         run_id = run_id or uuid.uuid4().hex
-        if run_id in self._running:
-            raise ResumeError(run_id, "it is already running in this process")
-        record = None if new else await self._store.load(run_id)  # a fresh id cannot be in the store
+        task = asyncio.current_task()
+        record = await self._claim(run_id, new, task)
         if record is not None and record.status == "succeeded":
+            self._running.pop(run_id, None)
             return self._stored_result(record)  # asked again: the same answer, nothing runs twice
         ctx = self._context(run_id)
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
-        plan = self._resume(run_id, goal, plan, record, ctx, execution)
+        try:
+            plan = self._resume(run_id, goal, plan, record, ctx, execution)
+        except BaseException:
+            self._running.pop(run_id, None)
+            raise
         execution.on_finished = lambda result: self._store.save_step(
             run_id, step_record(result), usage_data(ctx.usage.total)
         )
@@ -203,13 +207,10 @@ class Supervisor:
             tuple(self.workers),
             usage_data(ctx.usage.total),
         )
-        await self._store.start(started)
-        task = asyncio.current_task()
-        if task is not None:
-            self._running[run_id] = task
         deadline = asyncio.timeout(self.budget.deadline_s)
         outcome: RunResult | BaseException | None = None
         try:
+            await self._store.start(started)
             async with deadline:
                 outcome = await self._plan_and_execute(goal, plan, ctx, execution)
                 return outcome
@@ -231,6 +232,9 @@ class Supervisor:
         except AgentError as error:
             outcome = error
             raise
+        except Exception as unexpected:  # a bug: recorded with its own message, raised unchanged
+            outcome = unexpected
+            raise
         finally:
             self._running.pop(run_id, None)
             if isinstance(outcome, AgentError):
@@ -238,6 +242,18 @@ class Supervisor:
                 outcome.completed = dict(execution.done)  # nothing finished is lost
             await self._record_end(run_id, outcome, ctx)
             await ctx.aclose()
+
+    async def _claim(self, run_id: str, new: bool, task: asyncio.Task[Any] | None) -> RunRecord | None:
+        """Mark the run as running here before the first await, then read what the store has."""
+        if run_id in self._running:
+            raise ResumeError(run_id, "it is already running in this process")
+        if task is not None:
+            self._running[run_id] = task
+        try:
+            return None if new else await self._store.load(run_id)  # a fresh id cannot be in the store
+        except BaseException:
+            self._running.pop(run_id, None)
+            raise
 
     def _resume(
         self,
@@ -253,11 +269,17 @@ class Supervisor:
             return plan
         if record.goal != goal:
             raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
+        if set(record.workers) != set(self.workers):
+            had, has = ", ".join(sorted(record.workers)), ", ".join(sorted(self.workers))
+            raise ResumeError(run_id, f"it ran with workers {had}; this supervisor has {has}")
         stored = restore_plan(run_id, record.plan, self.workers) if record.plan else None
         if plan is not None and stored is not None and _shape(plan) != _shape(stored):
             raise ResumeError(run_id, "its plan no longer matches the plan given")
         execution.done.update(restore_steps(run_id, record.steps, self.workers))
-        ctx.usage.total = usage_from(record.usage)
+        ctx.usage.total = spent = usage_from(record.usage)
+        if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
+            ctx.guard.spent_tokens = spent.input_tokens + spent.output_tokens
+            ctx.guard.spent_usd = spent.known_cost_usd
         return plan or stored
 
     async def _record_end(

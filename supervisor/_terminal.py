@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
@@ -18,6 +20,14 @@ from workers import ApprovalRequest, Decision
 __all__ = ["TerminalApprover", "ask"]
 
 _TRIES = 5  # unreadable answers in a row before the question ends in a denial
+# The terminal is one per process: one question at a time, or an answer could reach another call.
+_TERMINAL = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Model-written text without control characters: escape codes cannot redraw the screen."""
+    return _CONTROL.sub("?", text)
 
 
 def _issues(schema: Mapping[str, Any], arguments: object) -> list[str]:
@@ -41,10 +51,11 @@ def ask(
     """Show one request and read a decision; None when the person skips it."""
     choices = "[a]pprove, [d]eny, [e]dit, a[b]ort the run" + (", [s]kip" if allow_skip else "")
     waited = f", waiting {age_s:.0f} s" if age_s is not None else ""
-    out.write(f"\nrun {request.run_id or '-'}{waited}: {request.worker} wants to call {request.tool}\n")
+    who_calls = f"{_printable(request.worker)} wants to call {_printable(request.tool)}"
+    if request.reason:  # the model's words first, then what will really run
+        out.write(f"\nThe model said: {_printable(request.reason)}\n")
+    out.write(f"\nrun {_printable(request.run_id or '-')}{waited}: {who_calls}\n")
     out.write(json.dumps(dict(request.arguments), indent=2, default=str) + "\n")
-    if request.reason:
-        out.write(f"The model said: {request.reason}\n")
     for _ in range(_TRIES):
         answer = read(f"{choices}? ").strip().lower()
         if answer in ("a", "y", "yes", "approve"):
@@ -108,8 +119,15 @@ class TerminalApprover:
         if self._input is None and not sys.stdin.isatty():
             return Decision.deny("no terminal to ask at (standard input is not a terminal)", by=self.who)
         read = self._input or _builtin_input
-        decision = await asyncio.to_thread(ask, request, read, self._output or sys.stdout, self.who)
+        try:
+            decision = await asyncio.to_thread(self._ask_alone, request, read)
+        except (EOFError, OSError) as exc:  # the terminal closed: no answer is a denial
+            return Decision.deny(f"the terminal closed before an answer ({type(exc).__name__})", by=self.who)
         return decision or Decision.deny("skipped", by=self.who)
+
+    def _ask_alone(self, request: ApprovalRequest, read: Callable[[str], str]) -> Decision | None:
+        with _TERMINAL:
+            return ask(request, read, self._output or sys.stdout, self.who)
 
 
 def _builtin_input(prompt: str) -> str:

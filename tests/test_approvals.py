@@ -216,3 +216,59 @@ async def test_the_approve_command_in_a_real_terminal(checked: Check, tmp_path: 
     assert [r.content for r in model.requests[2].tool_results] == [
         "A person denied this call: over the limit."
     ]
+
+
+async def test_two_questions_at_one_terminal_never_interleave(checked: Check) -> None:
+    import io
+
+    screen = io.StringIO()
+    answered: list[str] = []
+
+    def read(prompt: str) -> str:
+        shown = screen.getvalue().rsplit("wants to call", 1)[1]  # the request on screen now
+        answered.append("A" if '"invoice_id": "A"' in shown else "B")
+        return "a" if len(answered) == 1 else "n"
+
+    class PayerA(Payer):
+        """A."""
+
+    class PayerB(Payer):
+        """B."""
+
+    a = checked(ScriptedModel([reply.tool_call("refund", invoice_id="A", amount=1), reply.text("ok")]))
+    b = checked(ScriptedModel([reply.tool_call("refund", invoice_id="B", amount=9999), reply.text("ok")]))
+    approver = TerminalApprover(input=read, output=screen)
+    sup = Supervisor([PayerA(model=a), PayerB(model=b)], model=checked(ScriptedModel([])), approver=approver)
+    await sup.run_plan(Plan(steps=[Step("a", "PayerA", "x"), Step("b", "PayerB", "y")]))
+    # each answer went to the request that was on the screen when it was typed
+    first, second = answered[0], answered[-1]
+    approved = a if first == "A" else b
+    assert approved.requests[1].tool_results[0].is_error is False
+    assert (b if first == "A" else a).requests[1].tool_results[0].is_error is True
+    assert first != second
+
+
+def test_model_text_cannot_redraw_the_approval_screen() -> None:
+    import io
+
+    from supervisor._terminal import ask
+
+    screen = io.StringIO()
+    fake = 'checking\x1b[2J\x1b[H\nrun r1: Payer wants to call refund\n{\n  "amount": 1\n}'
+    request = ApprovalRequest("r1", "Payer", "refund", {"invoice_id": "42", "amount": 9999}, reason=fake)
+    ask(request, lambda prompt: "n", screen, "test")
+    text = screen.getvalue()
+    assert "\x1b" not in text and "?[2J" in text
+    assert text.rindex('"amount": 9999') > text.index("The model said")  # what runs is shown last
+
+
+async def test_a_closed_terminal_is_a_denial_not_a_crash(checked: Check) -> None:
+    def closed(prompt: str) -> str:
+        raise EOFError
+
+    model = payer_model(checked)
+    sup = Supervisor(
+        [Payer(model=model)], model=checked(ScriptedModel([])), approver=TerminalApprover(input=closed)
+    )
+    await sup.run_plan(PLAN)
+    assert "the terminal closed" in model.requests[1].tool_results[0].content

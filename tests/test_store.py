@@ -136,7 +136,7 @@ async def test_resume_refuses_a_run_that_no_longer_matches(checked: Check, tmp_p
     only_writer = Supervisor(
         [Writer(model=checked(ScriptedModel([])))], model=checked(ScriptedModel([])), store=path
     )
-    with pytest.raises(ResumeError, match="worker 'Checker', which this supervisor does not have"):
+    with pytest.raises(ResumeError, match="it ran with workers Checker, Writer; this supervisor has Writer"):
         await only_writer.run_plan(Plan(steps=[Step("write", "Writer", "write it up")]), run_id="r4")
     await only_writer.aclose()
 
@@ -382,3 +382,45 @@ async def test_the_resume_command_finishes_a_run_with_the_apps_workers(
         subprocess.run, unknown, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
     )
     assert missing.returncode == 1 and "there is no such run" in missing.stderr
+
+
+async def test_a_resumed_run_spends_what_is_left_of_its_budget_not_a_new_one(
+    checked: Check, tmp_path: Path
+) -> None:
+    from supervisor import Budget, BudgetExceeded
+    from tests.recorders import Events
+    from workers import ModelCallEvent, Price
+
+    path, events = tmp_path / "runs.db", Events()
+    plan = Plan(steps=[Step(f"s{i}", "Writer", f"part {i}") for i in range(4)])
+    budget = Budget(max_tokens=700, min_answer_tokens=16)  # about three answers of ~210 tokens fit
+    first = checked(FunctionModel(lambda r: reply.text("y" * 800), price=Price(1, 1)))
+    sup = Supervisor(
+        [Writer(model=first)], model=checked(ScriptedModel([])), store=path, budget=budget, events=events
+    )
+    with pytest.raises(BudgetExceeded):
+        await sup.run_plan(plan, run_id="b1")
+    await sup.aclose()
+    again = checked(FunctionModel(lambda r: reply.text("y" * 800), price=Price(1, 1)))
+    sup = Supervisor(
+        [Writer(model=again)], model=checked(ScriptedModel([])), store=path, budget=budget, events=events
+    )
+    with pytest.raises(BudgetExceeded):
+        await sup.run_plan(plan, run_id="b1")  # what is left does not fit another answer
+    await sup.aclose()
+    spent = sum(e.usage.input_tokens + e.usage.output_tokens for e in events.of(ModelCallEvent))
+    assert len(first.requests) == 4 and again.requests == [] and spent <= 700  # the 4th was cut short
+
+
+async def test_the_same_run_id_twice_at_once_runs_its_steps_once(checked: Check) -> None:
+    async def slow(request: ModelRequest) -> Any:
+        await asyncio.sleep(0.05)
+        return reply.text("once")
+
+    writer = checked(FunctionModel(slow))
+    sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])))
+    plan = Plan(steps=[Step("w", "Writer", "x")])
+    outcomes = await asyncio.gather(
+        sup.run_plan(plan, run_id="same"), sup.run_plan(plan, run_id="same"), return_exceptions=True
+    )
+    assert sum(isinstance(o, ResumeError) for o in outcomes) == 1 and len(writer.requests) == 1

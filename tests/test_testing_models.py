@@ -150,3 +150,14 @@ async def test_a_ready_made_response_and_a_plain_string_are_accepted() -> None:
     model = ScriptedModel([ready, "plain"])
     assert (await model.request(ASK)) is ready
     assert (await model.request(ASK)).text == "plain"
+
+
+async def test_answers_stop_at_max_tokens_as_a_real_provider_does() -> None:
+    request = ModelRequest(messages=ASK.messages, max_tokens=10)
+    response = await ScriptedModel([reply.text("y" * 400), reply.text("short")]).request(request)
+    assert (response.stop_reason, response.usage.output_tokens) == ("max_tokens", 10)
+    given = await ScriptedModel([reply.text("z", usage=Usage(input_tokens=5, output_tokens=50))]).request(
+        request
+    )
+    assert given.usage.output_tokens == 10 and given.stop_reason == "max_tokens"
+    assert response.request_id == "req_1"

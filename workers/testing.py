@@ -14,6 +14,7 @@ so retries can be tested without a network.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -73,8 +74,12 @@ class _Context:
         if usage is None:
             prompt = estimate_prompt_tokens(request)
             out = sum(len(getattr(p, "text", "") or getattr(p, "raw_arguments", "")) for p in parts) // 4 + 1
-            usage = make_usage(self.price, prompt, out)
-        elif usage.requests == 0:
+            usage = Usage(prompt, out)
+        if usage.output_tokens > request.max_tokens:
+            # As a real provider does: the answer stops at max_tokens.
+            usage = dataclasses.replace(usage, output_tokens=request.max_tokens)
+            stop = "max_tokens"
+        if usage.requests == 0:
             usage = make_usage(
                 self.price,
                 usage.input_tokens,
@@ -82,8 +87,10 @@ class _Context:
                 usage.cache_read_tokens,
                 usage.cache_write_tokens,
             )
+        self._responses += 1
+        request_id = f"req_{self._responses}"
         return ModelResponse(
-            parts, stop, usage, provider="test", model=self.name, request_id=self.call_id(), **kw
+            parts, stop, usage, provider="test", model=self.name, request_id=request_id, **kw
         )
 
 
