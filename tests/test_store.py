@@ -424,3 +424,35 @@ async def test_the_same_run_id_twice_at_once_runs_its_steps_once(checked: Check)
         sup.run_plan(plan, run_id="same"), sup.run_plan(plan, run_id="same"), return_exceptions=True
     )
     assert sum(isinstance(o, ResumeError) for o in outcomes) == 1 and len(writer.requests) == 1
+
+
+async def test_a_run_whose_output_model_changed_is_refused(checked: Check, tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    checker = checked(ScriptedModel([reply.output({"ok": True, "note": "n"})]))
+    failing = checked(ScriptedModel([reply.text("")]))
+    sup = Supervisor(
+        [Checker(model=checker), Writer(model=failing)],
+        model=checked(ScriptedModel([])),
+        store=path,
+        step_retries=0,
+    )
+    with pytest.raises(StepFailed):
+        await sup.run_plan(PLAN, run_id="chg")
+    await sup.aclose()
+
+    class Verdict2(BaseModel):
+        score: int
+
+    # A class of the same name with a different output model than when the run started.
+    changed = type(
+        "Checker", (Worker,), {"__doc__": "Checks things.", "model": "openai:gpt-4o", "output": Verdict2}
+    )
+
+    sup = Supervisor(
+        [changed(model=checked(ScriptedModel([]))), Writer(model=checked(ScriptedModel([])))],
+        model=checked(ScriptedModel([])),
+        store=path,
+    )
+    with pytest.raises(ResumeError, match="step 'check' no longer matches Checker's output"):
+        await sup.run_plan(PLAN, run_id="chg")
+    await sup.aclose()
