@@ -20,7 +20,15 @@ from typing import Any, Literal, Protocol
 
 from workers import ApprovalRequest, Decision
 
-__all__ = ["STATUS_OF", "ApprovalRecord", "ApprovalStatus", "ApprovalStore", "StoreGate", "decision_of"]
+__all__ = [
+    "supersede_pending",
+    "STATUS_OF",
+    "ApprovalRecord",
+    "ApprovalStatus",
+    "ApprovalStore",
+    "StoreGate",
+    "decision_of",
+]
 
 ApprovalStatus = Literal["pending", "approved", "denied", "edited", "aborted", "expired"]
 STATUS_OF: Mapping[str, ApprovalStatus] = {
@@ -77,6 +85,19 @@ class ApprovalStore(Protocol):
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Pending approvals, oldest first (of one run, or of every run)."""
         ...
+
+
+async def supersede_pending(store: ApprovalStore, run_id: str) -> int:
+    """Close the pending approvals of a run being resumed: the process that asked is gone.
+
+    The resumed run asks again for any call it still makes, so nobody decides a stale request.
+    """
+    closed = 0
+    for record in await store.pending_approvals(run_id):
+        closed += await store.decide(
+            record.approval_id, "expired", "superseded: the run was resumed", None, "resume"
+        )
+    return closed
 
 
 def decision_of(record: ApprovalRecord) -> Decision:

@@ -47,7 +47,7 @@ from workers import (
 )
 from workers._hooks import as_gate
 
-from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
+from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, supersede_pending
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._execute import Execution, StepFailure
@@ -210,6 +210,8 @@ class Supervisor:
         deadline = asyncio.timeout(self.budget.deadline_s)
         outcome: RunResult | BaseException | None = None
         try:
+            if record is not None:
+                await supersede_pending(self._store, run_id)
             await self._store.start(started)
             async with deadline:
                 outcome = await self._plan_and_execute(goal, plan, ctx, execution)

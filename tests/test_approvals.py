@@ -272,3 +272,68 @@ async def test_a_closed_terminal_is_a_denial_not_a_crash(checked: Check) -> None
     )
     await sup.run_plan(PLAN)
     assert "the terminal closed" in model.requests[1].tool_results[0].content
+
+
+async def test_resuming_a_run_supersedes_the_approvals_its_dead_process_left(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = SQLiteStore(path)
+    from supervisor._store import RunRecord
+
+    await store.start(RunRecord("dead", None, "running", None, ("Writer",)))
+    stale = ApprovalRecord("old", "dead", "Writer", "refund", "c1", {}, {}, "", 0.0, 1e12)
+    await store.add_approval(stale)
+    await store.aclose()
+
+    class Writer(Worker):
+        """Writes."""
+
+        model = "openai:gpt-4o"
+
+    async with Supervisor(
+        [Writer(model=ScriptedModel([reply.text("done")]))], model=ScriptedModel([]), store=path
+    ) as sup:
+        await sup.run_plan(Plan(steps=[Step("w", "Writer", "x")]), run_id="dead")
+        assert await sup.pending_approvals() == []
+    reader = SQLiteStore(path)
+    old = await reader.get_approval("old")
+    assert old is not None and (old.status, old.decision_reason) == (
+        "expired",
+        "superseded: the run was resumed",
+    )
+    await reader.aclose()
+
+
+RACER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from supervisor._sqlite import SQLiteStore
+
+async def main():
+    store = SQLiteStore({db!r})
+    won = await store.decide("race", sys.argv[1], None, None, sys.argv[1])
+    await store.aclose()
+    print("won" if won else "lost")
+
+asyncio.run(main())
+"""
+
+
+def test_two_processes_deciding_one_approval_only_one_wins(tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "r.db"
+
+    async def file_it() -> None:
+        store = SQLiteStore(path)
+        await store.add_approval(ApprovalRecord("race", "run", "W", "t", "c", {}, {}, "", 0.0, 1e12))
+        await store.aclose()
+
+    asyncio.run(file_it())
+    script = tmp_path / "racer.py"
+    script.write_text(RACER.format(root=str(ROOT), db=str(path)))
+    racers = [
+        subprocess.Popen([sys.executable, str(script), status], stdout=subprocess.PIPE, text=True)
+        for status in ("approved", "denied")
+    ]
+    outputs = [racer.communicate(timeout=60)[0].strip() for racer in racers]
+    assert sorted(outputs) == ["lost", "won"]
