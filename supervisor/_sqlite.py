@@ -100,6 +100,8 @@ class SQLiteStore:
         path: The file; created with the current schema when missing.
     """
 
+    keeps_events = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         version = _schema_version(self.path)  # checks before anything is written

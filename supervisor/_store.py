@@ -107,12 +107,17 @@ class Store(ApprovalStore, Protocol):
 
 
 class MemoryStore:
-    """The store of `store=None`: runs live as long as the process."""
+    """The store of `store=None`: runs live as long as the process.
+
+    It keeps no trace events (a trace is read from a store file): holding every event of every
+    run would grow without bound in a long-lived process.
+    """
+
+    keeps_events = False
 
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
         self._approvals: dict[str, ApprovalRecord] = {}
-        self.events: dict[str, list[tuple[Any, float]]] = {}
 
     async def add_approval(self, record: ApprovalRecord) -> None:
         """Keep a pending approval."""
@@ -193,8 +198,7 @@ class MemoryStore:
         )
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
-        """Keep the events as they are."""
-        self.events.setdefault(run_id, []).extend(events)
+        """Drop the events: an in-memory run has no trace to keep them for."""
 
     async def runs(self) -> list[RunRecord]:
         """Every run, newest first."""

@@ -336,13 +336,19 @@ class Supervisor:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def _sink(self, run_id: str) -> EventSink:
+        """The run's sink: the user's, plus the journal when the store keeps a trace."""
+        if not getattr(self._store, "keeps_events", True):
+            return self._events  # a NullSink here means no event object is even built
+        return JournalSink(self._events, self._store, run_id)
+
     def _context(self, run_id: str) -> RunContext:
         ctx = RunContext(
             run_id=run_id,
             retry=self._retry,
             limits=self._limits,
             prices=self._prices,
-            events=JournalSink(self._events, self._store, run_id),
+            events=self._sink(run_id),
             gate=self._gate,
             usage=UsageLedger(),
             breakers=self._breakers,
