@@ -18,15 +18,17 @@ from tools.errors import ResumeError
 from workers import Event, EventSink, Usage, Worker
 
 from ._plan import Plan, Step
-from ._result import StepResult
-from ._store import StepRecord, Store
+from ._result import RunResult, StepResult
+from ._store import RunRecord, StepRecord, Store
 
 __all__ = [
     "JournalSink",
+    "plan_shape",
     "plan_data",
     "restore_plan",
     "restore_steps",
     "step_record",
+    "stored_result",
     "usage_data",
     "usage_from",
 ]
@@ -142,3 +144,19 @@ class JournalSink:
         """Pass the event on, and journal it (the store serialises it off the event loop)."""
         self._inner.emit(event)
         self._store.add_events(self._run_id, ((event, time.time()),))
+
+
+def plan_shape(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
+    """What must not change for a run to resume: each step's id, worker and dependencies."""
+    return [(s.id, s.worker, tuple(s.depends_on)) for s in plan.steps]
+
+
+def stored_result(record: RunRecord, workers: Mapping[str, Worker], output_type: Any) -> RunResult:
+    """The result of a finished run, as stored: asking again returns it and runs nothing."""
+    run_id = record.run_id
+    output: Any = record.output_json
+    if output_type is not str and output is not None:
+        output = output_type.model_validate_json(output)
+    steps = restore_steps(run_id, record.steps, workers)
+    plan = restore_plan(run_id, record.plan, workers) if record.plan else Plan()
+    return RunResult(output, run_id, usage_from(record.usage), steps, plan, "succeeded")

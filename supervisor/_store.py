@@ -8,14 +8,17 @@ journal; any object with these methods works.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from tools.errors import ConfigurationError
+
 from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
 
-__all__ = ["MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
+__all__ = ["open_store", "MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
 
 RunStatus = Literal["running", "succeeded", "failed", "aborted"]
 
@@ -206,3 +209,31 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def open_store(store: object) -> Store:
+    """The store for a `store=` argument: None in memory, a path in SQLite, an object as it is."""
+    if store is None:
+        return MemoryStore()
+    if isinstance(store, str | os.PathLike):
+        from ._sqlite import SQLiteStore
+
+        return SQLiteStore(store)
+    needed = (
+        "load",
+        "start",
+        "save_plan",
+        "save_step",
+        "finish",
+        "add_events",
+        "runs",
+        "aclose",
+        "add_approval",
+        "get_approval",
+        "decide",
+        "pending_approvals",
+    )
+    missing = [name for name in needed if not callable(getattr(store, name, None))]
+    if missing:
+        raise ConfigurationError(f"{store!r} is not a store: it has no {', '.join(missing)}")
+    return store  # type: ignore[return-value]

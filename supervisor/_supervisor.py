@@ -23,7 +23,6 @@ from tools.errors import (
     AgentError,
     BudgetExceeded,
     ConfigurationError,
-    OutputValidationError,
     PlanError,
     ResumeError,
     RunAborted,
@@ -51,24 +50,26 @@ from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, supersede_pending
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._execute import Execution, StepFailure
-from ._journal import JournalSink, plan_data, restore_plan, restore_steps, step_record, usage_data, usage_from
-from ._plan import Plan, check_plan, planner_output_model, to_plan
+from ._journal import (
+    JournalSink,
+    plan_data,
+    plan_shape,
+    restore_plan,
+    restore_steps,
+    step_record,
+    stored_result,
+    usage_data,
+    usage_from,
+)
+from ._plan import Plan, check_plan
+from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
-from ._store import MemoryStore, RunRecord, Store
+from ._store import RunRecord, Store, open_store
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
 
 MAX_WORKERS = 4  # the coordination saturation point
 _RESERVED = ("Planner", "Synthesizer")
-
-_PLANNER_RULES = """You plan how a team of workers reaches a goal. Use only these workers:
-
-{workers}
-
-Rules: every step names one worker and gives it an input that matches that worker's input schema.
-A step that needs the output of other steps lists their ids in depends_on; steps without
-dependencies between them run at the same time. Use as few steps as the goal needs{limit}.
-Give each step the reason you chose its worker."""
 
 
 class Supervisor:
@@ -128,7 +129,7 @@ class Supervisor:
             if worker.name in _RESERVED:
                 raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
             by_name[worker.name] = worker
-        self._store: Store = _open_store(store)
+        self._store: Store = open_store(store)
         if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
             self._gate: ToolGate = StoreGate(self._store, approval_timeout_s or 600.0)
         else:
@@ -186,7 +187,9 @@ class Supervisor:
         record = await self._claim(run_id, new, task)
         if record is not None and record.status == "succeeded":
             self._running.pop(run_id, None)
-            return self._stored_result(record)  # asked again: the same answer, nothing runs twice
+            return stored_result(
+                record, self.workers, self.output
+            )  # asked again: the same answer, nothing runs twice
         ctx = self._context(run_id)
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
@@ -275,7 +278,7 @@ class Supervisor:
             had, has = ", ".join(sorted(record.workers)), ", ".join(sorted(self.workers))
             raise ResumeError(run_id, f"it ran with workers {had}; this supervisor has {has}")
         stored = restore_plan(run_id, record.plan, self.workers) if record.plan else None
-        if plan is not None and stored is not None and _shape(plan) != _shape(stored):
+        if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
             raise ResumeError(run_id, "its plan no longer matches the plan given")
         execution.done.update(restore_steps(run_id, record.steps, self.workers))
         ctx.usage.total = spent = usage_from(record.usage)
@@ -298,15 +301,6 @@ class Supervisor:
                 )
         except asyncio.CancelledError:
             pass  # cancelled again while recording: the last checkpoint stands, and resume takes it up
-
-    def _stored_result(self, record: RunRecord) -> RunResult:
-        run_id = record.run_id
-        output: Any = record.output_json
-        if self.output is not str and output is not None:
-            output = self.output.model_validate_json(output)
-        steps = restore_steps(run_id, record.steps, self.workers)
-        plan = restore_plan(run_id, record.plan, self.workers) if record.plan else Plan()
-        return RunResult(output, run_id, usage_from(record.usage), steps, plan, "succeeded")
 
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Risky calls waiting in this supervisor's store for a decision, oldest first."""
@@ -386,116 +380,21 @@ class Supervisor:
     async def _make_plan(
         self, goal: str, ctx: RunContext, done: Mapping[str, StepResult], failure: StepFailure | None
     ) -> Plan:
-        planner = self._planner_class(done)
-        task = f"Goal: {goal}"
-        if done:
-            lines = "\n".join(f"- {sid} ({r.worker}): done" for sid, r in done.items())
-            task += f"\n\nSteps already finished (their outputs are kept; depend on them by id):\n{lines}"
-        if failure is not None:
-            failed = f"Step {failure.step.id!r} ({failure.worker}) failed: {failure.error}"
-            task += f"\n\n{failed}\nPlan the remaining work."
-        try:
-            result = await planner().run(
-                task, context=ctx, upstream={sid: r.output for sid, r in done.items()}
-            )
-        except OutputValidationError as error:
-            issues = [_issue(e) for e in error.errors] or [str(error)]
-            raise PlanError(issues, error.attempts, run_id=ctx.run_id) from error
-        plan = to_plan(result.output)
+        if done or self._planner is None:
+            planner = planner_class(self.workers, self.model, self.budget.max_steps, self.max_replans, done)
+            if not done:
+                self._planner = planner  # the common case, built once: no schema work per run
+        else:
+            planner = self._planner
+        plan = await make_plan(planner, goal, ctx, done, failure)
         await self._store.save_plan(ctx.run_id or "", plan_data(plan))
         steps = tuple((s.id, s.worker, tuple(s.depends_on), s.reason) for s in plan.steps)
         ctx.events.emit(PlanEvent(1 if failure is None else 2, steps, plan.reasoning))
         return plan
 
-    def _planner_class(self, done: Mapping[str, StepResult]) -> type[Worker]:
-        if not done and self._planner is not None:
-            return self._planner
-        described = "\n".join(
-            f"- {name}: {w.description or 'no description'} Input: {_input_text(w)}"
-            for name, w in self.workers.items()
-        )
-        limit = f", and at most {self.budget.max_steps}" if self.budget.max_steps else ""
-        attrs = {
-            "__doc__": "Plans which workers do what.",
-            "model": self.model,
-            "instructions": _PLANNER_RULES.format(workers=described, limit=limit),
-            "output": planner_output_model(self.workers, self.budget.max_steps, done),
-            "output_repairs": self.max_replans,
-            "max_turns": self.max_replans + 2,
-        }
-        planner: type[Worker] = type("Planner", (Worker,), attrs)
-        if not done:
-            self._planner = planner
-        return planner
-
     async def _answer(
         self, goal: str | None, plan: Plan, done: Mapping[str, StepResult], ctx: RunContext
     ) -> Any:
-        if goal is None and self.output is str:
-            needed = {d for s in plan.steps for d in s.depends_on}
-            ends = [s.id for s in plan.steps if s.id not in needed]
-            return done[ends[0]].output if len(ends) == 1 else {sid: done[sid].output for sid in ends}
         if self._synthesizer is None:
-            attrs = {
-                "__doc__": "Answers the goal from the step outputs.",
-                "model": self.model,
-                "instructions": "Answer the goal using only the results of the steps. Do not invent facts.",
-                "output": self.output,
-            }
-            self._synthesizer = type("Synthesizer", (Worker,), attrs)
-        task = f"Goal: {goal or 'summarise the results'}"
-        result = await self._synthesizer().run(
-            task, context=ctx, upstream={sid: r.output for sid, r in done.items()}
-        )
-        return result.output
-
-
-def _open_store(store: object) -> Store:
-    if store is None:
-        return MemoryStore()
-    if isinstance(store, str | os.PathLike):
-        from ._sqlite import SQLiteStore
-
-        return SQLiteStore(store)
-    needed = (
-        "load",
-        "start",
-        "save_plan",
-        "save_step",
-        "finish",
-        "add_events",
-        "runs",
-        "aclose",
-        "add_approval",
-        "get_approval",
-        "decide",
-        "pending_approvals",
-    )
-    missing = [name for name in needed if not callable(getattr(store, name, None))]
-    if missing:
-        raise ConfigurationError(f"{store!r} is not a store: it has no {', '.join(missing)}")
-    return store  # type: ignore[return-value]
-
-
-def _shape(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
-    return [(s.id, s.worker, tuple(s.depends_on)) for s in plan.steps]
-
-
-def _issue(error: Mapping[str, Any]) -> str:
-    """One validation error of a plan as a line: where, what, and what came."""
-    from tools.errors import excerpt
-
-    loc = ".".join(str(p) for p in error.get("loc", ())) or "plan"
-    return f"{loc}: {error.get('msg')} (got {excerpt(error.get('input'), 120)})"
-
-
-def _input_text(worker: Worker) -> str:
-    import json
-
-    from tools import strict_schema
-
-    kind = type(worker).input
-    if kind is str:
-        return "a string (the task in words)."
-    schema = strict_schema(kind.model_json_schema())  # type: ignore[union-attr]
-    return json.dumps(schema, separators=(",", ":"))
+            self._synthesizer = synthesizer_class(self.model, self.output)
+        return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
