@@ -56,11 +56,18 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Forbid unlisted properties on every object schema and drop titles, in place; returns it."""
+    """Forbid unlisted properties on every object schema; drop titles and OpenAPI discriminators.
+
+    Works in place and returns the schema.
+    """
     if schema.get("type") == "object" and "properties" in schema:
         schema.setdefault("additionalProperties", False)
     if isinstance(schema.get("title"), str):
         del schema["title"]
+    # pydantic's OpenAPI `discriminator` is not JSON Schema: a provider may refuse it, and the
+    # `oneOf` branches (each with a `const` tag) already say the same.
+    if isinstance(schema.get("discriminator"), dict) and "propertyName" in schema["discriminator"]:
+        del schema["discriminator"]
     for sub in _subschemas(schema):
         strict_schema(sub)
     return schema
