@@ -253,3 +253,96 @@ async def test_async_tools_run_on_the_event_loop_thread() -> None:
 
 def test_models_can_be_closed_without_ever_being_used() -> None:
     asyncio.run(AnthropicModel("claude-haiku-4-5").aclose())
+
+
+async def test_a_generic_output_model_gets_a_name_openai_accepts(checked: Check) -> None:
+    from typing import Generic, TypeVar
+
+    from pydantic import BaseModel
+
+    T = TypeVar("T")
+
+    class Page(BaseModel, Generic[T]):
+        items: list[T]
+
+    class Lister(Worker):
+        """Lists."""
+
+        model = "openai:gpt-4o"
+        output = Page[int]
+
+    model = checked(ScriptedModel([reply.output({"items": [1, 2]})], native_output=True))
+    result = await Lister(model=model).run("list")
+    spec = model.requests[0].output
+    assert spec is not None and spec.name == "Page_int_" and result.output.items == [1, 2]
+
+
+def test_output_models_that_are_not_objects_are_refused_when_defined() -> None:
+    from pydantic import RootModel
+
+    from tools.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="output must be a model with fields"):
+        type("Lists", (Worker,), {"model": "openai:gpt-4o", "output": RootModel[list[str]]})
+
+
+async def test_a_tool_named_like_a_handoff_action_is_a_configuration_error(checked: Check) -> None:
+    from tools.errors import ConfigurationError
+
+    @tool
+    def transfer_to_Payer() -> str:
+        """Clashes."""
+        return ""
+
+    class Desk(Worker):
+        """Desk."""
+
+        model = "openai:gpt-4o"
+        tools = [transfer_to_Payer]
+        handoffs = [Payer]
+
+    with pytest.raises(ConfigurationError, match="has the name of a handoff action"):
+        await Desk(model=checked(ScriptedModel([]))).run("x")
+
+
+async def test_more_room_stops_at_the_models_output_limit(checked: Check) -> None:
+    from tools.errors import ResponseTruncated
+
+    class Old(Worker):
+        """Old model."""
+
+        model = "anthropic:claude-3-haiku-20240307"
+
+    cut = [reply.raw_tool_call("fine", "{", truncated=True) for _ in range(3)]
+    model = checked(ScriptedModel(cut, name="claude-3-haiku-20240307"))
+    model.provider = "anthropic"  # type: ignore[misc]  # priced and limited as the real model
+    with pytest.raises(ResponseTruncated):
+        await Old(model=model).run("x")
+    assert [r.max_tokens for r in model.requests] == [4096]  # 8192 would be a 400 for this model
+
+
+async def test_a_full_context_window_is_not_retried_with_more_room(checked: Check) -> None:
+    from tools.errors import ResponseTruncated
+
+    full = ModelResponse(
+        parts=(TextPart("par"),), stop_reason="max_tokens", raw_stop_reason="model_context_window_exceeded"
+    )
+    model = checked(ScriptedModel([full]))
+    with pytest.raises(ResponseTruncated):
+        await Edgy(model=model).run("x")
+    assert len(model.requests) == 1
+
+
+def test_malformed_usage_or_text_in_a_provider_body_is_a_typed_error() -> None:
+    from tools.errors import MalformedResponse
+    from workers import OpenAIModel
+
+    anthropic_body = {"content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "usage": "lots"}
+    with pytest.raises(MalformedResponse, match="usage is not an object"):
+        AnthropicModel("claude-haiku-4-5")._from_body(anthropic_body, {}, 0.0, None)
+    null_text = {"content": [{"type": "text", "text": None}], "stop_reason": "end_turn"}
+    with pytest.raises(MalformedResponse, match="text block without text"):
+        AnthropicModel("claude-haiku-4-5")._from_body(null_text, {}, 0.0, None)
+    openai_body = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": "lots"}
+    with pytest.raises(MalformedResponse, match="usage is not an object"):
+        OpenAIModel("gpt-4o")._from_body(openai_body, {}, 0.0, None)

@@ -174,6 +174,8 @@ class AnthropicModel(SDKModel):
             raise malformed(self.provider, self.name, f"unknown stop_reason {raw_stop!r}", body)
         parts = _parts(body["content"], stop == "max_tokens", self.provider, self.name)
         usage = body.get("usage") or {}
+        if not isinstance(usage, dict):
+            raise malformed(self.provider, self.name, "usage is not an object", body)
         cache_read = usage.get("cache_read_input_tokens") or 0
         cache_write = usage.get("cache_creation_input_tokens") or 0
         input_tokens = (usage.get("input_tokens") or 0) + cache_read + cache_write
@@ -262,7 +264,10 @@ def _parts(content: list[Any], cut: bool, provider: str, model: str) -> tuple[As
             raise malformed(provider, model, "content block is not an object", block)
         kind = block.get("type")
         if kind == "text":
-            parts.append(TextPart(str(block.get("text", ""))))
+            text = block.get("text", "")
+            if not isinstance(text, str):
+                raise malformed(provider, model, "text block without text", block)
+            parts.append(TextPart(text))
         elif kind == "tool_use":
             # Only the last tool call can have been cut by max_tokens.
             truncated = cut and i == last_tool

@@ -12,11 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import MaxTurnsExceeded, ModelRefused, OutputValidationError, ResponseTruncated
+from tools.errors import (
+    ConfigurationError,
+    MaxTurnsExceeded,
+    ModelRefused,
+    OutputValidationError,
+    ResponseTruncated,
+)
 
 from ._context import RunContext
 from ._events import RepairEvent
 from ._handoff import Handoff, handoff_tools
+from ._limits import output_limit
 from ._messages import Message, TextPart, ToolResultPart, UserMessage
 from ._model import ModelRequest, ModelResponse, ToolSpec
 from ._output import OutputPlan, repair_prompt
@@ -29,8 +36,6 @@ if TYPE_CHECKING:
     from ._worker import Worker, WorkerResult
 
 __all__ = ["run_loop"]
-
-_MAX_TOKENS_CAP = 64_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +58,14 @@ class _Turns:
         self.output_failures = 0
         self.truncations = 0
         self.max_tokens = cls.max_tokens
+        self.output_limit = cls.max_tokens
         self.last_calls: list[tuple[str, str]] = []
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
+        clash = sorted(set(self.handoffs) & set(cls._plan.tools))
+        if clash:
+            raise ConfigurationError(
+                f"worker {self.name}: tool {clash[0]!r} has the name of a handoff action"
+            )
         handoff_specs = tuple(
             ToolSpec(t.name, t.description, t.parameters) for _, t in self.handoffs.values()
         )
@@ -110,7 +121,7 @@ class _Turns:
     async def handle(self, response: ModelResponse) -> _Finished | None:
         """Take one response: the output when it is one, else extend the conversation."""
         if response.stop_reason == "max_tokens":
-            self._truncated()
+            self._truncated(response.raw_stop_reason)
             return None
         if response.stop_reason == "refusal":
             self._refused(response)
@@ -180,12 +191,15 @@ class _Turns:
             return None
         return _Finished(None, Handoff(self.name, target, payload["input"], str(payload["reason"])))
 
-    def _truncated(self) -> None:
+    def _truncated(self, raw_stop: str | None) -> None:
         # The cut answer is not kept: its tool calls could not be answered, its text is partial.
         self.truncations += 1
-        if self.truncations > self.cls.truncation_retries:
+        room = min(self.max_tokens * 2, self.output_limit)
+        # More room cannot help when the context window is full or the model's limit is reached.
+        hopeless = raw_stop == "model_context_window_exceeded" or room <= self.max_tokens
+        if self.truncations > self.cls.truncation_retries or hopeless:
             raise ResponseTruncated(self.name, self.max_tokens, self.truncations)
-        self.max_tokens = min(self.max_tokens * 2, max(_MAX_TOKENS_CAP, self.cls.max_tokens))
+        self.max_tokens = room
         self.ctx.events.emit(
             RepairEvent(self.name, "truncated", self.truncations, f"max_tokens now {self.max_tokens}")
         )
@@ -238,6 +252,7 @@ async def run_loop(
     model = ctx.model(worker.model_spec)
     mid = model_id(model)
     turns = _Turns(worker, ctx, output_plan(cls, model), text)
+    turns.output_limit = max(output_limit(mid), cls.max_tokens)
     max_turns = min(cls.max_turns, ctx.max_turns) if ctx.max_turns else cls.max_turns
     for turn in range(1, max_turns + 1):
         finished = await turns.handle(await turns.call(model, mid))

@@ -198,7 +198,10 @@ class OpenAIModel(SDKModel):
         elif stop == "end" and any(isinstance(p, ToolCallPart) for p in parts):
             stop = "tool_use"  # some compatible servers say "stop" after tool calls
         usage = body.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
+        details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+        if not isinstance(usage, dict) or not isinstance(details or {}, dict):
+            raise malformed(self.provider, self.name, "usage is not an object", body)
+        details = details or {}
         cached = details.get("cached_tokens") or 0
         return ModelResponse(
             parts=parts,
@@ -267,8 +270,11 @@ def _merge_delta(message: dict[str, Any], delta: Any) -> None:
 
 def _parts(message: Mapping[str, Any], cut: bool, provider: str, model: str) -> tuple[AssistantPart, ...]:
     parts: list[AssistantPart] = []
-    if message.get("content"):
-        parts.append(TextPart(str(message["content"])))
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise malformed(provider, model, "message content is not text", message)
+    if content:
+        parts.append(TextPart(content))
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise malformed(provider, model, "tool_calls is not a list", message)

@@ -8,6 +8,7 @@ errors are pydantic's (loc, msg, input), sent back to the model as a repair prom
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -55,7 +56,9 @@ class OutputPlan:
         self.spec: OutputSpec | None = None
         self.tool: ToolSpec | None = None
         if mode == "native" and self.schema is not None:
-            self.spec = OutputSpec(self.output_type.__name__, self.schema)
+            # OpenAI wants [a-zA-Z0-9_-]{1,64}: a generic model is named like "Page[int]"
+            name = re.sub(r"[^a-zA-Z0-9_-]", "_", self.output_type.__name__)[:64] or "output"
+            self.spec = OutputSpec(name, self.schema)
         if mode == "tool" and self.schema is not None:
             description = (
                 f"Deliver the final answer as a {self.output_type.__name__}. Call this once, when done."

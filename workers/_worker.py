@@ -253,13 +253,7 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         value = getattr(cls, attr)
         if not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
-    for attr in ("output", "input"):
-        value = getattr(cls, attr)
-        if value is not str and not is_model_class(value):
-            raise ConfigurationError(f"worker {name}: {attr} must be str or a pydantic model, got {value!r}")
-    for target in cls.handoffs:
-        if not (isinstance(target, str) or (isinstance(target, type) and issubclass(target, Worker))):
-            raise ConfigurationError(f"worker {name}: handoffs take Worker classes or names, not {target!r}")
+    _check_types(cls)
     if cls.output_mode not in ("auto", "native", "tool"):
         raise ConfigurationError(f"worker {name}: output_mode must be 'auto', 'native' or 'tool'")
     output: OutputPlan | None = None
@@ -269,6 +263,22 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         output = OutputPlan(cls.output, cls.output_mode, _output_tool_name(by_name))
     specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in tools)
     return _Plan(by_name, specs, output)
+
+
+def _check_types(cls: type[Worker]) -> None:
+    """`input` and `output` are str or pydantic models; an output model is a JSON object."""
+    name = cls.__name__
+    for attr in ("output", "input"):
+        value = getattr(cls, attr)
+        if value is not str and not is_model_class(value):
+            raise ConfigurationError(f"worker {name}: {attr} must be str or a pydantic model, got {value!r}")
+    if cls.output is not str:
+        kind = cls.output.model_json_schema().get("type")  # type: ignore[union-attr]
+        if kind != "object":  # both APIs take only objects as tool arguments and structured output
+            raise ConfigurationError(
+                f"worker {name}: output must be a model with fields (a JSON object), not a {kind or 'root'}"
+                " schema; wrap it in a model with one field"
+            )
 
 
 def _output_tool_name(tools: Mapping[str, Tool]) -> str:
