@@ -254,6 +254,9 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         if not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
     _check_types(cls)
+    for target in cls.handoffs:
+        if not (isinstance(target, str) or (isinstance(target, type) and issubclass(target, Worker))):
+            raise ConfigurationError(f"worker {name}: handoffs take Worker classes or names, not {target!r}")
     if cls.output_mode not in ("auto", "native", "tool"):
         raise ConfigurationError(f"worker {name}: output_mode must be 'auto', 'native' or 'tool'")
     output: OutputPlan | None = None
