@@ -100,18 +100,16 @@ async def _approve(store: SQLiteStore, run: str | None, watch: bool, out: TextIO
         await store.aclose()
 
 
-async def _resume(run_id: str, store: str, app: str, out: TextIO) -> int:
+async def _resume(reader: SQLiteStore, run_id: str, store: str, app: str, out: TextIO) -> int:
     import importlib
 
     from ._journal import restore_plan
-    from ._sqlite import SQLiteStore
 
     module_name, _, attribute = app.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute or "make_supervisor")
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"--app {app!r}: cannot import it ({exc})") from None
-    reader = SQLiteStore(store)
     record = await reader.load(run_id)
     await reader.aclose()
     if record is None:
@@ -152,8 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_demo(sys.stdout, args.store))
         if args.command == "resume":
-            _open(args.store)  # a clear error for a missing or foreign file, before anything runs
-            return asyncio.run(_resume(args.run_id, args.store, args.app, sys.stdout))
+            reader = _open(args.store)  # a clear error for a missing or foreign file, before anything runs
+            return asyncio.run(_resume(reader, args.run_id, args.store, args.app, sys.stdout))
         if args.command == "approve":
             return asyncio.run(_approve(_open(args.store), args.run, args.watch, sys.stdout))
         return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))

@@ -30,13 +30,18 @@ def _printable(text: str) -> str:
     return _CONTROL.sub("?", text)
 
 
-def _issues(schema: Mapping[str, Any], arguments: object) -> list[str]:
+def _issues(name: str, schema: Mapping[str, Any], arguments: object) -> list[str]:
+    """What is wrong with edited arguments, exactly as the tool itself would say it."""
     if not schema:
         return []
-    from jsonschema import Draft202012Validator
+    from tools import Tool
 
-    errors = Draft202012Validator(dict(schema)).iter_errors(arguments)
-    return [f"{'$' + ''.join(f'.{p}' for p in e.absolute_path)}: {e.message}" for e in errors]
+    checker = Tool.from_schema(_never, name=name, description="", parameters=schema)
+    return [f"{path}: {rule}" for path, _, rule in checker.issues(arguments)]
+
+
+def _never(**_: Any) -> None:
+    raise RuntimeError("only used to check arguments")
 
 
 def ask(
@@ -85,7 +90,9 @@ def _read_arguments(
         out.write(f"Not JSON ({exc}); nothing changed.\n")
         return None
     problems = (
-        _issues(request.schema, arguments) if isinstance(arguments, dict) else ["$: must be a JSON object"]
+        _issues(request.tool, request.schema, arguments)
+        if isinstance(arguments, dict)
+        else ["$: must be a JSON object"]
     )
     if problems:
         out.write("These arguments do not fit the tool, so they were not used:\n")

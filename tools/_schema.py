@@ -18,7 +18,7 @@ from .errors import ToolDefinitionError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-__all__ = ["ArgumentModel", "function_schema", "parse_docstring", "strict_schema"]
+__all__ = ["json_path", "ArgumentModel", "function_schema", "parse_docstring", "strict_schema"]
 
 _SECTION = re.compile(
     r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?|Attributes):\s*$"
@@ -28,6 +28,11 @@ _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
 _SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def json_path(parts: Any) -> str:
+    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty"."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -107,7 +112,7 @@ class ArgumentModel:
         except ValidationError as exc:
             return None, [
                 (
-                    "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]),
+                    json_path(e["loc"]),
                     e.get("input"),
                     e["msg"],
                 )

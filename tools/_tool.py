@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
-from ._schema import ArgumentModel, function_schema
+from ._schema import ArgumentModel, function_schema, json_path
 from .errors import ToolDefinitionError, excerpt
 
 __all__ = ["ArgumentIssue", "Tool", "parse_arguments_text", "tool"]
@@ -51,10 +51,6 @@ def _specific(error: Any) -> list[Any]:
         error.message = f"{error.instance!r} is not of type " + " or ".join(repr(t) for t in types)
         return [error]
     return [leaf for sub in best for leaf in _specific(sub)]
-
-
-def _json_path(parts: Any) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 class Tool:
@@ -166,7 +162,7 @@ class Tool:
         found: list[ArgumentIssue] = []
         errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
         for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
-            path = _json_path(error.absolute_path)
+            path = json_path(error.absolute_path)
             missing = _MISSING.match(error.message) if error.validator == "required" else None
             if missing:
                 found.append((f"{path}.{missing.group(1)}", None, "is required but missing"))

@@ -7,9 +7,10 @@ dated snapshot or -latest alias shares its family's limit. Unknown models are ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
+
+from ._prices import model_family
 
 __all__ = ["DEFAULT_OUTPUT_LIMIT", "OUTPUT_LIMITS", "output_limit"]
 
@@ -41,10 +42,9 @@ OUTPUT_LIMITS: Mapping[str, int] = MappingProxyType(
         "openai:o4-mini": 100_000,
     }
 )
-_SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 
 
 def output_limit(model_id: str) -> int:
     """The most output tokens "provider:name" accepts (the default for unknown models)."""
-    limit = OUTPUT_LIMITS.get(model_id) or OUTPUT_LIMITS.get(_SNAPSHOT.sub("", model_id))
+    limit = OUTPUT_LIMITS.get(model_id) or OUTPUT_LIMITS.get(model_family(model_id))
     return limit or DEFAULT_OUTPUT_LIMIT

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["BUILTIN_PRICES", "Price", "PriceTable"]
+__all__ = ["BUILTIN_PRICES", "Price", "PriceTable", "model_family"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,11 @@ BUILTIN_PRICES: Mapping[str, Price] = MappingProxyType(
 _SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 
 
+def model_family(model_id: str) -> str:
+    """The id without a date or -latest suffix: tables keyed by family find snapshots too."""
+    return _SNAPSHOT.sub("", model_id)
+
+
 class PriceTable:
     """The prices a run uses: the built-in table plus what the user registers."""
 
@@ -130,7 +135,7 @@ class PriceTable:
         """The price of "provider:name", trying the name without a date or -latest suffix."""
         price = self._get(model_id)
         if price is None:
-            base = _SNAPSHOT.sub("", model_id)
+            base = model_family(model_id)
             if base != model_id:
                 price = self._get(base)
         return price
