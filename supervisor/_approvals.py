@@ -30,7 +30,7 @@ __all__ = [
     "decision_of",
 ]
 
-ApprovalStatus = Literal["pending", "approved", "denied", "edited", "aborted", "expired"]
+ApprovalStatus = Literal["pending", "approved", "denied", "edited", "aborted", "expired", "superseded"]
 STATUS_OF: Mapping[str, ApprovalStatus] = {
     "approve": "approved",
     "deny": "denied",
@@ -58,6 +58,7 @@ class ApprovalRecord:
     edited_arguments: Mapping[str, Any] | None = None
     decided_by: str | None = None
     decided_at: float | None = None
+    key: str = ""
 
 
 class ApprovalStore(Protocol):
@@ -86,16 +87,20 @@ class ApprovalStore(Protocol):
         """Pending approvals, oldest first (of one run, or of every run)."""
         ...
 
+    async def approval_for(self, run_id: str, key: str) -> ApprovalRecord | None:
+        """The latest approval asked for the call with this journal key, or None."""
+        ...
+
 
 async def supersede_pending(store: ApprovalStore, run_id: str) -> int:
-    """Close the pending approvals of a run being resumed: the process that asked is gone.
+    """Close the approvals a run left pending when it ended, so nobody decides a stale request.
 
-    The resumed run asks again for any call it still makes, so nobody decides a stale request.
+    A run resumed later asks again (under the same call key) for any call it still makes.
     """
     closed = 0
     for record in await store.pending_approvals(run_id):
         closed += await store.decide(
-            record.approval_id, "expired", "superseded: the run was resumed", None, "resume"
+            record.approval_id, "superseded", "superseded: the run ended", None, "run end"
         )
     return closed
 
@@ -125,9 +130,45 @@ class StoreGate:
         self.store = store
         self.timeout_s = timeout_s
         self.poll_s = poll_s
+        self._asked: set[str] = set()  # runs with approvals filed here and not yet closed
+
+    def asked(self, run_id: str) -> bool:
+        """Whether the run filed approvals here (forgotten once asked: the run is ending)."""
+        if run_id in self._asked:
+            self._asked.discard(run_id)
+            return True
+        return False
 
     async def review(self, request: ApprovalRequest) -> Decision:
-        """File the request and wait for a decision (bounded by its expiry)."""
+        """File the request (or find it, filed before a restart) and wait for a decision."""
+        record = await self._filed(request)
+        if record.status != "pending":
+            return decision_of(record)
+        while True:
+            current = await self.store.get_approval(record.approval_id)
+            if current is not None and current.status != "pending":
+                return decision_of(current)
+            left = record.expires_at - time.time()
+            if left <= 0:
+                why = f"no answer within {self.timeout_s:g} s"
+                if await self.store.decide(record.approval_id, "expired", why, None, "timeout"):
+                    return Decision.deny(why, by="timeout")
+                continue  # a decision came in at the last moment: read it
+            await asyncio.sleep(min(self.poll_s, left))
+
+    async def _filed(self, request: ApprovalRequest) -> ApprovalRecord:
+        """The request's record: the one a resumed run filed before it stopped, else a new one.
+
+        A decision taken while the asking process was dead applies when the run resumes, and an
+        approved call is not asked for twice. Only a request closed because its run ended is
+        filed again.
+        """
+        if request.run_id:
+            self._asked.add(request.run_id)
+        if request.key and request.run_id:
+            earlier = await self.store.approval_for(request.run_id, request.key)
+            if earlier is not None and earlier.status != "superseded":
+                return earlier
         now = time.time()
         record = ApprovalRecord(
             approval_id=uuid.uuid4().hex,
@@ -140,19 +181,10 @@ class StoreGate:
             reason=request.reason,
             created_at=now,
             expires_at=now + self.timeout_s,
+            key=request.key,
         )
         await self.store.add_approval(record)
-        while True:
-            current = await self.store.get_approval(record.approval_id)
-            if current is not None and current.status != "pending":
-                return decision_of(current)
-            left = record.expires_at - time.time()
-            if left <= 0:
-                why = f"no answer within {self.timeout_s:g} s"
-                if await self.store.decide(record.approval_id, "expired", why, None, "timeout"):
-                    return Decision.deny(why, by="timeout")
-                continue  # a decision came in at the last moment: read it
-            await asyncio.sleep(min(self.poll_s, left))
+        return record
 
 
 def record_row(record: ApprovalRecord) -> tuple[Any, ...]:
@@ -173,6 +205,7 @@ def record_row(record: ApprovalRecord) -> tuple[Any, ...]:
         None,
         None,
         None,
+        record.key,
     )
 
 
@@ -194,6 +227,7 @@ def record_of(row: tuple[Any, ...]) -> ApprovalRecord:
         edited,
         by,
         at,
+        key,
     ) = row
     return ApprovalRecord(
         aid,
@@ -211,4 +245,5 @@ def record_of(row: tuple[Any, ...]) -> ApprovalRecord:
         json.loads(edited) if edited else None,
         by,
         at,
+        key,
     )

@@ -11,6 +11,7 @@ the caller to re-plan or give up. Nothing finished is lost.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class Execution:
         self.max_handoffs = _DEFAULT_MAX_HANDOFFS if max_handoffs is None else max_handoffs
         self.done: dict[str, StepResult] = {}
         self.handoffs = 0
+        self.epoch = 0  # how often the run was taken up again after it ended
+        self.version = 0  # the plan's version: 1 for the first plan, one more for each re-plan
         self.on_finished: Callable[[StepResult], Awaitable[None]] | None = None  # the step checkpoint
 
     async def run(self, plan: Plan) -> StepFailure | None:
@@ -108,7 +111,7 @@ class Execution:
             attempt += 1
             self.ctx.events.emit(StepEvent(step.id, step.worker, "started", attempt))
             try:
-                result = await self._run_with_handoffs(step)
+                result = await self._run_with_handoffs(step, attempt)
             except _FATAL:
                 raise
             except AgentError as error:
@@ -122,13 +125,20 @@ class Execution:
                 result.step, result.worker, result.output, result.usage, attempt, result.handoffs
             )
 
-    async def _run_with_handoffs(self, step: Step) -> StepResult:
+    def scoped(self, scope: str) -> RunContext:
+        """The run's context for one place in the run, so the journal keys its calls there."""
+        if self.ctx.journal is None:
+            return self.ctx
+        return dataclasses.replace(self.ctx, scope=f"{self.epoch}.{scope}")
+
+    async def _run_with_handoffs(self, step: Step, attempt: int) -> StepResult:
         worker, task = self.workers[step.worker], step.input
         upstream = {dep: self.done[dep].output for dep in step.depends_on}
         usage, chain, handoffs = Usage(), [worker.name], list[Handoff]()
         seen = {(worker.name, _canonical(task))}
         while True:
-            result = await worker.run(task, context=self.ctx, upstream=upstream)
+            ctx = self.scoped(f"{self.version}/{step.id}.{attempt}/{len(handoffs)}")
+            result = await worker.run(task, context=ctx, upstream=upstream)
             usage = usage + result.usage
             handoff = result.handoff
             if handoff is None:

@@ -7,7 +7,6 @@ record that names a worker this supervisor does not have cannot be resumed (`Res
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Mapping
@@ -15,8 +14,9 @@ from typing import Any
 
 from tools import serialize_result
 from tools.errors import ResumeError
-from workers import Event, EventSink, Usage, Worker
+from workers import Event, EventSink, Worker
 
+from ._calls import usage_data, usage_from
 from ._plan import Plan, Step
 from ._result import RunResult, StepResult
 from ._store import RunRecord, StepRecord, Store
@@ -33,25 +33,13 @@ __all__ = [
     "usage_from",
 ]
 
-_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
-
-
-def usage_data(usage: Usage) -> dict[str, Any]:
-    """Usage as JSON-able data."""
-    return {name: getattr(usage, name) for name in _USAGE_FIELDS}
-
-
-def usage_from(data: Mapping[str, Any]) -> Usage:
-    """Usage from stored data (unknown keys ignored)."""
-    return Usage(**{k: v for k, v in data.items() if k in _USAGE_FIELDS})
-
 
 def _plain(value: Any) -> Any:
     return json.loads(value.model_dump_json()) if hasattr(value, "model_dump_json") else value
 
 
-def plan_data(plan: Plan) -> dict[str, Any]:
-    """A plan as JSON-able data."""
+def plan_data(plan: Plan, version: int = 1) -> dict[str, Any]:
+    """A plan as JSON-able data; `version` counts the plans of the run (1, then one per re-plan)."""
     steps = [
         {
             "id": s.id,
@@ -62,7 +50,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
         }
         for s in plan.steps
     ]
-    return {"reasoning": plan.reasoning, "steps": steps}
+    return {"reasoning": plan.reasoning, "steps": steps, "version": version}
 
 
 def _typed(kind: Any, value: Any, load_json: bool) -> Any:

@@ -23,74 +23,20 @@ from typing import Any
 from tools.errors import StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
+from ._calls import CallRecord, call_from_json, call_json
 from ._journal import event_json
+from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 from ._store import RunRecord, RunStatus, StepRecord
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 2
-_APP = "foreman"
-# MIGRATIONS[n] brings a store from schema n to n + 1.
-_MIGRATIONS = [
-    """
-    CREATE TABLE foreman_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY, goal TEXT, status TEXT NOT NULL, plan TEXT, workers TEXT NOT NULL,
-        usage TEXT NOT NULL, output TEXT, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
-    );
-    CREATE TABLE steps (
-        run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, worker TEXT NOT NULL,
-        output TEXT NOT NULL, usage TEXT NOT NULL, attempts INTEGER NOT NULL, finished_at REAL NOT NULL,
-        PRIMARY KEY (run_id, step_id)
-    );
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
-        at REAL NOT NULL, body TEXT NOT NULL
-    );
-    CREATE INDEX events_by_run ON events (run_id, seq);
-    """,
-    """
-    CREATE TABLE approvals (
-        approval_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, worker TEXT NOT NULL, tool TEXT NOT NULL,
-        call_id TEXT NOT NULL, arguments TEXT NOT NULL, schema TEXT NOT NULL, reason TEXT NOT NULL,
-        created_at REAL NOT NULL, expires_at REAL NOT NULL, status TEXT NOT NULL,
-        decision_reason TEXT, edited_arguments TEXT, decided_by TEXT, decided_at REAL
-    );
-    CREATE INDEX approvals_pending ON approvals (status, created_at);
-    """,
-]
 _STOP = object()
 Params = Sequence[Any] | Callable[[], Sequence[Any]]
 Write = tuple[str, Params, "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
 _WRITE_TIMEOUT_S = 60.0
 _EVENT_BATCH = 256
 _EVENT_SQL = "INSERT INTO events (run_id, kind, at, body) VALUES (?, ?, ?, ?)"
-
-
-def _schema_version(path: Path) -> int:
-    """The file's schema version (0 for a new or empty file); StoreError when it is not ours."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                return 0
-            if "foreman_meta" not in tables:
-                raise StoreError(
-                    str(path), f"not a {_APP} store (it has other tables: {', '.join(sorted(tables))})"
-                )
-            meta = dict(db.execute("SELECT key, value FROM foreman_meta"))
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(str(path), f"not an SQLite database ({exc})") from None
-    if meta.get("app") != _APP:
-        raise StoreError(str(path), f"not a {_APP} store (app is {meta.get('app')!r})")
-    version = int(meta.get("schema_version", "0"))
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            str(path), f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})"
-        )
-    return version
+_CALL_SQL = "INSERT OR REPLACE INTO calls (run_id, key, kind, body, at) VALUES (?, ?, ?, ?, ?)"
 
 
 class SQLiteStore:
@@ -104,9 +50,13 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        version = _schema_version(self.path)  # checks before anything is written
+        version = schema_version(self.path)  # checks before anything is written
         if version < SCHEMA_VERSION:
-            self._migrate(version)
+            db = self._connect()
+            try:
+                migrate(db, version)
+            finally:
+                db.close()
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -122,24 +72,6 @@ class SQLiteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         return db
-
-    def _migrate(self, version: int) -> None:
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for script in _MIGRATIONS[version:]:
-                for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-            db.execute("INSERT OR REPLACE INTO foreman_meta VALUES ('app', ?)", (_APP,))
-            db.execute(
-                "INSERT OR REPLACE INTO foreman_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            db.execute("COMMIT")
-        except Exception:
-            db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
 
     # --- writes: queued for the writer thread -------------------------------------------------
 
@@ -185,7 +117,7 @@ class SQLiteStore:
                 self._thread.start()
         self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
 
-    async def _checkpoint(self, sql: str, params: Sequence[Any]) -> int:
+    async def _checkpoint(self, sql: str, params: Params) -> int:
         """Write and wait until it is committed (with whatever else was queued); the rows changed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._flush_events()  # the events before a checkpoint are committed with it
@@ -196,25 +128,47 @@ class SQLiteStore:
         except TimeoutError:
             raise StoreError(str(self.path), f"no commit within {_WRITE_TIMEOUT_S:g} s") from None
 
-    async def start(self, run: RunRecord) -> None:
-        """Record a new run; a resumed run keeps its steps and creation time."""
-        sql = (
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
-            "status = excluded.status, workers = excluded.workers, output = NULL, error = NULL, "
-            "updated_at = excluded.updated_at"
-        )
-        plan = json.dumps(run.plan) if run.plan is not None else None
-        params = (
-            run.run_id,
-            run.goal,
-            run.status,
-            plan,
-            json.dumps(list(run.workers)),
-            json.dumps(dict(run.usage)),
-            run.created_at,
-            time.time(),
-        )
-        await self._checkpoint(sql, params)
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
+        """Record a new run, or take up `previous` as it was loaded (its steps and creation time
+        kept); False when another process created or took the run meanwhile."""
+        now = time.time()
+        workers = json.dumps(list(run.workers))
+        if previous is None:
+            sql = (
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?) "
+                "ON CONFLICT(run_id) DO NOTHING"
+            )
+            plan = json.dumps(run.plan) if run.plan is not None else None
+            usage = json.dumps(dict(run.usage))
+            params: tuple[Any, ...] = (
+                run.run_id,
+                run.goal,
+                run.status,
+                plan,
+                workers,
+                usage,
+                run.created_at,
+                now,
+                run.owner,
+                run.epoch,
+            )
+        else:  # compare and swap: only if nobody changed the run since it was loaded
+            sql = (
+                "UPDATE runs SET status = ?, workers = ?, owner = ?, epoch = ?, output = NULL, error = NULL, "
+                "updated_at = ? WHERE run_id = ? AND owner IS ? AND status = ? AND updated_at = ?"
+            )
+            params = (
+                run.status,
+                workers,
+                run.owner,
+                run.epoch,
+                now,
+                run.run_id,
+                previous.owner,
+                previous.status,
+                previous.updated_at,
+            )
+        return await self._checkpoint(sql, params) == 1
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
         """Record the plan."""
@@ -262,6 +216,21 @@ class SQLiteStore:
         self._events.extend((run_id, event, at) for event, at in events)
         if len(self._events) >= _EVENT_BATCH:
             self._flush_events()
+
+    def put_call(self, run_id: str, record: CallRecord) -> None:
+        """Queue a journaled call (encoded in the writer thread, committed with the next batch)."""
+        self._enqueue(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
+
+    async def save_call(self, run_id: str, record: CallRecord) -> None:
+        """Write a journaled call; committed when this returns."""
+        await self._checkpoint(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
+
+    async def calls(self, run_id: str) -> list[CallRecord]:
+        """The journaled calls of a run, in the order written."""
+        rows = await asyncio.to_thread(
+            self._read, "SELECT key, kind, body FROM calls WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
+        return [CallRecord(key, call_from_json(kind, body)) for key, kind, body in rows]
 
     def _flush_events(self) -> None:
         if self._events:
@@ -316,7 +285,7 @@ class SQLiteStore:
     async def add_approval(self, record: ApprovalRecord) -> None:
         """Record a pending approval."""
         await self._checkpoint(
-            "INSERT INTO approvals VALUES (" + ", ".join("?" * 15) + ")", record_row(record)
+            "INSERT INTO approvals VALUES (" + ", ".join("?" * 16) + ")", record_row(record)
         )
 
     async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
@@ -341,6 +310,15 @@ class SQLiteStore:
         )
         edited_json = json.dumps(dict(edited)) if edited is not None else None
         return await self._checkpoint(sql, (status, reason, edited_json, by, time.time(), approval_id)) == 1
+
+    async def approval_for(self, run_id: str, key: str) -> ApprovalRecord | None:
+        """The latest approval asked for the call with this journal key, or None."""
+        rows = await asyncio.to_thread(
+            self._read,
+            "SELECT * FROM approvals WHERE run_id = ? AND call_key = ? ORDER BY created_at DESC LIMIT 1",
+            (run_id, key),
+        )
+        return record_of(rows[0]) if rows else None
 
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Pending approvals, oldest first."""
@@ -368,6 +346,11 @@ def _event_rows(batch: list[tuple[str, Any, float]]) -> list[tuple[Any, ...]]:
     return [(run_id, event.kind, at, event_json(event)) for run_id, event, at in batch]
 
 
+def _call_row(run_id: str, record: CallRecord, at: float) -> tuple[Any, ...]:
+    kind, body = call_json(record.value)
+    return (run_id, record.key, kind, body, at)
+
+
 def _settle(future: asyncio.Future[int], count: int, error: BaseException | None) -> None:
     if future.done():
         return
@@ -378,7 +361,7 @@ def _settle(future: asyncio.Future[int], count: int, error: BaseException | None
 
 
 def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
-    run_id, goal, status, plan, workers, usage, output, error, created, updated = row
+    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner, epoch = row
     return RunRecord(
         run_id=run_id,
         goal=goal,
@@ -391,4 +374,6 @@ def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
         steps=steps,
         created_at=created,
         updated_at=updated,
+        owner=owner,
+        epoch=epoch,
     )

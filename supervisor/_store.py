@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from tools.errors import ConfigurationError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
+from ._calls import CallRecord, CallStore
 
 __all__ = ["open_store", "MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
 
@@ -51,6 +52,10 @@ class RunRecord:
         steps: Finished steps by id.
         created_at: When it started (epoch seconds).
         updated_at: When it last changed.
+        owner: The process running it ("host:pid"), so two processes never run it at once.
+        epoch: How often it was taken up again after it ended (failed or aborted); the journal
+            replays the calls of the current epoch only, so an ended run's unfinished steps start
+            over, while a run whose process died goes on exactly where it stopped.
     """
 
     run_id: str
@@ -64,17 +69,20 @@ class RunRecord:
     steps: Mapping[str, StepRecord] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    owner: str | None = None
+    epoch: int = 0
 
 
-class Store(ApprovalStore, Protocol):
+class Store(ApprovalStore, CallStore, Protocol):
     """What the supervisor needs from a store. Every write is a checkpoint."""
 
     async def load(self, run_id: str) -> RunRecord | None:
         """The run with this id, with its finished steps, or None."""
         ...
 
-    async def start(self, run: RunRecord) -> None:
-        """Record a new run (or a resumed one starting again)."""
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
+        """Record a new run, or take up `previous` (as loaded); False when another process
+        created or took the run in between."""
         ...
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
@@ -121,6 +129,24 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
         self._approvals: dict[str, ApprovalRecord] = {}
+        self._calls: dict[str, dict[str, CallRecord]] = {}
+
+    def put_call(self, run_id: str, record: CallRecord) -> None:
+        """Keep a journaled call until its run succeeds."""
+        self._calls.setdefault(run_id, {})[record.key] = record
+
+    async def save_call(self, run_id: str, record: CallRecord) -> None:
+        """Keep a journaled call."""
+        self.put_call(run_id, record)
+
+    async def calls(self, run_id: str) -> list[CallRecord]:
+        """The journaled calls of an unfinished run."""
+        return list(self._calls.get(run_id, {}).values())
+
+    async def approval_for(self, run_id: str, key: str) -> ApprovalRecord | None:
+        """The latest approval asked for this call."""
+        found = [a for a in self._approvals.values() if a.run_id == run_id and a.key == key]
+        return max(found, key=lambda a: a.created_at) if found else None
 
     async def add_approval(self, record: ApprovalRecord) -> None:
         """Keep a pending approval."""
@@ -164,12 +190,15 @@ class MemoryStore:
         """The run with this id, or None."""
         return self._runs.get(run_id)
 
-    async def start(self, run: RunRecord) -> None:
-        """Record a new run, keeping the steps of an earlier start of the same run."""
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
+        """Record a new run, or take up `previous`, keeping its steps and creation time."""
         old = self._runs.get(run.run_id)
+        if old is not previous:  # created or taken by someone else since it was loaded
+            return False
         self._runs[run.run_id] = replace(
             run, steps=old.steps if old else run.steps, created_at=old.created_at if old else run.created_at
         )
+        return True
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
         """Record the plan."""
@@ -191,6 +220,8 @@ class MemoryStore:
     ) -> None:
         """Record how the run ended."""
         run = self._runs[run_id]
+        if status == "succeeded":  # nothing left to resume: the calls are not needed any more
+            self._calls.pop(run_id, None)
         self._runs[run_id] = replace(
             run,
             status=status,
@@ -232,6 +263,10 @@ def open_store(store: object) -> Store:
         "get_approval",
         "decide",
         "pending_approvals",
+        "approval_for",
+        "put_call",
+        "save_call",
+        "calls",
     )
     missing = [name for name in needed if not callable(getattr(store, name, None))]
     if missing:

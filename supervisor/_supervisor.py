@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,6 +51,7 @@ from workers._hooks import as_gate
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, supersede_pending
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
+from ._calls import CallRecord, RunJournal, spent
 from ._execute import Execution, StepFailure
 from ._journal import (
     JournalSink,
@@ -70,6 +73,9 @@ __all__ = ["MAX_WORKERS", "Supervisor"]
 
 MAX_WORKERS = 4  # the coordination saturation point
 _RESERVED = ("Planner", "Synthesizer")
+# A run marked running by a process on another machine is taken as alive for this long after its
+# last checkpoint: that process cannot be asked, and its runs may wait on approvals for minutes.
+_FOREIGN_LEASE_S = 3600.0
 
 
 class Supervisor:
@@ -184,7 +190,7 @@ class Supervisor:
         new = run_id is None
         run_id = run_id or uuid.uuid4().hex
         task = asyncio.current_task()
-        record = await self._claim(run_id, new, task)
+        record, calls = await self._claim(run_id, new, task)
         if record is not None and record.status == "succeeded":
             self._running.pop(run_id, None)
             return stored_result(
@@ -195,27 +201,28 @@ class Supervisor:
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
         try:
-            plan = self._resume(run_id, goal, plan, record, ctx, execution)
+            plan = self._resume(run_id, goal, plan, record, calls, ctx, execution)
+            started = RunRecord(
+                run_id,
+                goal,
+                "running",
+                plan_data(plan, execution.version) if plan else None,
+                tuple(self.workers),
+                usage_data(ctx.usage.total),
+                owner=f"{socket.gethostname()}:{os.getpid()}",
+                epoch=execution.epoch,
+            )
+            if not await self._store.start(started, record):
+                raise ResumeError(run_id, "another process started or took it up at the same moment")
         except BaseException:
             self._running.pop(run_id, None)
             raise
         execution.on_finished = lambda result: self._store.save_step(
             run_id, step_record(result), usage_data(ctx.usage.total)
         )
-        started = RunRecord(
-            run_id,
-            goal,
-            "running",
-            plan_data(plan) if plan else None,
-            tuple(self.workers),
-            usage_data(ctx.usage.total),
-        )
         deadline = asyncio.timeout(self.budget.deadline_s)
         outcome: RunResult | BaseException | None = None
         try:
-            if record is not None:
-                await supersede_pending(self._store, run_id)
-            await self._store.start(started)
             async with deadline:
                 outcome = await self._plan_and_execute(goal, plan, ctx, execution)
                 return outcome
@@ -245,17 +252,26 @@ class Supervisor:
             if isinstance(outcome, AgentError):
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
-            await self._record_end(run_id, outcome, ctx)
+            await self._record_end(run_id, outcome, ctx, record is not None)
             await ctx.aclose()
 
-    async def _claim(self, run_id: str, new: bool, task: asyncio.Task[Any] | None) -> RunRecord | None:
+    async def _claim(
+        self, run_id: str, new: bool, task: asyncio.Task[Any] | None
+    ) -> tuple[RunRecord | None, list[CallRecord]]:
         """Mark the run as running here before the first await, then read what the store has."""
         if run_id in self._running:
             raise ResumeError(run_id, "it is already running in this process")
         if task is not None:
             self._running[run_id] = task
         try:
-            return None if new else await self._store.load(run_id)  # a fresh id cannot be in the store
+            if new:  # a fresh id cannot be in the store
+                return None, []
+            record = await self._store.load(run_id)
+            if record is None or record.status == "succeeded":
+                return record, []
+            if record.status == "running" and _owner_alive(record):
+                raise ResumeError(run_id, f"it is running in another process ({record.owner})")
+            return record, await self._store.calls(run_id)
         except BaseException:
             self._running.pop(run_id, None)
             raise
@@ -266,11 +282,19 @@ class Supervisor:
         goal: str | None,
         plan: Plan | None,
         record: RunRecord | None,
+        calls: list[CallRecord],
         ctx: RunContext,
         execution: Execution,
     ) -> Plan | None:
-        """Take up an unfinished run: its finished steps, its plan, its usage so far."""
+        """Take up an unfinished run: its finished steps, its plan, its usage, its journal.
+
+        A run whose process died goes on where it stopped: its recorded calls are replayed. A run
+        that ended (failed or aborted) starts a new epoch: its finished steps are kept and the
+        rest starts over, since replaying the calls that led to the failure would only repeat it.
+        """
+        ctx.journal = RunJournal(self._store, run_id)
         if record is None:
+            execution.version = 1 if plan is not None else 0
             return plan
         if record.goal != goal:
             raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
@@ -281,17 +305,24 @@ class Supervisor:
         if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
             raise ResumeError(run_id, "its plan no longer matches the plan given")
         execution.done.update(restore_steps(run_id, record.steps, self.workers))
-        ctx.usage.total = spent = usage_from(record.usage)
+        execution.epoch = record.epoch + (record.status != "running")
+        execution.version = record.plan.get("version", 1) if record.plan else 0
+        prefix = f"{execution.epoch}."
+        ctx.journal = RunJournal(self._store, run_id, (c for c in calls if c.key.startswith(prefix)))
+        # Every recorded call was paid for, replayed or not.
+        ctx.usage.total = used = spent(calls) or usage_from(record.usage)
         if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
-            ctx.guard.spent_tokens = spent.input_tokens + spent.output_tokens
-            ctx.guard.spent_usd = spent.known_cost_usd
+            ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
+            ctx.guard.spent_usd = used.known_cost_usd
         return plan or stored
 
     async def _record_end(
-        self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext
+        self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext, resumed: bool
     ) -> None:
         usage = usage_data(ctx.usage.total)
         try:
+            if resumed or (isinstance(self._gate, StoreGate) and self._gate.asked(run_id)):
+                await supersede_pending(self._store, run_id)  # nobody waits on them any more
             if isinstance(outcome, RunResult):
                 await self._store.finish(run_id, "succeeded", usage, serialize_result(outcome.output), None)
             else:
@@ -361,7 +392,7 @@ class Supervisor:
     ) -> RunResult:
         if plan is None:
             assert goal is not None
-            plan = await self._make_plan(goal, ctx, {}, None)
+            plan = await self._make_plan(goal, ctx, execution, None)
         replans = 0
         while (failure := await execution.run(plan)) is not None:
             if goal is None or replans >= self.max_replans:
@@ -369,8 +400,8 @@ class Supervisor:
                     failure.step.id, failure.worker, failure.attempts, failure.error, run_id=ctx.run_id
                 ) from failure.error
             replans += 1
-            plan = await self._make_plan(goal, ctx, execution.done, failure)
-        output = await self._answer(goal, plan, execution.done, ctx)
+            plan = await self._make_plan(goal, ctx, execution, failure)
+        output = await self._answer(goal, plan, execution.done, execution.scoped("answer"))
         usage = ctx.usage
         assert ctx.run_id is not None
         return RunResult(
@@ -378,16 +409,19 @@ class Supervisor:
         )
 
     async def _make_plan(
-        self, goal: str, ctx: RunContext, done: Mapping[str, StepResult], failure: StepFailure | None
+        self, goal: str, ctx: RunContext, execution: Execution, failure: StepFailure | None
     ) -> Plan:
+        done = execution.done
         if done or self._planner is None:
             planner = planner_class(self.workers, self.model, self.budget.max_steps, self.max_replans, done)
             if not done:
                 self._planner = planner  # the common case, built once: no schema work per run
         else:
             planner = self._planner
-        plan = await make_plan(planner, goal, ctx, done, failure)
-        await self._store.save_plan(ctx.run_id or "", plan_data(plan))
+        version = execution.version + 1
+        plan = await make_plan(planner, goal, execution.scoped(f"plan{version}"), done, failure)
+        execution.version = version
+        await self._store.save_plan(ctx.run_id or "", plan_data(plan, version))
         steps = tuple((s.id, s.worker, tuple(s.depends_on), s.reason) for s in plan.steps)
         ctx.events.emit(PlanEvent(1 if failure is None else 2, steps, plan.reasoning))
         return plan
@@ -398,3 +432,21 @@ class Supervisor:
         if self._synthesizer is None:
             self._synthesizer = synthesizer_class(self.model, self.output)
         return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
+
+
+def _owner_alive(record: RunRecord) -> bool:
+    """Whether the process that marked the run running may still be running it."""
+    host, _, pid = (record.owner or "").rpartition(":")
+    if not host or not pid.isdigit():
+        return False  # written before runs had owners
+    if host != socket.gethostname():
+        return time.time() - record.updated_at < _FOREIGN_LEASE_S
+    if int(pid) == os.getpid():
+        return False  # this process: the run is not in `_running`, so nothing here runs it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True

@@ -14,7 +14,8 @@ import pytest
 
 from supervisor import Decision, Plan, RunAborted, Step, Supervisor, TerminalApprover
 from supervisor._approvals import ApprovalRecord
-from supervisor._sqlite import _MIGRATIONS, SQLiteStore
+from supervisor._sqlite import SQLiteStore
+from supervisor._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tools import tool
 from workers import ApprovalRequest, Worker
 from workers.testing import ScriptedModel, reply
@@ -152,14 +153,17 @@ async def test_terminal_approver_without_a_terminal_denies_rather_than_guess() -
 def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
-        db.executescript(_MIGRATIONS[0])
+        db.executescript(MIGRATIONS[0])
         db.execute("INSERT INTO foreman_meta VALUES ('app', 'foreman'), ('schema_version', '1')")
         db.execute("INSERT INTO runs VALUES ('old', 'g', 'succeeded', NULL, '[]', '{}', NULL, NULL, 0, 0)")
     store = SQLiteStore(path)
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone() == ("2",)
-        assert db.execute("SELECT run_id FROM runs").fetchall() == [("old",)]
+        assert db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+        assert db.execute("SELECT run_id, owner, epoch FROM runs").fetchall() == [("old", None, 0)]
         assert db.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM calls").fetchone() == (0,)
     del store
 
 
@@ -297,8 +301,8 @@ async def test_resuming_a_run_supersedes_the_approvals_its_dead_process_left(tmp
     reader = SQLiteStore(path)
     old = await reader.get_approval("old")
     assert old is not None and (old.status, old.decision_reason) == (
-        "expired",
-        "superseded: the run was resumed",
+        "superseded",
+        "superseded: the run ended",
     )
     await reader.aclose()
 

@@ -14,6 +14,7 @@ __all__ = [
     "ToolArgumentsError",
     "ToolDefinitionError",
     "ToolError",
+    "ToolInterrupted",
     "ToolTimeoutError",
     "UnknownToolError",
     "WorkerError",
@@ -74,6 +75,31 @@ class UnknownToolError(ToolError):
         )
         self.available = available
         self.attempts = attempts
+
+
+class ToolInterrupted(ToolError):
+    """A tool call started before the process stopped and never finished; it is not run again.
+
+    Raised on resume for a tool that is neither idempotent nor risky: it may or may not have taken
+    effect, and nobody can say which, so the run stops rather than repeat it silently. Check its
+    effect by hand, then start a new run; declare the tool `idempotent=True` (safe to repeat) or
+    `risky=True` (a person decides) to let resume handle it.
+
+    Attributes:
+        arguments: The arguments it was started with (canonical JSON).
+        key: Its place in the run's journal (plan version, step, attempt, worker, turn, call).
+    """
+
+    def __init__(self, tool: str, arguments: str, key: str, *, run_id: str | None = None) -> None:
+        super().__init__(
+            f"tool {tool!r} was started with {excerpt(arguments, 200)} before the process stopped and "
+            "did not finish; it may have taken effect, so it was not run again. Check its effect, then "
+            "start a new run (declare the tool idempotent=True or risky=True to let resume handle it)",
+            tool=tool,
+        )
+        self.arguments = arguments
+        self.key = key
+        self.run_id = run_id
 
 
 class ToolTimeoutError(ToolError):

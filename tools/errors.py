@@ -23,7 +23,9 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     │   ├── ToolArgumentsError      the model's arguments failed the schema after the allowed
     │   │                           repairs (JSON path, bad value, rule, every issue)
     │   ├── UnknownToolError        the model kept calling a tool that does not exist
-    │   └── ToolTimeoutError        the tool kept running past `timeout_s`
+    │   ├── ToolTimeoutError        the tool kept running past `timeout_s`
+    │   └── ToolInterrupted         on resume: a call that started, never finished, and is
+    │                               neither idempotent nor risky, so it is not run again
     ├── RunAborted                  a person aborted the run at an approval
     ├── PlanError                   no valid plan after the re-plans allowed (every issue)
     ├── StepFailed                  a plan step failed after its retries and re-planning
@@ -84,6 +86,7 @@ from ._errors_run import (
     ToolArgumentsError,
     ToolDefinitionError,
     ToolError,
+    ToolInterrupted,
     ToolTimeoutError,
     UnknownToolError,
     WorkerError,
@@ -127,6 +130,7 @@ __all__ = [
     "ToolArgumentsError",
     "ToolDefinitionError",
     "ToolError",
+    "ToolInterrupted",
     "ToolTimeoutError",
     "UnknownToolError",
     "RunAborted",

@@ -25,6 +25,7 @@ from tools.errors import (
     RunAborted,
     StreamInterrupted,
     ToolArgumentsError,
+    ToolInterrupted,
     ToolTimeoutError,
     UnknownToolError,
     WorkerError,
@@ -48,6 +49,7 @@ from ._events import (
     RepairEvent,
     StepEvent,
     ToolCallEvent,
+    ToolStatus,
 )
 from ._handoff import Handoff
 from ._hooks import ApprovalRequest, Approver, Decision, ModelCallGuard, ToolGate
@@ -66,6 +68,7 @@ from ._model import (
 from ._openai import OpenAIModel
 from ._prices import BUILTIN_PRICES, Price, PriceTable
 from ._ratelimit import RateLimit, RateLimits
+from ._replay import CallJournal, ToolRecord
 from ._resolve import model_id, resolve_model
 from ._retry import Breaker, Breakers, RetryPolicy, call_model
 from ._tokens import estimate_prompt_tokens, estimate_tokens, worst_case_prompt_tokens
@@ -84,6 +87,7 @@ __all__ = [
     "BreakerEvent",
     "Breakers",
     "BudgetEvent",
+    "CallJournal",
     "Decision",
     "Event",
     "EventSink",
@@ -136,8 +140,11 @@ __all__ = [
     "ToolCallPart",
     "ToolChoice",
     "ToolGate",
+    "ToolRecord",
     "ToolResultPart",
     "ToolSpec",
+    "ToolStatus",
+    "ToolInterrupted",
     "ToolTimeoutError",
     "UnknownToolError",
     "Usage",

@@ -11,6 +11,7 @@ from ._hooks import DenyAllGate, ModelCallGuard, NoGuard, ToolGate
 from ._model import Model
 from ._prices import PriceTable
 from ._ratelimit import RateLimits
+from ._replay import CallJournal
 from ._resolve import resolve_model
 from ._retry import Breakers, RetryPolicy
 from ._usage import UsageLedger
@@ -34,6 +35,9 @@ class RunContext:
         breakers: Circuit breakers per model (None: no breaker).
         max_turns: A cap on every worker's `max_turns` (the budget's max_turns_per_worker).
         workers: The workers of the run by name, for handoffs named by string.
+        journal: Records model and tool calls so a resumed run replays them (None: not kept).
+        scope: Where in the run the worker runs (plan version, step, attempt, handoff); the
+            journal's keys start with it.
     """
 
     run_id: str | None = None
@@ -47,6 +51,8 @@ class RunContext:
     breakers: Breakers | None = None
     max_turns: int | None = None
     workers: Mapping[str, Any] = field(default_factory=dict)
+    journal: CallJournal | None = None
+    scope: str = ""
     _models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def model(self, spec: str | Model) -> Model:

@@ -44,6 +44,8 @@ class ApprovalRequest:
         call_id: The model's id for this call.
         reason: What the model said in the turn it made the call (its stated reason).
         schema: The tool's JSON Schema, so an edit can be checked where it is made.
+        key: The call's place in the run's journal ("" when the run keeps none): a store gate
+            finds its earlier request by it, so a decision outlives the process that asked.
     """
 
     run_id: str | None
@@ -53,6 +55,7 @@ class ApprovalRequest:
     call_id: str = ""
     reason: str = ""
     schema: Mapping[str, Any] = field(default_factory=dict)
+    key: str = ""
 
     def __str__(self) -> str:
         return f"{self.worker} wants to call {self.tool}({excerpt(dict(self.arguments), 200)})"

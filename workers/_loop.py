@@ -60,6 +60,7 @@ class _Turns:
         self.max_tokens = cls.max_tokens
         self.output_limit = cls.max_tokens
         self.last_calls: list[tuple[str, str]] = []
+        self.key = ""  # the journal key of the current turn
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
         clash = sorted(set(self.handoffs) & set(cls._plan.tools))
         if clash:
@@ -89,7 +90,14 @@ class _Turns:
             max_result_chars=cls.max_result_chars,
         )
 
-    async def call(self, model: Any, mid: str) -> ModelResponse:
+    async def call(self, model: Any, mid: str, turn: int) -> ModelResponse:
+        journal = self.ctx.journal
+        if journal is not None:
+            self.key = key = f"{self.ctx.scope}/{self.name}/{turn}"
+            recorded = journal.response(key)
+            if recorded is not None:  # a resumed run: the run's total already counts this call
+                self.usage = self.usage + recorded.usage
+                return recorded
         base = self.base  # built field by field: dataclasses.replace costs more than the rest of a turn
         request = ModelRequest(
             messages=tuple(self.messages),
@@ -114,6 +122,8 @@ class _Turns:
             self.ctx.guard.after_model_call(self.name, mid, request, None)
             raise
         self.ctx.guard.after_model_call(self.name, mid, request, response)
+        if journal is not None:
+            journal.save_response(self.key, response)
         self.usage = self.usage + response.usage
         self.ctx.usage.record(self.name, response.usage)
         return response
@@ -151,7 +161,7 @@ class _Turns:
         if calls:
             self.last_calls.extend((c.name, c.raw_arguments) for c in calls)
             self.messages.append(response.message)
-            answered = await self.runner.run_turn(calls, reason=response.text)
+            answered = await self.runner.run_turn(calls, reason=response.text, key=self.key)
             self.messages.append(UserMessage(answered))
             return None
         value, errors = self.plan.from_text(response.text)
@@ -255,7 +265,7 @@ async def run_loop(
     turns.output_limit = max(output_limit(mid), cls.max_tokens)
     max_turns = min(cls.max_turns, ctx.max_turns) if ctx.max_turns else cls.max_turns
     for turn in range(1, max_turns + 1):
-        finished = await turns.handle(await turns.call(model, mid))
+        finished = await turns.handle(await turns.call(model, mid, turn))
         if finished is not None:
             messages = tuple(turns.messages)
             return WorkerResult(worker.name, finished.output, turns.usage, turn, messages, finished.handoff)

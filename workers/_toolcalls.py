@@ -20,6 +20,7 @@ from tools.errors import (
     LoopDetected,
     RunAborted,
     ToolArgumentsError,
+    ToolInterrupted,
     ToolTimeoutError,
     UnknownToolError,
     excerpt,
@@ -29,6 +30,7 @@ from ._context import RunContext
 from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
 from ._hooks import ApprovalRequest
 from ._messages import ToolCallPart, ToolResultPart
+from ._replay import ToolRecord
 
 __all__ = ["ToolRunner"]
 
@@ -46,6 +48,8 @@ class _Prepared:
     result: ToolResultPart | None = None
     status: ToolStatus | None = None
     issues: list[Issue] = field(default_factory=list)
+    key: str = ""  # the journal key ("" when the run keeps no journal)
+    starts: int = 0  # earlier starts that never finished (a resumed run)
 
 
 def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
@@ -98,10 +102,18 @@ class ToolRunner:
         self._unknown = 0
         self._seen: Counter[tuple[str, str]] = Counter()
 
-    async def run_turn(self, calls: Sequence[ToolCallPart], reason: str) -> tuple[ToolResultPart, ...]:
-        """Answer every call of one model turn, in call order."""
+    async def run_turn(
+        self, calls: Sequence[ToolCallPart], reason: str, key: str = ""
+    ) -> tuple[ToolResultPart, ...]:
+        """Answer every call of one model turn, in call order; `key` is the turn's journal key."""
         prepared = [self._prepare(call) for call in calls]
         self._check_bounds(prepared)
+        journal = self.ctx.journal
+        if journal is not None and key:
+            for index, item in enumerate(prepared):
+                if item.result is None and item.tool is not None:
+                    item.key = f"{key}/{index}"
+                    self._recall(item, item.tool, journal.tool(item.key))
         for item in prepared:
             if item.result is None and item.tool is not None and item.tool.risky:
                 await self._approve(item, item.tool, reason)
@@ -142,6 +154,26 @@ class ToolRunner:
             raise LoopDetected(self.worker, call.name, key[1], self._seen[key])
         return item
 
+    def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
+        """Take up what a resumed run's journal says of this call."""
+        if record is None:
+            return
+        if record.state == "finished" and record.result is not None:
+            item.result, item.status = record.result, record.status or "ok"
+            self._emit(
+                item.call, item.status, 0.0, len(record.result.content), "recorded result (resumed run)"
+            )
+            return
+        # Started, never finished: it may or may not have taken effect.
+        item.starts = record.starts
+        if not tool.idempotent and not tool.risky:
+            raise ToolInterrupted(tool.name, record.arguments_json, item.key, run_id=self.ctx.run_id)
+        arguments, issues = parse_arguments_text(record.arguments_json)
+        if isinstance(arguments, dict) and not issues:  # what ran, a person's edit included
+            kwargs, _ = tool.validated(arguments)
+            if kwargs is not None:
+                item.kwargs, item.arguments = kwargs, arguments
+
     def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
         """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
         invalid = {i.call.name: i for i in prepared if i.status == "invalid"}
@@ -175,8 +207,15 @@ class ToolRunner:
         call = item.call
         # The person approves exactly what will run: the validated arguments, not the raw call.
         arguments = dict(item.arguments or {})
+        key = item.key
+        if item.starts:  # asked again, under a key of its own: the earlier approval was used
+            key = f"{key}@{item.starts}"
+            reason = (
+                "This call was started before the process stopped and did not finish: it may already "
+                "have taken effect. Approve only to run it again.\n\n" + reason
+            )
         request = ApprovalRequest(
-            self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters
+            self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters, key
         )
         started = time.monotonic()
         decision = await self.ctx.gate.review(request)
@@ -203,6 +242,11 @@ class ToolRunner:
 
     async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
+        journal = self.ctx.journal if item.key else None
+        durable = not tool.idempotent  # its start and end are committed: a kill never hides a run
+        arguments_json = _canonical(item.arguments or {})
+        if journal is not None and durable:
+            await journal.tool_started(item.key, call, arguments_json, durable=True)
         started = time.monotonic()
         status: ToolStatus = "ok"
         deadline = asyncio.timeout(tool.timeout_s)
@@ -224,6 +268,8 @@ class ToolRunner:
         else:
             text = truncate_result(serialize_result(value), self.max_result_chars) or "(empty result)"
         item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
+        if journal is not None:
+            await journal.tool_finished(item.key, call, arguments_json, item.result, status, durable=durable)
         self._emit(
             call,
             status,

@@ -1,0 +1,97 @@
+"""The SQLite store's schema: its migrations, and the check that a file is ours and not newer.
+
+Schema 1: runs, finished steps, trace events. 2: the approval queue. 3: the call journal (model
+responses and tool calls inside a step), each run's owner and epoch, and each approval's call key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tools.errors import StoreError
+
+__all__ = ["APP", "MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+
+SCHEMA_VERSION = 3
+APP = "foreman"
+# MIGRATIONS[n] brings a store from schema n to n + 1.
+MIGRATIONS = [
+    """
+    CREATE TABLE foreman_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, goal TEXT, status TEXT NOT NULL, plan TEXT, workers TEXT NOT NULL,
+        usage TEXT NOT NULL, output TEXT, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(run_id), step_id TEXT NOT NULL, worker TEXT NOT NULL,
+        output TEXT NOT NULL, usage TEXT NOT NULL, attempts INTEGER NOT NULL, finished_at REAL NOT NULL,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+        at REAL NOT NULL, body TEXT NOT NULL
+    );
+    CREATE INDEX events_by_run ON events (run_id, seq);
+    """,
+    """
+    CREATE TABLE approvals (
+        approval_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, worker TEXT NOT NULL, tool TEXT NOT NULL,
+        call_id TEXT NOT NULL, arguments TEXT NOT NULL, schema TEXT NOT NULL, reason TEXT NOT NULL,
+        created_at REAL NOT NULL, expires_at REAL NOT NULL, status TEXT NOT NULL,
+        decision_reason TEXT, edited_arguments TEXT, decided_by TEXT, decided_at REAL
+    );
+    CREATE INDEX approvals_pending ON approvals (status, created_at);
+    """,
+    """
+    CREATE TABLE calls (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, key TEXT NOT NULL,
+        kind TEXT NOT NULL, body TEXT NOT NULL, at REAL NOT NULL, UNIQUE (run_id, key)
+    );
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE approvals ADD COLUMN call_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX approvals_by_key ON approvals (run_id, call_key);
+    """,
+]
+
+
+def schema_version(path: Path) -> int:
+    """The file's schema version (0 for a new or empty file); StoreError when it is not ours."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return 0
+            if "foreman_meta" not in tables:
+                raise StoreError(
+                    str(path), f"not a {APP} store (it has other tables: {', '.join(sorted(tables))})"
+                )
+            meta = dict(db.execute("SELECT key, value FROM foreman_meta"))
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(str(path), f"not an SQLite database ({exc})") from None
+    if meta.get("app") != APP:
+        raise StoreError(str(path), f"not a {APP} store (app is {meta.get('app')!r})")
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            str(path), f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})"
+        )
+    return version
+
+
+def migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring the store open on `db` from schema `version` to the current one, in one transaction."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for script in MIGRATIONS[version:]:
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+        db.execute("INSERT OR REPLACE INTO foreman_meta VALUES ('app', ?)", (APP,))
+        db.execute("INSERT OR REPLACE INTO foreman_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        db.execute("COMMIT")
+    except Exception:
+        db.execute("ROLLBACK")
+        raise

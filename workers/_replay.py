@@ -1,0 +1,82 @@
+"""The call journal: what a worker needs to resume inside a step after its process died.
+
+The supervisor implements `CallJournal` on its store and puts it in the run's context, with a
+scope naming where the worker runs (plan version, step, attempt, handoff). The turn loop keys
+every model call by scope, worker and turn, and every tool call by that plus its place in the
+turn. On a resumed run, a recorded response is used instead of calling the model again, so the
+conversation, and with it every tool call id, comes out as it was; a finished tool call gives
+back its recorded result. A tool call that started and never finished is handled by the tool's
+declaration: idempotent tools run again, risky ones go back to a person, others fail clearly
+(`ToolInterrupted`).
+
+Durability: a tool that is not idempotent runs only after its start is committed, and its result
+is committed before the worker goes on, so a kill at any moment leaves a record that says what
+happened. Model responses and idempotent results are queued (committed within milliseconds,
+with the next checkpoint at the latest): losing one costs a repeated call, never a repeated
+side effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ._events import ToolStatus
+from ._messages import ToolCallPart, ToolResultPart
+from ._model import ModelResponse
+
+__all__ = ["CallJournal", "ToolRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRecord:
+    """A tool call as journaled.
+
+    Attributes:
+        tool: The tool's name.
+        state: "started" (it may or may not have taken effect) or "finished".
+        starts: How many times it was started (a re-run after an interruption counts again).
+        arguments_json: The arguments it ran with, as canonical JSON.
+        result: The result the model got, once finished.
+        status: How it finished ("ok", "error", "timeout"), once finished.
+    """
+
+    tool: str
+    state: Literal["started", "finished"]
+    starts: int
+    arguments_json: str
+    result: ToolResultPart | None = None
+    status: ToolStatus | None = None
+
+
+class CallJournal(Protocol):
+    """Where a run's model and tool calls are recorded, and found again on resume."""
+
+    def response(self, key: str) -> ModelResponse | None:
+        """The response recorded under `key`, or None (then the model is called)."""
+        ...
+
+    def save_response(self, key: str, response: ModelResponse) -> None:
+        """Record a response (queued: committed before any later durable write)."""
+        ...
+
+    def tool(self, key: str) -> ToolRecord | None:
+        """The tool call recorded under `key`, or None."""
+        ...
+
+    async def tool_started(self, key: str, call: ToolCallPart, arguments_json: str, *, durable: bool) -> None:
+        """Record that a tool call starts; when `durable`, return only once it is committed."""
+        ...
+
+    async def tool_finished(
+        self,
+        key: str,
+        call: ToolCallPart,
+        arguments_json: str,
+        result: ToolResultPart,
+        status: ToolStatus,
+        *,
+        durable: bool,
+    ) -> None:
+        """Record a finished tool call and the result the model gets."""
+        ...
