@@ -51,8 +51,8 @@ class CallRecord:
 class CallStore(Protocol):
     """What the journal needs from a store."""
 
-    def put_call(self, run_id: str, record: CallRecord) -> None:
-        """Queue a record (committed within milliseconds, before any later checkpoint)."""
+    def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
+        """Queue a record: committed with the next checkpoint, or within milliseconds with `now`."""
         ...
 
     async def save_call(self, run_id: str, record: CallRecord) -> None:
@@ -112,16 +112,18 @@ class RunJournal:
         arguments_json: str,
         result: ToolResultPart,
         status: ToolStatus,
+        duration_s: float,
         *,
         durable: bool,
     ) -> None:
-        """Record the result the model gets; committed before the worker goes on when `durable`."""
+        """Record the result the model gets; when `durable`, handed to the writer at once.
+
+        Not waited for: if a kill lost it, the call would look interrupted on resume, which fails
+        clearly (or asks a person again); it is never silently run again.
+        """
         starts = self._starts.pop(key, 1)
-        record = CallRecord(key, ToolRecord(call.name, "finished", starts, arguments_json, result, status))
-        if durable:
-            await self._store.save_call(self._run_id, record)
-        else:
-            self._store.put_call(self._run_id, record)
+        tool = ToolRecord(call.name, "finished", starts, arguments_json, result, status, duration_s)
+        self._store.put_call(self._run_id, CallRecord(key, tool), now=durable)
 
 
 def spent(records: Iterable[CallRecord]) -> Usage | None:
@@ -134,81 +136,89 @@ def spent(records: Iterable[CallRecord]) -> Usage | None:
 
 
 # --- the JSON of a record ---------------------------------------------------------------------
+# Positional arrays: a record is written for every model call, and keys cost as much to encode
+# as the values. The first element is the format's version.
 
-
-def _part(part: Any) -> dict[str, Any]:
-    if isinstance(part, ToolCallPart):
-        return {
-            "kind": "tool_call",
-            "id": part.id,
-            "name": part.name,
-            "raw_arguments": part.raw_arguments,
-            "arguments": None if part.arguments is None else dict(part.arguments),
-            "truncated": part.truncated,
-        }
-    return {"kind": "text", "text": part.text}
+_FORMAT = 1
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps builds one per call
 
 
 def call_json(value: ModelResponse | ToolRecord) -> tuple[str, str]:
     """The record's kind ("model" or "tool") and its JSON."""
     if isinstance(value, ModelResponse):
-        body: dict[str, Any] = {
-            "parts": [_part(p) for p in value.parts],
-            "stop_reason": value.stop_reason,
-            "usage": usage_data(value.usage),
-            "provider": value.provider,
-            "model": value.model,
-            "request_id": value.request_id,
-            "latency_s": value.latency_s,
-            "first_token_s": value.first_token_s,
-            "refusal": value.refusal,
-            "raw_stop_reason": value.raw_stop_reason,
-        }
-        return "model", json.dumps(body, separators=(",", ":"), default=str)
+        u = value.usage
+        body: list[Any] = [
+            _FORMAT,
+            [
+                [p.id, p.name, p.raw_arguments, p.truncated] if isinstance(p, ToolCallPart) else p.text
+                for p in value.parts
+            ],
+            value.stop_reason,
+            [
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                u.requests,
+                u.retries,
+                u.known_cost_usd,
+                u.unpriced_requests,
+            ],
+            value.provider,
+            value.model,
+            value.request_id,
+            value.latency_s,
+            value.first_token_s,
+            value.refusal,
+            value.raw_stop_reason,
+        ]
+        return "model", _ENCODE(body)
     result = value.result
-    body = {
-        "tool": value.tool,
-        "state": value.state,
-        "starts": value.starts,
-        "arguments": value.arguments_json,
-        "status": value.status,
-        "result": None
-        if result is None
-        else {"call_id": result.call_id, "content": result.content, "is_error": result.is_error},
-    }
-    return "tool", json.dumps(body, separators=(",", ":"))
+    answer = None if result is None else [result.call_id, result.content, result.is_error]
+    body = [
+        _FORMAT,
+        value.tool,
+        value.state,
+        value.starts,
+        value.arguments_json,
+        value.status,
+        answer,
+        value.duration_s,
+    ]
+    return "tool", _ENCODE(body)
+
+
+def _call_part(data: Any) -> TextPart | ToolCallPart:
+    if isinstance(data, str):
+        return TextPart(data)
+    call_id, name, raw, truncated = data
+    arguments = None
+    if not truncated:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        arguments = parsed if isinstance(parsed, dict) else None
+    return ToolCallPart(call_id, name, raw, arguments, truncated)
 
 
 def call_from_json(kind: str, text: str) -> ModelResponse | ToolRecord:
     """A record from its kind and JSON."""
-    data: Mapping[str, Any] = json.loads(text)
+    data = json.loads(text)
     if kind == "model":
-        parts = tuple(
-            ToolCallPart(p["id"], p["name"], p["raw_arguments"], p["arguments"], p["truncated"])
-            if p["kind"] == "tool_call"
-            else TextPart(p["text"])
-            for p in data["parts"]
-        )
+        _, parts, stop, usage, provider, model, request_id, latency, first, refusal, raw_stop = data
         return ModelResponse(
-            parts,
-            data["stop_reason"],
-            usage_from(data["usage"]),
-            data["provider"],
-            data["model"],
-            data["request_id"],
-            data["latency_s"],
-            data["first_token_s"],
-            data["refusal"],
-            data["raw_stop_reason"],
+            tuple(_call_part(p) for p in parts),
+            stop,
+            Usage(*usage),
+            provider,
+            model,
+            request_id,
+            latency,
+            first,
+            refusal,
+            raw_stop,
         )
-    result = data["result"]
-    return ToolRecord(
-        data["tool"],
-        data["state"],
-        data["starts"],
-        data["arguments"],
-        None
-        if result is None
-        else ToolResultPart(result["call_id"], data["tool"], result["content"], result["is_error"]),
-        data["status"],
-    )
+    _, tool, state, starts, arguments, status, answer, duration = data
+    result = None if answer is None else ToolResultPart(answer[0], tool, answer[1], answer[2])
+    return ToolRecord(tool, state, starts, arguments, result, status, duration)

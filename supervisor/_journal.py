@@ -14,7 +14,7 @@ from typing import Any
 
 from tools import serialize_result
 from tools.errors import ResumeError
-from workers import Event, EventSink, Worker
+from workers import Event, EventSink, ToolCallEvent, Worker
 
 from ._calls import usage_data, usage_from
 from ._plan import Plan, Step
@@ -103,19 +103,33 @@ def restore_steps(
     return restored
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def event_data(value: Any) -> Any:
     """An event as JSON-able data, field by field (dataclasses.asdict deep-copies: too slow here)."""
     fields = getattr(type(value), "__dataclass_fields__", None)
     if fields is not None:
-        return {name: event_data(getattr(value, name)) for name in fields}
+        data = {}
+        for name in fields:
+            item = getattr(value, name)
+            data[name] = item if item.__class__ in _SCALARS else event_data(item)
+        return data
     if isinstance(value, tuple | list):
-        return [event_data(v) for v in value]
+        return [v if v.__class__ in _SCALARS else event_data(v) for v in value]
     return value
+
+
+# Built once: json.dumps with any option builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def event_json(event: Event) -> str:
     """One event as the JSON the trace stores."""
-    return json.dumps(event_data(event), default=str, separators=(",", ":"))
+    return _ENCODE(event_data(event))
+
+
+_JOURNALED = frozenset({"ok", "error", "timeout"})  # tool calls that ran: the call journal has them
 
 
 class JournalSink:
@@ -129,8 +143,15 @@ class JournalSink:
         self._run_id = run_id
 
     def emit(self, event: Event) -> None:
-        """Pass the event on, and journal it (the store serialises it off the event loop)."""
+        """Pass the event on, and journal it (the store serialises it off the event loop).
+
+        Nothing is stored twice: the call journal keeps each model response (usage, latency,
+        stop reason, request id) and each tool call that ran (arguments, result, status,
+        duration) under a key naming the step and the worker, so those events are not kept.
+        """
         self._inner.emit(event)
+        if event.kind == "model_call" or (isinstance(event, ToolCallEvent) and event.status in _JOURNALED):
+            return
         self._store.add_events(self._run_id, ((event, time.time()),))
 
 

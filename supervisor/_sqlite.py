@@ -61,6 +61,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._events: list[tuple[str, Any, float]] = []
+        self._calls: list[tuple[str, CallRecord, float]] = []
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
 
@@ -104,9 +105,12 @@ class SQLiteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             error = StoreError(str(self.path), f"write failed: {type(exc).__name__}: {exc}")
+        settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
         for i, (_, _, future, loop) in enumerate(writes):
             if future is not None and loop is not None:
-                loop.call_soon_threadsafe(_settle, future, counts[i] if error is None else 0, error)
+                settled.setdefault(loop, []).append((future, counts[i] if error is None else 0))
+        for loop, futures in settled.items():  # one wake-up of each loop per batch, not per write
+            loop.call_soon_threadsafe(_settle, futures, error)
 
     def _enqueue(self, sql: str, params: Params, future: asyncio.Future[int] | None = None) -> None:
         with self._lock:
@@ -120,7 +124,7 @@ class SQLiteStore:
     async def _checkpoint(self, sql: str, params: Params) -> int:
         """Write and wait until it is committed (with whatever else was queued); the rows changed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._flush_events()  # the events before a checkpoint are committed with it
+        self._flush()  # what was buffered before a checkpoint is committed with it
         self._enqueue(sql, params, future)
         try:
             async with asyncio.timeout(_WRITE_TIMEOUT_S):  # bounded, even if the writer were stuck
@@ -171,30 +175,35 @@ class SQLiteStore:
         return await self._checkpoint(sql, params) == 1
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
-        """Record the plan."""
-        await self._checkpoint(
+        """Record the plan (committed within milliseconds, before any later checkpoint).
+
+        Not waited for: if it were lost, the resumed run would plan again from the planner's
+        journaled response, without calling the model.
+        """
+        self._write_soon(
             "UPDATE runs SET plan = ?, updated_at = ? WHERE run_id = ?",
             (json.dumps(plan), time.time(), run_id),
         )
 
     async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
-        """Record a finished step and the run's usage so far; both committed when this returns."""
-        usage_json, step_usage = json.dumps(dict(usage)), json.dumps(dict(step.usage))
+        """Record a finished step and the run's usage so far (committed within milliseconds).
+
+        Not waited for: if it were lost, the resumed run would replay the step from its
+        journaled calls, calling no model and no tool again.
+        """
         row = (
             run_id,
             step.step_id,
             step.worker,
             step.output_json,
-            step_usage,
+            json.dumps(dict(step.usage)),
             step.attempts,
             step.finished_at,
         )
-        await asyncio.gather(
-            self._checkpoint("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row),
-            self._checkpoint(
-                "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
-                (usage_json, time.time(), run_id),
-            ),
+        self._write_soon("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        self._write_soon(
+            "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
+            (json.dumps(dict(usage)), time.time(), run_id),
         )
 
     async def finish(
@@ -215,24 +224,36 @@ class SQLiteStore:
         """Buffer trace events; they go to the writer thread in batches, serialised there."""
         self._events.extend((run_id, event, at) for event, at in events)
         if len(self._events) >= _EVENT_BATCH:
-            self._flush_events()
+            self._flush()
 
-    def put_call(self, run_id: str, record: CallRecord) -> None:
-        """Queue a journaled call (encoded in the writer thread, committed with the next batch)."""
-        self._enqueue(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
+    def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
+        """Buffer a journaled call, encoded in the writer thread and committed with the next
+        checkpoint; with `now`, hand it (and what is buffered) to the writer at once."""
+        self._calls.append((run_id, record, time.time()))
+        if now or len(self._calls) >= _EVENT_BATCH:
+            self._flush()
 
     async def save_call(self, run_id: str, record: CallRecord) -> None:
-        """Write a journaled call; committed when this returns."""
+        """Write a journaled call (and what was buffered before it); committed when this returns."""
         await self._checkpoint(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
         rows = await asyncio.to_thread(
-            self._read, "SELECT key, kind, body FROM calls WHERE run_id = ? ORDER BY seq", (run_id,)
+            self._read, "SELECT key, kind, body FROM calls WHERE run_id = ? ORDER BY at", (run_id,)
         )
         return [CallRecord(key, call_from_json(kind, body)) for key, kind, body in rows]
 
-    def _flush_events(self) -> None:
+    def _write_soon(self, sql: str, params: Params) -> None:
+        """Hand a write to the writer thread after what is buffered; committed within milliseconds."""
+        self._flush()
+        self._enqueue(sql, params)
+
+    def _flush(self) -> None:
+        """Hand the buffered calls and events to the writer thread, in the order they came."""
+        if self._calls:
+            calls, self._calls = self._calls, []
+            self._enqueue(_CALL_SQL, functools.partial(_call_rows, calls))
         if self._events:
             batch, self._events = self._events, []
             self._enqueue(_EVENT_SQL, functools.partial(_event_rows, batch))
@@ -328,9 +349,7 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Write what is queued, then stop the writer thread."""
-        if self._events:
-            self._enqueue("SELECT 1", ())  # starts the writer if needed
-            self._flush_events()
+        self._flush()
         thread = self._thread
         if thread is not None:
             self._queue.put(_STOP)
@@ -351,13 +370,18 @@ def _call_row(run_id: str, record: CallRecord, at: float) -> tuple[Any, ...]:
     return (run_id, record.key, kind, body, at)
 
 
-def _settle(future: asyncio.Future[int], count: int, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(count)
-    else:
-        future.set_exception(error)
+def _call_rows(batch: list[tuple[str, CallRecord, float]]) -> list[tuple[Any, ...]]:
+    return [_call_row(run_id, record, at) for run_id, record, at in batch]
+
+
+def _settle(futures: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:
+    for future, count in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(count)
+        else:
+            future.set_exception(error)
 
 
 def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:

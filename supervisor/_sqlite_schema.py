@@ -45,9 +45,9 @@ MIGRATIONS = [
     """,
     """
     CREATE TABLE calls (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, key TEXT NOT NULL,
-        kind TEXT NOT NULL, body TEXT NOT NULL, at REAL NOT NULL, UNIQUE (run_id, key)
-    );
+        run_id TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
     ALTER TABLE runs ADD COLUMN owner TEXT;
     ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE approvals ADD COLUMN call_key TEXT NOT NULL DEFAULT '';

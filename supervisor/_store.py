@@ -86,11 +86,13 @@ class Store(ApprovalStore, CallStore, Protocol):
         ...
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
-        """Record the plan the run follows."""
+        """Record the plan the run follows (may be committed after it returns, before any later
+        checkpoint: a lost plan is made again from the planner's journaled response)."""
         ...
 
     async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
-        """Record a finished step and the run's usage so far; durable when this returns."""
+        """Record a finished step and the run's usage so far (may be committed after it returns,
+        before any later checkpoint: a lost step is replayed from its journaled calls)."""
         ...
 
     async def finish(
@@ -131,7 +133,7 @@ class MemoryStore:
         self._approvals: dict[str, ApprovalRecord] = {}
         self._calls: dict[str, dict[str, CallRecord]] = {}
 
-    def put_call(self, run_id: str, record: CallRecord) -> None:
+    def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
         """Keep a journaled call until its run succeeds."""
         self._calls.setdefault(run_id, {})[record.key] = record
 

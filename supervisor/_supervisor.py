@@ -411,7 +411,7 @@ class Supervisor:
     async def _make_plan(
         self, goal: str, ctx: RunContext, execution: Execution, failure: StepFailure | None
     ) -> Plan:
-        done = execution.done
+        done = dict(execution.done)  # a snapshot: the planner class keeps it, and the dict grows
         if done or self._planner is None:
             planner = planner_class(self.workers, self.model, self.budget.max_steps, self.max_replans, done)
             if not done:

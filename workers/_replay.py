@@ -39,6 +39,7 @@ class ToolRecord:
         arguments_json: The arguments it ran with, as canonical JSON.
         result: The result the model got, once finished.
         status: How it finished ("ok", "error", "timeout"), once finished.
+        duration_s: How long it ran, once finished.
     """
 
     tool: str
@@ -47,6 +48,7 @@ class ToolRecord:
     arguments_json: str
     result: ToolResultPart | None = None
     status: ToolStatus | None = None
+    duration_s: float = 0.0
 
 
 class CallJournal(Protocol):
@@ -75,8 +77,10 @@ class CallJournal(Protocol):
         arguments_json: str,
         result: ToolResultPart,
         status: ToolStatus,
+        duration_s: float,
         *,
         durable: bool,
     ) -> None:
-        """Record a finished tool call and the result the model gets."""
+        """Record a finished tool call and the result the model gets (when `durable`, handed to
+        the store at once rather than with the next checkpoint)."""
         ...

@@ -243,7 +243,7 @@ class ToolRunner:
     async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
         journal = self.ctx.journal if item.key else None
-        durable = not tool.idempotent  # its start and end are committed: a kill never hides a run
+        durable = not tool.idempotent  # its start is committed before it runs: a kill never hides a run
         arguments_json = _canonical(item.arguments or {})
         if journal is not None and durable:
             await journal.tool_started(item.key, call, arguments_json, durable=True)
@@ -268,12 +268,15 @@ class ToolRunner:
         else:
             text = truncate_result(serialize_result(value), self.max_result_chars) or "(empty result)"
         item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
+        duration = time.monotonic() - started
         if journal is not None:
-            await journal.tool_finished(item.key, call, arguments_json, item.result, status, durable=durable)
+            await journal.tool_finished(
+                item.key, call, arguments_json, item.result, status, duration, durable=durable
+            )
         self._emit(
             call,
             status,
-            time.monotonic() - started,
+            duration,
             len(text),
             "" if status == "ok" else text,
             item.arguments,
