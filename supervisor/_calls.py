@@ -85,9 +85,9 @@ class RunJournal:
         """The recorded response, once (a replayed turn is not asked for again)."""
         return self._responses.pop(key, None) if self._responses else None
 
-    def save_response(self, key: str, response: ModelResponse) -> None:
-        """Queue the response."""
-        self._store.put_call(self._run_id, CallRecord(key, response))
+    async def save_response(self, key: str, response: ModelResponse) -> None:
+        """Write the response; committed when this returns."""
+        await self._store.save_call(self._run_id, CallRecord(key, response))
 
     def tool(self, key: str) -> ToolRecord | None:
         """The recorded tool call, once."""
@@ -116,14 +116,13 @@ class RunJournal:
         *,
         durable: bool,
     ) -> None:
-        """Record the result the model gets; when `durable`, handed to the writer at once.
-
-        Not waited for: if a kill lost it, the call would look interrupted on resume, which fails
-        clearly (or asks a person again); it is never silently run again.
-        """
+        """Record the result the model gets; committed when this returns when `durable`."""
         starts = self._starts.pop(key, 1)
         tool = ToolRecord(call.name, "finished", starts, arguments_json, result, status, duration_s)
-        self._store.put_call(self._run_id, CallRecord(key, tool), now=durable)
+        if durable:
+            await self._store.save_call(self._run_id, CallRecord(key, tool))
+        else:
+            self._store.put_call(self._run_id, CallRecord(key, tool))
 
 
 def spent(records: Iterable[CallRecord]) -> Usage | None:

@@ -25,6 +25,7 @@ from tools.errors import (
     HandoffError,
     HandoffLoop,
     RunAborted,
+    ToolInterrupted,
     WorkerInputError,
 )
 from workers import Handoff, HandoffEvent, RunContext, StepEvent, Usage, Worker
@@ -35,7 +36,15 @@ from ._result import StepResult
 __all__ = ["Execution", "StepFailure"]
 
 # Errors no retry or re-plan can fix: they end the run.
-_FATAL = (BudgetExceeded, RunAborted, HandoffLoop, HandoffError, ConfigurationError, CircuitOpen)
+_FATAL = (
+    BudgetExceeded,
+    RunAborted,
+    HandoffLoop,
+    HandoffError,
+    ConfigurationError,
+    CircuitOpen,
+    ToolInterrupted,  # a retry would run the call a second time: exactly what it must not do
+)
 _DEFAULT_MAX_HANDOFFS = 10
 
 

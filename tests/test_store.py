@@ -265,7 +265,7 @@ from workers.testing import FunctionModel, reply
 
 SIDE = Path({side!r})
 
-@tool
+@tool(idempotent=True)  # killed half-way, it may run again (tests/test_crash_resume.py has the rest)
 def act(name: str) -> str:
     \"\"\"A side effect, counted in a file; 'boom' kills the process first.\"\"\"
     if name == "boom" and os.environ.get("KILL") == "1":

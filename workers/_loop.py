@@ -123,7 +123,7 @@ class _Turns:
             raise
         self.ctx.guard.after_model_call(self.name, mid, request, response)
         if journal is not None:
-            journal.save_response(self.key, response)
+            await journal.save_response(self.key, response)
         self.usage = self.usage + response.usage
         self.ctx.usage.record(self.name, response.usage)
         return response

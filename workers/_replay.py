@@ -9,11 +9,10 @@ back its recorded result. A tool call that started and never finished is handled
 declaration: idempotent tools run again, risky ones go back to a person, others fail clearly
 (`ToolInterrupted`).
 
-Durability: a tool that is not idempotent runs only after its start is committed, and its result
-is committed before the worker goes on, so a kill at any moment leaves a record that says what
-happened. Model responses and idempotent results are queued (committed within milliseconds,
-with the next checkpoint at the latest): losing one costs a repeated call, never a repeated
-side effect.
+Durability: a model response is committed before the worker acts on it, a tool that is not
+idempotent runs only after its start is committed, and its result is committed before the worker
+goes on, so a kill at any moment leaves a record that says what happened. An idempotent tool's
+result is committed with the next commit: losing it only runs a harmless call again.
 """
 
 from __future__ import annotations
@@ -58,8 +57,8 @@ class CallJournal(Protocol):
         """The response recorded under `key`, or None (then the model is called)."""
         ...
 
-    def save_response(self, key: str, response: ModelResponse) -> None:
-        """Record a response (queued: committed before any later durable write)."""
+    async def save_response(self, key: str, response: ModelResponse) -> None:
+        """Record a response; committed when this returns, before the worker acts on it."""
         ...
 
     def tool(self, key: str) -> ToolRecord | None:
@@ -81,6 +80,6 @@ class CallJournal(Protocol):
         *,
         durable: bool,
     ) -> None:
-        """Record a finished tool call and the result the model gets (when `durable`, handed to
-        the store at once rather than with the next checkpoint)."""
+        """Record a finished tool call and the result the model gets; when `durable`, committed
+        when this returns (else with the next commit)."""
         ...

@@ -1,0 +1,273 @@
+"""A process killed with SIGKILL at each kind of checkpoint, then resumed by a new process.
+
+Promise: nothing finished runs twice. Finished model calls are not sent again, finished tool
+calls give back their recorded results, and a tool call caught half-way is handled by what the
+tool declared: idempotent tools run again, risky ones go back to a person (told it may have run),
+others fail the run clearly. Side effects and model calls are counted in a log file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from supervisor._sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import asyncio, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from supervisor import Supervisor
+from tools import tool
+from tools.errors import AgentError
+from workers import Worker
+from workers.testing import FunctionModel, reply
+
+LOG = Path(os.environ["LOG"])
+KILL = os.environ.get("KILL", "")
+
+
+def log(line):
+    with LOG.open("a") as f:
+        f.write(line + "\\n")
+
+
+def die_at(point):
+    if KILL == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@tool(idempotent=True)
+def fetch(key: str) -> str:
+    \"\"\"Reads a value (safe to repeat).\"\"\"
+    log(f"fetch {{key}}")
+    die_at("in-fetch")
+    return f"value of {{key}}"
+
+
+@tool
+def record(entry: str) -> str:
+    \"\"\"Writes an entry in the books (not safe to repeat).\"\"\"
+    log(f"record {{entry}}")
+    die_at("in-record")
+    return f"recorded {{entry}}"
+
+
+@tool(risky=True)
+def pay(amount: int) -> str:
+    \"\"\"Pays money out.\"\"\"
+    log(f"pay {{amount}}")
+    die_at("in-pay")
+    return f"paid {{amount}}"
+
+
+class Clerk(Worker):
+    \"\"\"Keeps the books.\"\"\"
+
+    model = "openai:gpt-4o"
+    tools = [fetch, record, pay]
+
+
+TURNS = [("fetch", {{"key": "a"}}), ("record", {{"entry": "x"}}), ("pay", {{"amount": 5}})]
+
+
+def clerk(request):
+    turn = sum(1 for m in request.messages if m.kind == "assistant") + 1
+    log(f"model clerk {{turn}}")
+    die_at(f"model:clerk:{{turn}}")
+    if turn <= len(TURNS):
+        name, arguments = TURNS[turn - 1]
+        return reply.tool_call(name, **arguments)
+    return reply.text("books done: " + "; ".join(r.content for r in request.tool_results))
+
+
+def boss(request):
+    if request.tools:  # the planner: its output is a tool
+        log("model planner")
+        die_at("model:planner")
+        step = {{"id": "books", "worker": "Clerk", "input": "do the books", "reason": "it keeps them"}}
+        return reply.output({{"reasoning": "one clerk", "steps": [dict(step, depends_on=[])]}})
+    log("model synthesizer")
+    die_at("model:synthesizer")
+    return reply.text("all done")
+
+
+def approve(request):
+    log(f"asked {{request.tool}} {{'started before' in request.reason}}")
+    return True
+
+
+async def main():
+    approver = None if os.environ.get("APPROVER") == "queue" else approve
+    clerks = [Clerk(model=FunctionModel(clerk))]
+    sup = Supervisor(clerks, model=FunctionModel(boss), store=os.environ["DB"], approver=approver)
+    async with sup:
+        try:
+            result = await sup.run("do the books", run_id="books")
+        except AgentError as error:
+            print("ERR", type(error).__name__, error)
+        else:
+            print("OK", result.output, result.usage.requests)
+
+
+asyncio.run(main())
+"""
+
+
+def _child(tmp_path: Path) -> Path:
+    script = tmp_path / "child.py"
+    if not script.exists():
+        script.write_text(textwrap.dedent(CHILD.format(root=str(ROOT))))
+    return script
+
+
+def _run(tmp_path: Path, kill: str = "", approver: str = "callable") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOG": str(tmp_path / "log"), "DB": str(tmp_path / "runs.db"), "KILL": kill}
+    env["APPROVER"] = approver
+    return subprocess.run(
+        [sys.executable, str(_child(tmp_path))], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def _log(tmp_path: Path) -> list[str]:
+    return (tmp_path / "log").read_text().splitlines()
+
+
+def _killed_then_resumed(tmp_path: Path, kill: str) -> str:
+    killed = _run(tmp_path, kill)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    return resumed.stdout.strip()
+
+
+ONCE = [
+    "model planner",
+    "model clerk 1",
+    "fetch a",
+    "model clerk 2",
+    "record x",
+    "model clerk 3",
+    "asked pay False",
+    "pay 5",
+    "model clerk 4",
+    "model synthesizer",
+]
+
+
+def test_an_uninterrupted_run_does_everything_once(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    assert result.stdout.strip() == "OK all done 6"
+    assert _log(tmp_path) == ONCE
+
+
+@pytest.mark.parametrize(
+    ("kill", "sent_again"),
+    [
+        ("model:planner", "model planner"),
+        ("model:clerk:1", "model clerk 1"),
+        ("model:clerk:3", "model clerk 3"),
+        ("model:synthesizer", "model synthesizer"),
+    ],
+)
+def test_killed_during_a_model_call_resumes_sending_only_that_call_again(
+    tmp_path: Path, kill: str, sent_again: str
+) -> None:
+    assert _killed_then_resumed(tmp_path, kill) == "OK all done 6"
+    log = _log(tmp_path)
+    # The call in flight when the process died had no answer: it is the only one sent twice.
+    assert log.count(sent_again) == 2
+    assert sorted(line for line in log if line != sent_again) == sorted(x for x in ONCE if x != sent_again)
+    assert log.count("record x") == 1 and log.count("pay 5") == 1 and log.count("asked pay False") == 1
+
+
+def test_killed_inside_a_tool_that_is_not_idempotent_fails_clearly_and_does_not_repeat_it(
+    tmp_path: Path,
+) -> None:
+    out = _killed_then_resumed(tmp_path, "in-record")
+    assert out.startswith("ERR ToolInterrupted tool 'record' was started with")
+    assert '{"entry":"x"}' in out and "was not run again" in out
+    assert _log(tmp_path).count("record x") == 1
+    assert "model clerk 3" not in _log(tmp_path)  # the run stopped there
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+
+
+def test_killed_inside_an_idempotent_tool_runs_it_again_and_finishes(tmp_path: Path) -> None:
+    assert _killed_then_resumed(tmp_path, "in-fetch") == "OK all done 6"
+    log = _log(tmp_path)
+    assert log.count("fetch a") == 2  # declared safe to repeat
+    assert log.count("model clerk 1") == 1 and log.count("record x") == 1 and log.count("pay 5") == 1
+
+
+def test_killed_inside_a_risky_tool_asks_the_person_again_saying_it_may_have_run(tmp_path: Path) -> None:
+    assert _killed_then_resumed(tmp_path, "in-pay") == "OK all done 6"
+    log = _log(tmp_path)
+    assert log.count("asked pay False") == 1 and log.count("asked pay True") == 1
+    assert log.count("pay 5") == 2  # the person approved running it again
+    assert log.count("record x") == 1 and log.count("model clerk 3") == 1
+
+
+def test_an_approval_decided_while_the_process_was_dead_applies_on_resume_and_runs_once(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "LOG": str(tmp_path / "log"),
+        "DB": str(tmp_path / "runs.db"),
+        "APPROVER": "queue",
+    }
+    child = subprocess.Popen(
+        [sys.executable, str(_child(tmp_path))], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        pending: list[tuple[str, str]] = []
+        while not pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if (tmp_path / "runs.db").exists():
+                with sqlite3.connect(tmp_path / "runs.db") as db:
+                    try:
+                        pending = db.execute(
+                            "SELECT approval_id, tool FROM approvals WHERE status = 'pending'"
+                        ).fetchall()
+                    except sqlite3.OperationalError:  # the schema is still being written
+                        pending = []
+        assert pending and pending[0][1] == "pay"
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
+    approval_id = pending[0][0]
+
+    async def decide() -> bool:
+        store = SQLiteStore(tmp_path / "runs.db")
+        try:
+            return await store.decide(approval_id, "approved", None, None, "alice")
+        finally:
+            await store.aclose()
+
+    import asyncio
+
+    assert asyncio.run(decide())
+    resumed = _run(tmp_path, approver="queue")
+    assert resumed.stdout.strip() == "OK all done 6", resumed.stderr
+    log = _log(tmp_path)
+    assert log.count("pay 5") == 1 and log.count("record x") == 1 and log.count("model clerk 3") == 1
+    with sqlite3.connect(tmp_path / "runs.db") as db:  # asked once, decided once, never re-filed
+        assert db.execute("SELECT status, decided_by FROM approvals").fetchall() == [("approved", "alice")]
+
+
+def test_a_run_killed_after_an_approved_call_does_not_run_it_or_ask_again(tmp_path: Path) -> None:
+    assert _killed_then_resumed(tmp_path, "model:clerk:4") == "OK all done 6"
+    log = _log(tmp_path)
+    assert log.count("pay 5") == 1 and log.count("asked pay False") == 1 and log.count("model clerk 4") == 2

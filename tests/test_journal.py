@@ -1,0 +1,223 @@
+"""The call journal and the run's owner, in one process: what resume relies on.
+
+Promises: a journaled response comes back exactly as it was; a run another live process is
+running cannot be taken up; only one of two claims wins; an ended run resumed starts its
+unfinished steps over (a new epoch) and counts what every epoch spent; a decided approval is
+found again by its call key instead of being asked twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor import MemoryStore, Plan, ResumeError, Step, Supervisor
+from supervisor._approvals import StoreGate
+from supervisor._calls import CallRecord, call_from_json, call_json
+from supervisor._sqlite import SQLiteStore
+from supervisor._store import RunRecord
+from tools import tool
+from workers import (
+    ApprovalRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolRecord,
+    ToolResultPart,
+    Usage,
+    Worker,
+)
+from workers.testing import ScriptedModel, reply
+
+Check = Callable[[Any], Any]
+
+
+class Writer(Worker):
+    """Writes."""
+
+    model = "openai:gpt-4o"
+
+
+PLAN = Plan(steps=[Step("w", "Writer", "write it")])
+
+
+def test_a_journaled_response_and_tool_call_come_back_as_they_were() -> None:
+    response = ModelResponse(
+        (
+            TextPart("Let me look."),
+            ToolCallPart("toolu_1", "lookup", '{"id": 42}', {"id": 42}),
+            ToolCallPart("toolu_2", "note", '{"text": "cut', None, truncated=True),
+            ToolCallPart("toolu_3", "odd", "[1, 2]", None),
+        ),
+        "max_tokens",
+        Usage(120, 30, 100, 5, 1, 2, 0.0031, 0),
+        "anthropic",
+        "claude-sonnet-4-5",
+        "req_1",
+        1.25,
+        0.4,
+        None,
+        "max_tokens",
+    )
+    assert call_from_json(*call_json(response)) == response
+    tool_call = ToolRecord(
+        "refund", "finished", 2, '{"amount":5}', ToolResultPart("toolu_9", "refund", "ok", False), "ok", 0.5
+    )
+    assert call_from_json(*call_json(tool_call)) == tool_call
+    started = ToolRecord("refund", "started", 1, '{"amount":5}')
+    assert call_from_json(*call_json(started)) == started
+
+
+async def _marked_running(store: Any, owner: str, updated_at: float | None = None) -> None:
+    record = RunRecord("r", None, "running", None, ("Writer",), owner=owner)
+    if updated_at is not None:
+        record = RunRecord("r", None, "running", None, ("Writer",), updated_at=updated_at, owner=owner)
+    assert await store.start(record)
+
+
+async def test_a_run_a_live_process_is_running_is_not_taken_up_by_another(
+    checked: Check, tmp_path: Path
+) -> None:
+    path = tmp_path / "r.db"
+    store = SQLiteStore(path)
+    await _marked_running(store, f"{socket.gethostname()}:{os.getppid()}")  # alive: our parent
+    await store.aclose()
+    sup = Supervisor([Writer(model=checked(ScriptedModel([])))], model=ScriptedModel([]), store=path)
+    with pytest.raises(ResumeError, match=r"running in another process \(.*:\d+\)"):
+        await sup.run_plan(PLAN, run_id="r")
+    await sup.aclose()
+
+
+async def test_a_run_whose_process_died_is_taken_up(checked: Check, tmp_path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()  # its pid now names no process
+    path = tmp_path / "r.db"
+    store = SQLiteStore(path)
+    await _marked_running(store, f"{socket.gethostname()}:{child.pid}")
+    await store.aclose()
+    model = checked(ScriptedModel([reply.text("written")]))
+    async with Supervisor([Writer(model=model)], model=ScriptedModel([]), store=path) as sup:
+        assert (await sup.run_plan(PLAN, run_id="r")).output == "written"
+        (run,) = await sup.runs()
+    assert run.owner == f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def test_a_run_marked_by_another_machine_waits_out_its_lease(checked: Check) -> None:
+    store = MemoryStore()
+    await _marked_running(store, "elsewhere:12")  # just now
+    sup = Supervisor([Writer(model=checked(ScriptedModel([])))], model=ScriptedModel([]), store=store)
+    with pytest.raises(ResumeError, match="elsewhere:12"):
+        await sup.run_plan(PLAN, run_id="r")
+    stale = MemoryStore()
+    await _marked_running(stale, "elsewhere:12", updated_at=time.time() - 2 * 3600)
+    model = checked(ScriptedModel([reply.text("taken over")]))
+    sup = Supervisor([Writer(model=model)], model=ScriptedModel([]), store=stale)
+    assert (await sup.run_plan(PLAN, run_id="r")).output == "taken over"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+async def test_of_two_claims_on_one_loaded_run_only_the_first_wins(kind: str, tmp_path: Path) -> None:
+    store: Any = SQLiteStore(tmp_path / "r.db") if kind == "sqlite" else MemoryStore()
+    assert await store.start(RunRecord("r", None, "failed", None, ("Writer",), owner="h:1"))
+    assert not await store.start(RunRecord("r", None, "running", None, ("Writer",), owner="h:2"))  # exists
+    loaded = await store.load("r")
+    assert await store.start(RunRecord("r", None, "running", None, ("Writer",), owner="h:3"), loaded)
+    assert not await store.start(RunRecord("r", None, "running", None, ("Writer",), owner="h:4"), loaded)
+    assert (await store.load("r")).owner == "h:3"
+    await store.aclose()
+
+
+async def test_an_ended_run_resumed_starts_its_unfinished_step_over_and_counts_every_epoch(
+    checked: Check, tmp_path: Path
+) -> None:
+    calls = []
+
+    @tool
+    def note(text: str) -> str:
+        """Notes something."""
+        calls.append(text)
+        return "noted"
+
+    class Noter(Worker):
+        """Notes."""
+
+        model = "openai:gpt-4o"
+        tools = [note]
+
+    path = tmp_path / "r.db"
+    plan = Plan(steps=[Step("n", "Noter", "note it")])
+    failing = checked(ScriptedModel([reply.tool_call("note", text="a"), reply.error(400, "bad request")]))
+    async with Supervisor([Noter(model=failing)], model=ScriptedModel([]), store=path, step_retries=0) as sup:
+        with pytest.raises(Exception, match="bad request"):
+            await sup.run_plan(plan, run_id="e")
+    # The failure came from the provider: resuming replays nothing and asks the model afresh.
+    fresh = checked(ScriptedModel([reply.tool_call("note", text="b"), reply.text("done")]))
+    async with Supervisor([Noter(model=fresh)], model=ScriptedModel([]), store=path) as sup:
+        result = await sup.run_plan(plan, run_id="e")
+        (run,) = await sup.runs()
+    assert result.output == "done" and calls == ["a", "b"]
+    assert run.epoch == 1 and run.status == "succeeded"
+    assert result.usage.requests == 3  # the first epoch's call counts too: it was paid for
+
+
+async def test_a_supervisor_plans_each_run_afresh(checked: Check) -> None:
+    step = {"id": "w", "worker": "Writer", "input": "x", "depends_on": [], "reason": "writes"}
+    plan = reply.output({"reasoning": "r", "steps": [step]})
+    boss = checked(ScriptedModel([plan, reply.text("one"), plan, reply.text("two")]))
+    writer = checked(ScriptedModel([reply.text("w1"), reply.text("w2")]))
+    sup = Supervisor([Writer(model=writer)], model=boss)
+    assert (await sup.run("first")).output == "one"
+    assert (await sup.run("second")).output == "two"  # the first run's finished steps are not its
+
+
+async def test_a_memory_store_forgets_the_calls_of_a_run_that_succeeded(checked: Check) -> None:
+    store = MemoryStore()
+    sup = Supervisor(
+        [Writer(model=checked(ScriptedModel([reply.text("w")])))], model=ScriptedModel([]), store=store
+    )
+    await sup.run_plan(PLAN, run_id="m")
+    assert await store.calls("m") == []
+
+
+async def test_a_decided_approval_is_found_again_by_its_call_key(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "r.db")
+    request = ApprovalRequest(
+        "r", "Payer", "refund", {"amount": 5}, "c1", "why", {}, key="0.1/p.1/0/Payer/1/0"
+    )
+    gate = StoreGate(store, timeout_s=60, poll_s=0.01)
+    waiting = asyncio.create_task(gate.review(request))
+    for _ in range(1000):
+        pending = await store.pending_approvals()
+        if pending:
+            break
+        await asyncio.sleep(0.01)
+    assert await store.decide(pending[0].approval_id, "denied", "not today", None, "bob")
+    assert (await waiting).kind == "deny"
+    again = await StoreGate(store, timeout_s=60).review(request)  # a resumed run asks again
+    assert (again.kind, again.reason, again.by) == ("deny", "not today", "bob")
+    assert len(await store.pending_approvals()) == 0
+    assert (await store.approval_for("r", request.key)).approval_id == pending[0].approval_id
+    other = await store.approval_for("r", request.key + "@1")
+    assert other is None
+    await store.aclose()
+
+
+def test_call_records_are_keyed_by_run_and_key(tmp_path: Path) -> None:
+    async def main() -> list[str]:
+        store = SQLiteStore(tmp_path / "r.db")
+        store.put_call("a", CallRecord("k1", ToolRecord("t", "started", 1, "{}")))
+        await store.save_call("a", CallRecord("k1", ToolRecord("t", "finished", 1, "{}", None, "ok")))
+        await store.save_call("b", CallRecord("k1", ToolRecord("t", "started", 1, "{}")))
+        records = await store.calls("a")
+        await store.aclose()
+        return [f"{r.key}:{r.value.state}" for r in records]  # type: ignore[union-attr]
+
+    assert asyncio.run(main()) == ["k1:finished"]  # replaced, not added; run b's is its own
