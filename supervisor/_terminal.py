@@ -1,8 +1,11 @@
 """Asking a person at a terminal: `TerminalApprover` inline, and the `approve` command's prompt.
 
 The prompt runs in a thread so the event loop (other workers, other runs) keeps going while the
-person reads. Edited arguments are checked against the tool's JSON Schema and asked again when
-they do not fit; they are never run unchecked. Without a terminal it does not guess: it denies.
+person reads. The thread reads the terminal in short waits, so a question abandoned (the run was
+cancelled, or the approval timed out) stops being asked at once: its thread ends, and the next
+line typed answers the next question, not the abandoned one. Edited arguments are checked
+against the tool's JSON Schema and asked again when they do not fit; they are never run
+unchecked. Without a terminal it does not guess: it denies.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import select
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -20,6 +24,7 @@ from workers import ApprovalRequest, Decision
 __all__ = ["TerminalApprover", "ask"]
 
 _TRIES = 5  # unreadable answers in a row before the question ends in a denial
+_POLL_S = 0.1  # how soon an abandoned question notices
 # The terminal is one per process: one question at a time, or an answer could reach another call.
 _TERMINAL = threading.Lock()
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -116,20 +121,26 @@ class TerminalApprover:
         input: Callable[[str], str] | None = None,
         output: TextIO | None = None,
         who: str = "terminal",
+        stdin: TextIO | None = None,
     ) -> None:
         self._input = input
         self._output = output
+        self._stdin = stdin
         self.who = who
 
     async def review(self, request: ApprovalRequest) -> Decision:
         """Show the request and wait for a decision (in a thread: the loop keeps running)."""
-        if self._input is None and not sys.stdin.isatty():
+        stdin = self._stdin or sys.stdin
+        if self._input is None and not stdin.isatty():
             return Decision.deny("no terminal to ask at (standard input is not a terminal)", by=self.who)
-        read = self._input or _builtin_input
+        abandoned = threading.Event()
+        read = self._input or _TerminalLine(stdin, self._output or sys.stdout, abandoned)
         try:
             decision = await asyncio.to_thread(self._ask_alone, request, read)
         except (EOFError, OSError) as exc:  # the terminal closed: no answer is a denial
             return Decision.deny(f"the terminal closed before an answer ({type(exc).__name__})", by=self.who)
+        finally:
+            abandoned.set()  # cancelled or timed out: the thread stops reading within _POLL_S
         return decision or Decision.deny("skipped", by=self.who)
 
     def _ask_alone(self, request: ApprovalRequest, read: Callable[[str], str]) -> Decision | None:
@@ -137,5 +148,28 @@ class TerminalApprover:
             return ask(request, read, self._output or sys.stdout, self.who)
 
 
-def _builtin_input(prompt: str) -> str:
-    return input(prompt)
+class _Abandoned(Exception):
+    """Nobody waits for this answer any more."""
+
+
+class _TerminalLine:
+    """Reads one line from a terminal in short waits, giving up once `abandoned` is set."""
+
+    def __init__(self, stdin: TextIO, out: TextIO, abandoned: threading.Event) -> None:
+        self._stdin = stdin
+        self._out = out
+        self._abandoned = abandoned
+
+    def __call__(self, prompt: str) -> str:
+        self._out.write(prompt)
+        self._out.flush()
+        fd = self._stdin.fileno()
+        while not self._abandoned.is_set():  # bounded by the approval's own timeout
+            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            if ready:
+                line = self._stdin.readline()
+                if not line:
+                    raise EOFError
+                return line.rstrip("\r\n")
+        self._out.write("\n(no longer waiting for this answer)\n")
+        raise _Abandoned

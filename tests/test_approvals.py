@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -341,3 +343,26 @@ def test_two_processes_deciding_one_approval_only_one_wins(tmp_path: Path) -> No
     ]
     outputs = [racer.communicate(timeout=60)[0].strip() for racer in racers]
     assert sorted(outputs) == ["lost", "won"]
+
+
+async def test_an_abandoned_terminal_question_stops_reading_and_the_next_line_answers_the_next(
+    tmp_path: Path,
+) -> None:
+    from supervisor import _terminal
+    from workers._hooks import TimedGate
+
+    master, slave = os.openpty()
+    screen = io.StringIO()
+    with open(slave, encoding="utf-8", closefd=True) as tty:  # noqa: ASYNC230 (an open pty: no wait)
+        approver = TerminalApprover(output=screen, stdin=tty)
+        request = ApprovalRequest("r", "Payer", "refund", {"amount": 5})
+        timed = await TimedGate(approver, 0.2).review(request)  # nobody types
+        assert (timed.kind, timed.by) == ("deny", "timeout")
+        # Its reading thread lets go of the terminal at once, not at the next line typed.
+        assert await asyncio.to_thread(_terminal._TERMINAL.acquire, True, 2.0)
+        _terminal._TERMINAL.release()
+        assert "no longer waiting for this answer" in screen.getvalue()
+        os.write(master, b"a\n")
+        answered = await approver.review(request)
+        assert answered.kind == "approve"
+    os.close(master)
