@@ -91,6 +91,12 @@ def journal_cpu_ms(runs: int = 200, concurrency: int = 1, rounds: int = 5) -> tu
     return min(plain), min(journal)
 
 
+def journal_added_ms(concurrency: int) -> float:
+    """The CPU per model call that the SQLite journal adds, `concurrency` runs at a time."""
+    plain, journal = journal_cpu_ms(concurrency=concurrency)
+    return journal - plain
+
+
 def _cpu_rounds(runs: int, concurrency: int, rounds: int) -> tuple[list[float], list[float]]:
     async def batch(path: str | None) -> float:
         model = BenchModel(0.0)
