@@ -12,29 +12,22 @@ import asyncio
 import functools
 import json
 import os
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from tools.errors import StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json, call_json
 from ._journal import event_json
 from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 from ._store import RunRecord, RunStatus, StepRecord
+from ._writer import Writer
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-_STOP = object()
-Params = Sequence[Any] | Callable[[], Sequence[Any]]
-Write = tuple[str, Params, "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
-_WRITE_TIMEOUT_S = 60.0
-_EVENT_BATCH = 256
 _EVENT_SQL = "INSERT INTO events (run_id, kind, at, body) VALUES (?, ?, ?, ?)"
 _CALL_SQL = "INSERT OR REPLACE INTO calls (run_id, key, kind, body, at) VALUES (?, ?, ?, ?, ?)"
 
@@ -44,11 +37,12 @@ class SQLiteStore:
 
     Args:
         path: The file; created with the current schema when missing.
+        commit_timeout_s: How long a checkpoint may wait for its commit before `StoreError`.
     """
 
     keeps_events = True
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, commit_timeout_s: float = 60.0) -> None:
         self.path = Path(path)
         version = schema_version(self.path)  # checks before anything is written
         if version < SCHEMA_VERSION:
@@ -57,11 +51,7 @@ class SQLiteStore:
                 migrate(db, version)
             finally:
                 db.close()
-        self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._events: list[tuple[str, Any, float]] = []
-        self._calls: list[tuple[str, CallRecord, float]] = []
+        self._writer = Writer(str(self.path), self._connect, commit_timeout_s)
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
 
@@ -74,63 +64,7 @@ class SQLiteStore:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    # --- writes: queued for the writer thread -------------------------------------------------
-
-    def _writer(self) -> None:
-        db = self._connect()
-        try:
-            while True:
-                item = self._queue.get()
-                batch = [item]
-                while not self._queue.empty():  # everything queued meanwhile goes in one transaction
-                    batch.append(self._queue.get())
-                writes = [w for w in batch if w is not _STOP]
-                self._commit(db, writes)  # type: ignore[arg-type]
-                if len(writes) != len(batch):
-                    return
-        finally:
-            db.close()
-
-    def _commit(self, db: sqlite3.Connection, writes: list[Write]) -> None:
-        error: BaseException | None = None
-        counts: list[int] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for sql, params, _, _ in writes:
-                values = params() if callable(params) else params  # computed here, off the event loop
-                cursor = db.executemany(sql, values) if isinstance(values, list) else db.execute(sql, values)
-                counts.append(cursor.rowcount)
-            db.execute("COMMIT")
-        except Exception as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            error = StoreError(str(self.path), f"write failed: {type(exc).__name__}: {exc}")
-        settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
-        for i, (_, _, future, loop) in enumerate(writes):
-            if future is not None and loop is not None:
-                settled.setdefault(loop, []).append((future, counts[i] if error is None else 0))
-        for loop, futures in settled.items():  # one wake-up of each loop per batch, not per write
-            loop.call_soon_threadsafe(_settle, futures, error)
-
-    def _enqueue(self, sql: str, params: Params, future: asyncio.Future[int] | None = None) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._writer, name=f"store:{self.path.name}", daemon=True
-                )
-                self._thread.start()
-        self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
-
-    async def _checkpoint(self, sql: str, params: Params) -> int:
-        """Write and wait until it is committed (with whatever else was queued); the rows changed."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._flush()  # what was buffered before a checkpoint is committed with it
-        self._enqueue(sql, params, future)
-        try:
-            async with asyncio.timeout(_WRITE_TIMEOUT_S):  # bounded, even if the writer were stuck
-                return await future
-        except TimeoutError:
-            raise StoreError(str(self.path), f"no commit within {_WRITE_TIMEOUT_S:g} s") from None
+    # --- writes, through the writer thread ----------------------------------------------------
 
     async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
         """Record a new run, or take up `previous` as it was loaded (its steps and creation time
@@ -172,7 +106,7 @@ class SQLiteStore:
                 previous.status,
                 previous.updated_at,
             )
-        return await self._checkpoint(sql, params) == 1
+        return await self._writer.commit(sql, params) == 1
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
         """Record the plan (committed within milliseconds, before any later checkpoint).
@@ -180,7 +114,7 @@ class SQLiteStore:
         Not waited for: if it were lost, the resumed run would plan again from the planner's
         journaled response, without calling the model.
         """
-        self._write_soon(
+        self._writer.soon(
             "UPDATE runs SET plan = ?, updated_at = ? WHERE run_id = ?",
             (json.dumps(plan), time.time(), run_id),
         )
@@ -200,8 +134,8 @@ class SQLiteStore:
             step.attempts,
             step.finished_at,
         )
-        self._write_soon("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-        self._write_soon(
+        self._writer.soon("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        self._writer.soon(
             "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
             (json.dumps(dict(usage)), time.time(), run_id),
         )
@@ -216,26 +150,25 @@ class SQLiteStore:
     ) -> None:
         """Record how the run ended."""
         sql = "UPDATE runs SET status = ?, usage = ?, output = ?, error = ?, updated_at = ? WHERE run_id = ?"
-        await self._checkpoint(
+        await self._writer.commit(
             sql, (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
         )
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Buffer trace events; they go to the writer thread in batches, serialised there."""
-        self._events.extend((run_id, event, at) for event, at in events)
-        if len(self._events) >= _EVENT_BATCH:
-            self._flush()
+        for event, at in events:
+            self._writer.buffer(_EVENT_SQL, _event_row, (run_id, event, at))
 
     def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
         """Buffer a journaled call, encoded in the writer thread and committed with the next
         checkpoint; with `now`, hand it (and what is buffered) to the writer at once."""
-        self._calls.append((run_id, record, time.time()))
-        if now or len(self._calls) >= _EVENT_BATCH:
-            self._flush()
+        self._writer.buffer(_CALL_SQL, _call_item, (run_id, record, time.time()))
+        if now:
+            self._writer.flush()
 
     async def save_call(self, run_id: str, record: CallRecord) -> None:
         """Write a journaled call (and what was buffered before it); committed when this returns."""
-        await self._checkpoint(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
+        await self._writer.commit(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
@@ -243,20 +176,6 @@ class SQLiteStore:
             self._read, "SELECT key, kind, body FROM calls WHERE run_id = ? ORDER BY at", (run_id,)
         )
         return [CallRecord(key, call_from_json(kind, body)) for key, kind, body in rows]
-
-    def _write_soon(self, sql: str, params: Params) -> None:
-        """Hand a write to the writer thread after what is buffered; committed within milliseconds."""
-        self._flush()
-        self._enqueue(sql, params)
-
-    def _flush(self) -> None:
-        """Hand the buffered calls and events to the writer thread, in the order they came."""
-        if self._calls:
-            calls, self._calls = self._calls, []
-            self._enqueue(_CALL_SQL, functools.partial(_call_rows, calls))
-        if self._events:
-            batch, self._events = self._events, []
-            self._enqueue(_EVENT_SQL, functools.partial(_event_rows, batch))
 
     # --- reads: in a thread, on a connection of their own ------------------------------------
 
@@ -305,7 +224,7 @@ class SQLiteStore:
 
     async def add_approval(self, record: ApprovalRecord) -> None:
         """Record a pending approval."""
-        await self._checkpoint(
+        await self._writer.commit(
             "INSERT INTO approvals VALUES (" + ", ".join("?" * 16) + ")", record_row(record)
         )
 
@@ -330,7 +249,9 @@ class SQLiteStore:
             "decided_at = ? WHERE approval_id = ? AND status = 'pending'"
         )
         edited_json = json.dumps(dict(edited)) if edited is not None else None
-        return await self._checkpoint(sql, (status, reason, edited_json, by, time.time(), approval_id)) == 1
+        return (
+            await self._writer.commit(sql, (status, reason, edited_json, by, time.time(), approval_id)) == 1
+        )
 
     async def approval_for(self, run_id: str, key: str) -> ApprovalRecord | None:
         """The latest approval asked for the call with this journal key, or None."""
@@ -349,20 +270,16 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Write what is queued, then stop the writer thread."""
-        self._flush()
-        thread = self._thread
-        if thread is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(thread.join, 30)
-            self._thread = None
+        await self._writer.aclose()
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
 
 
-def _event_rows(batch: list[tuple[str, Any, float]]) -> list[tuple[Any, ...]]:
-    return [(run_id, event.kind, at, event_json(event)) for run_id, event, at in batch]
+def _event_row(item: tuple[str, Any, float]) -> tuple[Any, ...]:
+    run_id, event, at = item
+    return (run_id, event.kind, at, event_json(event))
 
 
 def _call_row(run_id: str, record: CallRecord, at: float) -> tuple[Any, ...]:
@@ -370,18 +287,8 @@ def _call_row(run_id: str, record: CallRecord, at: float) -> tuple[Any, ...]:
     return (run_id, record.key, kind, body, at)
 
 
-def _call_rows(batch: list[tuple[str, CallRecord, float]]) -> list[tuple[Any, ...]]:
-    return [_call_row(run_id, record, at) for run_id, record, at in batch]
-
-
-def _settle(futures: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:
-    for future, count in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(count)
-        else:
-            future.set_exception(error)
+def _call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
+    return _call_row(*item)
 
 
 def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:

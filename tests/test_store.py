@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from supervisor import Plan, ResumeError, RunAborted, Step, StepFailed, Supervisor
 from supervisor._sqlite import SCHEMA_VERSION, SQLiteStore
+from supervisor._store import RunRecord
 from tools.errors import StoreError
 from workers import ModelRequest, Worker
 from workers.testing import FunctionModel, ScriptedModel, reply
@@ -459,3 +460,21 @@ async def test_a_run_whose_output_model_changed_is_refused(checked: Check, tmp_p
     with pytest.raises(ResumeError, match="step 'check' no longer matches Checker's output"):
         await sup.run_plan(PLAN, run_id="chg")
     await sup.aclose()
+
+
+async def test_a_checkpoint_that_cannot_commit_fails_in_bounded_time(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = SQLiteStore(path, commit_timeout_s=0.3)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the file
+    try:
+        with pytest.raises(StoreError, match=r"no commit within 0.3 s"):
+            await store.finish("r", "failed", {}, None, "x")
+        # Later waits get their own bound from the same shared timer.
+        with pytest.raises(StoreError, match=r"no commit within 0.3 s"):
+            await store.finish("r", "failed", {}, None, "y")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await store.start(RunRecord("r", None, "running", None, ("Writer",)))  # and it recovers
+    await store.aclose()

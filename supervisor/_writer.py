@@ -1,0 +1,186 @@
+"""The SQLite store's writer: one thread per file, batched commits, bounded waits.
+
+Writes are queued to the thread, which drains what is queued and commits it as one
+transaction, so concurrent runs share commits. Three kinds of write:
+
+- `commit(sql, params)`: a checkpoint; waits until committed and returns the rows changed.
+- `soon(sql, params)`: handed to the thread now, committed within milliseconds, not waited for.
+- `buffer(sql, encode, item)`: kept until the next checkpoint (or a full batch), then written
+  with it; `encode` turns items into rows in the thread, off the event loop.
+
+Everything reaches the file in the order it was handed over: a checkpoint commits what was
+buffered and queued before it. Every wait for a commit is bounded (`timeout_s`) by one timer
+per event loop rather than one per wait: a timer costs more than the rest of a checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tools.errors import StoreError
+
+__all__ = ["Params", "Writer"]
+
+Params = Sequence[Any] | Callable[[], Sequence[Any]]
+_Write = tuple[str, Params, "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
+_STOP = object()
+_BATCH = 256
+
+
+class Writer:
+    """The writer thread of one SQLite file.
+
+    Args:
+        where: The file, for error messages.
+        connect: Opens the thread's connection.
+        timeout_s: How long a checkpoint may wait for its commit before `StoreError`.
+    """
+
+    def __init__(self, where: str, connect: Callable[[], sqlite3.Connection], timeout_s: float) -> None:
+        self._where = where
+        self._connect = connect
+        self._timeout_s = timeout_s
+        self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._buffers: dict[str, tuple[Callable[[Any], tuple[Any, ...]], list[Any]]] = {}
+        self._waiting: deque[tuple[float, asyncio.Future[int]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- on the event loop -------------------------------------------------------------------
+
+    def buffer(self, sql: str, encode: Callable[[Any], tuple[Any, ...]], item: Any) -> None:
+        """Keep `item` for the next checkpoint; written as `encode(item)`, in the thread."""
+        items = self._buffers.setdefault(sql, (encode, []))[1]
+        items.append(item)
+        if len(items) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is buffered to the thread."""
+        if self._buffers:
+            buffers, self._buffers = self._buffers, {}
+            for sql, (encode, items) in buffers.items():
+                self._put(sql, functools.partial(_rows, encode, items), None)
+
+    def soon(self, sql: str, params: Params) -> None:
+        """Hand a write to the thread after what is buffered; committed within milliseconds."""
+        self.flush()
+        self._put(sql, params, None)
+
+    async def commit(self, sql: str, params: Params) -> int:
+        """Write after what is buffered and wait until it is committed; the rows changed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self.flush()
+        self._put(sql, params, future)
+        self._watch(loop, future)
+        return await future
+
+    async def aclose(self) -> None:
+        """Write what is buffered and queued, then stop the thread."""
+        self.flush()
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(thread.join, 30)
+            self._thread = None
+
+    def _put(self, sql: str, params: Params, future: asyncio.Future[int] | None) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"store:{self._where}", daemon=True)
+                self._thread.start()
+        self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[int]) -> None:
+        if loop is not self._loop:  # another event loop: what the old one waited on went with it
+            self._loop, self._timer = loop, None
+            self._waiting.clear()
+        waiting = self._waiting
+        while waiting and waiting[0][1].done():  # commits settle in order: the deque stays short
+            waiting.popleft()
+        deadline = loop.time() + self._timeout_s
+        waiting.append((deadline, future))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the waits past their deadline; wake again at the next deadline."""
+        loop = self._loop
+        self._timer = None
+        if loop is None:
+            return
+        now = loop.time()
+        waiting = self._waiting
+        while waiting:
+            deadline, future = waiting[0]
+            if not future.done() and deadline > now:
+                self._timer = loop.call_at(deadline, self._expire)
+                return
+            waiting.popleft()
+            if not future.done():
+                future.set_exception(StoreError(self._where, f"no commit within {self._timeout_s:g} s"))
+
+    # --- in the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        db = self._connect()
+        try:
+            while True:
+                item = self._queue.get()
+                batch = [item]
+                while not self._queue.empty():  # everything queued meanwhile goes in one transaction
+                    batch.append(self._queue.get())
+                writes = [w for w in batch if w is not _STOP]
+                self._commit(db, writes)  # type: ignore[arg-type]
+                if len(writes) != len(batch):
+                    return
+        finally:
+            db.close()
+
+    def _commit(self, db: sqlite3.Connection, writes: list[_Write]) -> None:
+        error: BaseException | None = None
+        counts: list[int] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, params, _, _ in writes:
+                values = params() if callable(params) else params  # computed here, off the event loop
+                cursor = db.executemany(sql, values) if isinstance(values, list) else db.execute(sql, values)
+                counts.append(cursor.rowcount)
+            db.execute("COMMIT")
+        except Exception as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            error = StoreError(self._where, f"write failed: {type(exc).__name__}: {exc}")
+        settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
+        for i, (_, _, future, loop) in enumerate(writes):
+            if future is not None and loop is not None:
+                settled.setdefault(loop, []).append((future, counts[i] if error is None else 0))
+        for loop, futures in settled.items():  # one wake-up of each loop per batch, not per write
+            try:
+                loop.call_soon_threadsafe(_settle, futures, error)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
+
+
+def _rows(encode: Callable[[Any], tuple[Any, ...]], items: list[Any]) -> list[tuple[Any, ...]]:
+    return [encode(item) for item in items]
+
+
+def _settle(futures: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:
+    for future, count in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(count)
+        else:
+            future.set_exception(error)
