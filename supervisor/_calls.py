@@ -18,6 +18,7 @@ from workers import ModelResponse, TextPart, ToolCallPart, ToolRecord, ToolResul
 
 __all__ = [
     "CallRecord",
+    "FailedAttempt",
     "CallStore",
     "RunJournal",
     "call_from_json",
@@ -41,11 +42,19 @@ def usage_from(data: Mapping[str, Any]) -> Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """A step attempt that failed: its error's class name and message."""
+
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One journaled call: a model response or a tool call, under its key."""
+    """One journaled call under its key: a model response, a tool call, or a failed attempt."""
 
     key: str
-    value: ModelResponse | ToolRecord
+    value: ModelResponse | ToolRecord | FailedAttempt
 
 
 class CallStore(Protocol):
@@ -63,11 +72,15 @@ class CallStore(Protocol):
         """Every record of a run, in the order written."""
         ...
 
+    async def commit_calls(self) -> None:
+        """Commit the records queued so far."""
+        ...
+
 
 class RunJournal:
     """One run's `CallJournal`: recorded calls to replay, new calls to record."""
 
-    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts")
+    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures")
 
     def __init__(self, store: CallStore, run_id: str, records: Iterable[CallRecord] = ()) -> None:
         self._store = store
@@ -75,19 +88,39 @@ class RunJournal:
         self._responses: dict[str, ModelResponse] = {}
         self._tools: dict[str, ToolRecord] = {}
         self._starts: dict[str, int] = {}
+        self._failures: dict[str, FailedAttempt] = {}
         for record in records:
-            if isinstance(record.value, ModelResponse):
-                self._responses[record.key] = record.value
+            value = record.value
+            if isinstance(value, ModelResponse):
+                self._responses[record.key] = value
+            elif isinstance(value, ToolRecord):
+                self._tools[record.key] = value
             else:
-                self._tools[record.key] = record.value
+                self._failures[record.key] = value
+
+    def failure(self, key: str) -> FailedAttempt | None:
+        """The failure recorded for a step attempt, once."""
+        return self._failures.pop(key, None) if self._failures else None
+
+    def record_failure(self, key: str, error: BaseException) -> None:
+        """Queue a failed attempt (committed before anything the next attempt does that counts)."""
+        failed = FailedAttempt(type(error).__name__, str(error))
+        self._store.put_call(self._run_id, CallRecord(key, failed))
 
     def response(self, key: str) -> ModelResponse | None:
         """The recorded response, once (a replayed turn is not asked for again)."""
         return self._responses.pop(key, None) if self._responses else None
 
-    async def save_response(self, key: str, response: ModelResponse) -> None:
-        """Write the response; committed when this returns."""
-        await self._store.save_call(self._run_id, CallRecord(key, response))
+    async def save_response(self, key: str, response: ModelResponse, *, durable: bool = True) -> None:
+        """Write the response; committed when this returns, else with the next commit."""
+        if durable:
+            await self._store.save_call(self._run_id, CallRecord(key, response))
+        else:
+            self._store.put_call(self._run_id, CallRecord(key, response))
+
+    async def commit(self) -> None:
+        """Commit what was queued."""
+        await self._store.commit_calls()
 
     def tool(self, key: str) -> ToolRecord | None:
         """The recorded tool call, once."""
@@ -125,13 +158,18 @@ class RunJournal:
             self._store.put_call(self._run_id, CallRecord(key, tool))
 
 
-def spent(records: Iterable[CallRecord]) -> Usage | None:
-    """What every recorded model call of a run cost (None when none was recorded)."""
+def spent(records: Iterable[CallRecord]) -> tuple[Usage | None, dict[str, Usage]]:
+    """What the recorded model calls of a run cost, in all (None when none was recorded) and by
+    worker (named in each key: ".../worker/turn")."""
     total: Usage | None = None
+    by_worker: dict[str, Usage] = {}
     for record in records:
         if isinstance(record.value, ModelResponse):
-            total = record.value.usage if total is None else total + record.value.usage
-    return total
+            usage = record.value.usage
+            total = usage if total is None else total + usage
+            worker = record.key.rsplit("/", 2)[-2]
+            by_worker[worker] = by_worker[worker] + usage if worker in by_worker else usage
+    return total, by_worker
 
 
 # --- the JSON of a record ---------------------------------------------------------------------
@@ -142,8 +180,10 @@ _FORMAT = 1
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps builds one per call
 
 
-def call_json(value: ModelResponse | ToolRecord) -> tuple[str, str]:
-    """The record's kind ("model" or "tool") and its JSON."""
+def call_json(value: ModelResponse | ToolRecord | FailedAttempt) -> tuple[str, str]:
+    """The record's kind ("model", "tool" or "failed") and its JSON."""
+    if isinstance(value, FailedAttempt):
+        return "failed", _ENCODE([_FORMAT, value.error_type, value.message])
     if isinstance(value, ModelResponse):
         u = value.usage
         body: list[Any] = [
@@ -201,9 +241,11 @@ def _call_part(data: Any) -> TextPart | ToolCallPart:
     return ToolCallPart(call_id, name, raw, arguments, truncated)
 
 
-def call_from_json(kind: str, text: str) -> ModelResponse | ToolRecord:
+def call_from_json(kind: str, text: str) -> ModelResponse | ToolRecord | FailedAttempt:
     """A record from its kind and JSON."""
     data = json.loads(text)
+    if kind == "failed":
+        return FailedAttempt(data[1], data[2])
     if kind == "model":
         _, parts, stop, usage, provider, model, request_id, latency, first, refusal, raw_stop = data
         return ModelResponse(

@@ -24,12 +24,15 @@ from tools.errors import (
     ConfigurationError,
     HandoffError,
     HandoffLoop,
+    RecordedFailure,
     RunAborted,
+    StoreError,
     ToolInterrupted,
     WorkerInputError,
 )
 from workers import Handoff, HandoffEvent, RunContext, StepEvent, Usage, Worker
 
+from ._calls import RunJournal
 from ._plan import Plan, Step
 from ._result import StepResult
 
@@ -44,6 +47,7 @@ _FATAL = (
     ConfigurationError,
     CircuitOpen,
     ToolInterrupted,  # a retry would run the call a second time: exactly what it must not do
+    StoreError,  # the journal cannot say what ran: a retry could repeat it
 )
 _DEFAULT_MAX_HANDOFFS = 10
 
@@ -80,8 +84,8 @@ class Execution:
         self.max_handoffs = _DEFAULT_MAX_HANDOFFS if max_handoffs is None else max_handoffs
         self.done: dict[str, StepResult] = {}
         self.handoffs = 0
-        self.epoch = 0  # how often the run was taken up again after it ended
         self.version = 0  # the plan's version: 1 for the first plan, one more for each re-plan
+        self.journal: RunJournal | None = None
         self.on_finished: Callable[[StepResult], Awaitable[None]] | None = None  # the step checkpoint
 
     async def run(self, plan: Plan) -> StepFailure | None:
@@ -119,11 +123,17 @@ class Execution:
         while True:
             attempt += 1
             self.ctx.events.emit(StepEvent(step.id, step.worker, "started", attempt))
+            key = f"{self.version}/{step.id}.{attempt}/failed"
+            recorded = self.journal.failure(key) if self.journal is not None else None
             try:
+                if recorded is not None:  # resumed: this attempt failed before; it fails the same way
+                    raise RecordedFailure(recorded.error_type, recorded.message, run_id=self.ctx.run_id)
                 result = await self._run_with_handoffs(step, attempt)
             except _FATAL:
                 raise
             except AgentError as error:
+                if self.journal is not None and recorded is None:
+                    self.journal.record_failure(key, error)
                 if attempt > self.step_retries:
                     self.ctx.events.emit(StepEvent(step.id, step.worker, "failed", attempt, str(error)))
                     return StepFailure(step, step.worker, attempt, error)
@@ -138,7 +148,7 @@ class Execution:
         """The run's context for one place in the run, so the journal keys its calls there."""
         if self.ctx.journal is None:
             return self.ctx
-        return dataclasses.replace(self.ctx, scope=f"{self.epoch}.{scope}")
+        return dataclasses.replace(self.ctx, scope=scope)
 
     async def _run_with_handoffs(self, step: Step, attempt: int) -> StepResult:
         worker, task = self.workers[step.worker], step.input

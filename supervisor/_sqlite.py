@@ -73,7 +73,7 @@ class SQLiteStore:
         workers = json.dumps(list(run.workers))
         if previous is None:
             sql = (
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?) "
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?) "
                 "ON CONFLICT(run_id) DO NOTHING"
             )
             plan = json.dumps(run.plan) if run.plan is not None else None
@@ -88,18 +88,16 @@ class SQLiteStore:
                 run.created_at,
                 now,
                 run.owner,
-                run.epoch,
             )
         else:  # compare and swap: only if nobody changed the run since it was loaded
             sql = (
-                "UPDATE runs SET status = ?, workers = ?, owner = ?, epoch = ?, output = NULL, error = NULL, "
+                "UPDATE runs SET status = ?, workers = ?, owner = ?, output = NULL, error = NULL, "
                 "updated_at = ? WHERE run_id = ? AND owner IS ? AND status = ? AND updated_at = ?"
             )
             params = (
                 run.status,
                 workers,
                 run.owner,
-                run.epoch,
                 now,
                 run.run_id,
                 previous.owner,
@@ -169,6 +167,10 @@ class SQLiteStore:
     async def save_call(self, run_id: str, record: CallRecord) -> None:
         """Write a journaled call (and what was buffered before it); committed when this returns."""
         await self._writer.commit(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
+
+    async def commit_calls(self) -> None:
+        """Commit the journaled calls buffered so far."""
+        await self._writer.commit("SELECT 1", ())
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
@@ -292,7 +294,7 @@ def _call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
 
 
 def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
-    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner, epoch = row
+    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner = row
     return RunRecord(
         run_id=run_id,
         goal=goal,
@@ -306,5 +308,4 @@ def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
         created_at=created,
         updated_at=updated,
         owner=owner,
-        epoch=epoch,
     )

@@ -1,7 +1,7 @@
 """The SQLite store's schema: its migrations, and the check that a file is ours and not newer.
 
 Schema 1: runs, finished steps, trace events. 2: the approval queue. 3: the call journal (model
-responses and tool calls inside a step), each run's owner and epoch, and each approval's call key.
+responses and tool calls inside a step), each run's owner, and each approval's call key.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ MIGRATIONS = [
         PRIMARY KEY (run_id, key)
     ) WITHOUT ROWID;
     ALTER TABLE runs ADD COLUMN owner TEXT;
-    ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE approvals ADD COLUMN call_key TEXT NOT NULL DEFAULT '';
     CREATE INDEX approvals_by_key ON approvals (run_id, call_key);
     """,

@@ -53,9 +53,6 @@ class RunRecord:
         created_at: When it started (epoch seconds).
         updated_at: When it last changed.
         owner: The process running it ("host:pid"), so two processes never run it at once.
-        epoch: How often it was taken up again after it ended (failed or aborted); the journal
-            replays the calls of the current epoch only, so an ended run's unfinished steps start
-            over, while a run whose process died goes on exactly where it stopped.
     """
 
     run_id: str
@@ -70,7 +67,6 @@ class RunRecord:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     owner: str | None = None
-    epoch: int = 0
 
 
 class Store(ApprovalStore, CallStore, Protocol):
@@ -140,6 +136,9 @@ class MemoryStore:
     async def save_call(self, run_id: str, record: CallRecord) -> None:
         """Keep a journaled call."""
         self.put_call(run_id, record)
+
+    async def commit_calls(self) -> None:
+        """Nothing to commit in memory."""
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of an unfinished run."""
@@ -269,6 +268,7 @@ def open_store(store: object) -> Store:
         "put_call",
         "save_call",
         "calls",
+        "commit_calls",
     )
     missing = [name for name in needed if not callable(getattr(store, name, None))]
     if missing:

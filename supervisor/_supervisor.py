@@ -156,6 +156,11 @@ class Supervisor:
         self._aborts: dict[str, str] = {}
         self._planner: type[Worker] | None = None
         self._synthesizer: type[Worker] | None = None
+        self._token = uuid.uuid4().hex[:12]  # tells this supervisor's runs from another's in-process
+
+    def _owner(self) -> str:
+        """Who runs this supervisor's runs: host, process (read now: a fork is another), instance."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._token}"
 
     async def run(self, goal: str, run_id: str | None = None) -> RunResult:
         """Plan with the model, run the plan, and answer the goal from the step outputs.
@@ -209,8 +214,7 @@ class Supervisor:
                 plan_data(plan, execution.version) if plan else None,
                 tuple(self.workers),
                 usage_data(ctx.usage.total),
-                owner=f"{socket.gethostname()}:{os.getpid()}",
-                epoch=execution.epoch,
+                owner=self._owner(),
             )
             if not await self._store.start(started, record):
                 raise ResumeError(run_id, "another process started or took it up at the same moment")
@@ -269,7 +273,7 @@ class Supervisor:
             record = await self._store.load(run_id)
             if record is None or record.status == "succeeded":
                 return record, []
-            if record.status == "running" and _owner_alive(record):
+            if record.status == "running" and _owner_alive(record, self._owner()):
                 raise ResumeError(run_id, f"it is running in another process ({record.owner})")
             return record, await self._store.calls(run_id)
         except BaseException:
@@ -288,11 +292,13 @@ class Supervisor:
     ) -> Plan | None:
         """Take up an unfinished run: its finished steps, its plan, its usage, its journal.
 
-        A run whose process died goes on where it stopped: its recorded calls are replayed. A run
-        that ended (failed or aborted) starts a new epoch: its finished steps are kept and the
-        rest starts over, since replaying the calls that led to the failure would only repeat it.
+        However it stopped (its process killed, aborted, failed), the run goes on where it
+        stopped: its recorded calls are replayed, so nothing finished runs twice. A failed run's
+        unfinished steps go on in their last attempt, from where it broke: a failure that came
+        from a recorded answer comes again (unless the code allows more now), one that did not
+        (a provider outage, a budget or deadline raised since) is tried again, live.
         """
-        ctx.journal = RunJournal(self._store, run_id)
+        ctx.journal = execution.journal = RunJournal(self._store, run_id)
         if record is None:
             execution.version = 1 if plan is not None else 0
             return plan
@@ -305,12 +311,14 @@ class Supervisor:
         if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
             raise ResumeError(run_id, "its plan no longer matches the plan given")
         execution.done.update(restore_steps(run_id, record.steps, self.workers))
-        execution.epoch = record.epoch + (record.status != "running")
         execution.version = record.plan.get("version", 1) if record.plan else 0
-        prefix = f"{execution.epoch}."
-        ctx.journal = RunJournal(self._store, run_id, (c for c in calls if c.key.startswith(prefix)))
+        if record.status == "failed":
+            calls = _last_attempts_open(calls, execution.version, execution.done)
+        ctx.journal = execution.journal = RunJournal(self._store, run_id, calls)
         # Every recorded call was paid for, replayed or not.
-        ctx.usage.total = used = spent(calls) or usage_from(record.usage)
+        used, by_worker = spent(calls)
+        ctx.usage.total = used = used or usage_from(record.usage)
+        ctx.usage.by_worker.update(by_worker)
         if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
             ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
             ctx.guard.spent_usd = used.known_cost_usd
@@ -434,15 +442,17 @@ class Supervisor:
         return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
 
 
-def _owner_alive(record: RunRecord) -> bool:
-    """Whether the process that marked the run running may still be running it."""
-    host, _, pid = (record.owner or "").rpartition(":")
+def _owner_alive(record: RunRecord, mine: str) -> bool:
+    """Whether the supervisor that marked the run running may still be running it."""
+    host, _, rest = (record.owner or "").partition(":")
+    pid = rest.partition(":")[0]
     if not host or not pid.isdigit():
         return False  # written before runs had owners
     if host != socket.gethostname():
         return time.time() - record.updated_at < _FOREIGN_LEASE_S
     if int(pid) == os.getpid():
-        return False  # this process: the run is not in `_running`, so nothing here runs it
+        # This process: another supervisor in it may run it; this one does not (not in `_running`).
+        return record.owner != mine
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -450,3 +460,17 @@ def _owner_alive(record: RunRecord) -> bool:
     except PermissionError:
         return True  # alive, under another user
     return True
+
+
+def _last_attempts_open(calls: list[CallRecord], version: int, done: Mapping[str, Any]) -> list[CallRecord]:
+    """The journal without the failure of each unfinished step's last attempt, which goes on."""
+    last: dict[str, tuple[int, str]] = {}
+    for record in calls:
+        plan_version, _, rest = record.key.partition("/")
+        step_attempt, _, tail = rest.partition("/")
+        step, _, attempt = step_attempt.rpartition(".")
+        if tail == "failed" and plan_version == str(version) and step not in done and attempt.isdigit():
+            if int(attempt) > last.get(step, (0, ""))[0]:
+                last[step] = (int(attempt), record.key)
+    reopened = {key for _, key in last.values()}
+    return [record for record in calls if record.key not in reopened]

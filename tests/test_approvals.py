@@ -163,7 +163,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> Non
         assert db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone() == (
             str(SCHEMA_VERSION),
         )
-        assert db.execute("SELECT run_id, owner, epoch FROM runs").fetchall() == [("old", None, 0)]
+        assert db.execute("SELECT run_id, owner FROM runs").fetchall() == [("old", None)]
         assert db.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM calls").fetchone() == (0,)
     del store

@@ -35,6 +35,11 @@ from workers.testing import FunctionModel, reply
 
 LOG = Path(os.environ["LOG"])
 KILL = os.environ.get("KILL", "")
+SIG = getattr(signal, os.environ.get("SIG", "SIGKILL"))
+FAIL_FIRST = os.environ.get("FAIL_FIRST") == "1"
+STEPS = ["books", "audit"][: int(os.environ.get("STEPS", "1"))]
+calls = 0
+REACHED = set()
 
 
 def log(line):
@@ -44,7 +49,7 @@ def log(line):
 
 def die_at(point):
     if KILL == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), SIG)
 
 
 @tool(idempotent=True)
@@ -78,25 +83,40 @@ class Clerk(Worker):
     tools = [fetch, record, pay]
 
 
-TURNS = [("fetch", {{"key": "a"}}), ("record", {{"entry": "x"}}), ("pay", {{"amount": 5}})]
-
-
-def clerk(request):
+async def clerk(request):
+    global calls
+    calls += 1
+    task = request.messages[0].parts[0].text.split()[2]  # "do the books" -> "books"
+    if FAIL_FIRST and calls == 1:
+        log("model clerk failed")
+        return reply.error(400, "a bad request, once")
     turn = sum(1 for m in request.messages if m.kind == "assistant") + 1
-    log(f"model clerk {{turn}}")
+    log(f"model clerk {{turn}}" if task == "books" else f"model clerk {{task}} {{turn}}")
+    if len(STEPS) > 1 and turn == 3 and KILL:  # the audit dies once the books step waits here too
+        REACHED.add(task)
+        for _ in range(1000):
+            if len(REACHED) == len(STEPS) and task == "audit":
+                break
+            await asyncio.sleep(0.01)
+    if task == "audit":
+        die_at(f"model:clerk:audit:{{turn}}")
     die_at(f"model:clerk:{{turn}}")
-    if turn <= len(TURNS):
-        name, arguments = TURNS[turn - 1]
+    entry = "x" if task == "books" else "x-" + task
+    turns = [("fetch", {{"key": "a"}}), ("record", {{"entry": entry}}), ("pay", {{"amount": 5}})]
+    if turn <= len(turns):
+        name, arguments = turns[turn - 1]
         return reply.tool_call(name, **arguments)
-    return reply.text("books done: " + "; ".join(r.content for r in request.tool_results))
+    results = [p.content for m in request.messages for p in m.parts if p.kind == "tool_result"]
+    return reply.text(task + " done: " + "; ".join(results))
 
 
 def boss(request):
     if request.tools:  # the planner: its output is a tool
         log("model planner")
         die_at("model:planner")
-        step = {{"id": "books", "worker": "Clerk", "input": "do the books", "reason": "it keeps them"}}
-        return reply.output({{"reasoning": "one clerk", "steps": [dict(step, depends_on=[])]}})
+        step = {{"worker": "Clerk", "reason": "it keeps them", "depends_on": []}}
+        steps = [dict(step, id=task, input="do the " + task) for task in STEPS]
+        return reply.output({{"reasoning": "clerks", "steps": steps}})
     log("model synthesizer")
     die_at("model:synthesizer")
     return reply.text("all done")
@@ -104,7 +124,7 @@ def boss(request):
 
 def approve(request):
     log(f"asked {{request.tool}} {{'started before' in request.reason}}")
-    return True
+    return os.environ.get("APPROVER") != "deny"
 
 
 async def main():
@@ -118,6 +138,8 @@ async def main():
             print("ERR", type(error).__name__, error)
         else:
             print("OK", result.output, result.usage.requests)
+            if len(STEPS) > 1:
+                print("\\n".join(f"{{s}}: {{result.steps[s].output}}" for s in STEPS))
 
 
 asyncio.run(main())
@@ -131,9 +153,11 @@ def _child(tmp_path: Path) -> Path:
     return script
 
 
-def _run(tmp_path: Path, kill: str = "", approver: str = "callable") -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, kill: str = "", approver: str = "callable", **more: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LOG": str(tmp_path / "log"), "DB": str(tmp_path / "runs.db"), "KILL": kill}
-    env["APPROVER"] = approver
+    env.update(APPROVER=approver, **more)
     return subprocess.run(
         [sys.executable, str(_child(tmp_path))], env=env, capture_output=True, text=True, timeout=60
     )
@@ -143,10 +167,10 @@ def _log(tmp_path: Path) -> list[str]:
     return (tmp_path / "log").read_text().splitlines()
 
 
-def _killed_then_resumed(tmp_path: Path, kill: str) -> str:
-    killed = _run(tmp_path, kill)
+def _killed_then_resumed(tmp_path: Path, kill: str, **more: str) -> str:
+    killed = _run(tmp_path, kill, **more)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = _run(tmp_path)
+    resumed = _run(tmp_path, **{k: v for k, v in more.items() if k == "STEPS"})
     assert resumed.returncode == 0, resumed.stderr
     return resumed.stdout.strip()
 
@@ -271,3 +295,55 @@ def test_a_run_killed_after_an_approved_call_does_not_run_it_or_ask_again(tmp_pa
     assert _killed_then_resumed(tmp_path, "model:clerk:4") == "OK all done 6"
     log = _log(tmp_path)
     assert log.count("pay 5") == 1 and log.count("asked pay False") == 1 and log.count("model clerk 4") == 2
+
+
+def test_a_run_stopped_by_a_tool_caught_half_way_stays_stopped_however_often_it_is_resumed(
+    tmp_path: Path,
+) -> None:
+    assert _killed_then_resumed(tmp_path, "in-record").startswith("ERR ToolInterrupted")
+    again = _run(tmp_path)
+    assert again.stdout.startswith("ERR ToolInterrupted"), again.stdout + again.stderr
+    assert _log(tmp_path).count("record x") == 1
+
+
+def test_a_run_stopped_with_ctrl_c_resumes_like_a_killed_one(tmp_path: Path) -> None:
+    interrupted = _run(tmp_path, "model:clerk:3", SIG="SIGINT")
+    assert interrupted.returncode != 0
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("aborted",)]
+    resumed = _run(tmp_path)
+    assert resumed.stdout.strip() == "OK all done 6", resumed.stderr
+    log = _log(tmp_path)
+    assert log.count("record x") == 1 and log.count("fetch a") == 1 and log.count("model clerk 2") == 1
+
+
+def test_a_step_attempt_that_failed_before_the_kill_fails_the_same_way_on_resume(tmp_path: Path) -> None:
+    # Attempt 1 fails on a provider error, attempt 2 records, the process dies in attempt 2.
+    killed = _run(tmp_path, "model:clerk:3", FAIL_FIRST="1")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run(tmp_path)  # the provider would answer now: attempt 1 must not be tried again
+    assert resumed.stdout.strip() == "OK all done 6", resumed.stderr
+    log = _log(tmp_path)
+    assert log.count("model clerk failed") == 1 and log.count("record x") == 1
+    assert log.count("model clerk 1") == 1 and log.count("model clerk 3") == 2
+
+
+def test_a_denial_is_replayed_on_resume_and_not_asked_again(tmp_path: Path) -> None:
+    killed = _run(tmp_path, "model:clerk:4", approver="deny")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run(tmp_path)  # this approver would approve: it must not be asked
+    assert resumed.stdout.strip() == "OK all done 6", resumed.stderr
+    log = _log(tmp_path)
+    assert log.count("asked pay False") == 1 and "pay 5" not in log
+
+
+def test_parallel_steps_of_one_worker_resume_each_from_its_own_records(tmp_path: Path) -> None:
+    # Killed in the audit's third model call while the books step is in its own third call.
+    out = _killed_then_resumed(tmp_path, "model:clerk:audit:3", STEPS="2")
+    lines = out.splitlines()
+    assert lines[0] == "OK all done 10"
+    assert lines[1] == "books: books done: value of a; recorded x; paid 5"
+    assert lines[2] == "audit: audit done: value of a; recorded x-audit; paid 5"
+    log = _log(tmp_path)
+    assert log.count("record x") == 1 and log.count("record x-audit") == 1
+    assert log.count("model clerk 2") == 1 and log.count("model clerk audit 2") == 1

@@ -66,7 +66,7 @@ async def test_a_run_is_journaled_and_listed(checked: Check, tmp_path: Path) -> 
     kinds = [kind for kind, _, _ in await store.events("r1")]
     assert kinds.count("step") == 4 and "model_call" not in kinds  # model calls are in the call journal
     calls = await store.calls("r1")
-    assert [c.key for c in calls] == ["0.1/check.1/0/Checker/1", "0.1/write.1/0/Writer/1"]
+    assert [c.key for c in calls] == ["1/check.1/0/Checker/1", "1/write.1/0/Writer/1"]
     assert [c.value.usage.requests for c in calls] == [1, 1]  # type: ignore[union-attr]
     await store.aclose()
     assert result.output == "all good"

@@ -10,6 +10,7 @@ __all__ = [
     "HandoffError",
     "HandoffLoop",
     "PlanError",
+    "RecordedFailure",
     "ResumeError",
     "StepFailed",
     "StoreError",
@@ -116,6 +117,23 @@ class StoreError(AgentError):
         super().__init__(f"store {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class RecordedFailure(AgentError):
+    """A step attempt that failed before the process stopped, given back as it was on resume.
+
+    Replaying it (rather than trying the attempt again) keeps the resumed run on the path it
+    took: the retries and re-plans that followed the failure are the ones recorded.
+
+    Attributes:
+        error_type: The class name of the original error.
+        message: Its message.
+    """
+
+    def __init__(self, error_type: str, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message, run_id=run_id)
+        self.error_type = error_type
+        self.message = message
 
 
 class ResumeError(AgentError):

@@ -35,6 +35,7 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     ├── HandoffLoop                 handoffs cycling with nothing new, or past max_handoffs
     ├── StoreError                  the run store cannot be used (not ours, newer schema, write failed)
     ├── ResumeError                 a run that no longer matches the code cannot be resumed
+    ├── RecordedFailure             on resume: a step attempt that failed before, given back as is
     ├── WorkerError                 one worker could not finish (worker name)
     │   ├── WorkerInputError        the task does not validate against the worker's `input`
     │   ├── MaxTurnsExceeded        `max_turns` model turns without a valid output
@@ -98,6 +99,7 @@ from ._errors_supervisor import (
     HandoffError,
     HandoffLoop,
     PlanError,
+    RecordedFailure,
     ResumeError,
     StepFailed,
     StoreError,
@@ -109,6 +111,7 @@ __all__ = [
     "HandoffError",
     "HandoffLoop",
     "PlanError",
+    "RecordedFailure",
     "ResumeError",
     "StepFailed",
     "StoreError",

@@ -61,6 +61,7 @@ class _Turns:
         self.output_limit = cls.max_tokens
         self.last_calls: list[tuple[str, str]] = []
         self.key = ""  # the journal key of the current turn
+        self.unsaved = False  # its response is recorded but not yet committed
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
         clash = sorted(set(self.handoffs) & set(cls._plan.tools))
         if clash:
@@ -123,7 +124,9 @@ class _Turns:
             raise
         self.ctx.guard.after_model_call(self.name, mid, request, response)
         if journal is not None:
-            await journal.save_response(self.key, response)
+            # A turn of tool calls commits its response with its first tool start (or at its end).
+            self.unsaved = self._runs_tools(response)
+            await journal.save_response(self.key, response, durable=not self.unsaved)
         self.usage = self.usage + response.usage
         self.ctx.usage.record(self.name, response.usage)
         return response
@@ -161,7 +164,7 @@ class _Turns:
         if calls:
             self.last_calls.extend((c.name, c.raw_arguments) for c in calls)
             self.messages.append(response.message)
-            answered = await self.runner.run_turn(calls, reason=response.text, key=self.key)
+            answered = await self.runner.run_turn(calls, response.text, self.key, self.unsaved)
             self.messages.append(UserMessage(answered))
             return None
         value, errors = self.plan.from_text(response.text)
@@ -171,6 +174,13 @@ class _Turns:
             return _Finished(value)
         self._failed_output(errors, response.text, nudge=repair_prompt(errors))
         return None
+
+    def _runs_tools(self, response: ModelResponse) -> bool:
+        """Whether `handle` will give this response's calls to the tool runner."""
+        if response.stop_reason in ("max_tokens", "refusal") or not response.tool_calls:
+            return False
+        output = self.plan.tool_name if self.plan.mode == "tool" else None
+        return all(c.name != output and c.name not in self.handoffs for c in response.tool_calls)
 
     def _hand_off(self, response: ModelResponse, call: Any) -> _Finished | None:
         """A valid handoff ends the run; an invalid one goes back to the model like bad arguments."""

@@ -9,7 +9,8 @@ back its recorded result. A tool call that started and never finished is handled
 declaration: idempotent tools run again, risky ones go back to a person, others fail clearly
 (`ToolInterrupted`).
 
-Durability: a model response is committed before the worker acts on it, a tool that is not
+Durability: a model response is committed before the worker acts on it (a tool-call turn's
+response with the first tool start, or before an approval wait, or at the end of the turn), a tool that is not
 idempotent runs only after its start is committed, and its result is committed before the worker
 goes on, so a kill at any moment leaves a record that says what happened. An idempotent tool's
 result is committed with the next commit: losing it only runs a harmless call again.
@@ -57,8 +58,13 @@ class CallJournal(Protocol):
         """The response recorded under `key`, or None (then the model is called)."""
         ...
 
-    async def save_response(self, key: str, response: ModelResponse) -> None:
-        """Record a response; committed when this returns, before the worker acts on it."""
+    async def save_response(self, key: str, response: ModelResponse, *, durable: bool = True) -> None:
+        """Record a response; committed when this returns, or, with `durable=False`, with the
+        next commit (the caller then commits before anything depends on it)."""
+        ...
+
+    async def commit(self) -> None:
+        """Commit what was recorded without `durable`."""
         ...
 
     def tool(self, key: str) -> ToolRecord | None:

@@ -101,14 +101,21 @@ class ToolRunner:
         self._timeouts: Counter[str] = Counter()
         self._unknown = 0
         self._seen: Counter[tuple[str, str]] = Counter()
+        self._unsaved = False
 
     async def run_turn(
-        self, calls: Sequence[ToolCallPart], reason: str, key: str = ""
+        self, calls: Sequence[ToolCallPart], reason: str, key: str = "", unsaved: bool = False
     ) -> tuple[ToolResultPart, ...]:
-        """Answer every call of one model turn, in call order; `key` is the turn's journal key."""
+        """Answer every call of one model turn, in call order.
+
+        `key` is the turn's journal key; `unsaved` says its response is not committed yet: it is
+        committed before a person is asked or an idempotent tool runs, with the start of a tool
+        that is not idempotent, and at the end of the turn at the latest.
+        """
         prepared = [self._prepare(call) for call in calls]
         self._check_bounds(prepared)
         journal = self.ctx.journal
+        self._unsaved = unsaved and journal is not None
         if journal is not None and key:
             for index, item in enumerate(prepared):
                 if item.result is None and item.tool is not None:
@@ -116,12 +123,15 @@ class ToolRunner:
                     self._recall(item, item.tool, journal.tool(item.key))
         for item in prepared:
             if item.result is None and item.tool is not None and item.tool.risky:
+                await self._commit()
                 await self._approve(item, item.tool, reason)
         runnable = [
             (i, i.tool, i.kwargs)
             for i in prepared
             if i.result is None and i.tool is not None and i.kwargs is not None
         ]
+        if any(tool.idempotent for _, tool, _ in runnable):  # it starts with no commit of its own
+            await self._commit()
         if len(runnable) == 1:  # the common case: no task group, no extra task
             await self._execute(*runnable[0])
         elif runnable:
@@ -131,8 +141,15 @@ class ToolRunner:
         for item in prepared:  # every call gets its one result, whatever happened to its task
             if item.result is None:
                 self._answer(item, "The tool did not finish.", "error")
+        await self._commit()
         self._count_timeouts(prepared)
         return tuple(item.result for item in prepared if item.result is not None)
+
+    async def _commit(self) -> None:
+        """Commit the turn's response, once."""
+        if self._unsaved and self.ctx.journal is not None:
+            self._unsaved = False
+            await self.ctx.journal.commit()
 
     def _prepare(self, call: ToolCallPart) -> _Prepared:
         item = _Prepared(call)
@@ -239,6 +256,14 @@ class ToolRunner:
                 self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
             else:
                 item.kwargs, item.arguments = kwargs, edited
+        journal = self.ctx.journal
+        if item.result is not None and journal is not None and item.key:
+            # Whoever decided (a callable, a terminal, the store's queue), a resumed run takes
+            # the same decision: a person is not asked twice, and the answers that follow fit.
+            arguments_json = _canonical(arguments)
+            await journal.tool_finished(
+                item.key, call, arguments_json, item.result, "denied", 0.0, durable=True
+            )
 
     async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
@@ -247,6 +272,7 @@ class ToolRunner:
         arguments_json = _canonical(item.arguments or {})
         if journal is not None and durable:
             await journal.tool_started(item.key, call, arguments_json, durable=True)
+            self._unsaved = False  # the start was committed with the response
         started = time.monotonic()
         status: ToolStatus = "ok"
         deadline = asyncio.timeout(tool.timeout_s)
