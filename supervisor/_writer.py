@@ -96,7 +96,7 @@ class Writer:
 
     def _put(self, sql: str, params: Params, future: asyncio.Future[int] | None) -> None:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # first write, or it gave up
                 self._thread = threading.Thread(target=self._run, name=f"store:{self._where}", daemon=True)
                 self._thread.start()
         self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
@@ -133,7 +133,17 @@ class Writer:
     # --- in the thread --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        db = self._connect()
+        try:
+            db = self._connect()
+        except Exception as exc:  # fail what waits now; the next write starts a thread again
+            error = StoreError(self._where, f"cannot open: {type(exc).__name__}: {exc}")
+            writes = []
+            while not self._queue.empty():
+                item = self._queue.get()
+                if item is not _STOP:
+                    writes.append(item)
+            self._settle_all(writes, [], error)  # type: ignore[arg-type]
+            return
         try:
             while True:
                 item = self._queue.get()
@@ -161,6 +171,10 @@ class Writer:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             error = StoreError(self._where, f"write failed: {type(exc).__name__}: {exc}")
+        self._settle_all(writes, counts, error)
+
+    @staticmethod
+    def _settle_all(writes: list[_Write], counts: list[int], error: BaseException | None) -> None:
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
         for i, (_, _, future, loop) in enumerate(writes):
             if future is not None and loop is not None:

@@ -478,3 +478,15 @@ async def test_a_checkpoint_that_cannot_commit_fails_in_bounded_time(tmp_path: P
         blocker.close()
     assert await store.start(RunRecord("r", None, "running", None, ("Writer",)))  # and it recovers
     await store.aclose()
+
+
+async def test_a_store_whose_file_cannot_be_opened_fails_its_checkpoints_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    store = SQLiteStore(folder / "runs.db", commit_timeout_s=30)
+    folder.rename(tmp_path / "moved")  # the writer thread opens the file on first write: it is gone
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StoreError, match="cannot open"):
+        await store.finish("r", "failed", {}, None, "x")
+    assert asyncio.get_running_loop().time() - started < 10  # not the 30 s bound: it said why
+    await store.aclose()
