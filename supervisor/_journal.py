@@ -14,7 +14,7 @@ from typing import Any
 
 from tools import serialize_result
 from tools.errors import ResumeError
-from workers import Event, EventSink, ToolCallEvent, Worker
+from workers import Event, EventSink, StepEvent, ToolCallEvent, Worker
 
 from ._calls import usage_data, usage_from
 from ._plan import Plan, Step
@@ -147,10 +147,13 @@ class JournalSink:
 
         Nothing is stored twice: the call journal keeps each model response (usage, latency,
         stop reason, request id) and each tool call that ran (arguments, result, status,
-        duration) under a key naming the step and the worker, so those events are not kept.
+        duration) under a key naming the step and the worker, and a finished step has its row
+        (worker, attempts, when), so those events are not kept.
         """
         self._inner.emit(event)
         if event.kind == "model_call" or (isinstance(event, ToolCallEvent) and event.status in _JOURNALED):
+            return
+        if isinstance(event, StepEvent) and event.status == "finished":  # the step's row says it
             return
         self._store.add_events(self._run_id, ((event, time.time()),))
 

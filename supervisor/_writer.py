@@ -49,6 +49,7 @@ class Writer:
         self._timeout_s = timeout_s
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._gave_up = False
         self._lock = threading.Lock()
         self._buffers: dict[str, tuple[Callable[[Any], tuple[Any, ...]], list[Any]]] = {}
         self._waiting: deque[tuple[float, asyncio.Future[int]]] = deque()
@@ -96,7 +97,8 @@ class Writer:
 
     def _put(self, sql: str, params: Params, future: asyncio.Future[int] | None) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():  # first write, or it gave up
+            if self._thread is None or self._gave_up:  # the first write, or the thread could not open
+                self._gave_up = False
                 self._thread = threading.Thread(target=self._run, name=f"store:{self._where}", daemon=True)
                 self._thread.start()
         self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
@@ -137,6 +139,7 @@ class Writer:
             db = self._connect()
         except Exception as exc:  # fail what waits now; the next write starts a thread again
             error = StoreError(self._where, f"cannot open: {type(exc).__name__}: {exc}")
+            self._gave_up = True
             writes = []
             while not self._queue.empty():
                 item = self._queue.get()
