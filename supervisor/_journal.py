@@ -14,7 +14,7 @@ from typing import Any
 
 from tools import serialize_result
 from tools.errors import ResumeError
-from workers import Event, EventSink, StepEvent, ToolCallEvent, Worker
+from workers import Event, EventSink, NullSink, StepEvent, ToolCallEvent, Worker
 
 from ._calls import usage_data, usage_from
 from ._plan import Plan, Step
@@ -141,6 +141,11 @@ class JournalSink:
         self._inner = inner
         self._store = store
         self._run_id = run_id
+
+    @property
+    def drops_model_calls(self) -> bool:
+        """True when nobody but the trace listens: the trace keeps no model-call event."""
+        return type(self._inner) is NullSink
 
     def emit(self, event: Event) -> None:
         """Pass the event on, and journal it (the store serialises it off the event loop).

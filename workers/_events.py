@@ -181,7 +181,11 @@ Event = (
 
 
 class EventSink(Protocol):
-    """Receives events as they happen; must not block."""
+    """Receives events as they happen; must not block.
+
+    A sink that would drop every `ModelCallEvent` may say so with a class attribute
+    `drops_model_calls = True`: the per-call event is then not even built.
+    """
 
     def emit(self, event: Event) -> None:
         """Record one event."""

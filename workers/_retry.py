@@ -78,7 +78,7 @@ _NULL_SINK = NullSink()
 
 
 def _emit_call(events: EventSink, mid: str, response: ModelResponse) -> None:
-    if type(events) is NullSink:  # nobody listens: build no event
+    if type(events) is NullSink or getattr(events, "drops_model_calls", False):  # nobody listens
         return
     event = ModelCallEvent(
         mid,
