@@ -160,14 +160,15 @@ class StoreGate:
         """The request's record: the one a resumed run filed before it stopped, else a new one.
 
         A decision taken while the asking process was dead applies when the run resumes, and an
-        approved call is not asked for twice. Only a request closed because its run ended is
-        filed again.
+        approved call is not asked for twice. A request closed because its run ended, or
+        answered by aborting the run, is filed again.
         """
         if request.run_id:
             self._asked.add(request.run_id)
         if request.key and request.run_id:
             earlier = await self.store.approval_for(request.run_id, request.key)
-            if earlier is not None and earlier.status != "superseded":
+            # An abort stopped the run; taking it up again means asking again.
+            if earlier is not None and earlier.status not in ("superseded", "aborted"):
                 return earlier
         now = time.time()
         record = ApprovalRecord(

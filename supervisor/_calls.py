@@ -58,7 +58,11 @@ class CallRecord:
 
 
 class CallStore(Protocol):
-    """What the journal needs from a store."""
+    """What the journal needs from a store.
+
+    Order is the contract: `save_call` and `commit_calls` commit every record `put_call` queued
+    before them, in the order queued, so a committed record never refers to a lost one.
+    """
 
     def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
         """Queue a record: committed with the next checkpoint, or within milliseconds with `now`."""
@@ -125,9 +129,14 @@ class RunJournal:
     def tool(self, key: str) -> ToolRecord | None:
         """The recorded tool call, once."""
         record = self._tools.pop(key, None) if self._tools else None
-        if record is not None and record.state == "started":
+        if record is not None and record.state != "finished":
             self._starts[key] = record.starts
         return record
+
+    async def tool_approved(self, key: str, call: ToolCallPart, arguments_json: str) -> None:
+        """Record a person's approval; committed when this returns."""
+        approved = ToolRecord(call.name, "approved", self._starts.get(key, 0), arguments_json)
+        await self._store.save_call(self._run_id, CallRecord(key, approved))
 
     async def tool_started(self, key: str, call: ToolCallPart, arguments_json: str, *, durable: bool) -> None:
         """Record the start; committed before the tool runs when `durable`."""

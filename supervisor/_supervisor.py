@@ -312,8 +312,10 @@ class Supervisor:
             raise ResumeError(run_id, "its plan no longer matches the plan given")
         execution.done.update(restore_steps(run_id, record.steps, self.workers))
         execution.version = record.plan.get("version", 1) if record.plan else 0
-        if record.status == "failed":
-            calls = _last_attempts_open(calls, execution.version, execution.done)
+        chosen = plan or stored
+        if record.status == "failed" and chosen is not None:
+            unfinished = [s.id for s in chosen.steps if s.id not in execution.done]
+            calls = _last_attempts_open(calls, execution.version, unfinished)
         ctx.journal = execution.journal = RunJournal(self._store, run_id, calls)
         # Every recorded call was paid for, replayed or not.
         used, by_worker = spent(calls)
@@ -322,7 +324,7 @@ class Supervisor:
         if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
             ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
             ctx.guard.spent_usd = used.known_cost_usd
-        return plan or stored
+        return chosen
 
     async def _record_end(
         self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext, resumed: bool
@@ -401,7 +403,7 @@ class Supervisor:
         if plan is None:
             assert goal is not None
             plan = await self._make_plan(goal, ctx, execution, None)
-        replans = 0
+        replans = max(0, execution.version - 1)  # a resumed run has had its re-plans already
         while (failure := await execution.run(plan)) is not None:
             if goal is None or replans >= self.max_replans:
                 raise StepFailed(
@@ -462,15 +464,19 @@ def _owner_alive(record: RunRecord, mine: str) -> bool:
     return True
 
 
-def _last_attempts_open(calls: list[CallRecord], version: int, done: Mapping[str, Any]) -> list[CallRecord]:
-    """The journal without the failure of each unfinished step's last attempt, which goes on."""
-    last: dict[str, tuple[int, str]] = {}
+def _last_attempts_open(calls: list[CallRecord], version: int, unfinished: list[str]) -> list[CallRecord]:
+    """The journal without the failure of each unfinished step's last attempt, which goes on.
+
+    The last attempt is the highest one with any record (a fatal error records no failure), and
+    steps are matched by their ids, whatever characters those hold.
+    """
+    last: dict[str, int] = {}
     for record in calls:
-        plan_version, _, rest = record.key.partition("/")
-        step_attempt, _, tail = rest.partition("/")
-        step, _, attempt = step_attempt.rpartition(".")
-        if tail == "failed" and plan_version == str(version) and step not in done and attempt.isdigit():
-            if int(attempt) > last.get(step, (0, ""))[0]:
-                last[step] = (int(attempt), record.key)
-    reopened = {key for _, key in last.values()}
+        for step in unfinished:
+            prefix = f"{version}/{step}."
+            if record.key.startswith(prefix):
+                attempt, slash, _ = record.key[len(prefix) :].partition("/")
+                if slash and attempt.isdigit():
+                    last[step] = max(last.get(step, 0), int(attempt))
+    reopened = {f"{version}/{step}.{attempt}/failed" for step, attempt in last.items()}
     return [record for record in calls if record.key not in reopened]

@@ -20,6 +20,7 @@ import functools
 import queue
 import sqlite3
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,12 +50,12 @@ class Writer:
         self._timeout_s = timeout_s
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._gave_up = False
         self._lock = threading.Lock()
         self._buffers: dict[str, tuple[Callable[[Any], tuple[Any, ...]], list[Any]]] = {}
-        self._waiting: deque[tuple[float, asyncio.Future[int]]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Per event loop: the commits waited for, oldest first, and the one timer that bounds them.
+        self._watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # --- on the event loop -------------------------------------------------------------------
 
@@ -97,36 +98,33 @@ class Writer:
 
     def _put(self, sql: str, params: Params, future: asyncio.Future[int] | None) -> None:
         with self._lock:
-            if self._thread is None or self._gave_up:  # the first write, or the thread could not open
-                self._gave_up = False
+            if self._thread is None:  # the first write, or the last thread could not open the file
                 self._thread = threading.Thread(target=self._run, name=f"store:{self._where}", daemon=True)
                 self._thread.start()
         self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
 
     def _watch(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[int]) -> None:
-        if loop is not self._loop:  # another event loop: what the old one waited on went with it
-            self._loop, self._timer = loop, None
-            self._waiting.clear()
-        waiting = self._waiting
+        with self._lock:  # loops in other threads may share the store
+            watch = self._watches.get(loop)
+            if watch is None:
+                watch = self._watches[loop] = _Watch()
+        waiting = watch.waiting
         while waiting and waiting[0][1].done():  # commits settle in order: the deque stays short
             waiting.popleft()
         deadline = loop.time() + self._timeout_s
         waiting.append((deadline, future))
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._expire)
+        if watch.timer is None:
+            watch.timer = loop.call_at(deadline, self._expire, loop, watch)
 
-    def _expire(self) -> None:
-        """Fail the waits past their deadline; wake again at the next deadline."""
-        loop = self._loop
-        self._timer = None
-        if loop is None:
-            return
+    def _expire(self, loop: asyncio.AbstractEventLoop, watch: _Watch) -> None:
+        """Fail this loop's waits past their deadline; wake again at the next deadline."""
+        watch.timer = None
         now = loop.time()
-        waiting = self._waiting
+        waiting = watch.waiting
         while waiting:
             deadline, future = waiting[0]
             if not future.done() and deadline > now:
-                self._timer = loop.call_at(deadline, self._expire)
+                watch.timer = loop.call_at(deadline, self._expire, loop, watch)
                 return
             waiting.popleft()
             if not future.done():
@@ -139,12 +137,16 @@ class Writer:
             db = self._connect()
         except Exception as exc:  # fail what waits now; the next write starts a thread again
             error = StoreError(self._where, f"cannot open: {type(exc).__name__}: {exc}")
-            self._gave_up = True
             writes = []
-            while not self._queue.empty():
-                item = self._queue.get()
-                if item is not _STOP:
-                    writes.append(item)
+            with self._lock:  # no new thread starts until what is queued has been answered
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not _STOP:
+                        writes.append(item)
+                self._thread = None
             self._settle_all(writes, [], error)  # type: ignore[arg-type]
             return
         try:
@@ -187,6 +189,16 @@ class Writer:
                 loop.call_soon_threadsafe(_settle, futures, error)
             except RuntimeError:  # that loop is closed: nobody waits any more
                 pass
+
+
+class _Watch:
+    """One event loop's waits for commits, and its timer."""
+
+    __slots__ = ("waiting", "timer")
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[float, asyncio.Future[int]]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
 
 
 def _rows(encode: Callable[[Any], tuple[Any, ...]], items: list[Any]) -> list[tuple[Any, ...]]:

@@ -34,7 +34,8 @@ class ToolRecord:
 
     Attributes:
         tool: The tool's name.
-        state: "started" (it may or may not have taken effect) or "finished".
+        state: "approved" (a person said yes; not started yet), "started" (it may or may not
+            have taken effect) or "finished".
         starts: How many times it was started (a re-run after an interruption counts again).
         arguments_json: The arguments it ran with, as canonical JSON.
         result: The result the model got, once finished.
@@ -43,7 +44,7 @@ class ToolRecord:
     """
 
     tool: str
-    state: Literal["started", "finished"]
+    state: Literal["approved", "started", "finished"]
     starts: int
     arguments_json: str
     result: ToolResultPart | None = None
@@ -69,6 +70,10 @@ class CallJournal(Protocol):
 
     def tool(self, key: str) -> ToolRecord | None:
         """The tool call recorded under `key`, or None."""
+        ...
+
+    async def tool_approved(self, key: str, call: ToolCallPart, arguments_json: str) -> None:
+        """Record a person's approval (with the arguments approved); committed when this returns."""
         ...
 
     async def tool_started(self, key: str, call: ToolCallPart, arguments_json: str, *, durable: bool) -> None:

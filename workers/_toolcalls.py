@@ -18,6 +18,7 @@ from typing import Any
 from tools import Tool, parse_arguments_text, serialize_result, truncate_result
 from tools.errors import (
     LoopDetected,
+    ResumeError,
     RunAborted,
     ToolArgumentsError,
     ToolInterrupted,
@@ -50,6 +51,7 @@ class _Prepared:
     issues: list[Issue] = field(default_factory=list)
     key: str = ""  # the journal key ("" when the run keeps no journal)
     starts: int = 0  # earlier starts that never finished (a resumed run)
+    approved: bool = False  # a person's approval was recorded before the process stopped
 
 
 def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
@@ -122,7 +124,7 @@ class ToolRunner:
                     item.key = f"{key}/{index}"
                     self._recall(item, item.tool, journal.tool(item.key))
         for item in prepared:
-            if item.result is None and item.tool is not None and item.tool.risky:
+            if item.result is None and item.tool is not None and item.tool.risky and not item.approved:
                 await self._commit()
                 await self._approve(item, item.tool, reason)
         runnable = [
@@ -175,15 +177,22 @@ class ToolRunner:
         """Take up what a resumed run's journal says of this call."""
         if record is None:
             return
+        if record.tool != tool.name:  # the journal does not describe this run any more
+            raise ResumeError(
+                self.ctx.run_id or "",
+                f"its journal has a call of {record.tool!r} at {item.key}, "
+                f"where the run now calls {tool.name!r}",
+            )
         if record.state == "finished" and record.result is not None:
             item.result, item.status = record.result, record.status or "ok"
             self._emit(
                 item.call, item.status, 0.0, len(record.result.content), "recorded result (resumed run)"
             )
             return
-        # Started, never finished: it may or may not have taken effect.
+        # Approved and not started yet, or started and never finished (it may have taken effect).
         item.starts = record.starts
-        if not tool.idempotent and not tool.risky:
+        item.approved = record.state == "approved"
+        if record.state == "started" and not tool.idempotent and not tool.risky:
             raise ToolInterrupted(tool.name, record.arguments_json, item.key, run_id=self.ctx.run_id)
         arguments, issues = parse_arguments_text(record.arguments_json)
         if isinstance(arguments, dict) and not issues:  # what ran, a person's edit included
@@ -257,6 +266,8 @@ class ToolRunner:
             else:
                 item.kwargs, item.arguments = kwargs, edited
         journal = self.ctx.journal
+        if item.result is None and journal is not None and item.key:  # approved, maybe edited
+            await journal.tool_approved(item.key, call, _canonical(item.arguments or {}))
         if item.result is not None and journal is not None and item.key:
             # Whoever decided (a callable, a terminal, the store's queue), a resumed run takes
             # the same decision: a person is not asked twice, and the answers that follow fit.
@@ -271,7 +282,16 @@ class ToolRunner:
         durable = not tool.idempotent  # its start is committed before it runs: a kill never hides a run
         arguments_json = _canonical(item.arguments or {})
         if journal is not None and durable:
-            await journal.tool_started(item.key, call, arguments_json, durable=True)
+            try:
+                await journal.tool_started(item.key, call, arguments_json, durable=True)
+            except BaseException:  # stopped while the start was being written: it never ran
+                never = ToolResultPart(
+                    call.id, call.name, "Not run: the run stopped before it started.", True
+                )
+                await journal.tool_finished(
+                    item.key, call, arguments_json, never, "error", 0.0, durable=False
+                )
+                raise
             self._unsaved = False  # the start was committed with the response
         started = time.monotonic()
         status: ToolStatus = "ok"
