@@ -21,6 +21,7 @@ from tools.errors import (
     RecordedFailure,
     ResumeError,
     RunAborted,
+    RunNotFound,
     StepFailed,
     StoreError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "ProviderError",
     "RecordedFailure",
     "ResumeError",
+    "RunNotFound",
     "RunRecord",
     "SQLiteStore",
     "StepRecord",

@@ -2,19 +2,23 @@
 
 python -m supervisor demo                    the demo plan (scripted models without API keys)
 python -m supervisor runs --store runs.db    the runs in a store: id, goal, status, cost, start
+python -m supervisor trace RUN_ID --store runs.db [--json]   one run as a tree (or JSON lines)
+python -m supervisor approve --store runs.db  decide the risky calls waiting in the store
+python -m supervisor resume RUN_ID --store runs.db --app module:factory   finish a run
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from tools.errors import AgentError, ConfigurationError, ResumeError, StoreError
+from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteStore
@@ -46,6 +50,25 @@ async def _runs(store: SQLiteStore, path: str, out: TextIO) -> int:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
         goal = (run.goal or "(plan)").replace("\n", " ")
         out.write(f"{run.run_id:34} {run.status:10} {cost:>12}  {started}  {goal[:60]}\n")
+    return 0
+
+
+async def _trace(store: SQLiteStore, run_id: str, path: str, as_json: bool, out: TextIO) -> int:
+    from ._trace import build_trace, render, to_jsonl
+
+    try:
+        record = await store.load(run_id)
+        if record is None:
+            raise RunNotFound(run_id, path)
+        calls = await store.calls(run_id)
+        events = await store.events(run_id)
+    finally:
+        await store.aclose()
+    tree = build_trace(record, calls, events)
+    if as_json:
+        out.writelines(line + "\n" for line in to_jsonl(tree))
+    else:
+        out.write(render(tree, colour=out.isatty()))
     return 0
 
 
@@ -113,7 +136,7 @@ async def _resume(reader: SQLiteStore, run_id: str, store: str, app: str, out: T
     record = await reader.load(run_id)
     await reader.aclose()
     if record is None:
-        raise ResumeError(run_id, f"there is no such run in {store}")
+        raise RunNotFound(run_id, store)
     supervisor = factory(store)
     async with supervisor:
         if record.goal is not None:
@@ -139,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     approve.add_argument("--store", required=True, help="the store file, e.g. runs.db")
     approve.add_argument("--run", help="only this run's approvals")
     approve.add_argument("--watch", action="store_true", help="keep waiting for new requests")
+    trace = commands.add_parser("trace", help="show one run as a tree: plan, steps, calls, decisions, costs")
+    trace.add_argument("run_id")
+    trace.add_argument("--store", required=True, help="the store file, e.g. runs.db")
+    trace.add_argument("--json", action="store_true", help="one JSON object per node (JSON lines)")
     resume = commands.add_parser("resume", help="finish an unfinished run")
     resume.add_argument("run_id")
     resume.add_argument("--store", required=True, help="the store file, e.g. runs.db")
@@ -152,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "resume":
             reader = _open(args.store)  # a clear error for a missing or foreign file, before anything runs
             return asyncio.run(_resume(reader, args.run_id, args.store, args.app, sys.stdout))
+        if args.command == "trace":
+            return asyncio.run(_trace(_open(args.store), args.run_id, args.store, args.json, sys.stdout))
         if args.command == "approve":
             return asyncio.run(_approve(_open(args.store), args.run, args.watch, sys.stdout))
         return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))
@@ -161,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def event_json(event: Event) -> str:
     return _ENCODE(event_data(event))
 
 
-_JOURNALED = frozenset({"ok", "error", "timeout"})  # tool calls that ran: the call journal has them
+_JOURNALED = frozenset({"ok", "error", "timeout", "denied"})  # the call journal has these calls
 
 
 class JournalSink:

@@ -385,7 +385,7 @@ async def test_the_resume_command_finishes_a_run_with_the_apps_workers(
     missing = await asyncio.to_thread(
         subprocess.run, unknown, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
     )
-    assert missing.returncode == 1 and "there is no such run" in missing.stderr
+    assert missing.returncode == 1 and "error: no run 'nope' in" in missing.stderr
 
 
 async def test_a_resumed_run_spends_what_is_left_of_its_budget_not_a_new_one(

@@ -12,6 +12,7 @@ __all__ = [
     "PlanError",
     "RecordedFailure",
     "ResumeError",
+    "RunNotFound",
     "StepFailed",
     "StoreError",
 ]
@@ -134,6 +135,18 @@ class RecordedFailure(AgentError):
         super().__init__(message, run_id=run_id)
         self.error_type = error_type
         self.message = message
+
+
+class RunNotFound(AgentError):
+    """A run id the store does not have.
+
+    Attributes:
+        where: The store (its file).
+    """
+
+    def __init__(self, run_id: str, where: str) -> None:
+        super().__init__(f"no run {run_id!r} in {where}", run_id=run_id)
+        self.where = where
 
 
 class ResumeError(AgentError):

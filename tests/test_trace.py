@@ -1,0 +1,199 @@
+"""The trace: a stored run as a tree that says why it went where it went and what it cost.
+
+Promises: every step shows the plan's reason for its worker and every handoff its reason, so the
+tree answers "why did this end at worker F"; model calls, tool calls, refused calls, approvals,
+failed attempts and retries sit where they happened; the JSON lines read back into the same
+tree; the command line explains an unknown run id with a non-zero exit and no traceback, and
+writes no colour into a pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from supervisor import Supervisor
+from supervisor._sqlite import SQLiteStore
+from supervisor._trace import build_trace, from_jsonl, render, to_jsonl
+from tools import tool
+from workers import Decision, Price, RetryPolicy, Worker
+from workers.testing import ScriptedModel, reply
+
+Check = Callable[[Any], Any]
+ROOT = Path(__file__).resolve().parent.parent
+PRICE = Price(input=1.0, output=5.0)
+
+
+@tool
+def lookup(invoice_id: str) -> dict[str, object]:
+    """Fetch an invoice."""
+    return {"invoice_id": invoice_id, "charges": 2}
+
+
+@tool(risky=True)
+def refund(invoice_id: str, amount: Annotated[float, Field(gt=0)]) -> str:
+    """Refund part of an invoice."""
+    return f"refunded {amount:g} on {invoice_id}"
+
+
+class Billing(Worker):
+    """Settles invoices."""
+
+    model = "openai:gpt-4o"
+    tools = [lookup, refund]
+
+
+class Triage(Worker):
+    """Sends each request to the right desk."""
+
+    model = "openai:gpt-4o"
+    handoffs = [Billing]
+
+
+def _step(sid: str, worker: str, reason: str) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "worker": worker,
+        "input": "Refund the duplicate on invoice 42",
+        "depends_on": [],
+        "reason": reason,
+    }
+
+
+async def _traced_run(checked: Check, path: Path) -> Any:
+    planner = checked(
+        ScriptedModel(
+            [
+                reply.output(
+                    {"reasoning": "triage first", "steps": [_step("s1", "Triage", "it routes requests")]}
+                ),
+                reply.error(529, "overloaded"),
+                reply.text("Refunded 30 on invoice 42; the second refund was refused."),
+            ],
+            price=PRICE,
+        )
+    )
+    hand_over = reply.tool_call(
+        "transfer_to_Billing", input="refund invoice 42", reason="it is about an invoice"
+    )
+    triage = checked(ScriptedModel([hand_over, hand_over], price=PRICE))
+    billing = checked(
+        ScriptedModel(
+            [
+                reply.error(400, "bad request"),  # attempt 1 fails here
+                reply.tool_call("lookup", invoice_id="42"),
+                reply.tool_call("refund", invoice_id="42", amount=-5),  # invalid: goes back
+                reply.tool_calls(
+                    [
+                        ("refund", {"invoice_id": "42", "amount": 30}),
+                        ("refund", {"invoice_id": "42", "amount": 60}),
+                    ]
+                ),
+                reply.text("Refunded 30."),
+            ],
+            price=PRICE,
+        )
+    )
+
+    def approver(request: Any) -> Decision:
+        if request.arguments["amount"] > 50:
+            return Decision.deny("more than was charged", by="alice")
+        return Decision.approve(by="alice")
+
+    async with Supervisor(
+        [Triage(model=triage), Billing(model=billing)],
+        model=planner,
+        store=path,
+        approver=approver,
+        retry=RetryPolicy(base_delay_s=0.001, max_delay_s=0.001),
+    ) as sup:
+        return await sup.run("Refund the duplicate charge on invoice 42", run_id="t")
+
+
+async def _tree(path: Path) -> Any:
+    store = SQLiteStore(path)
+    record = await store.load("t")
+    assert record is not None
+    tree = build_trace(record, await store.calls("t"), await store.events("t"))
+    await store.aclose()
+    return tree
+
+
+SNAPSHOT = """\
+run t: Refund the duplicate charge on invoice 42  succeeded  [_]
+|- plan v1 (planned): triage first  [_]
+|  `- model Planner turn 1 (scripted) -> final_result  tool_use  [_]
+|- step s1 -> Triage (the plan: it routes requests), ended at Billing  succeeded  [_]
+|  |- attempt 1  failed: test:scripted: bad request (status 400)  [_]
+|  |  |- model Triage turn 1 (scripted) -> transfer_to_Billing  tool_use  [_]
+|  |  `- handoff Triage -> Billing: it is about an invoice
+|  `- attempt 2  [_]
+|     |- model Triage turn 1 (scripted) -> transfer_to_Billing  tool_use  [_]
+|     |- handoff Triage -> Billing: it is about an invoice
+|     |- model Billing turn 1 (scripted) -> lookup  tool_use  [_]
+|     |  `- tool lookup {"invoice_id":"42"} -> {"charges": 2, "invoice_id": "42"}  ok  [_]
+|     |- model Billing turn 2 (scripted) -> refund  tool_use  [_]
+|     |  `- tool refund invalid: $.amount: -5 is less than or equal to the minimum of 0
+|     |- model Billing turn 3 (scripted) -> refund, refund  tool_use  [_]
+|     |  |- approval of refund: approve by alice after _ s
+|     |  |- approval of refund: deny by alice after _ s: more than was charged
+|     |  |- tool refund {"amount":30,"invoice_id":"42"} -> refunded 30 on 42  ok  [_]
+|     |  `- tool refund {"amount":60,"invoice_id":"42"} -> A person denied this call: more than was charged.  denied  [_]
+|     `- model Billing turn 4 (scripted): Refunded 30.  end  [_]
+|- answer  [_]
+|  `- model Synthesizer turn 1 (scripted): Refunded 30 on invoice 42; the second refund was refused.  end  [_]
+`- model_retry: model=test:scripted, attempt=1, delay_s=_, error=test:scripted: overloaded (status 529), status_code=529
+"""
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def _normalised(text: str) -> str:
+    text = re.sub(r"  \[[^\]]*\]", "  [_]", text)
+    text = re.sub(r"after [\d.]+ s", "after _ s", text)
+    return re.sub(r"delay_s=[\d.e-]+", "delay_s=_", text)
+
+
+async def test_the_trace_shows_why_each_step_went_where_it_did_and_every_call_in_place(
+    checked: Check, tmp_path: Path
+) -> None:
+    result = await _traced_run(checked, tmp_path / "runs.db")
+    assert result.output.startswith("Refunded 30")
+    tree = await _tree(tmp_path / "runs.db")
+    assert _normalised(render(tree)) == SNAPSHOT
+    assert "\x1b[" not in render(tree) and "\x1b[32msucceeded\x1b[0m" in render(tree, colour=True)
+    # What it cost, counted once: 8 answered calls, one of them sent twice (the 529).
+    assert tree.usage == result.usage and (tree.usage.requests, tree.usage.retries) == (9, 1)
+
+
+async def test_the_json_lines_read_back_into_the_same_tree(checked: Check, tmp_path: Path) -> None:
+    await _traced_run(checked, tmp_path / "runs.db")
+    tree = await _tree(tmp_path / "runs.db")
+    lines = list(to_jsonl(tree))
+    assert all(json.loads(line)["path"].startswith("0") for line in lines)
+    assert render(from_jsonl(lines)) == render(tree)
+
+
+async def test_the_trace_command_prints_a_run_and_refuses_an_unknown_id(
+    checked: Check, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    await _traced_run(checked, path)
+    command = [sys.executable, "-m", "supervisor", "trace", "t", "--store", str(path)]
+    shown = await asyncio.to_thread(_run, command)
+    assert shown.returncode == 0 and shown.stdout.startswith("run t: Refund") and "\x1b[" not in shown.stdout
+    as_json = await asyncio.to_thread(_run, [*command, "--json"])
+    assert [json.loads(line)["kind"] for line in as_json.stdout.splitlines()][:3] == ["run", "plan", "model"]
+    unknown = await asyncio.to_thread(_run, [*command[:4], "nope", *command[5:]])
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr == f"error: no run 'nope' in {path}\n"
