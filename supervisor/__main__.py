@@ -5,6 +5,7 @@ python -m supervisor runs --store runs.db    the runs in a store: id, goal, stat
 python -m supervisor trace RUN_ID --store runs.db [--json]   one run as a tree (or JSON lines)
 python -m supervisor approve --store runs.db  decide the risky calls waiting in the store
 python -m supervisor resume RUN_ID --store runs.db --app module:factory   finish a run
+python -m supervisor export RUN_ID --store runs.db --to run.db   one run in a file of its own
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ async def _trace(store: SQLiteStore, run_id: str, path: str, as_json: bool, out:
         out.writelines(line + "\n" for line in to_jsonl(tree))
     else:
         out.write(render(tree, colour=out.isatty()))
+    return 0
+
+
+async def _export(store: SQLiteStore, run_id: str, to: str, out: TextIO) -> int:
+    try:
+        await store.export_run(run_id, to)
+    finally:
+        await store.aclose()
+    out.write(f"run {run_id} copied to {to} (replay it in a test: supervisor.testing.replay)\n")
     return 0
 
 
@@ -166,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     trace.add_argument("run_id")
     trace.add_argument("--store", required=True, help="the store file, e.g. runs.db")
     trace.add_argument("--json", action="store_true", help="one JSON object per node (JSON lines)")
+    export = commands.add_parser("export", help="copy one run into a file of its own (to replay in a test)")
+    export.add_argument("run_id")
+    export.add_argument("--store", required=True, help="the store file the run is in")
+    export.add_argument("--to", required=True, help="the file to copy it to (created when missing)")
     resume = commands.add_parser("resume", help="finish an unfinished run")
     resume.add_argument("run_id")
     resume.add_argument("--store", required=True, help="the store file, e.g. runs.db")
@@ -181,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_resume(reader, args.run_id, args.store, args.app, sys.stdout))
         if args.command == "trace":
             return asyncio.run(_trace(_open(args.store), args.run_id, args.store, args.json, sys.stdout))
+        if args.command == "export":
+            return asyncio.run(_export(_open(args.store), args.run_id, args.to, sys.stdout))
         if args.command == "approve":
             return asyncio.run(_approve(_open(args.store), args.run, args.watch, sys.stdout))
         return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tools.errors import ReplayMismatch
 from workers import ModelResponse, TextPart, ToolCallPart, ToolRecord, ToolResultPart, ToolStatus, Usage
 
 __all__ = [
@@ -84,11 +85,14 @@ class CallStore(Protocol):
 class RunJournal:
     """One run's `CallJournal`: recorded calls to replay, new calls to record."""
 
-    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures")
+    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures", "_strict")
 
-    def __init__(self, store: CallStore, run_id: str, records: Iterable[CallRecord] = ()) -> None:
+    def __init__(
+        self, store: CallStore, run_id: str, records: Iterable[CallRecord] = (), *, strict: bool = False
+    ) -> None:
         self._store = store
         self._run_id = run_id
+        self._strict = strict  # a replay: every call must come from the records
         self._responses: dict[str, ModelResponse] = {}
         self._tools: dict[str, ToolRecord] = {}
         self._starts: dict[str, int] = {}
@@ -113,7 +117,10 @@ class RunJournal:
 
     def response(self, key: str) -> ModelResponse | None:
         """The recorded response, once (a replayed turn is not asked for again)."""
-        return self._responses.pop(key, None) if self._responses else None
+        response = self._responses.pop(key, None) if self._responses else None
+        if response is None and self._strict:
+            raise ReplayMismatch(self._run_id, key, "a model answer")
+        return response
 
     async def save_response(self, key: str, response: ModelResponse, *, durable: bool = True) -> None:
         """Write the response; committed when this returns, else with the next commit."""
@@ -129,6 +136,9 @@ class RunJournal:
     def tool(self, key: str) -> ToolRecord | None:
         """The recorded tool call, once."""
         record = self._tools.pop(key, None) if self._tools else None
+        if self._strict and (record is None or record.state != "finished"):
+            name = record.tool if record is not None else "a tool"
+            raise ReplayMismatch(self._run_id, key, f"the result of {name!r}")
         if record is not None and record.state != "finished":
             self._starts[key] = record.starts
         return record

@@ -25,6 +25,7 @@ from tools.errors import (
     HandoffError,
     HandoffLoop,
     RecordedFailure,
+    ReplayMismatch,
     RunAborted,
     StoreError,
     ToolInterrupted,
@@ -48,6 +49,7 @@ _FATAL = (
     CircuitOpen,
     ToolInterrupted,  # a retry would run the call a second time: exactly what it must not do
     StoreError,  # the journal cannot say what ran: a retry could repeat it
+    ReplayMismatch,  # a replay off its recording: a retry would not find it either
 )
 _DEFAULT_MAX_HANDOFFS = 10
 

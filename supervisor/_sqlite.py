@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.errors import RunNotFound, StoreError
+
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json, call_json
 from ._journal import event_json
@@ -222,6 +224,16 @@ class SQLiteStore:
         )
         return [(kind, at, json.loads(body)) for kind, at, body in rows]
 
+    async def export_run(self, run_id: str, to: str | os.PathLike[str]) -> None:
+        """Copy one run (its record, steps, calls, events and approvals) into the store file `to`.
+
+        `to` is created when missing; a run it already has is refused, and nothing is copied.
+        """
+        target = SQLiteStore(to)  # creates or checks the schema
+        await target.aclose()
+        await self._writer.commit("SELECT 1", ())  # what this store has queued is in the file
+        await asyncio.to_thread(_copy_run, self.path, Path(to), run_id)
+
     # --- the approval queue ----------------------------------------------------------------------
 
     async def add_approval(self, record: ApprovalRecord) -> None:
@@ -291,6 +303,32 @@ def _call_row(run_id: str, record: CallRecord, at: float) -> tuple[Any, ...]:
 
 def _call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
     return _call_row(*item)
+
+
+_COPIES = (
+    "INSERT INTO dest.runs SELECT * FROM main.runs WHERE run_id = ?",
+    "INSERT INTO dest.steps SELECT * FROM main.steps WHERE run_id = ?",
+    "INSERT INTO dest.calls SELECT * FROM main.calls WHERE run_id = ?",
+    "INSERT INTO dest.events (run_id, kind, at, body) SELECT run_id, kind, at, body FROM main.events "
+    "WHERE run_id = ? ORDER BY seq",
+    "INSERT INTO dest.approvals SELECT * FROM main.approvals WHERE run_id = ?",
+)
+
+
+def _copy_run(source: Path, to: Path, run_id: str) -> None:
+    db = sqlite3.connect(source, timeout=30, isolation_level=None)
+    try:
+        db.execute("ATTACH DATABASE ? AS dest", (str(to),))
+        if not db.execute("SELECT 1 FROM main.runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise RunNotFound(run_id, str(source))
+        if db.execute("SELECT 1 FROM dest.runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise StoreError(str(to), f"it already has run {run_id!r}")
+        db.execute("BEGIN IMMEDIATE")
+        for sql in _COPIES:
+            db.execute(sql, (run_id,))
+        db.execute("COMMIT")
+    finally:
+        db.close()
 
 
 def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:

@@ -316,7 +316,8 @@ class Supervisor:
         if record.status == "failed" and chosen is not None:
             unfinished = [s.id for s in chosen.steps if s.id not in execution.done]
             calls = _last_attempts_open(calls, execution.version, unfinished)
-        ctx.journal = execution.journal = RunJournal(self._store, run_id, calls)
+        strict = getattr(self._store, "replay_only", False)  # supervisor.testing.replay
+        ctx.journal = execution.journal = RunJournal(self._store, run_id, calls, strict=strict)
         # Every recorded call was paid for, replayed or not.
         used, by_worker = spent(calls)
         ctx.usage.total = used = used or usage_from(record.usage)

@@ -11,6 +11,7 @@ __all__ = [
     "HandoffLoop",
     "PlanError",
     "RecordedFailure",
+    "ReplayMismatch",
     "ResumeError",
     "RunNotFound",
     "StepFailed",
@@ -135,6 +136,24 @@ class RecordedFailure(AgentError):
         super().__init__(message, run_id=run_id)
         self.error_type = error_type
         self.message = message
+
+
+class ReplayMismatch(AgentError):
+    """A replayed run asked for something its recording does not have: it took another path.
+
+    Attributes:
+        key: The place in the run (plan version, step, attempt, handoff, worker, turn, call).
+        what: What was asked for ("a model answer", "the result of tool 'refund'").
+    """
+
+    def __init__(self, run_id: str, key: str, what: str) -> None:
+        super().__init__(
+            f"replay of run {run_id}: {what} at {key} is not in the recording; the run now takes "
+            "another path than the one recorded",
+            run_id=run_id,
+        )
+        self.key = key
+        self.what = what
 
 
 class RunNotFound(AgentError):

@@ -36,6 +36,7 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     ├── StoreError                  the run store cannot be used (not ours, newer schema, write failed)
     ├── ResumeError                 a run that no longer matches the code cannot be resumed
     ├── RunNotFound                 a run id the store does not have
+    ├── ReplayMismatch              a replayed run asked for a call its recording does not have
     ├── RecordedFailure             on resume: a step attempt that failed before, given back as is
     ├── WorkerError                 one worker could not finish (worker name)
     │   ├── WorkerInputError        the task does not validate against the worker's `input`
@@ -101,6 +102,7 @@ from ._errors_supervisor import (
     HandoffLoop,
     PlanError,
     RecordedFailure,
+    ReplayMismatch,
     ResumeError,
     RunNotFound,
     StepFailed,
@@ -115,6 +117,7 @@ __all__ = [
     "PlanError",
     "RecordedFailure",
     "ResumeError",
+    "ReplayMismatch",
     "RunNotFound",
     "StepFailed",
     "StoreError",
