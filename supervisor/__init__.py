@@ -31,6 +31,7 @@ from workers import ApprovalRequest, Decision
 from ._breaker import BreakerSettings, CircuitBreaker, CircuitBreakers
 from ._budget import Budget, BudgetGuard
 from ._plan import Plan, Step, check_plan
+from ._progress import Progress
 from ._result import RunResult, StepResult
 from ._store import MemoryStore, RunRecord, StepRecord, Store
 from ._supervisor import MAX_WORKERS, Supervisor
@@ -54,6 +55,7 @@ __all__ = [
     "MissingAPIKey",
     "ModelNameError",
     "Plan",
+    "Progress",
     "PlanError",
     "MemoryStore",
     "ProviderError",

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 
@@ -137,6 +138,8 @@ async def _resume(reader: SQLiteStore, run_id: str, store: str, app: str, out: T
     import importlib
 
     from ._journal import restore_plan
+    from ._progress import Progress
+    from ._result import RunResult
 
     module_name, _, attribute = app.partition(":")
     try:
@@ -148,12 +151,18 @@ async def _resume(reader: SQLiteStore, run_id: str, store: str, app: str, out: T
     if record is None:
         raise RunNotFound(run_id, store)
     supervisor = factory(store)
+    progress = Progress()  # on standard error: a live line on a terminal, plain lines elsewhere
+    result: Any = None
     async with supervisor:
-        if record.goal is not None:
-            result = await supervisor.run(record.goal, run_id=run_id)
-        else:
-            plan = restore_plan(run_id, record.plan or {}, supervisor.workers)
-            result = await supervisor.run_plan(plan, run_id=run_id)
+        plan = (
+            None if record.goal is not None else restore_plan(run_id, record.plan or {}, supervisor.workers)
+        )
+        async with contextlib.aclosing(supervisor.stream(record.goal, plan=plan, run_id=run_id)) as run:
+            async for item in run:
+                if isinstance(item, RunResult):
+                    result = item
+                else:
+                    progress.emit(item)
     out.write(f"{result.output}\n")
     return 0
 

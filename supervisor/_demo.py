@@ -15,22 +15,16 @@ from pydantic import BaseModel, Field
 
 from tools import tool
 from workers import (
-    ApprovalEvent,
     ApprovalRequest,
     Decision,
     Model,
-    ModelCallEvent,
-    ModelRetryEvent,
-    PlanEvent,
     PriceTable,
-    StepEvent,
-    ToolCallEvent,
     Worker,
 )
-from workers._events import Event
 from workers.testing import ScriptedModel, reply
 
 from ._budget import Budget
+from ._progress import Progress
 from ._supervisor import Supervisor
 
 INVOICES = {"42": {"invoice_id": "42", "total": 30.0, "charges": [30.0, 30.0], "order_id": 7}}
@@ -171,35 +165,6 @@ def _real_models() -> tuple[str, str] | None:
     return None
 
 
-class _Progress:
-    """Prints the run as it happens."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.cost = 0.0
-
-    def emit(self, event: Event) -> None:
-        write = self.out.write
-        if isinstance(event, PlanEvent):
-            write(f"plan: {event.reasoning}\n")
-            for sid, worker, deps, why in event.steps:
-                after = f" after {', '.join(deps)}" if deps else ""
-                write(f"  {sid}: {worker}{after} - {why}\n")
-        elif isinstance(event, StepEvent):
-            write(f"step {event.step} [{event.worker}] {event.status}\n")
-        elif isinstance(event, ToolCallEvent):
-            detail = f" {event.detail}" if event.status != "ok" else ""
-            write(f"  {event.worker} -> {event.tool}({event.arguments}) [{event.status}]{detail}\n")
-        elif isinstance(event, ApprovalEvent):
-            write(
-                f"  approval of {event.tool}: {event.decision} by {event.by} {event.reason}\n".rstrip() + "\n"
-            )
-        elif isinstance(event, ModelRetryEvent):
-            write(f"  retry {event.attempt} in {event.delay_s:.2f}s: {event.error}\n")
-        elif isinstance(event, ModelCallEvent):
-            self.cost += event.usage.known_cost_usd
-
-
 async def run_demo(out: TextIO, store: str = "foreman-demo.db") -> int:
     """Run the demo plan, journaled in `store`, printing progress; returns the exit code."""
     from workers import RetryPolicy
@@ -215,7 +180,7 @@ async def run_demo(out: TextIO, store: str = "foreman-demo.db") -> int:
         planner, worker_model = real
         out.write(f"Running on {planner} (planner) and {worker_model} (workers).\n")
         workers = [cls(model=worker_model) for cls in (Billing, Orders, Writer)]
-    progress = _Progress(out)
+    progress = Progress(out)
     supervisor = Supervisor(
         workers,
         model=planner,

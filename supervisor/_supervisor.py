@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from tools import serialize_result
@@ -33,6 +32,7 @@ from tools.errors import (
 from workers import (
     Approver,
     Decision,
+    Event,
     EventSink,
     Model,
     NullSink,
@@ -41,6 +41,7 @@ from workers import (
     RateLimits,
     RetryPolicy,
     RunContext,
+    RunEvent,
     ToolGate,
     UsageLedger,
     Worker,
@@ -51,31 +52,26 @@ from workers._hooks import as_gate
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, supersede_pending
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
-from ._calls import CallRecord, RunJournal, spent
+from ._calls import CallRecord, RunJournal
 from ._execute import Execution, StepFailure
 from ._journal import (
     JournalSink,
     plan_data,
-    plan_shape,
-    restore_plan,
-    restore_steps,
     step_record,
     stored_result,
     usage_data,
-    usage_from,
 )
 from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
+from ._resume import owner_alive, take_up
 from ._store import RunRecord, Store, open_store
+from ._stream import Both, as_sink, stream_events
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
 
 MAX_WORKERS = 4  # the coordination saturation point
 _RESERVED = ("Planner", "Synthesizer")
-# A run marked running by a process on another machine is taken as alive for this long after its
-# last checkpoint: that process cannot be asked, and its runs may wait on approvals for minutes.
-_FOREIGN_LEASE_S = 3600.0
 
 
 class Supervisor:
@@ -95,7 +91,8 @@ class Supervisor:
         limits: Rate limits; share one object between supervisors to share the limits.
         breakers: Circuit breakers; shared by every run of this supervisor by default.
         prices: Prices for models the built-in table does not know.
-        events: Receives every event of every run (steps, model and tool calls, handoffs...).
+        events: Receives every event of every run (steps, model and tool calls, handoffs...): a
+            sink, `Progress()`, or any callable taking the event.
         step_retries: How many times a failed step is run again before re-planning.
         max_replans: Re-plans allowed: for an invalid plan, and again after a step failed.
         approval_timeout_s: An approval unanswered for this long is a denial.
@@ -114,7 +111,7 @@ class Supervisor:
         limits: RateLimits | None = None,
         breakers: CircuitBreakers | None = None,
         prices: PriceTable | None = None,
-        events: EventSink | None = None,
+        events: EventSink | Callable[[Event], Any] | None = None,
         step_retries: int = 1,
         max_replans: int = 2,
         approval_timeout_s: float | None = 600.0,
@@ -150,7 +147,7 @@ class Supervisor:
         self._retry = retry or RetryPolicy()
         self._limits = limits or RateLimits()
         self._prices = prices or PriceTable()
-        self._events: EventSink = events or NullSink()
+        self._events: EventSink = as_sink(events) if events is not None else NullSink()
         self._breakers = breakers or CircuitBreakers(events=self._events)
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._aborts: dict[str, str] = {}
@@ -161,6 +158,26 @@ class Supervisor:
     def _owner(self) -> str:
         """Who runs this supervisor's runs: host, process (read now: a fork is another), instance."""
         return f"{socket.gethostname()}:{os.getpid()}:{self._token}"
+
+    def stream(
+        self, goal: str | None = None, *, plan: Plan | None = None, run_id: str | None = None
+    ) -> AsyncIterator[Event | RunResult]:
+        """Run like `run(goal)` (or `run_plan(plan)` when a plan is given) and yield each event as
+        it happens, then the `RunResult`; errors are raised from the iterator.
+
+            async with contextlib.aclosing(supervisor.stream(goal)) as run:
+                async for item in run:
+                    ...
+
+        Leaving the loop early cancels the run (recorded as aborted, resumable).
+        """
+        if plan is not None:
+            issues = check_plan(plan, self.workers, self.budget.max_steps)
+            if issues:
+                raise PlanError(issues, attempts=1, run_id=run_id)
+        elif goal is None:
+            raise ConfigurationError("stream needs a goal or a plan")
+        return stream_events(lambda sink: self._run(goal, plan, run_id, sink))
 
     async def run(self, goal: str, run_id: str | None = None) -> RunResult:
         """Plan with the model, run the plan, and answer the goal from the step outputs.
@@ -191,7 +208,9 @@ class Supervisor:
         task.cancel()
         return True
 
-    async def _run(self, goal: str | None, plan: Plan | None, run_id: str | None) -> RunResult:
+    async def _run(
+        self, goal: str | None, plan: Plan | None, run_id: str | None, listener: EventSink | None = None
+    ) -> RunResult:
         new = run_id is None
         run_id = run_id or uuid.uuid4().hex
         task = asyncio.current_task()
@@ -201,7 +220,7 @@ class Supervisor:
             return stored_result(
                 record, self.workers, self.output
             )  # asked again: the same answer, nothing runs twice
-        ctx = self._context(run_id)
+        ctx = self._context(run_id, listener)
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
@@ -226,6 +245,7 @@ class Supervisor:
         )
         deadline = asyncio.timeout(self.budget.deadline_s)
         outcome: RunResult | BaseException | None = None
+        ctx.events.emit(RunEvent(run_id, "started", goal))
         try:
             async with deadline:
                 outcome = await self._plan_and_execute(goal, plan, ctx, execution)
@@ -273,7 +293,7 @@ class Supervisor:
             record = await self._store.load(run_id)
             if record is None or record.status == "succeeded":
                 return record, []
-            if record.status == "running" and _owner_alive(record, self._owner()):
+            if record.status == "running" and owner_alive(record, self._owner()):
                 raise ResumeError(run_id, f"it is running in another process ({record.owner})")
             return record, await self._store.calls(run_id)
         except BaseException:
@@ -290,47 +310,23 @@ class Supervisor:
         ctx: RunContext,
         execution: Execution,
     ) -> Plan | None:
-        """Take up an unfinished run: its finished steps, its plan, its usage, its journal.
-
-        However it stopped (its process killed, aborted, failed), the run goes on where it
-        stopped: its recorded calls are replayed, so nothing finished runs twice. A failed run's
-        unfinished steps go on in their last attempt, from where it broke: a failure that came
-        from a recorded answer comes again (unless the code allows more now), one that did not
-        (a provider outage, a budget or deadline raised since) is tried again, live.
-        """
-        ctx.journal = execution.journal = RunJournal(self._store, run_id)
+        """Take up an unfinished run (see `take_up`); a new one starts with an empty journal."""
         if record is None:
+            ctx.journal = execution.journal = RunJournal(self._store, run_id)
             execution.version = 1 if plan is not None else 0
             return plan
-        if record.goal != goal:
-            raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
-        if set(record.workers) != set(self.workers):
-            had, has = ", ".join(sorted(record.workers)), ", ".join(sorted(self.workers))
-            raise ResumeError(run_id, f"it ran with workers {had}; this supervisor has {has}")
-        stored = restore_plan(run_id, record.plan, self.workers) if record.plan else None
-        if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
-            raise ResumeError(run_id, "its plan no longer matches the plan given")
-        execution.done.update(restore_steps(run_id, record.steps, self.workers))
-        execution.version = record.plan.get("version", 1) if record.plan else 0
-        chosen = plan or stored
-        if record.status == "failed" and chosen is not None:
-            unfinished = [s.id for s in chosen.steps if s.id not in execution.done]
-            calls = _last_attempts_open(calls, execution.version, unfinished)
-        strict = getattr(self._store, "replay_only", False)  # supervisor.testing.replay
-        ctx.journal = execution.journal = RunJournal(self._store, run_id, calls, strict=strict)
-        # Every recorded call was paid for, replayed or not.
-        used, by_worker = spent(calls)
-        ctx.usage.total = used = used or usage_from(record.usage)
-        ctx.usage.by_worker.update(by_worker)
-        if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
-            ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
-            ctx.guard.spent_usd = used.known_cost_usd
-        return chosen
+        return take_up(record, goal, plan, calls, self.workers, self._store, ctx, execution)
 
     async def _record_end(
         self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext, resumed: bool
     ) -> None:
         usage = usage_data(ctx.usage.total)
+        if isinstance(outcome, RunResult):
+            ctx.events.emit(RunEvent(run_id, "succeeded", None))
+        else:
+            stopped = isinstance(outcome, RunAborted | asyncio.CancelledError)
+            detail = str(outcome) if outcome is not None else ""
+            ctx.events.emit(RunEvent(run_id, "aborted" if stopped else "failed", None, detail))
         try:
             if resumed or (isinstance(self._gate, StoreGate) and self._gate.asked(run_id)):
                 await supersede_pending(self._store, run_id)  # nobody waits on them any more
@@ -372,19 +368,21 @@ class Supervisor:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _sink(self, run_id: str) -> EventSink:
-        """The run's sink: the user's, plus the journal when the store keeps a trace."""
+    def _sink(self, run_id: str, listener: EventSink | None) -> EventSink:
+        """The run's sink: the user's (and the run's listener), plus the journal when the store
+        keeps a trace."""
+        events = self._events if listener is None else Both(self._events, listener)
         if not getattr(self._store, "keeps_events", True):
-            return self._events  # a NullSink here means no event object is even built
-        return JournalSink(self._events, self._store, run_id)
+            return events  # a NullSink here means no event object is even built
+        return JournalSink(events, self._store, run_id)
 
-    def _context(self, run_id: str) -> RunContext:
+    def _context(self, run_id: str, listener: EventSink | None = None) -> RunContext:
         ctx = RunContext(
             run_id=run_id,
             retry=self._retry,
             limits=self._limits,
             prices=self._prices,
-            events=self._sink(run_id),
+            events=self._sink(run_id, listener),
             gate=self._gate,
             usage=UsageLedger(),
             breakers=self._breakers,
@@ -443,41 +441,3 @@ class Supervisor:
         if self._synthesizer is None:
             self._synthesizer = synthesizer_class(self.model, self.output)
         return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
-
-
-def _owner_alive(record: RunRecord, mine: str) -> bool:
-    """Whether the supervisor that marked the run running may still be running it."""
-    host, _, rest = (record.owner or "").partition(":")
-    pid = rest.partition(":")[0]
-    if not host or not pid.isdigit():
-        return False  # written before runs had owners
-    if host != socket.gethostname():
-        return time.time() - record.updated_at < _FOREIGN_LEASE_S
-    if int(pid) == os.getpid():
-        # This process: another supervisor in it may run it; this one does not (not in `_running`).
-        return record.owner != mine
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, under another user
-    return True
-
-
-def _last_attempts_open(calls: list[CallRecord], version: int, unfinished: list[str]) -> list[CallRecord]:
-    """The journal without the failure of each unfinished step's last attempt, which goes on.
-
-    The last attempt is the highest one with any record (a fatal error records no failure), and
-    steps are matched by their ids, whatever characters those hold.
-    """
-    last: dict[str, int] = {}
-    for record in calls:
-        for step in unfinished:
-            prefix = f"{version}/{step}."
-            if record.key.startswith(prefix):
-                attempt, slash, _ = record.key[len(prefix) :].partition("/")
-                if slash and attempt.isdigit():
-                    last[step] = max(last.get(step, 0), int(attempt))
-    reopened = {f"{version}/{step}.{attempt}/failed" for step, attempt in last.items()}
-    return [record for record in calls if record.key not in reopened]

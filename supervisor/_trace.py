@@ -216,7 +216,9 @@ class _Builder:
         """Refused calls and approvals go under the turn that made the call; the rest to the run."""
         placed: dict[int, int] = {}
         for kind, _, body in self.events:
-            if kind in ("plan", "handoff", "step"):  # in the plan, the attempts and their failures
+            if kind in ("plan", "handoff", "step", "run"):  # the plan, the attempts, the run's line
+                continue
+            if kind == "approval" and body.get("decision") == "requested":  # the decision says it
                 continue
             node = TraceNode("event", _event_text(kind, body))
             owner = self.by_call.get((body.get("worker", ""), body.get("call_id", "")))

@@ -13,6 +13,7 @@ from ._usage import Usage
 
 __all__ = [
     "ApprovalEvent",
+    "RunEvent",
     "BreakerEvent",
     "BudgetEvent",
     "HandoffEvent",
@@ -27,6 +28,17 @@ __all__ = [
     "RepairEvent",
     "ToolCallEvent",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """A supervisor run started, or ended ("succeeded", "failed", "aborted", with why)."""
+
+    run_id: str
+    status: Literal["started", "succeeded", "failed", "aborted"]
+    goal: str | None
+    detail: str = ""
+    kind: Literal["run"] = "run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +100,7 @@ class ToolCallEvent:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalEvent:
-    """A decision on a risky tool call."""
+    """A risky tool call waiting for a person (`decision` "requested"), or the decision taken."""
 
     worker: str
     tool: str
@@ -166,7 +178,8 @@ class BreakerEvent:
 
 
 Event = (
-    ModelRetryEvent
+    RunEvent
+    | ModelRetryEvent
     | RateLimitWaitEvent
     | ModelCallEvent
     | ToolCallEvent

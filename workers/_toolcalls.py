@@ -243,6 +243,7 @@ class ToolRunner:
         request = ApprovalRequest(
             self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters, key
         )
+        self.ctx.events.emit(ApprovalEvent(self.worker, call.name, call.id, "requested", "", "", 0.0))
         started = time.monotonic()
         decision = await self.ctx.gate.review(request)
         waited = time.monotonic() - started

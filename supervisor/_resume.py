@@ -1,0 +1,109 @@
+"""Taking up a run that stopped: its finished steps, plan, usage and journal, and who owns it.
+
+However a run stopped (its process killed, aborted, failed), taking it up goes on where it
+stopped: its recorded calls are replayed, so nothing finished runs twice. A failed run's
+unfinished steps go on in their last attempt, from where it broke: a failure that came from a
+recorded answer comes again (unless the code allows more now), one that did not (a provider
+outage, a budget or deadline raised since) is tried again, live. Two supervisors never run one
+run at once: a run marked running by a live owner is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+from tools.errors import ResumeError
+from workers import RunContext, Worker
+
+from ._budget import BudgetGuard
+from ._calls import CallRecord, CallStore, RunJournal, spent, usage_from
+from ._execute import Execution
+from ._journal import plan_shape, restore_plan, restore_steps
+from ._plan import Plan
+from ._store import RunRecord
+
+__all__ = ["owner_alive", "take_up"]
+
+# A run marked running by a process on another machine is taken as alive for this long after its
+# last checkpoint: that process cannot be asked, and its runs may wait on approvals for minutes.
+_FOREIGN_LEASE_S = 3600.0
+
+
+def take_up(
+    record: RunRecord,
+    goal: str | None,
+    plan: Plan | None,
+    calls: list[CallRecord],
+    workers: Mapping[str, Worker],
+    store: CallStore,
+    ctx: RunContext,
+    execution: Execution,
+) -> Plan | None:
+    """Check the run still matches the code, and load what it finished into `execution`."""
+    run_id = record.run_id
+    if record.goal != goal:
+        raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
+    if set(record.workers) != set(workers):
+        had, has = ", ".join(sorted(record.workers)), ", ".join(sorted(workers))
+        raise ResumeError(run_id, f"it ran with workers {had}; this supervisor has {has}")
+    stored = restore_plan(run_id, record.plan, workers) if record.plan else None
+    if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
+        raise ResumeError(run_id, "its plan no longer matches the plan given")
+    execution.done.update(restore_steps(run_id, record.steps, workers))
+    execution.version = record.plan.get("version", 1) if record.plan else 0
+    chosen = plan or stored
+    if record.status == "failed" and chosen is not None:
+        unfinished = [s.id for s in chosen.steps if s.id not in execution.done]
+        calls = _last_attempts_open(calls, execution.version, unfinished)
+    strict = getattr(store, "replay_only", False)  # supervisor.testing.replay
+    ctx.journal = execution.journal = RunJournal(store, run_id, calls, strict=strict)
+    # Every recorded call was paid for, replayed or not.
+    used, by_worker = spent(calls)
+    ctx.usage.total = used = used or usage_from(record.usage)
+    ctx.usage.by_worker.update(by_worker)
+    if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
+        ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
+        ctx.guard.spent_usd = used.known_cost_usd
+    return chosen
+
+
+def owner_alive(record: RunRecord, mine: str) -> bool:
+    """Whether the supervisor that marked the run running may still be running it (`mine` is
+    the asking supervisor's owner string)."""
+    host, _, rest = (record.owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if not host or not pid.isdigit():
+        return False  # written before runs had owners
+    if host != socket.gethostname():
+        return time.time() - record.updated_at < _FOREIGN_LEASE_S
+    if int(pid) == os.getpid():
+        # This process: another supervisor in it may run it; this one does not (not in `_running`).
+        return record.owner != mine
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
+
+
+def _last_attempts_open(calls: list[CallRecord], version: int, unfinished: list[str]) -> list[CallRecord]:
+    """The journal without the failure of each unfinished step's last attempt, which goes on.
+
+    The last attempt is the highest one with any record (a fatal error records no failure), and
+    steps are matched by their ids, whatever characters those hold.
+    """
+    last: dict[str, int] = {}
+    for record in calls:
+        for step in unfinished:
+            prefix = f"{version}/{step}."
+            if record.key.startswith(prefix):
+                attempt, slash, _ = record.key[len(prefix) :].partition("/")
+                if slash and attempt.isdigit():
+                    last[step] = max(last.get(step, 0), int(attempt))
+    reopened = {f"{version}/{step}.{attempt}/failed" for step, attempt in last.items()}
+    return [record for record in calls if record.key not in reopened]

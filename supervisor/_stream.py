@@ -1,0 +1,69 @@
+"""Events of one run as an async iterator, and event sinks made from plain callables."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from workers import Event, EventSink
+
+from ._result import RunResult
+
+__all__ = ["Both", "CallbackSink", "as_sink", "stream_events"]
+
+_END = object()
+
+
+class CallbackSink:
+    """A sink that calls a function with each event."""
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: Callable[[Event], Any]) -> None:
+        self._callback = callback
+
+    def emit(self, event: Event) -> None:
+        """Call the function."""
+        self._callback(event)
+
+
+class Both:
+    """A sink that hands each event to two sinks, in order."""
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: EventSink, second: EventSink) -> None:
+        self._first = first
+        self._second = second
+
+    def emit(self, event: Event) -> None:
+        """Pass the event to both."""
+        self._first.emit(event)
+        self._second.emit(event)
+
+
+def as_sink(events: EventSink | Callable[[Event], Any]) -> EventSink:
+    """A sink as it is; a plain callable wrapped so that it is called with each event."""
+    return events if hasattr(events, "emit") else CallbackSink(events)
+
+
+async def stream_events(
+    start: Callable[[EventSink], Awaitable[RunResult]],
+) -> AsyncIterator[Event | RunResult]:
+    """Run `start(sink)` and yield each event the sink gets as it comes, then the result.
+
+    The run's errors are raised from the iterator. Leaving the loop early (or closing the
+    iterator) cancels the run and waits for it: no task outlives the iteration.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    run = asyncio.ensure_future(start(CallbackSink(queue.put_nowait)))
+    run.add_done_callback(lambda _: queue.put_nowait(_END))
+    try:
+        while (item := await queue.get()) is not _END:  # ends: the run always finishes, then _END
+            yield item
+        yield run.result()
+    finally:
+        if not run.done():
+            run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
