@@ -371,7 +371,12 @@ class Supervisor:
     def _sink(self, run_id: str, listener: EventSink | None) -> EventSink:
         """The run's sink: the user's (and the run's listener), plus the journal when the store
         keeps a trace."""
-        events = self._events if listener is None else Both(self._events, listener)
+        events = self._events
+        for_run = getattr(events, "for_run", None)  # a sink that keeps state per run (OTelSink)
+        if callable(for_run):
+            events = for_run(run_id)
+        if listener is not None:
+            events = Both(events, listener)
         if not getattr(self._store, "keeps_events", True):
             return events  # a NullSink here means no event object is even built
         return JournalSink(events, self._store, run_id)

@@ -65,7 +65,11 @@ class RateLimitWaitEvent:
 
 @dataclass(frozen=True, slots=True)
 class ModelCallEvent:
-    """A model call finished (after any retries)."""
+    """A model call finished (after any retries).
+
+    `worker` and `scope` say who called and where in the run (plan version, step, attempt,
+    handoff; "plan1" for the planner, "answer" for the synthesis); empty outside a worker.
+    """
 
     model: str
     usage: Usage
@@ -73,6 +77,8 @@ class ModelCallEvent:
     latency_s: float
     first_token_s: float | None
     request_id: str | None
+    worker: str = ""
+    scope: str = ""
     kind: Literal["model_call"] = "model_call"
 
 
@@ -95,6 +101,7 @@ class ToolCallEvent:
     duration_s: float
     result_chars: int
     detail: str = ""
+    scope: str = ""  # where in the run (see ModelCallEvent)
     kind: Literal["tool_call"] = "tool_call"
 
 

@@ -118,6 +118,8 @@ class _Turns:
                 limits=self.ctx.limits,
                 events=self.ctx.events,
                 breakers=self.ctx.breakers,
+                worker=self.name,
+                scope=self.ctx.scope,
             )
         except BaseException:
             self.ctx.guard.after_model_call(self.name, mid, request, None)

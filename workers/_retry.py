@@ -77,7 +77,7 @@ class RetryPolicy:
 _NULL_SINK = NullSink()
 
 
-def _emit_call(events: EventSink, mid: str, response: ModelResponse) -> None:
+def _emit_call(events: EventSink, mid: str, response: ModelResponse, worker: str, scope: str) -> None:
     if type(events) is NullSink or getattr(events, "drops_model_calls", False):  # nobody listens
         return
     event = ModelCallEvent(
@@ -87,6 +87,8 @@ def _emit_call(events: EventSink, mid: str, response: ModelResponse) -> None:
         response.latency_s,
         response.first_token_s,
         response.request_id,
+        worker,
+        scope,
     )
     events.emit(event)
 
@@ -128,6 +130,8 @@ async def call_model(
     events: EventSink = _NULL_SINK,
     breakers: Breakers | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    worker: str = "",
+    scope: str = "",
 ) -> ModelResponse:
     """Send `request` to `model` through the rate limiter, retrying as `policy` allows.
 
@@ -174,5 +178,5 @@ async def call_model(
             limiter.observe(response.rate_limit)
         if attempt > 1:
             response = replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
-        _emit_call(events, mid, response)
+        _emit_call(events, mid, response, worker, scope)
         return response

@@ -346,5 +346,8 @@ class ToolRunner:
     ) -> None:
         # The trace shows the arguments that ran (a person's edit included), else the model's text.
         arguments = _canonical(ran_with) if ran_with is not None else call.raw_arguments
-        event = ToolCallEvent(self.worker, call.name, call.id, arguments, status, duration, chars, detail)
+        scope = self.ctx.scope
+        event = ToolCallEvent(
+            self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope
+        )
         self.ctx.events.emit(event)
