@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -283,3 +284,33 @@ async def test_env_base_url_is_honoured_and_the_key_never_appears_in_errors(
         await model.request(ASK)
     assert server.received[0].headers["authorization"] == f"Bearer {KEY}"
     assert KEY not in str(caught.value) and KEY not in repr(caught.value.__dict__)
+
+
+async def test_a_journaled_run_through_the_real_sdk_keeps_no_key_in_the_store_or_its_trace(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    from supervisor import Plan, Step, Supervisor
+    from supervisor._sqlite import SQLiteStore
+    from supervisor._trace import build_trace, render, to_jsonl
+    from workers import Worker
+
+    class Writer(Worker):
+        """Writes."""
+
+    server.queue(Answer(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}))
+    server.queue(Answer(200, anthropic_message("written")))
+    path = tmp_path / "runs.db"
+    async with Supervisor(
+        [Writer(model=claude(server))], model=claude(server), store=path, retry=FAST
+    ) as sup:
+        result = await sup.run_plan(Plan(steps=[Step("w", "Writer", "write")]), run_id="k")
+    assert result.output == "written"
+    sent = server.received[0].headers
+    assert KEY in (sent.get("x-api-key", ""), sent.get("authorization", "").removeprefix("Bearer "))
+    for name in ("runs.db", "runs.db-wal"):  # every byte written, committed or not
+        if (tmp_path / name).exists():
+            assert KEY.encode() not in (tmp_path / name).read_bytes()
+    store = SQLiteStore(path)
+    tree = build_trace((await store.load("k")), await store.calls("k"), await store.events("k"))  # type: ignore[arg-type]
+    await store.aclose()
+    assert KEY not in render(tree) and all(KEY not in line for line in to_jsonl(tree))
