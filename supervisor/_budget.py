@@ -14,7 +14,15 @@ import logging
 from dataclasses import dataclass, replace
 
 from tools.errors import BudgetExceeded
-from workers import BudgetEvent, EventSink, ModelRequest, ModelResponse, Price, worst_case_prompt_tokens
+from workers import (
+    BudgetEvent,
+    EventSink,
+    ModelRequest,
+    ModelResponse,
+    NullSink,
+    Price,
+    worst_case_prompt_tokens,
+)
 
 __all__ = ["Budget", "BudgetGuard"]
 
@@ -105,6 +113,9 @@ class BudgetGuard:
         self.reserved_usd += usd
         self.reserved_tokens += tokens
         self._open[id(request)] = (usd, tokens)
+        events = self.events
+        if type(events) is not NullSink and not getattr(events, "drops_model_calls", False):
+            self.events.emit(BudgetEvent(worker, model, "reserved", f"{tokens} tokens, ${usd:.6f}"))
         return request
 
     def after_model_call(

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tools.errors import ReplayMismatch
-from workers import ModelResponse, TextPart, ToolCallPart, ToolRecord, ToolResultPart, ToolStatus, Usage
+from workers import (
+    ModelResponse,
+    Redactor,
+    TextPart,
+    ToolCallPart,
+    ToolRecord,
+    ToolResultPart,
+    ToolStatus,
+    Usage,
+)
 
 __all__ = [
     "CallRecord",
@@ -85,14 +94,21 @@ class CallStore(Protocol):
 class RunJournal:
     """One run's `CallJournal`: recorded calls to replay, new calls to record."""
 
-    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures", "_strict")
+    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures", "_strict", "_redact")
 
     def __init__(
-        self, store: CallStore, run_id: str, records: Iterable[CallRecord] = (), *, strict: bool = False
+        self,
+        store: CallStore,
+        run_id: str,
+        records: Iterable[CallRecord] = (),
+        *,
+        strict: bool = False,
+        redact: Redactor | None = None,
     ) -> None:
         self._store = store
         self._run_id = run_id
         self._strict = strict  # a replay: every call must come from the records
+        self._redact = redact  # what traces show of tool calls
         self._responses: dict[str, ModelResponse] = {}
         self._tools: dict[str, ToolRecord] = {}
         self._starts: dict[str, int] = {}
@@ -170,7 +186,11 @@ class RunJournal:
     ) -> None:
         """Record the result the model gets; committed when this returns when `durable`."""
         starts = self._starts.pop(key, 1)
-        tool = ToolRecord(call.name, "finished", starts, arguments_json, result, status, duration_s)
+        shown = None
+        if self._redact is not None:
+            shown_arguments = self._redact(call.name, "arguments", arguments_json)
+            shown = (shown_arguments, self._redact(call.name, "result", result.content))
+        tool = ToolRecord(call.name, "finished", starts, arguments_json, result, status, duration_s, shown)
         if durable:
             await self._store.save_call(self._run_id, CallRecord(key, tool))
         else:
@@ -242,6 +262,7 @@ def call_json(value: ModelResponse | ToolRecord | FailedAttempt) -> tuple[str, s
         value.status,
         answer,
         value.duration_s,
+        value.shown,
     ]
     return "tool", _ENCODE(body)
 
@@ -279,6 +300,8 @@ def call_from_json(kind: str, text: str) -> ModelResponse | ToolRecord | FailedA
             refusal,
             raw_stop,
         )
-    _, tool, state, starts, arguments, status, answer, duration = data
+    _, tool, state, starts, arguments, status, answer, duration, shown = data
     result = None if answer is None else ToolResultPart(answer[0], tool, answer[1], answer[2])
-    return ToolRecord(tool, state, starts, arguments, result, status, duration)
+    return ToolRecord(
+        tool, state, starts, arguments, result, status, duration, tuple(shown) if shown else None
+    )

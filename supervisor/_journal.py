@@ -14,7 +14,7 @@ from typing import Any
 
 from tools import serialize_result
 from tools.errors import ResumeError
-from workers import Event, EventSink, NullSink, StepEvent, ToolCallEvent, Worker
+from workers import BudgetEvent, Event, EventSink, NullSink, StepEvent, ToolCallEvent, Worker
 
 from ._calls import usage_data, usage_from
 from ._plan import Plan, Step
@@ -159,6 +159,8 @@ class JournalSink:
         if event.kind == "model_call" or (isinstance(event, ToolCallEvent) and event.status in _JOURNALED):
             return
         if isinstance(event, StepEvent) and event.status == "finished":  # the step's row says it
+            return
+        if isinstance(event, BudgetEvent) and event.action == "reserved":  # one per call: live sinks only
             return
         self._store.add_events(self._run_id, ((event, time.time()),))
 

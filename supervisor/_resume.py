@@ -59,7 +59,7 @@ def take_up(
         unfinished = [s.id for s in chosen.steps if s.id not in execution.done]
         calls = _last_attempts_open(calls, execution.version, unfinished)
     strict = getattr(store, "replay_only", False)  # supervisor.testing.replay
-    ctx.journal = execution.journal = RunJournal(store, run_id, calls, strict=strict)
+    ctx.journal = execution.journal = RunJournal(store, run_id, calls, strict=strict, redact=ctx.redact)
     # Every recorded call was paid for, replayed or not.
     used, by_worker = spent(calls)
     ctx.usage.total = used = used or usage_from(record.usage)

@@ -39,6 +39,7 @@ from workers import (
     PlanEvent,
     PriceTable,
     RateLimits,
+    Redactor,
     RetryPolicy,
     RunContext,
     RunEvent,
@@ -96,6 +97,9 @@ class Supervisor:
         step_retries: How many times a failed step is run again before re-planning.
         max_replans: Re-plans allowed: for an invalid plan, and again after a step failed.
         approval_timeout_s: An approval unanswered for this long is a denial.
+        redact: `redact(tool, "arguments" or "result", text)` rewrites what events, progress
+            and traces show of tool calls (card numbers, say). The journal keeps the values
+            resume and replay need; the person asked to approve a call sees what will run.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Supervisor:
         step_retries: int = 1,
         max_replans: int = 2,
         approval_timeout_s: float | None = 600.0,
+        redact: Redactor | None = None,
     ) -> None:
         workers = list(workers)
         if len(workers) > MAX_WORKERS:
@@ -144,6 +149,7 @@ class Supervisor:
         self.step_retries = step_retries
         self.max_replans = max_replans
         self.approval_timeout_s = approval_timeout_s
+        self._redact = redact
         self._retry = retry or RetryPolicy()
         self._limits = limits or RateLimits()
         self._prices = prices or PriceTable()
@@ -312,7 +318,7 @@ class Supervisor:
     ) -> Plan | None:
         """Take up an unfinished run (see `take_up`); a new one starts with an empty journal."""
         if record is None:
-            ctx.journal = execution.journal = RunJournal(self._store, run_id)
+            ctx.journal = execution.journal = RunJournal(self._store, run_id, redact=ctx.redact)
             execution.version = 1 if plan is not None else 0
             return plan
         return take_up(record, goal, plan, calls, self.workers, self._store, ctx, execution)
@@ -393,6 +399,7 @@ class Supervisor:
             breakers=self._breakers,
             max_turns=self.budget.max_turns_per_worker,
             workers=self.workers,
+            redact=self._redact,
         )
         prices: dict[str, Any] = {}
         for spec in [self.model, *(w.model_spec for w in self.workers.values())]:

@@ -343,7 +343,8 @@ async def test_max_tokens_is_lowered_to_fit_when_a_useful_answer_remains(checked
     )
     await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
     assert 256 <= writer.requests[0].max_tokens < 4096
-    assert [e.action for e in events.of(BudgetEvent)] == ["lowered"]
+    assert [e.action for e in events.of(BudgetEvent)] == ["lowered", "reserved"]
+    assert events.of(BudgetEvent)[1].detail == "2000 tokens, $0.002000"  # all the budget allowed
 
 
 async def test_unpriced_models_count_against_tokens_only_with_a_warning(
@@ -356,7 +357,7 @@ async def test_unpriced_models_count_against_tokens_only_with_a_warning(
     )
     result = await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
     assert result.usage.cost_usd is None
-    assert [e.action for e in events.of(BudgetEvent)] == ["unpriced"]
+    assert [e.action for e in events.of(BudgetEvent)] == ["unpriced", "reserved"]
     assert "has no price" in caplog.text
 
 

@@ -10,6 +10,7 @@ writes no colour into a pipe.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import subprocess
@@ -197,3 +198,46 @@ async def test_the_trace_command_prints_a_run_and_refuses_an_unknown_id(
     unknown = await asyncio.to_thread(_run, [*command[:4], "nope", *command[5:]])
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert unknown.stderr == f"error: no run 'nope' in {path}\n"
+
+
+async def test_a_redact_hook_rewrites_what_events_and_the_trace_show_not_what_resume_needs(
+    checked: Check, tmp_path: Path
+) -> None:
+    from supervisor import Plan as PlanOf
+    from supervisor import Progress, Step
+
+    @tool
+    def card(holder: str) -> str:
+        """The holder's card."""
+        return f"{holder}: 4111 1111 1111 1111"
+
+    class Cards(Worker):
+        """Looks cards up."""
+
+        model = "openai:gpt-4o"
+        tools = [card]
+
+    def redact(tool_name: str, field: str, text: str) -> str:
+        return re.sub(r"\d{4}", "####", text).replace("Ada", "<name>")
+
+    model = checked(ScriptedModel([reply.tool_call("card", holder="Ada"), reply.text("found it")]))
+    shown = io.StringIO()
+    path = tmp_path / "runs.db"
+    async with Supervisor(
+        [Cards(model=model)], model=ScriptedModel([]), store=path, redact=redact, events=Progress(shown)
+    ) as sup:
+        await sup.run_plan(PlanOf(steps=[Step("c", "Cards", "find Ada's card")]), run_id="t")
+    assert model.requests[1].tool_results[0].content == "Ada: 4111 1111 1111 1111"  # the model needs it
+    assert '{"holder":"<name>"}' in shown.getvalue() and "4111" not in shown.getvalue()
+    store = SQLiteStore(path)
+    record = await store.load("t")
+    calls = await store.calls("t")
+    events = await store.events("t")
+    await store.aclose()
+    assert record is not None
+    text = render(build_trace(record, calls, events))
+    assert 'tool card {"holder":"<name>"} -> <name>: #### #### #### ####' in text
+    assert "4111" not in text and "Ada" not in text.split("step c")[1]
+    assert "4111" not in json.dumps([body for _, _, body in events])
+    tool_record = next(c.value for c in calls if c.key.endswith("/0"))
+    assert tool_record.result.content == "Ada: 4111 1111 1111 1111"  # type: ignore[union-attr]

@@ -33,7 +33,7 @@ from tools.errors import (
 )
 
 from ._anthropic import AnthropicModel
-from ._context import RunContext
+from ._context import Redactor, RunContext
 from ._events import (
     ApprovalEvent,
     BreakerEvent,
@@ -126,6 +126,7 @@ __all__ = [
     "RateLimit",
     "RateLimitInfo",
     "RateLimitWaitEvent",
+    "Redactor",
     "RateLimits",
     "RepairEvent",
     "ResponseTruncated",

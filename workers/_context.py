@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,10 @@ from ._resolve import resolve_model
 from ._retry import Breakers, RetryPolicy
 from ._usage import UsageLedger
 
-__all__ = ["RunContext"]
+__all__ = ["Redactor", "RunContext"]
+
+# redact(tool, "arguments" or "result", text) -> the text to show in events and traces.
+Redactor = Callable[[str, str, str], str]
 
 
 @dataclass(slots=True)
@@ -38,6 +41,8 @@ class RunContext:
         journal: Records model and tool calls so a resumed run replays them (None: not kept).
         scope: Where in the run the worker runs (plan version, step, attempt, handoff); the
             journal's keys start with it.
+        redact: Rewrites tool arguments and results before events and traces show them (the
+            journal keeps the values resume needs).
     """
 
     run_id: str | None = None
@@ -53,6 +58,7 @@ class RunContext:
     workers: Mapping[str, Any] = field(default_factory=dict)
     journal: CallJournal | None = None
     scope: str = ""
+    redact: Redactor | None = None
     _models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def model(self, spec: str | Model) -> Model:

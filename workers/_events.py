@@ -165,11 +165,12 @@ class HandoffEvent:
 
 @dataclass(frozen=True, slots=True)
 class BudgetEvent:
-    """A budget decision: a call refused, its max_tokens lowered, or a model that has no price."""
+    """A budget decision: a call's worst case reserved, a call refused, its max_tokens lowered,
+    or a model that has no price."""
 
     worker: str
     model: str
-    action: Literal["refused", "lowered", "unpriced"]
+    action: Literal["reserved", "refused", "lowered", "unpriced"]
     detail: str
     kind: Literal["budget"] = "budget"
 

@@ -41,6 +41,8 @@ class ToolRecord:
         result: The result the model got, once finished.
         status: How it finished ("ok", "error", "timeout"), once finished.
         duration_s: How long it ran, once finished.
+        shown: The arguments and result as events and traces show them, when a redact hook
+            changed them (the fields above keep what resume needs).
     """
 
     tool: str
@@ -50,6 +52,7 @@ class ToolRecord:
     result: ToolResultPart | None = None
     status: ToolStatus | None = None
     duration_s: float = 0.0
+    shown: tuple[str, str] | None = None
 
 
 class CallJournal(Protocol):

@@ -346,6 +346,10 @@ class ToolRunner:
     ) -> None:
         # The trace shows the arguments that ran (a person's edit included), else the model's text.
         arguments = _canonical(ran_with) if ran_with is not None else call.raw_arguments
+        redact = self.ctx.redact
+        if redact is not None:
+            arguments = redact(call.name, "arguments", arguments)
+            detail = redact(call.name, "result", detail) if detail else detail
         scope = self.ctx.scope
         event = ToolCallEvent(
             self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope
