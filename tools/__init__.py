@@ -9,6 +9,7 @@ from ._tool import ArgumentIssue, Tool, parse_arguments_text, tool
 from .errors import (
     AgentError,
     ConfigurationError,
+    ContextOverflow,
     LoopDetected,
     MalformedResponse,
     MaxTurnsExceeded,
@@ -43,6 +44,7 @@ __all__ = [
     "AgentError",
     "ArgumentIssue",
     "ConfigurationError",
+    "ContextOverflow",
     "LoopDetected",
     "MalformedResponse",
     "MaxTurnsExceeded",

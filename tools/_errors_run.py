@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._errors_base import AgentError, ConfigurationError, excerpt
 
 __all__ = [
+    "ContextOverflow",
     "LoopDetected",
     "MaxTurnsExceeded",
     "ModelRefused",
@@ -201,6 +202,29 @@ class ModelRefused(WorkerError):
     def __init__(self, worker: str, refusal: str, attempts: int) -> None:
         super().__init__(f"the model refused {attempts} times: {excerpt(refusal, 200)}", worker=worker)
         self.refusal = refusal
+        self.attempts = attempts
+
+
+class ContextOverflow(WorkerError):
+    """The conversation does not fit the model's context window, even compacted as far as it goes.
+
+    Attributes:
+        window: The context window, in tokens.
+        tokens: The estimated prompt tokens of the smallest conversation compaction left.
+        max_tokens: The room the answer needed.
+        attempts: How many times the provider refused the prompt as too long (0: refused here).
+    """
+
+    def __init__(self, worker: str, window: int, tokens: int, max_tokens: int, attempts: int) -> None:
+        refused = f"; the provider refused it {attempts} times" if attempts else ""
+        super().__init__(
+            f"the conversation does not fit the context window: about {tokens} prompt tokens and "
+            f"{max_tokens} for the answer, in a window of {window}, after compacting{refused}",
+            worker=worker,
+        )
+        self.window = window
+        self.tokens = tokens
+        self.max_tokens = max_tokens
         self.attempts = attempts
 
 

@@ -44,7 +44,8 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     │   ├── LoopDetected            the same tool with the same arguments, again and again
     │   ├── OutputValidationError   the output failed the worker's `output` after the repairs
     │   ├── ModelRefused            the model kept refusing the task
-    │   └── ResponseTruncated       the answer kept being cut by max_tokens, even with more room
+    │   ├── ResponseTruncated       the answer kept being cut by max_tokens, even with more room
+    │   └── ContextOverflow         the conversation does not fit the window, even compacted
     └── ScriptError                 a test model (workers.testing) was called more often than its
                                     script allows, or replies were left unused
 
@@ -80,6 +81,7 @@ from ._errors_provider import (
     http_error_class,
 )
 from ._errors_run import (
+    ContextOverflow,
     LoopDetected,
     MaxTurnsExceeded,
     ModelRefused,
@@ -123,6 +125,7 @@ __all__ = [
     "StoreError",
     "AgentError",
     "ConfigurationError",
+    "ContextOverflow",
     "MalformedResponse",
     "MissingAPIKey",
     "ModelNameError",

@@ -15,6 +15,7 @@ from ._replay import CallJournal
 from ._resolve import resolve_model
 from ._retry import Breakers, RetryPolicy
 from ._usage import UsageLedger
+from ._window import Calibration
 
 __all__ = ["Redactor", "RunContext"]
 
@@ -43,6 +44,7 @@ class RunContext:
             journal's keys start with it.
         redact: Rewrites tool arguments and results before events and traces show them (the
             journal keeps the values resume needs).
+        calibration: Real tokens per estimated token, per model, learnt from each call.
     """
 
     run_id: str | None = None
@@ -59,6 +61,7 @@ class RunContext:
     journal: CallJournal | None = None
     scope: str = ""
     redact: Redactor | None = None
+    calibration: Calibration = field(default_factory=Calibration)
     _models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def model(self, spec: str | Model) -> Model:

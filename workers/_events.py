@@ -13,6 +13,7 @@ from ._usage import Usage
 
 __all__ = [
     "ApprovalEvent",
+    "CompactionEvent",
     "RunEvent",
     "BreakerEvent",
     "BudgetEvent",
@@ -176,6 +177,26 @@ class BudgetEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactionEvent:
+    """A worker's conversation was compacted to fit the context window.
+
+    `strategy` is what it took: "trim" (old tool results shortened to a stub), "summarise"
+    (the oldest turns replaced by a summary), "drop" (the oldest turns removed); `reason` is
+    "threshold" (before the call) or "refused" (the provider said the prompt was too long).
+    """
+
+    worker: str
+    strategy: str
+    reason: str
+    tokens_before: int
+    tokens_after: int
+    messages_before: int
+    messages_after: int
+    scope: str = ""
+    kind: Literal["compaction"] = "compaction"
+
+
+@dataclass(frozen=True, slots=True)
 class BreakerEvent:
     """A model's circuit breaker changed state."""
 
@@ -197,6 +218,7 @@ Event = (
     | StepEvent
     | HandoffEvent
     | BudgetEvent
+    | CompactionEvent
     | BreakerEvent
 )
 

@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from tools.errors import (
     ConfigurationError,
+    ContextOverflow,
     MaxTurnsExceeded,
     ModelRefused,
     OutputValidationError,
+    ProviderError,
     ResponseTruncated,
 )
 
 from ._context import RunContext
 from ._events import RepairEvent
+from ._fit import Fitter
 from ._handoff import Handoff, handoff_tools
 from ._limits import output_limit
 from ._messages import Message, TextPart, ToolResultPart, UserMessage
@@ -29,8 +32,10 @@ from ._model import ModelRequest, ModelResponse, ToolSpec
 from ._output import OutputPlan, repair_prompt
 from ._resolve import model_id
 from ._retry import call_model
+from ._tokens import estimate_prompt_tokens
 from ._toolcalls import ToolRunner
 from ._usage import Usage
+from ._window import context_window, prompt_too_long
 
 if TYPE_CHECKING:
     from ._worker import Worker, WorkerResult
@@ -61,6 +66,7 @@ class _Turns:
         self.output_limit = cls.max_tokens
         self.last_calls: list[tuple[str, str]] = []
         self.key = ""  # the journal key of the current turn
+        self.fitter: Fitter | None = None  # keeps requests inside the context window
         self.unsaved = False  # its response is recorded but not yet committed
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
         clash = sorted(set(self.handoffs) & set(cls._plan.tools))
@@ -99,6 +105,44 @@ class _Turns:
             if recorded is not None:  # a resumed run: the run's total already counts this call
                 self.usage = self.usage + recorded.usage
                 return recorded
+        refused = 0
+        while True:  # bounded: a prompt refused as too long is compacted harder, at most twice
+            await self._fit(mid, refused)
+            try:
+                response = await self._send(model, mid)
+            except ProviderError as error:
+                if self.fitter is None or not prompt_too_long(error):
+                    raise
+                refused += 1
+                if refused > 2:
+                    tokens = int(self.fitter.estimate * self.ctx.calibration.ratio(mid))
+                    raise ContextOverflow(
+                        self.name, self.fitter.window, tokens, self.max_tokens, refused
+                    ) from error
+                continue
+            break
+        if self.fitter is not None:  # the estimate learns the provider's count
+            self.ctx.calibration.observe(mid, self.fitter.estimate, response.usage.input_tokens)
+        if journal is not None:
+            # A turn of tool calls commits its response with its first tool start (or at its end).
+            self.unsaved = self._runs_tools(response)
+            await journal.save_response(self.key, response, durable=not self.unsaved)
+        self.usage = self.usage + response.usage
+        self.ctx.usage.record(self.name, response.usage)
+        return response
+
+    async def _fit(self, mid: str, refused: int) -> None:
+        fitter = self.fitter
+        if fitter is None:
+            return
+        fitter.key = self.key if self.ctx.journal is not None else ""
+        if refused or fitter.over(self.messages, mid, self.max_tokens):
+            self.messages = await fitter.fit(self.messages, mid, self.max_tokens, refused)
+            for usage in fitter.usage:  # the summaries this worker asked for
+                self.usage = self.usage + usage
+            fitter.usage.clear()
+
+    async def _send(self, model: Any, mid: str) -> ModelResponse:
         base = self.base  # built field by field: dataclasses.replace costs more than the rest of a turn
         request = ModelRequest(
             messages=tuple(self.messages),
@@ -125,12 +169,6 @@ class _Turns:
             self.ctx.guard.after_model_call(self.name, mid, request, None)
             raise
         self.ctx.guard.after_model_call(self.name, mid, request, response)
-        if journal is not None:
-            # A turn of tool calls commits its response with its first tool start (or at its end).
-            self.unsaved = self._runs_tools(response)
-            await journal.save_response(self.key, response, durable=not self.unsaved)
-        self.usage = self.usage + response.usage
-        self.ctx.usage.record(self.name, response.usage)
         return response
 
     async def handle(self, response: ModelResponse) -> _Finished | None:
@@ -269,12 +307,26 @@ async def run_loop(
 
     cls = type(worker)
     text = worker.task_text(worker.prepare(task, upstream))
-    if upstream:
-        text = f"{text}\n\n{worker.render_upstream(upstream)}"
     model = ctx.model(worker.model_spec)
     mid = model_id(model)
     turns = _Turns(worker, ctx, output_plan(cls, model), text)
     turns.output_limit = max(output_limit(mid), cls.max_tokens)
+    if cls.compaction:
+        overhead = estimate_prompt_tokens(turns.base)
+        if turns.base.output is not None:
+            overhead += len(str(turns.base.output.schema)) // 4
+        window = cls.context_window or context_window(mid)
+        turns.fitter = Fitter(worker.name, ctx, model, cls.summary_model, window, overhead)
+    if upstream:
+        upstream_text = worker.render_upstream(upstream)
+        if turns.fitter is not None:
+            turns.fitter.key = f"{ctx.scope}/{worker.name}/0" if ctx.journal is not None else ""
+            text = await turns.fitter.fit_task(text, upstream_text, cls.max_tokens)
+            turns.usage = sum(turns.fitter.usage, turns.usage)
+            turns.fitter.usage.clear()
+        else:
+            text = f"{text}\n\n{upstream_text}"
+        turns.messages = [UserMessage.of(text)]
     max_turns = min(cls.max_turns, ctx.max_turns) if ctx.max_turns else cls.max_turns
     for turn in range(1, max_turns + 1):
         finished = await turns.handle(await turns.call(model, mid, turn))

@@ -83,6 +83,10 @@ class Worker:
         max_turns: The most model turns one run may take.
         handoffs: The workers it may hand off to (used by the supervisor).
         context_window: Overrides the model's known context window, in tokens.
+        compaction: Compact the conversation to fit the window (old tool results trimmed, old
+            turns summarised, then dropped); off, a conversation that outgrows the window fails.
+        summary_model: The model that writes compaction summaries (a cheaper one, say); the
+            worker's own model when None.
         max_tokens: The answer budget of one model call.
         temperature: Sampling temperature (None: the provider's default).
         output_mode: "native" structured output, a final-answer "tool", or "auto" (native where
@@ -102,6 +106,8 @@ class Worker:
     max_turns: ClassVar[int] = 10
     handoffs: ClassVar[Sequence[type[Worker] | str]] = ()
     context_window: ClassVar[int | None] = None
+    compaction: ClassVar[bool] = True
+    summary_model: ClassVar[str | Model | None] = None
     max_tokens: ClassVar[int] = 4096
     temperature: ClassVar[float | None] = None
     output_mode: ClassVar[Literal["auto", "native", "tool"]] = "auto"
