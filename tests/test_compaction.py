@@ -1,0 +1,280 @@
+"""Context-window compaction: long runs never overflow and never lose the goal.
+
+Promises: a session of hundreds of turns with large tool results stays inside the window, the
+task is in every request, and every tool call keeps its result (the `checked` fixture asserts
+the API rules on every request); compaction trims before it summarises and summarises before it
+drops; any history compacts to a conversation the APIs accept; a prompt the provider refuses as
+too long is compacted harder and sent again, at most twice, then `ContextOverflow`; outputs of
+earlier steps are summarised when they would not fit; each compaction is an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervisor import Plan, Step, Supervisor
+from tests.conversation_rules import assert_valid_request
+from tests.provider_server import Answer, ProviderServer, anthropic_message
+from tests.recorders import Events
+from tools import tool
+from workers import (
+    AnthropicModel,
+    AssistantMessage,
+    CompactionEvent,
+    ContextOverflow,
+    ModelRequest,
+    RetryPolicy,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+    UserMessage,
+    Worker,
+    estimate_prompt_tokens,
+)
+from workers._compact import compact
+from workers.testing import FunctionModel, reply
+
+Check = Callable[[Any], Any]
+TASK = "Read every page of the report and say how many pages mention the refund."
+SUMMARY_PROMPT_START = "You compress an agent's working notes"
+
+
+@tool
+def read_page(page: int) -> str:
+    """Read one page of the report."""
+    return f"page {page}: " + "lorem ipsum dolor sit amet " * 80  # about 2,200 characters
+
+
+class Reader(Worker):
+    """Reads long reports."""
+
+    model = "openai:gpt-4o"
+    tools = [read_page]
+    max_turns = 400
+    context_window = 12_000
+    max_tokens = 500
+
+
+def _is_summary(request: ModelRequest) -> bool:
+    return request.system.startswith(SUMMARY_PROMPT_START)
+
+
+def _reader_model(pages: int, summaries: list[str]) -> Callable[[ModelRequest], Any]:
+    def answer(request: ModelRequest) -> Any:
+        if _is_summary(request):
+            summaries.append(request.messages[0].parts[0].text)  # type: ignore[union-attr]
+            return reply.text(f"Summary {len(summaries)}: pages read so far, none mention a refund.")
+        done = [r for m in request.messages for r in getattr(m, "tool_results", ())]
+        last = int(done[-1].content.split(":")[0].split()[1]) if done else 0  # the last page read
+        if last < pages:
+            return reply.tool_call("read_page", page=last + 1)
+        return reply.text(f"Read {pages} pages; none mention the refund.")
+
+    return answer
+
+
+async def test_a_long_session_stays_in_its_window_keeps_the_task_and_every_pair(checked: Check) -> None:
+    summaries: list[str] = []
+    model = checked(FunctionModel(_reader_model(300, summaries)))
+    events = Events()
+    result = await Reader(model=model).run(TASK, events=events)
+    assert result.output == "Read 300 pages; none mention the refund."
+    worked = [r for r in model.requests if not _is_summary(r)]
+    assert len(worked) == 301
+    for request in worked:  # the API rules themselves are asserted by `checked`
+        first = request.messages[0]
+        assert first.kind == "user" and first.parts[0].text == TASK  # type: ignore[union-attr]
+        assert estimate_prompt_tokens(request) + request.max_tokens <= Reader.context_window
+    compactions = events.of(CompactionEvent)
+    assert compactions and all(c.tokens_after < c.tokens_before for c in compactions)
+    assert {c.strategy for c in compactions} >= {"trim"} and summaries  # trimmed, then summarised
+    assert all(c.reason == "threshold" for c in compactions)
+    # The summaries' cost is the worker's cost too.
+    assert result.usage.requests == len(model.requests)
+
+
+def _history(turns: list[tuple[int, int]]) -> list[Any]:
+    """A task, then turns of (number of calls, result size), ending with the last results."""
+    messages: list[Any] = [UserMessage.of(TASK)]
+    n = 0
+    for calls, size in turns:
+        ids = [f"c{n + i}" for i in range(calls)]
+        n += calls
+        messages.append(AssistantMessage(tuple(ToolCallPart(i, "t", "{}", {}) for i in ids)))
+        messages.append(UserMessage(tuple(ToolResultPart(i, "t", "x" * size) for i in ids)))
+    return messages
+
+
+async def test_compaction_trims_first_then_summarises_then_drops() -> None:
+    history = _history([(1, 4000)] * 6)
+    trimmed = await compact(history, 3500)
+    assert trimmed is not None and trimmed.strategy == "trim" and len(trimmed.messages) == len(history)
+    assert "removed to fit the context window" in trimmed.messages[2].parts[0].content  # type: ignore[union-attr]
+
+    async def summarise(messages: Any) -> str:
+        return "what happened before"
+
+    small = _history([(3, 200)] * 40)
+    summarised = await compact(small, 800, summarise)
+    assert summarised is not None and summarised.strategy == "summarise"
+    assert summarised.messages[0].parts[1].text.endswith("what happened before")
+    dropped = await compact(small, 800)
+    assert dropped is not None and dropped.strategy == "drop" and len(dropped.messages) < len(small)
+    assert "earlier turns" in dropped.messages[0].parts[1].text
+    for done in (trimmed, summarised, dropped):
+        assert_valid_request(ModelRequest(messages=tuple(done.messages)))
+        assert done.messages[-2:] == history[-2:] if done is trimmed else done.messages[-1] == small[-1]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    turns=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3000)), min_size=0, max_size=25),
+    budget=st.integers(1, 20_000),
+    summary=st.sampled_from(["", "a summary", "x" * 3000]),
+)
+def test_any_history_compacts_to_a_conversation_the_apis_accept(
+    turns: list[tuple[int, int]], budget: int, summary: str
+) -> None:
+    import asyncio
+
+    async def summarise(messages: Any) -> str:
+        return summary
+
+    history = _history(turns)
+    done = asyncio.run(compact(history, budget, summarise if summary else None))
+    messages = history if done is None else done.messages
+    assert_valid_request(ModelRequest(messages=tuple(messages)))
+    assert messages[0].parts[0] == TextPart(TASK)  # the task is never lost
+    if len(history) > 1:
+        assert messages[-1].tool_results == history[-1].tool_results or all(
+            "removed to fit" in r.content for r in messages[-1].tool_results
+        )  # the last turn stays, shortened at most
+
+
+# --- a real SDK against a server that refuses long prompts -----------------------------------
+
+KEY = "sk-test"
+TOO_LONG = Answer(
+    400,
+    {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "prompt is too long: 9000 tokens > 8000 maximum",
+        },
+    },
+)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ProviderServer]:
+    running = ProviderServer().start()
+    yield running
+    for model in running.opened:
+        await model.aclose()
+    running.stop()
+
+
+def _claude(server: ProviderServer) -> AnthropicModel:
+    model = AnthropicModel("claude-haiku-4-5", api_key=KEY, base_url=server.url, timeout_s=5)
+    server.opened.append(model)
+    return model
+
+
+class Fetcher(Worker):
+    """Fetches pages."""
+
+    model = "anthropic:claude-haiku-4-5"
+    tools = [read_page]
+    max_tokens = 200
+    # Summaries from a cheaper model (a test model here): the server sees only the worker's calls.
+    summary_model = FunctionModel(lambda request: reply.text("Summary: page 1 was read."))
+
+
+def _tool_use(page: int) -> dict[str, Any]:
+    body = anthropic_message("")
+    body["content"] = [
+        {"type": "tool_use", "id": f"toolu_{page}", "name": "read_page", "input": {"page": page}}
+    ]
+    body["stop_reason"] = "tool_use"
+    return body
+
+
+async def test_a_prompt_refused_as_too_long_is_compacted_harder_and_sent_again(
+    server: ProviderServer,
+) -> None:
+    server.queue(
+        Answer(200, _tool_use(1)), Answer(200, _tool_use(2)), TOO_LONG, Answer(200, anthropic_message("done"))
+    )
+    events = Events()
+    result = await Fetcher(model=_claude(server)).run(TASK, events=events, approver=None)
+    assert result.output == "done"
+    refused, resent = server.received[2].body, server.received[3].body
+    assert len(str(resent)) < len(str(refused))  # compacted before it was sent again
+    assert "Summary: page 1 was read." in str(resent) and "page 2:" in str(resent)
+    (compaction,) = events.of(CompactionEvent)
+    assert compaction.reason == "refused"
+
+
+async def test_a_prompt_still_refused_after_two_compactions_is_a_context_overflow(
+    server: ProviderServer,
+) -> None:
+    server.queue(Answer(200, _tool_use(1)), Answer(200, _tool_use(2)), TOO_LONG, TOO_LONG, TOO_LONG)
+    with pytest.raises(ContextOverflow) as caught:
+        await Fetcher(model=_claude(server)).run(TASK, approval_timeout_s=None)
+    assert caught.value.attempts == 3 and caught.value.worker == "Fetcher"
+    assert len(server.received) == 5  # the two tool turns, then the prompt three times
+
+
+# --- between steps ---------------------------------------------------------------------------------
+
+
+class Dumper(Worker):
+    """Dumps a big report."""
+
+    model = "openai:gpt-4o"
+
+
+class Summer(Worker):
+    """Sums up a report."""
+
+    model = "openai:gpt-4o"
+    context_window = 6_000
+    max_tokens = 300
+
+
+async def test_outputs_of_earlier_steps_are_summarised_when_they_would_not_fit(checked: Check) -> None:
+    big = "row " * 12_000  # about 12,000 tokens: twice the summing step's window
+    dumper = checked(FunctionModel(lambda r: reply.text(big)))
+    seen: list[ModelRequest] = []
+
+    def summer(request: ModelRequest) -> Any:
+        seen.append(request)
+        if _is_summary(request):
+            return reply.text("A report of 12,000 rows, all alike.")
+        return reply.text("12,000 rows")
+
+    plan = Plan(steps=[Step("dump", "Dumper", "dump it"), Step("sum", "Summer", "sum it up", ["dump"])])
+    sup = Supervisor(
+        [Dumper(model=dumper), Summer(model=checked(FunctionModel(summer)))], model=FunctionModel(summer)
+    )
+    result = await sup.run_plan(plan)
+    assert result.output == "12,000 rows"
+    task = seen[-1].messages[0].parts[0].text  # type: ignore[union-attr]
+    assert "summarised to fit" in task and "A report of 12,000 rows" in task and big not in task
+    assert estimate_prompt_tokens(seen[-1]) + 300 <= Summer.context_window
+
+
+def test_compaction_can_be_turned_off() -> None:
+    class Plain(Reader):
+        """Reads, and never compacts."""
+
+        compaction = False
+
+    assert Plain.compaction is False and Reader.compaction is True
+    _ = RetryPolicy  # the worker keeps the run's retry policy either way
