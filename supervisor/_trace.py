@@ -89,6 +89,7 @@ class _Builder:
         self.calls = {c.key: c.value for c in calls}
         self.events = list(events)
         self.by_call: dict[tuple[str, str], TraceNode] = {}  # (worker, call id) -> its model turn
+        self.by_scope: dict[str, TraceNode] = {}  # "{version}/{step}.{attempt}/{hop}" -> its attempt
 
     def build(self) -> TraceNode:
         record = self.record
@@ -179,6 +180,7 @@ class _Builder:
         status = f"failed: {_short(failed.message)}" if isinstance(failed, FailedAttempt) else ""
         node = TraceNode("attempt", f"attempt {attempt}", status)
         for hop in range(len(moves) + 1):
+            self.by_scope[f"{prefix}{hop}"] = node
             if hop:
                 moved = moves[hop - 1]
                 why = f"handoff {moved['source']} -> {moved['target']}: {_short(moved['reason'])}"
@@ -223,6 +225,9 @@ class _Builder:
                 continue
             node = TraceNode("event", _event_text(kind, body))
             owner = self.by_call.get((body.get("worker", ""), body.get("call_id", "")))
+            if owner is None and body.get("scope") in self.by_scope:  # a compaction, say
+                self.by_scope[body["scope"]].children.append(node)
+                continue
             if owner is None:
                 run.children.append(node)
             else:  # refusals and approvals came before the turn's tools ran
@@ -241,6 +246,12 @@ def _event_text(kind: str, body: Mapping[str, Any]) -> str:
         why = f": {_short(body['reason'])}" if body.get("reason") else ""
         who = body["by"] or "?"
         return f"approval of {body['tool']}: {body['decision']} by {who} after {body['waited_s']:.1f} s{why}"
+    if kind == "compaction":
+        return (
+            f"compaction of {body['worker']}'s conversation ({body['strategy']}, {body['reason']}): "
+            f"{body['tokens_before']} -> {body['tokens_after']} tokens, "
+            f"{body['messages_before']} -> {body['messages_after']} messages"
+        )
     if kind == "step":
         detail = _short(body.get("detail", ""))
         return f"step {body['step']} attempt {body['attempt']} {body['status']}: {detail}"

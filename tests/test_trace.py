@@ -241,3 +241,48 @@ async def test_a_redact_hook_rewrites_what_events_and_the_trace_show_not_what_re
     assert "4111" not in json.dumps([body for _, _, body in events])
     tool_record = next(c.value for c in calls if c.key.endswith("/0"))
     assert tool_record.result.content == "Ada: 4111 1111 1111 1111"  # type: ignore[union-attr]
+
+
+async def test_a_compaction_shows_in_the_trace_under_the_attempt_it_happened_in(
+    checked: Check, tmp_path: Path
+) -> None:
+    from supervisor import Budget, Step
+    from supervisor import Plan as PlanOf
+
+    @tool
+    def page(number: int) -> str:
+        """One page of a long report."""
+        return f"page {number}: " + "text " * 600
+
+    class Reader(Worker):
+        """Reads long reports."""
+
+        model = "openai:gpt-4o"
+        tools = [page]
+        context_window = 6_000
+        max_tokens = 400
+        max_turns = 30
+
+    def read(request: Any) -> Any:
+        if request.system.startswith("You compress"):
+            return reply.text("Summary: the pages so far say nothing new.")
+        done = [r for m in request.messages for r in getattr(m, "tool_results", ())]
+        last = int(done[-1].content.split(":")[0].split()[1]) if done else 0
+        return reply.tool_call("page", number=last + 1) if last < 12 else reply.text("read 12 pages")
+
+    from workers.testing import FunctionModel
+
+    path = tmp_path / "runs.db"
+    async with Supervisor(
+        [Reader(model=checked(FunctionModel(read)))],
+        model=ScriptedModel([]),
+        store=path,
+        budget=Budget(max_tokens=200_000),
+    ) as sup:
+        await sup.run_plan(PlanOf(steps=[Step("r", "Reader", "read the report")]), run_id="t")
+    text = render(await _tree(path))
+    attempt = text.split("attempt 1")[1]
+    assert "compaction of Reader's conversation (trim, threshold): " in attempt
+    assert re.search(r"\|  +\|- compaction of Reader", text) or re.search(
+        r"   +\|- compaction of Reader", text
+    )
