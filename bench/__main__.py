@@ -179,6 +179,35 @@ def import_seconds() -> float:
     return statistics.median(runs)
 
 
+def compaction_check_ms(history_messages: int) -> float:
+    """CPU of the per-turn check "does the conversation still fit?" with a history this long.
+
+    The check measures only what the turn added, so it costs the same at 50 or 5,000 messages.
+    """
+    from workers import AssistantMessage, ToolCallPart, ToolResultPart
+    from workers._compact import History
+
+    def turns(n: int, start: int) -> list[Any]:
+        out: list[Any] = []
+        for i in range(start, start + n):
+            out.append(AssistantMessage((ToolCallPart(f"c{i}", "t", '{"a":1}', {"a": 1}),)))
+            out.append(UserMessage((ToolResultPart(f"c{i}", "t", "x" * 2000),)))
+        return out
+
+    rounds = []
+    for _ in range(5):
+        messages: list[Any] = [UserMessage.of("task"), *turns(history_messages // 2, 0)]
+        history = History()
+        history.tokens(messages)
+        new = turns(2000, history_messages)
+        start = time.process_time()
+        for i in range(0, len(new), 2):
+            messages += new[i : i + 2]
+            history.tokens(messages)
+        rounds.append((time.process_time() - start) / (len(new) // 2) * 1000)
+    return statistics.median(rounds)
+
+
 def main() -> None:
     anthropic = AnthropicModel("claude-haiku-4-5")
     openai = OpenAIModel("gpt-4o-mini")
@@ -212,6 +241,8 @@ def main() -> None:
         ("supervisor run, 4 workers, 10 calls (ms CPU/model call)", 0.3, cpu_per_model_call_ms()),
         ("  added by the SQLite journal, 50 runs at once (ms CPU/model call)", 0.1, journal_added_ms(50)),
         ("  added by the SQLite journal, one run at a time (ms CPU/model call)", 0.1, journal_added_ms(1)),
+        ("compaction check per turn, 50-message history (ms CPU)", 0.01, compaction_check_ms(50)),
+        ("compaction check per turn, 5000-message history (ms CPU)", 0.01, compaction_check_ms(5000)),
         ("1000 concurrent runs, 1 s latency (wall / ideal)", 1.2, concurrent_wall_over_ideal(1000, 1.0)),
         (
             "1000 concurrent runs, 50 ms latency (wall / ideal)",

@@ -202,6 +202,9 @@ def _tool_use(page: int) -> dict[str, Any]:
         {"type": "tool_use", "id": f"toolu_{page}", "name": "read_page", "input": {"page": page}}
     ]
     body["stop_reason"] = "tool_use"
+    body["usage"]["input_tokens"] = 60 + 600 * (
+        page - 1
+    )  # about what the prompts hold: calibration stays near 1
     return body
 
 
@@ -278,3 +281,28 @@ def test_compaction_can_be_turned_off() -> None:
 
     assert Plain.compaction is False and Reader.compaction is True
     _ = RetryPolicy  # the worker keeps the run's retry policy either way
+
+
+class Counter(Fetcher):
+    """Fetches pages, and has Claude count the prompt when the estimate is close."""
+
+    context_window = 1_200
+    count_tokens = True
+
+
+async def test_an_exact_count_from_the_provider_decides_when_the_estimate_is_close(
+    server: ProviderServer,
+) -> None:
+    # After the first page the estimate is close to the threshold; Claude counts 300: it fits.
+    server.queue(
+        Answer(200, _tool_use(1)),
+        Answer(200, {"input_tokens": 300}),
+        Answer(200, anthropic_message("done")),
+    )
+    events = Events()
+    result = await Counter(model=_claude(server)).run(TASK, events=events)
+    assert result.output == "done"
+    assert [r.path for r in server.received] == ["/v1/messages", "/v1/messages/count_tokens", "/v1/messages"]
+    counted = server.received[1].body
+    assert "max_tokens" not in counted and counted["messages"][-1]["content"][0]["type"] == "tool_result"
+    assert events.of(CompactionEvent) == []

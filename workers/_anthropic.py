@@ -163,6 +163,20 @@ class AnthropicModel(SDKModel):
         body = json_body(await raw.text(), self.provider, self.name)
         return self._from_body(body, raw.headers, time.perf_counter() - started, None)
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The prompt tokens of `request` as Claude counts them (the count-tokens endpoint)."""
+        sdk = self._sdk_module()
+        wire = to_wire(request, self.name)
+        params = {k: wire[k] for k in ("model", "messages", "system", "tools", "tool_choice") if k in wire}
+        try:
+            counted = await self._get_client(sdk).messages.count_tokens(**params)
+        except (getattr(sdk, self._error_class), ValueError, TypeError) as exc:
+            raise self._translate(exc, sdk) from exc
+        tokens = getattr(counted, "input_tokens", None)
+        if not isinstance(tokens, int):
+            raise malformed(self.provider, self.name, "count-tokens answer has no input_tokens", counted)
+        return tokens
+
     def _from_body(
         self, body: object, headers: Mapping[str, str], latency: float, first_token: float | None
     ) -> ModelResponse:

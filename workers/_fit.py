@@ -95,6 +95,14 @@ class Fitter:
         self.estimate = self.overhead + self.history.tokens(messages)
         return self.estimate * self.ctx.calibration.ratio(mid) > THRESHOLD * self.window - max_tokens
 
+    def near(self, mid: str, max_tokens: int) -> bool:
+        """Whether the last estimate is close enough to the threshold for an exact count to matter."""
+        return self.estimate * self.ctx.calibration.ratio(mid) > TARGETS[0] * self.window - max_tokens
+
+    def fits(self, tokens: int, max_tokens: int) -> bool:
+        """Whether an exact prompt count leaves the request under the threshold."""
+        return tokens <= THRESHOLD * self.window - max_tokens
+
     async def fit(self, messages: list[Message], mid: str, max_tokens: int, refused: int) -> list[Message]:
         """The conversation compacted to fit (harder after each refusal), or `ContextOverflow`."""
         ratio = self.ctx.calibration.ratio(mid)

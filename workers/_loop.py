@@ -67,6 +67,7 @@ class _Turns:
         self.last_calls: list[tuple[str, str]] = []
         self.key = ""  # the journal key of the current turn
         self.fitter: Fitter | None = None  # keeps requests inside the context window
+        self.model: Any = None
         self.unsaved = False  # its response is recorded but not yet committed
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
         clash = sorted(set(self.handoffs) & set(cls._plan.tools))
@@ -136,15 +137,21 @@ class _Turns:
         if fitter is None:
             return
         fitter.key = self.key if self.ctx.journal is not None else ""
-        if refused or fitter.over(self.messages, mid, self.max_tokens):
+        over = fitter.over(self.messages, mid, self.max_tokens)
+        count = getattr(self.model, "count_tokens", None)
+        if not refused and self.cls.count_tokens and count is not None and fitter.near(mid, self.max_tokens):
+            counted = await count(self._request())  # exact, where the estimate is too rough to decide
+            self.ctx.calibration.observe(mid, fitter.estimate, counted)
+            over = not fitter.fits(counted, self.max_tokens)
+        if refused or over:
             self.messages = await fitter.fit(self.messages, mid, self.max_tokens, refused)
             for usage in fitter.usage:  # the summaries this worker asked for
                 self.usage = self.usage + usage
             fitter.usage.clear()
 
-    async def _send(self, model: Any, mid: str) -> ModelResponse:
+    def _request(self) -> ModelRequest:
         base = self.base  # built field by field: dataclasses.replace costs more than the rest of a turn
-        request = ModelRequest(
+        return ModelRequest(
             messages=tuple(self.messages),
             system=base.system,
             tools=base.tools,
@@ -153,7 +160,9 @@ class _Turns:
             max_tokens=self.max_tokens,
             temperature=base.temperature,
         )
-        request = await self.ctx.guard.before_model_call(self.name, mid, request)
+
+    async def _send(self, model: Any, mid: str) -> ModelResponse:
+        request = await self.ctx.guard.before_model_call(self.name, mid, self._request())
         try:
             response = await call_model(
                 model,
@@ -311,6 +320,7 @@ async def run_loop(
     mid = model_id(model)
     turns = _Turns(worker, ctx, output_plan(cls, model), text)
     turns.output_limit = max(output_limit(mid), cls.max_tokens)
+    turns.model = model
     if cls.compaction:
         overhead = estimate_prompt_tokens(turns.base)
         if turns.base.output is not None:

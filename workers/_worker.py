@@ -87,6 +87,8 @@ class Worker:
             turns summarised, then dropped); off, a conversation that outgrows the window fails.
         summary_model: The model that writes compaction summaries (a cheaper one, say); the
             worker's own model when None.
+        count_tokens: When the estimate comes near the threshold, have the provider count the
+            prompt exactly (Anthropic's count-tokens endpoint) before deciding to compact.
         max_tokens: The answer budget of one model call.
         temperature: Sampling temperature (None: the provider's default).
         output_mode: "native" structured output, a final-answer "tool", or "auto" (native where
@@ -108,6 +110,7 @@ class Worker:
     context_window: ClassVar[int | None] = None
     compaction: ClassVar[bool] = True
     summary_model: ClassVar[str | Model | None] = None
+    count_tokens: ClassVar[bool] = False
     max_tokens: ClassVar[int] = 4096
     temperature: ClassVar[float | None] = None
     output_mode: ClassVar[Literal["auto", "native", "tool"]] = "auto"
