@@ -52,7 +52,13 @@ class Received:
 class ProviderServer:
     """Serves queued `Answer`s in order; answers 500 with a clear body when the queue is empty."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, window_chars: int | None = None) -> None:
+        """Args:
+        window_chars: Refuse a Messages request whose messages hold more characters, as Claude
+            refuses a prompt over its window (400 "prompt is too long"); no answer is used up.
+        """
+        self.window_chars = window_chars
+        self.refused: list[str] = []  # why each request was refused
         self.answers: deque[Answer] = deque()
         self.received: list[Received] = []
         self.opened: list[Any] = []  # model objects a test made, closed by the fixture
@@ -75,6 +81,11 @@ class ProviderServer:
                         time.monotonic(),
                     )
                 )
+                refusal = server._enforce(self.path, json.loads(raw or b"{}"))
+                if refusal is not None:
+                    server.refused.append(refusal.body["error"]["message"])  # type: ignore[index]
+                    server._send(self, refusal)
+                    return
                 answer = (
                     server.answers.popleft() if server.answers else Answer(500, {"error": "no answer queued"})
                 )
@@ -85,6 +96,43 @@ class ProviderServer:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def _enforce(self, path: str, body: Any) -> Answer | None:
+        """What the real Messages API refuses: broken tool-use pairing, a prompt over the window."""
+        if path != "/v1/messages" or not isinstance(body, dict):
+            return None
+        messages = body.get("messages", [])
+        for i, message in enumerate(messages):
+            content = message.get("content")
+            blocks = content if isinstance(content, list) else []
+            uses = [b["id"] for b in blocks if b.get("type") == "tool_use"]
+            results = [b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"]
+            if results:
+                previous = messages[i - 1].get("content") if i else None
+                before = (
+                    [b["id"] for b in previous if b.get("type") == "tool_use"]
+                    if isinstance(previous, list)
+                    else []
+                )
+                if sorted(results) != sorted(before):
+                    return _invalid(
+                        f"messages.{i}: tool_result blocks must answer the tool_use blocks before them"
+                    )
+            if uses:
+                following = messages[i + 1].get("content") if i + 1 < len(messages) else None
+                answered = (
+                    [b.get("tool_use_id") for b in following if b.get("type") == "tool_result"]
+                    if isinstance(following, list)
+                    else []
+                )
+                if sorted(answered) != sorted(uses):
+                    return _invalid(
+                        f"messages.{i}: tool_use ids were found without tool_result blocks immediately after"
+                    )
+        size = len(json.dumps(messages))
+        if self.window_chars is not None and size > self.window_chars:
+            return _invalid(f"prompt is too long: {size // 4} tokens > {self.window_chars // 4} maximum")
+        return None
 
     @property
     def url(self) -> str:
@@ -222,3 +270,7 @@ def anthropic_tool_stream(partial_json: list[str], *, stop: str) -> list[tuple[s
         ("message_stop", {"type": "message_stop"}),
     ]
     return events
+
+
+def _invalid(message: str) -> Answer:
+    return Answer(400, {"type": "error", "error": {"type": "invalid_request_error", "message": message}})

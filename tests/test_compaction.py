@@ -306,3 +306,52 @@ async def test_an_exact_count_from_the_provider_decides_when_the_estimate_is_clo
     counted = server.received[1].body
     assert "max_tokens" not in counted and counted["messages"][-1]["content"][0]["type"] == "tool_result"
     assert events.of(CompactionEvent) == []
+
+
+class LongFetcher(Fetcher):
+    """Fetches many pages."""
+
+    max_turns = 40
+
+
+async def test_a_long_session_against_a_server_that_enforces_its_window_and_the_pairing_rules() -> None:
+    # The worker believes in a large window; the server holds 14,000 characters of messages and
+    # refuses a broken tool-use pairing, as the Messages API does.
+    server = ProviderServer(window_chars=14_000).start()
+    try:
+        server.queue(
+            *(Answer(200, _tool_use(page)) for page in range(1, 31)), Answer(200, anthropic_message("done"))
+        )
+        events = Events()
+        result = await LongFetcher(model=_claude(server)).run(TASK, events=events)
+        assert result.output == "done"
+        assert len(server.received) - len(server.refused) == 31  # every page and the answer, once
+        assert server.refused and all(m.startswith("prompt is too long") for m in server.refused)
+        assert all(TASK in str(r.body["messages"][0]) for r in server.received)  # the task, always
+        assert {c.reason for c in events.of(CompactionEvent)} <= {"refused", "threshold"}
+    finally:
+        for model in server.opened:
+            await model.aclose()
+        server.stop()
+
+
+def test_both_providers_refusals_of_a_long_prompt_are_recognised() -> None:
+    from tools.errors import ProviderBadRequest, ProviderUnavailable
+    from workers._window import prompt_too_long
+
+    openai = ProviderBadRequest(
+        "This model's maximum context length is 128000 tokens. "
+        "However, your messages resulted in 130511 tokens.",
+        provider="openai",
+        model="gpt-4o",
+        status_code=400,
+        body_excerpt='{"error": {"type": "invalid_request_error", "code": "context_length_exceeded"}}',
+    )
+    claude = ProviderBadRequest(
+        "prompt is too long: 201234 tokens > 200000 maximum", provider="anthropic", model="m", status_code=400
+    )
+    other = ProviderBadRequest("max_tokens: 100000 > 64000", provider="anthropic", model="m", status_code=400)
+    assert prompt_too_long(openai) and prompt_too_long(claude) and not prompt_too_long(other)
+    assert not prompt_too_long(
+        ProviderUnavailable("prompt is too long", provider="x", model="m", status_code=529)
+    )
