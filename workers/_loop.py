@@ -324,7 +324,7 @@ async def run_loop(
     if cls.compaction:
         overhead = estimate_prompt_tokens(turns.base)
         if turns.base.output is not None:
-            overhead += len(str(turns.base.output.schema)) // 4
+            overhead += turns.base.output.size // 4
         window = cls.context_window or context_window(mid)
         turns.fitter = Fitter(worker.name, ctx, model, cls.summary_model, window, overhead)
     if upstream:

@@ -63,11 +63,18 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class OutputSpec:
-    """Native structured output: the model must answer with JSON matching `schema`."""
+    """Native structured output: the model must answer with JSON matching `schema`.
+
+    `size` is the UTF-8 size of the schema (computed once, for estimates).
+    """
 
     name: str
     schema: Mapping[str, Any]
     description: str = ""
+    size: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", len(str(self.schema).encode()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,5 +55,5 @@ def worst_case_prompt_tokens(request: ModelRequest) -> int:
             else:
                 size += len(part.text.encode())
     if request.output is not None:
-        size += len(str(request.output.schema).encode())
+        size += request.output.size
     return size + (_TOOLS_PREAMBLE if request.tools else 0) + _PER_MESSAGE
