@@ -154,7 +154,8 @@ class Supervisor:
         self._limits = limits or RateLimits()
         self._prices = prices or PriceTable()
         self._events: EventSink = as_sink(events) if events is not None else NullSink()
-        self._breakers = breakers or CircuitBreakers(events=self._events)
+        # State changes reach each run's own sink (its trace too), from the call that caused them.
+        self._breakers = breakers or CircuitBreakers()
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._aborts: dict[str, str] = {}
         self._planner: type[Worker] | None = None

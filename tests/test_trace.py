@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import pytest
 from pydantic import Field
 
 from supervisor import Supervisor
@@ -286,3 +287,30 @@ async def test_a_compaction_shows_in_the_trace_under_the_attempt_it_happened_in(
     assert re.search(r"\|  +\|- compaction of Reader", text) or re.search(
         r"   +\|- compaction of Reader", text
     )
+
+
+async def test_budget_and_breaker_decisions_show_in_the_trace(checked: Check, tmp_path: Path) -> None:
+    from supervisor import BreakerSettings, Budget, CircuitBreakers, Step
+    from supervisor import Plan as PlanOf
+
+    class Writer(Worker):
+        """Writes."""
+
+        model = "openai:gpt-4o"
+
+    failing = checked(ScriptedModel([reply.error(529, "overloaded"), reply.error(529, "overloaded")]))
+    path = tmp_path / "runs.db"
+    async with Supervisor(
+        [Writer(model=failing)],
+        model=ScriptedModel([]),
+        store=path,
+        budget=Budget(max_tokens=3_000),  # less than the worker's max_tokens: the first call is lowered
+        breakers=CircuitBreakers(BreakerSettings(failures=2, cooldown_s=60)),
+        retry=RetryPolicy(base_delay_s=0.001, max_delay_s=0.001),
+    ) as sup:
+        with pytest.raises(Exception, match="circuit"):
+            await sup.run_plan(PlanOf(steps=[Step("w", "Writer", "write")]), run_id="t")
+    text = render(await _tree(path))
+    assert "budget: worker=Writer, model=test:scripted, action=lowered, detail=max_tokens 4096 -> " in text
+    assert "breaker: model=test:scripted, state=open, failures=2" in text
+    assert text.startswith("run t: (a plan given in code)  failed")

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from tools.errors import ProviderConnectionError, ProviderError
 
-from ._events import EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
+from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._model import Model, ModelRequest, ModelResponse
 from ._ratelimit import RateLimits
 from ._resolve import model_id
@@ -75,6 +75,13 @@ class RetryPolicy:
 
 
 _NULL_SINK = NullSink()
+
+
+def _changed(events: EventSink, mid: str, breaker: Breaker, before: object) -> None:
+    """A change of the breaker's state is an event of the run that caused it (its trace shows it)."""
+    after = getattr(breaker, "state", None)
+    if after != before and type(events) is not NullSink:
+        events.emit(BreakerEvent(mid, after, getattr(breaker, "failures", 0)))  # type: ignore[arg-type]
 
 
 def _emit_call(events: EventSink, mid: str, response: ModelResponse, worker: str, scope: str) -> None:
@@ -149,7 +156,11 @@ async def call_model(
     while True:
         attempt += 1
         if breaker is not None:
-            breaker.check()
+            state = getattr(breaker, "state", None)
+            try:
+                breaker.check()
+            finally:
+                _changed(events, mid, breaker, state)
         reserved = 0
         if limiter is not None and not limiter.idle:
             reserved, waited = await limiter.acquire(estimate_tokens(request))
@@ -161,7 +172,9 @@ async def call_model(
         except ProviderError as error:
             error.attempts = attempt
             if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health
+                state = getattr(breaker, "state", None)
                 breaker.record(True, time.monotonic() - sent)
+                _changed(events, mid, breaker, state)
             if limiter is not None:
                 limiter.settle(reserved, 0)
                 limiter.observe(None, error.retry_after_s)
@@ -172,7 +185,9 @@ async def call_model(
             await sleep(delay)
             continue
         if breaker is not None:
+            state = getattr(breaker, "state", None)
             breaker.record(False, time.monotonic() - sent)
+            _changed(events, mid, breaker, state)
         if limiter is not None:
             limiter.settle(reserved, response.usage.input_tokens + response.usage.output_tokens)
             limiter.observe(response.rate_limit)
