@@ -35,10 +35,12 @@ from ._plan import Plan, Step, check_plan
 from ._progress import Progress
 from ._result import RunResult, StepResult
 from ._store import MemoryStore, RunRecord, StepRecord, Store
+from ._stream import Both
 from ._supervisor import MAX_WORKERS, Supervisor
 from ._terminal import TerminalApprover
 
 __all__ = [
+    "Both",
     "MAX_WORKERS",
     "AgentError",
     "ApprovalRequest",

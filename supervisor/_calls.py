@@ -159,15 +159,31 @@ class RunJournal:
             self._starts[key] = record.starts
         return record
 
+    def _shown(self, call: ToolCallPart, arguments_json: str, result: str = "") -> tuple[str, str] | None:
+        """What the trace may show of a call (None: no redact hook, the values themselves)."""
+        if self._redact is None:
+            return None
+        shown_result = self._redact(call.name, "result", result) if result else ""
+        return (self._redact(call.name, "arguments", arguments_json), shown_result)
+
     async def tool_approved(self, key: str, call: ToolCallPart, arguments_json: str) -> None:
         """Record a person's approval; committed when this returns."""
-        approved = ToolRecord(call.name, "approved", self._starts.get(key, 0), arguments_json)
+        approved = ToolRecord(
+            call.name,
+            "approved",
+            self._starts.get(key, 0),
+            arguments_json,
+            shown=self._shown(call, arguments_json),
+        )
         await self._store.save_call(self._run_id, CallRecord(key, approved))
 
     async def tool_started(self, key: str, call: ToolCallPart, arguments_json: str, *, durable: bool) -> None:
         """Record the start; committed before the tool runs when `durable`."""
         starts = self._starts[key] = self._starts.get(key, 0) + 1
-        record = CallRecord(key, ToolRecord(call.name, "started", starts, arguments_json))
+        started = ToolRecord(
+            call.name, "started", starts, arguments_json, shown=self._shown(call, arguments_json)
+        )
+        record = CallRecord(key, started)
         if durable:
             await self._store.save_call(self._run_id, record)
         else:
@@ -186,10 +202,7 @@ class RunJournal:
     ) -> None:
         """Record the result the model gets; committed when this returns when `durable`."""
         starts = self._starts.pop(key, 1)
-        shown = None
-        if self._redact is not None:
-            shown_arguments = self._redact(call.name, "arguments", arguments_json)
-            shown = (shown_arguments, self._redact(call.name, "result", result.content))
+        shown = self._shown(call, arguments_json, result.content)
         tool = ToolRecord(call.name, "finished", starts, arguments_json, result, status, duration_s, shown)
         if durable:
             await self._store.save_call(self._run_id, CallRecord(key, tool))
@@ -206,7 +219,9 @@ def spent(records: Iterable[CallRecord]) -> tuple[Usage | None, dict[str, Usage]
         if isinstance(record.value, ModelResponse):
             usage = record.value.usage
             total = usage if total is None else total + usage
-            worker = record.key.rsplit("/", 2)[-2]
+            parts = record.key.split("/")
+            # ".../worker/turn", or ".../worker/turn/summaryN" for a compaction's summary
+            worker = parts[-3] if parts[-1].startswith("summary") and len(parts) >= 3 else parts[-2]
             by_worker[worker] = by_worker[worker] + usage if worker in by_worker else usage
     return total, by_worker
 

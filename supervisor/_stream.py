@@ -42,6 +42,15 @@ class Both:
         self._first.emit(event)
         self._second.emit(event)
 
+    def for_run(self, run_id: str) -> EventSink:
+        """Both sinks as one run sees them (a sink that keeps state per run gets its own)."""
+        return Both(_for_run(self._first, run_id), _for_run(self._second, run_id))
+
+
+def _for_run(sink: EventSink, run_id: str) -> EventSink:
+    for_run = getattr(sink, "for_run", None)
+    return for_run(run_id) if callable(for_run) else sink
+
 
 def as_sink(events: EventSink | Callable[[Event], Any]) -> EventSink:
     """A sink as it is; a plain callable wrapped so that it is called with each event."""

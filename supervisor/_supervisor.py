@@ -252,8 +252,8 @@ class Supervisor:
         )
         deadline = asyncio.timeout(self.budget.deadline_s)
         outcome: RunResult | BaseException | None = None
-        ctx.events.emit(RunEvent(run_id, "started", goal))
         try:
+            ctx.events.emit(RunEvent(run_id, "started", goal))  # a sink that raises ends the run, recorded
             async with deadline:
                 outcome = await self._plan_and_execute(goal, plan, ctx, execution)
                 return outcome
@@ -283,8 +283,10 @@ class Supervisor:
             if isinstance(outcome, AgentError):
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
-            await self._record_end(run_id, outcome, ctx, record is not None)
-            await ctx.aclose()
+            try:
+                await self._record_end(run_id, outcome, ctx, record is not None)
+            finally:
+                await ctx.aclose()
 
     async def _claim(
         self, run_id: str, new: bool, task: asyncio.Task[Any] | None
@@ -328,12 +330,19 @@ class Supervisor:
         self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext, resumed: bool
     ) -> None:
         usage = usage_data(ctx.usage.total)
-        if isinstance(outcome, RunResult):
-            ctx.events.emit(RunEvent(run_id, "succeeded", None))
-        else:
-            stopped = isinstance(outcome, RunAborted | asyncio.CancelledError)
-            detail = str(outcome) if outcome is not None else ""
-            ctx.events.emit(RunEvent(run_id, "aborted" if stopped else "failed", None, detail))
+        try:  # the user's sink may raise: the run's end is recorded all the same
+            if isinstance(outcome, RunResult):
+                ctx.events.emit(RunEvent(run_id, "succeeded", None))
+            else:
+                stopped = isinstance(outcome, RunAborted | asyncio.CancelledError)
+                detail = str(outcome) if outcome is not None else ""
+                ctx.events.emit(RunEvent(run_id, "aborted" if stopped else "failed", None, detail))
+        finally:
+            await self._finish(run_id, outcome, usage, resumed)
+
+    async def _finish(
+        self, run_id: str, outcome: RunResult | BaseException | None, usage: dict[str, Any], resumed: bool
+    ) -> None:
         try:
             if resumed or (isinstance(self._gate, StoreGate) and self._gate.asked(run_id)):
                 await supersede_pending(self._store, run_id)  # nobody waits on them any more

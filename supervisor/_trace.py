@@ -73,7 +73,7 @@ def _tool_node(record: ToolRecord) -> TraceNode:
     arguments, content = record.arguments_json, record.result.content if record.result else None
     if record.shown is not None:  # what a redact hook let through
         arguments, content = record.shown
-    result = f" -> {_short(content)}" if content is not None else ""
+    result = f" -> {_short(content)}" if content else ""
     status = record.status or record.state  # "started" without an end: the process stopped there
     seconds = record.duration_s if record.state == "finished" else None
     return TraceNode("tool", f"tool {record.tool} {_short(arguments)}{result}", status, None, seconds)

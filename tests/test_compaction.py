@@ -121,10 +121,10 @@ async def test_compaction_trims_first_then_summarises_then_drops() -> None:
 
     small = _history([(3, 200)] * 40)
     summarised = await compact(small, 800, summarise)
-    assert summarised is not None and summarised.strategy == "summarise"
+    assert summarised is not None and summarised.strategy == "trim+summarise"  # in the issue's order
     assert summarised.messages[0].parts[1].text.endswith("what happened before")
-    dropped = await compact(small, 800)
-    assert dropped is not None and dropped.strategy == "drop" and len(dropped.messages) < len(small)
+    dropped = await compact(small, 300)  # too small for trimming alone, and no summariser
+    assert dropped is not None and dropped.strategy == "trim+drop" and len(dropped.messages) < len(small)
     assert "earlier turns" in dropped.messages[0].parts[1].text
     for done in (trimmed, summarised, dropped):
         assert_valid_request(ModelRequest(messages=tuple(done.messages)))
@@ -219,7 +219,7 @@ async def test_a_prompt_refused_as_too_long_is_compacted_harder_and_sent_again(
     assert result.output == "done"
     refused, resent = server.received[2].body, server.received[3].body
     assert len(str(resent)) < len(str(refused))  # compacted before it was sent again
-    assert "Summary: page 1 was read." in str(resent) and "page 2:" in str(resent)
+    assert "removed to fit the context window" in str(resent)  # old results trimmed first
     (compaction,) = events.of(CompactionEvent)
     assert compaction.reason == "refused"
 
@@ -230,8 +230,10 @@ async def test_a_prompt_still_refused_after_two_compactions_is_a_context_overflo
     server.queue(Answer(200, _tool_use(1)), Answer(200, _tool_use(2)), TOO_LONG, TOO_LONG, TOO_LONG)
     with pytest.raises(ContextOverflow) as caught:
         await Fetcher(model=_claude(server)).run(TASK, approval_timeout_s=None)
-    assert caught.value.attempts == 3 and caught.value.worker == "Fetcher"
-    assert len(server.received) == 5  # the two tool turns, then the prompt three times
+    # After the second refusal nothing was left to compact: the same prompt is not sent again.
+    assert caught.value.attempts == 2 and caught.value.worker == "Fetcher"
+    assert caught.value.window < 1_000 and caught.value.max_tokens == 200  # the numbers, carried
+    assert len(server.received) == 4  # the two tool turns, then the prompt twice
 
 
 # --- between steps ---------------------------------------------------------------------------------
@@ -286,14 +288,14 @@ def test_compaction_can_be_turned_off() -> None:
 class Counter(Fetcher):
     """Fetches pages, and has Claude count the prompt when the estimate is close."""
 
-    context_window = 1_200
+    context_window = 1_000
     count_tokens = True
 
 
 async def test_an_exact_count_from_the_provider_decides_when_the_estimate_is_close(
     server: ProviderServer,
 ) -> None:
-    # After the first page the estimate is close to the threshold; Claude counts 300: it fits.
+    # After the first page the estimate is over the threshold; Claude counts 300: it fits.
     server.queue(
         Answer(200, _tool_use(1)),
         Answer(200, {"input_tokens": 300}),
@@ -305,7 +307,7 @@ async def test_an_exact_count_from_the_provider_decides_when_the_estimate_is_clo
     assert [r.path for r in server.received] == ["/v1/messages", "/v1/messages/count_tokens", "/v1/messages"]
     counted = server.received[1].body
     assert "max_tokens" not in counted and counted["messages"][-1]["content"][0]["type"] == "tool_result"
-    assert events.of(CompactionEvent) == []
+    assert events.of(CompactionEvent) == []  # the estimate alone would have compacted
 
 
 class LongFetcher(Fetcher):
@@ -355,3 +357,64 @@ def test_both_providers_refusals_of_a_long_prompt_are_recognised() -> None:
     assert not prompt_too_long(
         ProviderUnavailable("prompt is too long", provider="x", model="m", status_code=529)
     )
+
+
+async def test_a_new_summary_folds_in_the_previous_one_and_dropped_turns_add_up() -> None:
+    seen: list[str] = []
+
+    async def summarise(messages: Any) -> str:
+        seen.append(" ".join(getattr(p, "text", "") for m in messages for p in m.parts))
+        return f"summary {len(seen)}"
+
+    first = await compact(_history([(1, 150)] * 30), 400, summarise)
+    assert first is not None and first.messages[0].parts[-1].text.endswith("summary 1")  # type: ignore[union-attr]
+    grown = first.messages + _history([(1, 150)] * 30)[1:]
+    second = await compact(grown, 400, summarise)
+    assert second is not None and "Summary so far:" in seen[1] and "summary 1" in seen[1]
+    dropped = await compact(_history([(1, 150)] * 30), 300)
+    assert dropped is not None
+    again = await compact(dropped.messages + _history([(1, 150)] * 30)[1:], 300)
+    assert again is not None
+    count = int(again.messages[0].parts[-1].text.split(": ")[1].split()[0])  # type: ignore[union-attr]
+    assert count > int(dropped.messages[0].parts[-1].text.split(": ")[1].split()[0])  # type: ignore[union-attr]
+
+
+def test_history_measures_again_after_the_conversation_shrank() -> None:
+    from workers._compact import History, message_chars
+
+    history = History()
+    long = _history([(1, 500)] * 10)
+    history.tokens(long)
+    short = long[:1] + long[-2:]
+    assert history.tokens(short) == sum(message_chars(m) for m in short) // 4 + 1
+
+
+async def test_summaries_are_numbered_per_turn_so_a_resumed_run_finds_them_again() -> None:
+    from workers import RunContext
+    from workers._fit import Fitter
+
+    saved: list[str] = []
+
+    class Journal:
+        def response(self, key: str) -> Any:
+            return None
+
+        async def save_response(self, key: str, response: Any, *, durable: bool = True) -> None:
+            saved.append(key)
+
+    ctx = RunContext(journal=Journal())  # type: ignore[arg-type]
+    fitter = Fitter("W", ctx, FunctionModel(lambda r: reply.text("s")), None, 10_000, 100)
+    for key in ("1/a.1/0/W/3", "1/a.1/0/W/3", "1/a.1/0/W/4"):
+        fitter.key = key
+        await fitter._summarise([UserMessage.of("turns")])
+    assert saved == ["1/a.1/0/W/3/summary1", "1/a.1/0/W/3/summary2", "1/a.1/0/W/4/summary1"]
+
+
+async def test_a_count_that_fails_leaves_the_decision_to_the_estimate(server: ProviderServer) -> None:
+    server.queue(
+        Answer(200, _tool_use(1)),
+        Answer(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
+        Answer(200, anthropic_message("done")),
+    )
+    result = await Counter(model=_claude(server)).run(TASK)
+    assert result.output == "done" and server.received[1].path == "/v1/messages/count_tokens"

@@ -276,3 +276,18 @@ def test_call_records_are_keyed_by_run_and_key(tmp_path: Path) -> None:
         return [f"{r.key}:{r.value.state}" for r in records]  # type: ignore[union-attr]
 
     assert asyncio.run(main()) == ["k1:finished"]  # replaced, not added; run b's is its own
+
+
+def test_the_cost_of_a_summary_is_booked_to_the_worker_that_asked_for_it() -> None:
+    from supervisor._calls import spent
+
+    response = ModelResponse((TextPart("s"),), "end", Usage(10, 5, 0, 0, 1, 0, 0.001, 0))
+    records = [
+        CallRecord("1/a.1/0/Reader/7", response),
+        CallRecord("1/a.1/0/Reader/7/summary1", response),
+        CallRecord("1/b.1/0/Writer/0/summary1", response),
+        CallRecord("plan1/Planner/1", response),
+    ]
+    total, by_worker = spent(records)
+    assert total is not None and total.requests == 4
+    assert {k: v.requests for k, v in by_worker.items()} == {"Reader": 2, "Writer": 1, "Planner": 1}

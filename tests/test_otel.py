@@ -118,3 +118,20 @@ async def test_a_failed_run_span_has_an_error_status() -> None:
         await sup.run("Refund invoice 42")
     run = _one(list(exporter.get_finished_spans()), "invoke_agent supervisor")
     assert run.status.status_code == StatusCode.ERROR and "bad request" in (run.status.description or "")
+
+
+async def test_beside_another_sink_the_otel_sink_still_makes_its_spans() -> None:
+    import io
+
+    from supervisor import Both, Progress
+
+    exporter, provider = _exporter()
+    step = {"id": "s", "worker": "Billing", "input": "x", "depends_on": [], "reason": "r"}
+    planner = ScriptedModel([reply.output({"reasoning": "r", "steps": [step]}), reply.text("ok")])
+    billing = ScriptedModel([reply.text("done")])
+    sup = Supervisor(
+        [Billing(model=billing)], model=planner, events=Both(Progress(io.StringIO()), OTelSink(provider))
+    )
+    await sup.run("x")
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert "invoke_agent supervisor" in names and "invoke_agent Billing" in names

@@ -128,3 +128,22 @@ async def test_a_failed_run_raises_from_its_stream(checked: Check) -> None:
         async for item in sup.stream("pay"):
             kinds.append(item.kind)  # type: ignore[union-attr]
     assert kinds[0] == "run" and kinds[-1] == "run"
+
+
+async def test_a_sink_that_raises_at_the_end_does_not_leave_the_run_recorded_as_running(
+    checked: Check, tmp_path: Any
+) -> None:
+    def fragile(event: Event) -> None:
+        if isinstance(event, RunEvent) and event.status == "succeeded":
+            raise BrokenPipeError("the progress pipe closed")
+
+    path = tmp_path / "runs.db"
+    sup = _supervisor(checked, lambda r: True, fragile)
+    sup_with_store = Supervisor(
+        list(sup.workers.values()), model=sup.model, approver=lambda r: True, events=fragile, store=path
+    )
+    with pytest.raises(BrokenPipeError):
+        await sup_with_store.run("pay", run_id="r")
+    (record,) = await sup_with_store.runs()
+    assert record.status == "succeeded"  # the run's end was recorded all the same
+    await sup_with_store.aclose()

@@ -314,3 +314,26 @@ async def test_budget_and_breaker_decisions_show_in_the_trace(checked: Check, tm
     assert "budget: worker=Writer, model=test:scripted, action=lowered, detail=max_tokens 4096 -> " in text
     assert "breaker: model=test:scripted, state=open, failures=2" in text
     assert text.startswith("run t: (a plan given in code)  failed")
+
+
+def test_a_call_caught_half_way_shows_redacted_in_the_trace() -> None:
+    from supervisor._calls import CallRecord
+    from supervisor._store import RunRecord
+    from workers import ModelResponse, ToolCallPart, ToolRecord
+
+    plan = {
+        "version": 1,
+        "reasoning": "r",
+        "steps": [{"id": "c", "worker": "Cards", "input": "x", "depends_on": [], "reason": "cards"}],
+    }
+    record = RunRecord("t", None, "running", plan, ("Cards",))
+    call = ToolCallPart("c1", "card", '{"holder":"Ada"}', {"holder": "Ada"})
+    calls = [
+        CallRecord("1/c.1/0/Cards/1", ModelResponse((call,), "tool_use")),
+        CallRecord(
+            "1/c.1/0/Cards/1/0",
+            ToolRecord("card", "started", 1, '{"holder":"Ada"}', shown=('{"holder":"<name>"}', "")),
+        ),
+    ]
+    text = render(build_trace(record, calls, []))
+    assert 'tool card {"holder":"<name>"}  started' in text and "Ada" not in text

@@ -322,14 +322,25 @@ async def test_more_room_stops_at_the_models_output_limit(checked: Check) -> Non
 
 
 async def test_a_full_context_window_is_not_retried_with_more_room(checked: Check) -> None:
-    from tools.errors import ResponseTruncated
+    from tools.errors import ContextOverflow, ResponseTruncated
 
     full = ModelResponse(
         parts=(TextPart("par"),), stop_reason="max_tokens", raw_stop_reason="model_context_window_exceeded"
     )
     model = checked(ScriptedModel([full]))
-    with pytest.raises(ResponseTruncated):
+    # Nothing to compact (the task alone): the window is full, and saying so beats asking again.
+    with pytest.raises(ContextOverflow):
         await Edgy(model=model).run("x")
+    assert len(model.requests) == 1
+
+    class Uncompacted(Edgy):
+        """Never compacts."""
+
+        compaction = False
+
+    model = checked(ScriptedModel([full]))
+    with pytest.raises(ResponseTruncated):  # nothing else to try: more room cannot help
+        await Uncompacted(model=model).run("x")
     assert len(model.requests) == 1
 
 

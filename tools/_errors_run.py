@@ -216,7 +216,8 @@ class ContextOverflow(WorkerError):
     """
 
     def __init__(self, worker: str, window: int, tokens: int, max_tokens: int, attempts: int) -> None:
-        refused = f"; the provider refused it {attempts} times" if attempts else ""
+        times = "once" if attempts == 1 else f"{attempts} times"
+        refused = f"; the provider refused it {times}" if attempts else ""
         super().__init__(
             f"the conversation does not fit the context window: about {tokens} prompt tokens and "
             f"{max_tokens} for the answer, in a window of {window}, after compacting{refused}",

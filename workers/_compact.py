@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from tools.errors import ProviderError
+
 from ._messages import AssistantMessage, Message, TextPart, ToolResultPart, UserMessage
 
 __all__ = ["Compacted", "History", "compact", "message_chars"]
@@ -58,9 +60,10 @@ class History:
 
     def tokens(self, messages: Sequence[Message]) -> int:
         """The conversation's estimated tokens; measures only the messages new since last time."""
-        sizes = self.sizes
-        if len(sizes) > len(messages):  # replaced by a compaction: measure again
+        if len(self.sizes) > len(messages):  # replaced by a compaction: measure again
             self.reset(messages)
+            return self.total // _CHARS_PER_TOKEN + 1
+        sizes = self.sizes
         if sizes:  # the last message may have grown in place (a nudge merged into it)
             self.total += message_chars(messages[len(sizes) - 1]) - sizes[-1]
             sizes[-1] = message_chars(messages[len(sizes) - 1])
@@ -90,23 +93,14 @@ def _tokens(messages: Sequence[Message]) -> int:
     return sum(message_chars(m) for m in messages) // _CHARS_PER_TOKEN + 1
 
 
-def _pairs_end(messages: Sequence[Message]) -> int:
-    """Where the kept tail starts: the last assistant message (the most recent turn)."""
-    for index in range(len(messages) - 1, 0, -1):
-        if isinstance(messages[index], AssistantMessage):
-            return index
-    return len(messages)
+def _turn_starts(messages: Sequence[Message]) -> list[int]:
+    """The index of each turn's assistant message, oldest first (a turn: it, then its results)."""
+    return [i for i in range(1, len(messages)) if isinstance(messages[i], AssistantMessage)]
 
 
-def _trim(messages: list[Message], upto: int, budget: int) -> bool:
-    """Stub the tool results before `upto`, oldest first, until the conversation fits."""
-    for index in range(1, upto):
-        if _tokens(messages) <= budget:
-            return True
-        message = messages[index]
-        if not isinstance(message, UserMessage) or not message.tool_results:
-            continue
-        parts = tuple(
+def _stubbed(message: UserMessage) -> UserMessage:
+    return UserMessage(
+        tuple(
             ToolResultPart(
                 p.call_id,
                 p.name,
@@ -117,8 +111,33 @@ def _trim(messages: list[Message], upto: int, budget: int) -> bool:
             else p
             for p in message.parts
         )
-        messages[index] = UserMessage(parts)
-    return _tokens(messages) <= budget
+    )
+
+
+def _trim(messages: list[Message], upto: int, budget: int) -> bool:
+    """Stub the tool results before `upto`, oldest first, until the conversation fits.
+
+    The size is kept as a running total: one pass, whatever the length of the conversation.
+    """
+    chars = sum(message_chars(m) for m in messages)
+    for index in range(1, upto):
+        if chars // _CHARS_PER_TOKEN + 1 <= budget:
+            return True
+        message = messages[index]
+        if not isinstance(message, UserMessage) or not message.tool_results:
+            continue
+        stubbed = _stubbed(message)
+        chars += message_chars(stubbed) - message_chars(message)
+        messages[index] = stubbed
+    return chars // _CHARS_PER_TOKEN + 1 <= budget
+
+
+def _note(task: Message, mark: str) -> str | None:
+    """The text of the task message's note of this kind, if it has one."""
+    for part in task.parts:
+        if isinstance(part, TextPart) and part.text.startswith(mark):
+            return part.text[len(mark) :]
+    return None
 
 
 def _with_note(task: Message, mark: str, text: str) -> UserMessage:
@@ -127,13 +146,29 @@ def _with_note(task: Message, mark: str, text: str) -> UserMessage:
     return UserMessage((*kept, TextPart(f"{mark}{text}")))  # type: ignore[arg-type]
 
 
-def _cut_for(messages: Sequence[Message], budget: int, tail: int) -> int:
-    """How many messages after the task to take away (whole turns) for the rest to fit."""
-    cut, size = 1, _tokens(messages)
-    while cut < tail and size > budget:
-        size -= (message_chars(messages[cut]) + message_chars(messages[cut + 1])) // _CHARS_PER_TOKEN
-        cut += 2
+def _cut_for(messages: Sequence[Message], budget: int, keep: int) -> int:
+    """Where the kept turns start: whole turns after the task go, oldest first, until the rest
+    fits, but the last `keep` turns stay."""
+    starts = _turn_starts(messages)
+    size = sum(message_chars(m) for m in messages)
+    cut = 1
+    for k in range(max(len(starts) - keep, 0)):
+        if size // _CHARS_PER_TOKEN + 1 <= budget:
+            break
+        size -= sum(message_chars(m) for m in messages[starts[k] : starts[k + 1]])
+        cut = starts[k + 1]
     return cut
+
+
+def _dropped_before(task: Message) -> int:
+    """How many turns earlier compactions dropped, from the task's note."""
+    note = _note(task, _DROPPED_MARK)
+    first = note.split()[0] if note else ""
+    return int(first) if first.isdigit() else 0
+
+
+def _named(strategies: list[str]) -> str:
+    return "+".join(dict.fromkeys(strategies))
 
 
 async def compact(
@@ -141,33 +176,44 @@ async def compact(
 ) -> Compacted | None:
     """The conversation made to fit `budget` prompt tokens, or None when nothing can be taken.
 
-    The result may still be over budget when only the task and the last turn are left.
+    The two most recent turns are kept while anything older can go; past that only the last
+    turn is kept, and its results are shortened as a last resort. The result may still be over
+    budget then. A summary folds the previous one in; a note of dropped turns keeps the count.
     """
     before = _tokens(messages)
     work = list(messages)
-    tail = _pairs_end(work)
-    if _trim(work, tail, budget):
-        return Compacted(work, "trim", before, _tokens(work))
-    strategy = "trim" if _tokens(work) < before else ""
-    cut = _cut_for(work, budget, tail)
-    if cut > 1 and summarise is not None:
-        try:
-            summary = await summarise(work[1:cut])
-        except Exception:
-            summary = ""
-        if summary:
-            work = [_with_note(work[0], _SUMMARY_MARK, "\n" + summary), *work[cut:]]
-            cut, strategy = 1, "summarise"
+    strategies: list[str] = []
+    for keep in (2, 1):
+        starts = _turn_starts(work)
+        upto = starts[-keep] if len(starts) >= keep else len(work)
+        if _trim(work, upto, budget):
+            return Compacted(work, "trim", before, _tokens(work))
+        if _tokens(work) < before and "trim" not in strategies:
+            strategies.append("trim")
+        # Room for the summary itself: cut a little deeper when one will replace the turns.
+        cut = _cut_for(work, budget - min(budget // 4, 300) if summarise else budget, keep)
+        if cut > 1 and summarise is not None:
+            earlier = _note(work[0], _SUMMARY_MARK)
+            folded = ([UserMessage.of(f"Summary so far:{earlier}")] if earlier else []) + work[1:cut]
+            try:
+                summary = await summarise(folded)
+            except ProviderError:  # a summary that failed falls back to dropping the turns
+                summary = ""
+            if summary:
+                work = [_with_note(work[0], _SUMMARY_MARK, "\n" + summary), *work[cut:]]
+                strategies.append("summarise")
+                if _tokens(work) <= budget:
+                    return Compacted(work, _named(strategies), before, _tokens(work))
+                cut = _cut_for(work, budget, keep)
+        if cut > 1:
+            removed = len([i for i in _turn_starts(work) if i < cut]) + _dropped_before(work[0])
+            note = f"{removed} earlier turn{'s' if removed > 1 else ''}.]"
+            work = [_with_note(work[0], _DROPPED_MARK, note), *work[cut:]]
+            strategies.append("drop")
             if _tokens(work) <= budget:
-                return Compacted(work, strategy, before, _tokens(work))
-            cut = _cut_for(work, budget, _pairs_end(work))
-    if cut > 1:
-        removed = (cut - 1) // 2
-        note = f"{removed} earlier turn{'s' if removed > 1 else ''}.]"
-        work = [_with_note(work[0], _DROPPED_MARK, note), *work[cut:]]
-        strategy = "drop" if not strategy or strategy == "trim" else f"{strategy}+drop"
-    if not strategy:
-        # Only the task and the last turn are left: shorten the last turn's results too.
-        _trim(work, len(work), budget)
-        strategy = "trim" if _tokens(work) < before else ""
-    return Compacted(work, strategy, before, _tokens(work)) if strategy else None
+                return Compacted(work, _named(strategies), before, _tokens(work))
+    # Only the task and the last turn are left: shorten the last turn's results too.
+    _trim(work, len(work), budget)
+    if _tokens(work) < before and not strategies:
+        strategies.append("trim")
+    return Compacted(work, _named(strategies), before, _tokens(work)) if strategies else None

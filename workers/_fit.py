@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Fitter"]
 
 _SUMMARY_TOKENS = 1024
+_NEAR = 0.7  # of the window: where an exact count can change the decision (compaction targets 0.6)
 _SUMMARY_PROMPT = (
     "You compress an agent's working notes so it can go on with its task. Summarise the turns "
     "below: what was asked, which tools were called with which arguments, what they returned "
@@ -88,7 +89,8 @@ class Fitter:
         self.estimate = 0  # the last request's estimated prompt tokens (before calibration)
         self.key = ""  # the journal key of the current turn
         self.usage: list[Any] = []  # summaries' usage, for the worker's own sum
-        self._summaries = 0
+        self._summaries = 0  # this turn's summaries so far (their journal keys count them)
+        self._summaries_of = ""
 
     def over(self, messages: Sequence[Message], mid: str, max_tokens: int) -> bool:
         """Whether the next request would pass the threshold (the check that runs every turn)."""
@@ -97,7 +99,7 @@ class Fitter:
 
     def near(self, mid: str, max_tokens: int) -> bool:
         """Whether the last estimate is close enough to the threshold for an exact count to matter."""
-        return self.estimate * self.ctx.calibration.ratio(mid) > TARGETS[0] * self.window - max_tokens
+        return self.estimate * self.ctx.calibration.ratio(mid) > _NEAR * self.window - max_tokens
 
     def fits(self, tokens: int, max_tokens: int) -> bool:
         """Whether an exact prompt count leaves the request under the threshold."""
@@ -150,6 +152,8 @@ class Fitter:
             system=_SUMMARY_PROMPT,
             max_tokens=_SUMMARY_TOKENS,
         )
+        if self._summaries_of != self.key:  # numbered per turn, so a resumed run finds them again
+            self._summaries_of, self._summaries = self.key, 0
         self._summaries += 1
         journal = self.ctx.journal
         key = f"{self.key}/summary{self._summaries}"

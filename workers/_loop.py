@@ -68,6 +68,7 @@ class _Turns:
         self.key = ""  # the journal key of the current turn
         self.fitter: Fitter | None = None  # keeps requests inside the context window
         self.model: Any = None
+        self.full = False  # the provider said the window was full: compact before the next call
         self.unsaved = False  # its response is recorded but not yet committed
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
         clash = sorted(set(self.handoffs) & set(cls._plan.tools))
@@ -140,9 +141,15 @@ class _Turns:
         over = fitter.over(self.messages, mid, self.max_tokens)
         count = getattr(self.model, "count_tokens", None)
         if not refused and self.cls.count_tokens and count is not None and fitter.near(mid, self.max_tokens):
-            counted = await count(self._request())  # exact, where the estimate is too rough to decide
-            self.ctx.calibration.observe(mid, fitter.estimate, counted)
-            over = not fitter.fits(counted, self.max_tokens)
+            try:
+                counted = await count(self._request())  # exact, where the estimate is too rough
+            except ProviderError:
+                counted = None  # the count is a refinement: without it, the estimate decides
+            if counted is not None:
+                self.ctx.calibration.observe(mid, fitter.estimate, counted)
+                over = not fitter.fits(counted, self.max_tokens)
+        if self.full:  # the last answer was cut because the window was full
+            refused, self.full = max(refused, 1), False
         if refused or over:
             self.messages = await fitter.fit(self.messages, mid, self.max_tokens, refused)
             for usage in fitter.usage:  # the summaries this worker asked for
@@ -263,9 +270,13 @@ class _Turns:
     def _truncated(self, raw_stop: str | None) -> None:
         # The cut answer is not kept: its tool calls could not be answered, its text is partial.
         self.truncations += 1
+        full = raw_stop == "model_context_window_exceeded"
+        if full and self.fitter is not None and self.truncations <= self.cls.truncation_retries:
+            self.full = True  # the window, not max_tokens, cut it: compact harder, then ask again
+            return
         room = min(self.max_tokens * 2, self.output_limit)
         # More room cannot help when the context window is full or the model's limit is reached.
-        hopeless = raw_stop == "model_context_window_exceeded" or room <= self.max_tokens
+        hopeless = full or room <= self.max_tokens
         if self.truncations > self.cls.truncation_retries or hopeless:
             raise ResponseTruncated(self.name, self.max_tokens, self.truncations)
         self.max_tokens = room
