@@ -8,12 +8,12 @@ from typing import Any
 
 from ._events import EventSink, NullSink
 from ._hooks import DenyAllGate, ModelCallGuard, NoGuard, ToolGate
-from ._model import Model
+from ._model import Model, ModelRequest, ModelResponse
 from ._prices import PriceTable
 from ._ratelimit import RateLimits
 from ._replay import CallJournal
 from ._resolve import resolve_model
-from ._retry import Breakers, RetryPolicy
+from ._retry import Breakers, RetryPolicy, call_model
 from ._usage import UsageLedger
 from ._window import Calibration
 
@@ -72,6 +72,30 @@ class RunContext:
         if model is None:
             model = self._models[spec] = resolve_model(spec, prices=self.prices)
         return model
+
+    async def call(
+        self, model: Model, mid: str, request: ModelRequest, *, worker: str, guard_as: str | None = None
+    ) -> ModelResponse:
+        """One model call of this run: reserved with the guard (as `guard_as`, the worker by
+        default), sent under the run's retry policy, limits and breakers, then settled."""
+        name = guard_as or worker
+        request = await self.guard.before_model_call(name, mid, request)
+        try:
+            response = await call_model(
+                model,
+                request,
+                policy=self.retry,
+                limits=self.limits,
+                events=self.events,
+                breakers=self.breakers,
+                worker=worker,
+                scope=self.scope,
+            )
+        except BaseException:
+            self.guard.after_model_call(name, mid, request, None)  # the reservation is released
+            raise
+        self.guard.after_model_call(name, mid, request, response)
+        return response
 
     async def aclose(self) -> None:
         """Close the clients of the models this context resolved from strings."""

@@ -21,7 +21,6 @@ from ._events import CompactionEvent
 from ._messages import Message, UserMessage
 from ._model import ModelRequest
 from ._resolve import model_id
-from ._retry import call_model
 from ._window import context_window
 
 if TYPE_CHECKING:
@@ -161,23 +160,9 @@ class Fitter:
         if recorded is not None:
             self.usage.append(recorded.usage)
             return recorded.text.strip()
-        name = f"{self.worker} (summary)"
-        request = await self.ctx.guard.before_model_call(name, mid, request)
-        try:
-            response = await call_model(
-                model,
-                request,
-                policy=self.ctx.retry,
-                limits=self.ctx.limits,
-                events=self.ctx.events,
-                breakers=self.ctx.breakers,
-                worker=self.worker,
-                scope=self.ctx.scope,
-            )
-        except BaseException:
-            self.ctx.guard.after_model_call(name, mid, request, None)
-            raise
-        self.ctx.guard.after_model_call(name, mid, request, response)
+        response = await self.ctx.call(
+            model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
+        )
         if journal is not None and self.key:
             await journal.save_response(key, response)
         self.usage.append(response.usage)

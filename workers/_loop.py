@@ -31,7 +31,6 @@ from ._messages import Message, TextPart, ToolResultPart, UserMessage
 from ._model import ModelRequest, ModelResponse, ToolSpec
 from ._output import OutputPlan, repair_prompt
 from ._resolve import model_id
-from ._retry import call_model
 from ._tokens import estimate_prompt_tokens
 from ._toolcalls import ToolRunner
 from ._usage import Usage
@@ -169,23 +168,7 @@ class _Turns:
         )
 
     async def _send(self, model: Any, mid: str) -> ModelResponse:
-        request = await self.ctx.guard.before_model_call(self.name, mid, self._request())
-        try:
-            response = await call_model(
-                model,
-                request,
-                policy=self.ctx.retry,
-                limits=self.ctx.limits,
-                events=self.ctx.events,
-                breakers=self.ctx.breakers,
-                worker=self.name,
-                scope=self.ctx.scope,
-            )
-        except BaseException:
-            self.ctx.guard.after_model_call(self.name, mid, request, None)
-            raise
-        self.ctx.guard.after_model_call(self.name, mid, request, response)
-        return response
+        return await self.ctx.call(model, mid, self._request(), worker=self.name)
 
     async def handle(self, response: ModelResponse) -> _Finished | None:
         """Take one response: the output when it is one, else extend the conversation."""
