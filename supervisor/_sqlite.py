@@ -231,7 +231,7 @@ class SQLiteStore:
         """
         target = SQLiteStore(to)  # creates or checks the schema
         await target.aclose()
-        await self._writer.commit("SELECT 1", ())  # what this store has queued is in the file
+        await self.commit_calls()  # what this store has queued is in the file
         await asyncio.to_thread(_copy_run, self.path, Path(to), run_id)
 
     # --- the approval queue ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ._prices import model_family
+from ._prices import by_model
 
 __all__ = ["DEFAULT_OUTPUT_LIMIT", "OUTPUT_LIMITS", "output_limit"]
 
@@ -46,5 +46,5 @@ OUTPUT_LIMITS: Mapping[str, int] = MappingProxyType(
 
 def output_limit(model_id: str) -> int:
     """The most output tokens "provider:name" accepts (the default for unknown models)."""
-    limit = OUTPUT_LIMITS.get(model_id) or OUTPUT_LIMITS.get(model_family(model_id))
+    limit = by_model(OUTPUT_LIMITS, model_id)
     return limit or DEFAULT_OUTPUT_LIMIT

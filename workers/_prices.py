@@ -11,8 +11,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TypeVar
 
-__all__ = ["BUILTIN_PRICES", "Price", "PriceTable", "model_family"]
+__all__ = ["BUILTIN_PRICES", "Price", "PriceTable", "by_model", "model_family"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,12 @@ _SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 def model_family(model_id: str) -> str:
     """The id without a date or -latest suffix: tables keyed by family find snapshots too."""
     return _SNAPSHOT.sub("", model_id)
+
+
+def by_model(table: Mapping[str, T], model_id: str) -> T | None:
+    """The entry of "provider:name" in a table keyed by model: its own, else its family's."""
+    found = table.get(model_id)
+    return found if found is not None else table.get(model_family(model_id))
 
 
 class PriceTable:

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from tools.errors import ProviderBadRequest, ProviderError
 
-from ._prices import model_family
+from ._prices import by_model
 
 __all__ = [
     "CONTEXT_WINDOWS",
@@ -58,7 +58,7 @@ CONTEXT_WINDOWS: Mapping[str, int] = MappingProxyType(
 
 def context_window(model_id: str) -> int:
     """The context window of "provider:name" in tokens (the default for unknown models)."""
-    window = CONTEXT_WINDOWS.get(model_id) or CONTEXT_WINDOWS.get(model_family(model_id))
+    window = by_model(CONTEXT_WINDOWS, model_id)
     return window or DEFAULT_CONTEXT_WINDOW
 
 
