@@ -21,6 +21,7 @@ from ._events import CompactionEvent
 from ._messages import Message, UserMessage
 from ._model import ModelRequest
 from ._resolve import model_id
+from ._usage import Usage
 from ._window import context_window
 
 if TYPE_CHECKING:
@@ -87,9 +88,14 @@ class Fitter:
         self.history = History()
         self.estimate = 0  # the last request's estimated prompt tokens (before calibration)
         self.key = ""  # the journal key of the current turn
-        self.usage: list[Any] = []  # summaries' usage, for the worker's own sum
+        self.usage = Usage()  # the summaries' usage not yet counted in the worker's own sum
         self._summaries = 0  # this turn's summaries so far (their journal keys count them)
         self._summaries_of = ""
+
+    def take_usage(self) -> Usage:
+        """What the summaries since the last call cost (counted once: taking it resets it)."""
+        usage, self.usage = self.usage, Usage()
+        return usage
 
     def over(self, messages: Sequence[Message], mid: str, max_tokens: int) -> bool:
         """Whether the next request would pass the threshold (the check that runs every turn)."""
@@ -158,13 +164,13 @@ class Fitter:
         key = f"{self.key}/summary{self._summaries}"
         recorded = journal.response(key) if journal is not None and self.key else None
         if recorded is not None:
-            self.usage.append(recorded.usage)
+            self.usage = self.usage + recorded.usage
             return recorded.text.strip()
         response = await self.ctx.call(
             model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
         )
         if journal is not None and self.key:
             await journal.save_response(key, response)
-        self.usage.append(response.usage)
+        self.usage = self.usage + response.usage
         self.ctx.usage.record(self.worker, response.usage)
         return response.text.strip()

@@ -138,8 +138,10 @@ class _Turns:
             return
         fitter.key = self.key if self.ctx.journal is not None else ""
         over = fitter.over(self.messages, mid, self.max_tokens)
-        count = getattr(self.model, "count_tokens", None)
-        if not refused and self.cls.count_tokens and count is not None and fitter.near(mid, self.max_tokens):
+        count = None
+        if not refused and self.cls.count_tokens and fitter.near(mid, self.max_tokens):
+            count = getattr(self.model, "count_tokens", None)
+        if count is not None:
             try:
                 counted = await count(self._request())  # exact, where the estimate is too rough
             except ProviderError:
@@ -151,9 +153,7 @@ class _Turns:
             refused, self.full = max(refused, 1), False
         if refused or over:
             self.messages = await fitter.fit(self.messages, mid, self.max_tokens, refused)
-            for usage in fitter.usage:  # the summaries this worker asked for
-                self.usage = self.usage + usage
-            fitter.usage.clear()
+            self.usage = self.usage + fitter.take_usage()  # the summaries this worker asked for
 
     def _request(self) -> ModelRequest:
         base = self.base  # built field by field: dataclasses.replace costs more than the rest of a turn
@@ -326,8 +326,7 @@ async def run_loop(
         if turns.fitter is not None:
             turns.fitter.key = f"{ctx.scope}/{worker.name}/0" if ctx.journal is not None else ""
             text = await turns.fitter.fit_task(text, upstream_text, cls.max_tokens)
-            turns.usage = sum(turns.fitter.usage, turns.usage)
-            turns.fitter.usage.clear()
+            turns.usage = turns.usage + turns.fitter.take_usage()
         else:
             text = f"{text}\n\n{upstream_text}"
         turns.messages = [UserMessage.of(text)]
