@@ -76,6 +76,20 @@ def _timed_out(tool: Tool) -> str:
     return text
 
 
+def _streaks(
+    counter: Counter[str], prepared: Sequence[_Prepared], status: ToolStatus
+) -> dict[str, _Prepared]:
+    """Count, per tool, the turns in a row with a call of this status (a turn without one resets
+    it); the calls of this turn with it, by tool."""
+    hit = {i.call.name: i for i in prepared if i.status == status}
+    for name in {i.call.name for i in prepared if i.tool is not None}:
+        if name in hit:
+            counter[name] += 1
+        else:
+            counter.pop(name, None)
+    return hit
+
+
 def _canonical(arguments: Mapping[str, Any]) -> str:
     return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -202,14 +216,8 @@ class ToolRunner:
 
     def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
         """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
-        invalid = {i.call.name: i for i in prepared if i.status == "invalid"}
-        for name in {i.call.name for i in prepared if i.tool is not None}:
-            if name not in invalid:
-                self._invalid.pop(name, None)
-                continue
-            self._invalid[name] += 1
+        for name, item in _streaks(self._invalid, prepared, "invalid").items():
             if self._invalid[name] > self.repairs:
-                item = invalid[name]
                 raw = item.call.raw_arguments
                 raise ToolArgumentsError(name, item.issues, attempts=self._invalid[name], raw_arguments=raw)
         unknown = [i.call.name for i in prepared if i.status == "unknown"]
@@ -219,13 +227,8 @@ class ToolRunner:
 
     def _count_timeouts(self, prepared: Sequence[_Prepared]) -> None:
         """A tool that keeps timing out, turn after turn, ends the worker."""
-        timed_out = {i.call.name: i for i in prepared if i.status == "timeout"}
-        for name in {i.call.name for i in prepared if i.tool is not None}:
-            if name not in timed_out:
-                self._timeouts.pop(name, None)
-                continue
-            self._timeouts[name] += 1
-            tool = timed_out[name].tool
+        for name, item in _streaks(self._timeouts, prepared, "timeout").items():
+            tool = item.tool
             if self._timeouts[name] > self.repairs and tool is not None and tool.timeout_s is not None:
                 raise ToolTimeoutError(name, tool.timeout_s, attempts=self._timeouts[name])
 
