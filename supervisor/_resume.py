@@ -10,40 +10,75 @@ run at once: a run marked running by a live owner is refused.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from tools.errors import ResumeError
 from workers import RunContext, Worker
 
 from ._budget import BudgetGuard
-from ._calls import CallRecord, CallStore, RunJournal, spent, usage_from
+from ._calls import CallRecord, RunJournal, spent, usage_from
 from ._execute import Execution
 from ._journal import plan_shape, restore_plan, restore_steps
 from ._plan import Plan
-from ._store import RunRecord
+from ._store import RunRecord, Store
 
-__all__ = ["owner_alive", "take_up"]
+__all__ = ["claim", "owner_alive", "take_up"]
 
 # A run marked running by a process on another machine is taken as alive for this long after its
 # last checkpoint: that process cannot be asked, and its runs may wait on approvals for minutes.
 _FOREIGN_LEASE_S = 3600.0
 
 
+async def claim(
+    store: Store,
+    running: dict[str, asyncio.Task[Any]],
+    run_id: str,
+    new: bool,
+    task: asyncio.Task[Any] | None,
+    owner: str,
+) -> tuple[RunRecord | None, list[CallRecord]]:
+    """Mark the run as running in `running` before the first await, then read what the store has
+    of it: its record and journal, or `ResumeError` when another supervisor runs it."""
+    if run_id in running:
+        raise ResumeError(run_id, "it is already running in this process")
+    if task is not None:
+        running[run_id] = task
+    try:
+        if new:  # a fresh id cannot be in the store
+            return None, []
+        record = await store.load(run_id)
+        if record is None or record.status == "succeeded":
+            return record, []
+        if record.status == "running" and owner_alive(record, owner):
+            raise ResumeError(run_id, f"it is running in another process ({record.owner})")
+        return record, await store.calls(run_id)
+    except BaseException:
+        running.pop(run_id, None)
+        raise
+
+
 def take_up(
-    record: RunRecord,
+    run_id: str,
+    record: RunRecord | None,
     goal: str | None,
     plan: Plan | None,
     calls: list[CallRecord],
     workers: Mapping[str, Worker],
-    store: CallStore,
+    store: Store,
     ctx: RunContext,
     execution: Execution,
 ) -> Plan | None:
-    """Check the run still matches the code, and load what it finished into `execution`."""
-    run_id = record.run_id
+    """Check the run still matches the code, and load what it finished into `execution`; a new
+    run (no record) starts with an empty journal."""
+    if record is None:
+        ctx.journal = execution.journal = RunJournal(store, run_id, redact=ctx.redact)
+        execution.version = 1 if plan is not None else 0
+        return plan
     if record.goal != goal:
         raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
     if set(record.workers) != set(workers):

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from tools import serialize_result
 from tools.errors import (
     AgentError,
     BudgetExceeded,
@@ -50,10 +49,10 @@ from workers import (
 )
 from workers._hooks import as_gate
 
-from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, supersede_pending
+from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
-from ._calls import CallRecord, RunJournal
+from ._ending import record_end
 from ._execute import Execution, StepFailure
 from ._journal import (
     JournalSink,
@@ -65,7 +64,7 @@ from ._journal import (
 from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
-from ._resume import owner_alive, take_up
+from ._resume import claim, take_up
 from ._store import RunRecord, Store, open_store
 from ._stream import Both, as_sink, stream_events
 
@@ -221,7 +220,7 @@ class Supervisor:
         new = run_id is None
         run_id = run_id or uuid.uuid4().hex
         task = asyncio.current_task()
-        record, calls = await self._claim(run_id, new, task)
+        record, calls = await claim(self._store, self._running, run_id, new, task, self._owner())
         if record is not None and record.status == "succeeded":
             self._running.pop(run_id, None)
             return stored_result(
@@ -232,7 +231,7 @@ class Supervisor:
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
         try:
-            plan = self._resume(run_id, goal, plan, record, calls, ctx, execution)
+            plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
             started = RunRecord(
                 run_id,
                 goal,
@@ -284,77 +283,9 @@ class Supervisor:
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
             try:
-                await self._record_end(run_id, outcome, ctx, record is not None)
+                await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None)
             finally:
                 await ctx.aclose()
-
-    async def _claim(
-        self, run_id: str, new: bool, task: asyncio.Task[Any] | None
-    ) -> tuple[RunRecord | None, list[CallRecord]]:
-        """Mark the run as running here before the first await, then read what the store has."""
-        if run_id in self._running:
-            raise ResumeError(run_id, "it is already running in this process")
-        if task is not None:
-            self._running[run_id] = task
-        try:
-            if new:  # a fresh id cannot be in the store
-                return None, []
-            record = await self._store.load(run_id)
-            if record is None or record.status == "succeeded":
-                return record, []
-            if record.status == "running" and owner_alive(record, self._owner()):
-                raise ResumeError(run_id, f"it is running in another process ({record.owner})")
-            return record, await self._store.calls(run_id)
-        except BaseException:
-            self._running.pop(run_id, None)
-            raise
-
-    def _resume(
-        self,
-        run_id: str,
-        goal: str | None,
-        plan: Plan | None,
-        record: RunRecord | None,
-        calls: list[CallRecord],
-        ctx: RunContext,
-        execution: Execution,
-    ) -> Plan | None:
-        """Take up an unfinished run (see `take_up`); a new one starts with an empty journal."""
-        if record is None:
-            ctx.journal = execution.journal = RunJournal(self._store, run_id, redact=ctx.redact)
-            execution.version = 1 if plan is not None else 0
-            return plan
-        return take_up(record, goal, plan, calls, self.workers, self._store, ctx, execution)
-
-    async def _record_end(
-        self, run_id: str, outcome: RunResult | BaseException | None, ctx: RunContext, resumed: bool
-    ) -> None:
-        usage = usage_data(ctx.usage.total)
-        try:  # the user's sink may raise: the run's end is recorded all the same
-            if isinstance(outcome, RunResult):
-                ctx.events.emit(RunEvent(run_id, "succeeded", None))
-            else:
-                stopped = isinstance(outcome, RunAborted | asyncio.CancelledError)
-                detail = str(outcome) if outcome is not None else ""
-                ctx.events.emit(RunEvent(run_id, "aborted" if stopped else "failed", None, detail))
-        finally:
-            await self._finish(run_id, outcome, usage, resumed)
-
-    async def _finish(
-        self, run_id: str, outcome: RunResult | BaseException | None, usage: dict[str, Any], resumed: bool
-    ) -> None:
-        try:
-            if resumed or (isinstance(self._gate, StoreGate) and self._gate.asked(run_id)):
-                await supersede_pending(self._store, run_id)  # nobody waits on them any more
-            if isinstance(outcome, RunResult):
-                await self._store.finish(run_id, "succeeded", usage, serialize_result(outcome.output), None)
-            else:
-                aborted = isinstance(outcome, RunAborted | asyncio.CancelledError)
-                await self._store.finish(
-                    run_id, "aborted" if aborted else "failed", usage, None, str(outcome)
-                )
-        except asyncio.CancelledError:
-            pass  # cancelled again while recording: the last checkpoint stands, and resume takes it up
 
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Risky calls waiting in this supervisor's store for a decision, oldest first."""

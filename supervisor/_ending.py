@@ -1,0 +1,68 @@
+"""How a run ends: its last event, and its status and output recorded in the store.
+
+The end is recorded however the run stopped, and even when the user's event sink raises on the
+last event; pending approvals the run left are closed so nobody decides a stale request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from tools import serialize_result
+from tools.errors import RunAborted
+from workers import RunContext, RunEvent, ToolGate
+
+from ._approvals import StoreGate, supersede_pending
+from ._calls import usage_data
+from ._result import RunResult
+from ._store import Store
+
+__all__ = ["record_end"]
+
+
+Ended = Literal["succeeded", "failed", "aborted"]
+
+
+def _status(outcome: RunResult | BaseException | None) -> Ended:
+    if isinstance(outcome, RunResult):
+        return "succeeded"
+    return "aborted" if isinstance(outcome, RunAborted | asyncio.CancelledError) else "failed"
+
+
+async def record_end(
+    store: Store,
+    gate: ToolGate,
+    run_id: str,
+    outcome: RunResult | BaseException | None,
+    ctx: RunContext,
+    resumed: bool,
+) -> None:
+    """Emit the run's last event, then record its end (also when the sink raised)."""
+    status = _status(outcome)
+    usage = usage_data(ctx.usage.total)
+    try:  # the user's sink may raise: the run's end is recorded all the same
+        detail = str(outcome) if status != "succeeded" and outcome is not None else ""
+        ctx.events.emit(RunEvent(run_id, status, None, detail))
+    finally:
+        await _finish(store, gate, run_id, outcome, status, usage, resumed)
+
+
+async def _finish(
+    store: Store,
+    gate: ToolGate,
+    run_id: str,
+    outcome: RunResult | BaseException | None,
+    status: Ended,
+    usage: dict[str, Any],
+    resumed: bool,
+) -> None:
+    try:
+        if resumed or (isinstance(gate, StoreGate) and gate.asked(run_id)):
+            await supersede_pending(store, run_id)  # nobody waits on them any more
+        if isinstance(outcome, RunResult):
+            await store.finish(run_id, status, usage, serialize_result(outcome.output), None)
+        else:
+            await store.finish(run_id, status, usage, None, str(outcome))
+    except asyncio.CancelledError:
+        pass  # cancelled again while recording: the last checkpoint stands, and resume takes it up
