@@ -26,6 +26,7 @@ from tools.errors import (
     HandoffLoop,
     RecordedFailure,
     ReplayMismatch,
+    ResumeError,
     RunAborted,
     StoreError,
     ToolInterrupted,
@@ -50,6 +51,7 @@ _FATAL = (
     ToolInterrupted,  # a retry would run the call a second time: exactly what it must not do
     StoreError,  # the journal cannot say what ran: a retry could repeat it
     ReplayMismatch,  # a replay off its recording: a retry would not find it either
+    ResumeError,  # the journal does not describe this run: a retry would go on without it
 )
 _DEFAULT_MAX_HANDOFFS = 10
 

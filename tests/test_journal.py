@@ -291,3 +291,33 @@ def test_the_cost_of_a_summary_is_booked_to_the_worker_that_asked_for_it() -> No
     total, by_worker = spent(records)
     assert total is not None and total.requests == 4
     assert {k: v.requests for k, v in by_worker.items()} == {"Reader": 2, "Writer": 1, "Planner": 1}
+
+
+async def test_a_journal_record_of_another_tool_than_the_call_is_refused_not_replayed() -> None:
+    @tool
+    def send(to: str) -> str:
+        """Sends a note."""
+        raise AssertionError("must not run: the journal does not describe this run")
+
+    class Sender(Worker):
+        """Sends."""
+
+        model = "openai:gpt-4o"
+        tools = [send]
+
+    store = MemoryStore()
+    plan = {
+        "version": 1,
+        "reasoning": "",
+        "steps": [{"id": "s", "worker": "Sender", "input": "x", "depends_on": [], "reason": ""}],
+    }
+    await store.start(RunRecord("r", None, "running", plan, ("Sender",)))
+    call = ToolCallPart("c1", "send", '{"to":"bob"}', {"to": "bob"})
+    store.put_call("r", CallRecord("1/s.1/0/Sender/1", ModelResponse((call,), "tool_use")))
+    store.put_call("r", CallRecord("1/s.1/0/Sender/1/0", ToolRecord("delete", "started", 1, "{}")))
+    sup = Supervisor([Sender(model=ScriptedModel([]))], model=ScriptedModel([]), store=store)
+    with pytest.raises(
+        ResumeError,
+        match="its journal has a call of 'delete' at 1/s.1/0/Sender/1/0, where the run now calls 'send'",
+    ):
+        await sup.run_plan(Plan(steps=[Step("s", "Sender", "x")]), run_id="r")
