@@ -2,7 +2,8 @@
 
 Closed: calls go through. After `failures` consecutive failures (or calls slower than
 `slow_call_s`, which count as failures) the breaker opens: calls fail at once with
-`CircuitOpen`. After `cooldown_s` it is half-open: one probe call goes through; its success
+`CircuitOpen`. A 429 is not a failure: the provider answered, and the rate limits and its
+retry-after pace the calls. After `cooldown_s` it is half-open: one probe call goes through; its success
 closes the breaker, its failure opens it again.
 """
 

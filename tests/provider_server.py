@@ -8,12 +8,16 @@ assertions. The server runs in a thread and is stopped by the fixture that start
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.api_rules import refusal
 
 
 @dataclass
@@ -52,12 +56,20 @@ class Received:
 class ProviderServer:
     """Serves queued `Answer`s in order; answers 500 with a clear body when the queue is empty."""
 
-    def __init__(self, *, window_chars: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        window_chars: int | None = None,
+        responder: Callable[[str, dict[str, Any]], Answer] | None = None,
+    ) -> None:
         """Args:
         window_chars: Refuse a Messages request whose messages hold more characters, as Claude
             refuses a prompt over its window (400 "prompt is too long"); no answer is used up.
+        responder: Answers a request when no answer is queued (path, body) -> Answer; it is
+            called from the server's threads, one per connection.
         """
         self.window_chars = window_chars
+        self.responder = responder
         self.refused: list[str] = []  # why each request was refused
         self.answers: deque[Answer] = deque()
         self.received: list[Received] = []
@@ -73,64 +85,37 @@ class ProviderServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                server.received.append(
-                    Received(
-                        self.path,
-                        {k.lower(): v for k, v in self.headers.items()},
-                        json.loads(raw or b"{}"),
-                        time.monotonic(),
-                    )
-                )
-                refusal = server._enforce(self.path, json.loads(raw or b"{}"))
-                if refusal is not None:
-                    server.refused.append(refusal.body["error"]["message"])  # type: ignore[index]
-                    server._send(self, refusal)
+                body = json.loads(raw or b"{}")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.received.append(Received(self.path, headers, body, time.monotonic()))
+                refused = server._enforce(self.path, body)
+                if refused is not None:
+                    server.refused.append(refused.body["error"]["message"])
+                    server._send(self, refused)
                     return
-                answer = (
-                    server.answers.popleft() if server.answers else Answer(500, {"error": "no answer queued"})
-                )
+                if server.answers:
+                    answer = server.answers.popleft()
+                elif server.responder is not None:
+                    answer = server.responder(self.path, body)
+                else:
+                    answer = Answer(500, {"error": "no answer queued"})
                 server._send(self, answer)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
     def _enforce(self, path: str, body: Any) -> Answer | None:
-        """What the real Messages API refuses: broken tool-use pairing, a prompt over the window."""
-        if path != "/v1/messages" or not isinstance(body, dict):
+        """What the real APIs refuse (`api_rules`), and a prompt over the window."""
+        reason = refusal(path, body)
+        if reason is not None:
+            return _invalid(reason)
+        if path != "/v1/messages" or self.window_chars is None:
             return None
-        messages = body.get("messages", [])
-        for i, message in enumerate(messages):
-            content = message.get("content")
-            blocks = content if isinstance(content, list) else []
-            uses = [b["id"] for b in blocks if b.get("type") == "tool_use"]
-            results = [b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"]
-            if results:
-                previous = messages[i - 1].get("content") if i else None
-                before = (
-                    [b["id"] for b in previous if b.get("type") == "tool_use"]
-                    if isinstance(previous, list)
-                    else []
-                )
-                if sorted(results) != sorted(before):
-                    return _invalid(
-                        f"messages.{i}: tool_result blocks must answer the tool_use blocks before them"
-                    )
-            if uses:
-                following = messages[i + 1].get("content") if i + 1 < len(messages) else None
-                answered = (
-                    [b.get("tool_use_id") for b in following if b.get("type") == "tool_result"]
-                    if isinstance(following, list)
-                    else []
-                )
-                if sorted(answered) != sorted(uses):
-                    return _invalid(
-                        f"messages.{i}: tool_use ids were found without tool_result blocks immediately after"
-                    )
-        size = len(json.dumps(messages))
-        if self.window_chars is not None and size > self.window_chars:
+        size = len(json.dumps(body.get("messages", [])))
+        if size > self.window_chars:
             return _invalid(f"prompt is too long: {size // 4} tokens > {self.window_chars // 4} maximum")
         return None
 
@@ -191,6 +176,13 @@ class ProviderServer:
             )
             handler.wfile.flush()
         handler.close_connection = True
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timeout, a test that dropped it) is not the server's error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def anthropic_message(

@@ -34,6 +34,7 @@ from workers import (
     ModelRequest,
     PlanEvent,
     Price,
+    RetryPolicy,
     StepEvent,
     Worker,
 )
@@ -414,6 +415,22 @@ async def test_the_breaker_opens_after_repeated_failures_and_fails_fast(checked:
     with pytest.raises(CircuitOpen) as caught:
         await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
     assert caught.value.model == "test:scripted" and len(writer.requests) == 2
+
+
+async def test_a_429_storm_paces_the_calls_without_opening_the_breaker(checked: Check) -> None:
+    """A provider answering 429 is alive: only real failures open the breaker."""
+    breakers = CircuitBreakers(BreakerSettings(failures=2, cooldown_s=60))
+    storm = [reply.error(429, retry_after_s=0.01) for _ in range(3)]
+    writer = checked(ScriptedModel([*storm, reply.text("written")]))
+    sup = Supervisor(
+        [Writer(model=writer)],
+        model=checked(ScriptedModel([])),
+        breakers=breakers,
+        step_retries=0,
+        retry=RetryPolicy(max_attempts=5, base_delay_s=0.001),
+    )
+    result = await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
+    assert result.output == "written" and breakers.for_model("test:scripted").state == "closed"
 
 
 async def test_a_half_open_breaker_lets_one_probe_through_and_closes_on_success() -> None:

@@ -357,3 +357,35 @@ def test_malformed_usage_or_text_in_a_provider_body_is_a_typed_error() -> None:
     openai_body = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": "lots"}
     with pytest.raises(MalformedResponse, match="usage is not an object"):
         OpenAIModel("gpt-4o")._from_body(openai_body, {}, 0.0, None)
+
+
+async def test_tool_call_ids_a_model_repeats_or_garbles_are_made_unique_before_they_are_sent_back(
+    checked: Check,
+) -> None:
+    """The APIs refuse a conversation whose tool_use ids repeat or hold other characters; a model
+    (or a compatible server) that sends such ids must not make every later request fail."""
+
+    def turn(*ids: str) -> ModelResponse:
+        calls = tuple(
+            ToolCallPart(i, "echo", f'{{"text": "{n}"}}', {"text": str(n)}) for n, i in enumerate(ids)
+        )
+        return ModelResponse(parts=calls, stop_reason="tool_use")
+
+    model = checked(ScriptedModel([turn("c1", "c1"), turn("c1", "bad id!"), reply.text("done")]))
+
+    @tool
+    async def echo(text: str) -> str:
+        """Echoes."""
+        return text
+
+    class Caller(Worker):
+        """Calls."""
+
+        tools = [echo]
+
+    result = await Caller(model=model).run("go")
+    assert result.output == "done"
+    sent = [c.id for m in model.requests[-1].messages if m.kind == "assistant" for c in m.tool_calls]
+    assert len(sent) == 4 and len(set(sent)) == 4 and "c1" in sent
+    results = [r for m in model.requests[-1].messages if m.kind == "user" for r in m.tool_results]
+    assert [r.call_id for r in results] == sent and [r.content for r in results] == ["0", "1", "0", "1"]

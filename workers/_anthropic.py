@@ -23,11 +23,13 @@ from ._provider import (
     parse_arguments,
     rate_limit_info,
     stream_error,
+    token_counts,
 )
 from ._sdk_model import SDKModel
 
 __all__ = ["AnthropicModel", "to_wire"]
 
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 _STOP: Mapping[str, StopReason] = {
     "end_turn": "end",
     "stop_sequence": "end",
@@ -183,24 +185,20 @@ class AnthropicModel(SDKModel):
         if not isinstance(body, dict) or not isinstance(body.get("content"), list):
             raise malformed(self.provider, self.name, "response has no content list", body)
         raw_stop = body.get("stop_reason")
-        stop = _STOP.get(raw_stop or "")
+        stop = _STOP.get(raw_stop) if isinstance(raw_stop, str) else None
         if stop is None:
             raise malformed(self.provider, self.name, f"unknown stop_reason {raw_stop!r}", body)
         parts = _parts(body["content"], stop == "max_tokens", self.provider, self.name)
-        usage = body.get("usage") or {}
-        if not isinstance(usage, dict):
-            raise malformed(self.provider, self.name, "usage is not an object", body)
-        cache_read = usage.get("cache_read_input_tokens") or 0
-        cache_write = usage.get("cache_creation_input_tokens") or 0
-        input_tokens = (usage.get("input_tokens") or 0) + cache_read + cache_write
+        fresh, output, cache_read, cache_write = token_counts(
+            body.get("usage"), _USAGE_KEYS, self.provider, self.name, body
+        )
+        input_tokens = fresh + cache_read + cache_write
         if parts and any(isinstance(p, ToolCallPart) for p in parts) and stop == "end":
             stop = "tool_use"
         return ModelResponse(
             parts=parts,
             stop_reason=stop,
-            usage=make_usage(
-                self.price, input_tokens, usage.get("output_tokens") or 0, cache_read, cache_write
-            ),
+            usage=make_usage(self.price, input_tokens, output, cache_read, cache_write),
             provider=self.provider,
             model=str(body.get("model") or self.name),
             request_id=headers.get("request-id") or body.get("id"),

@@ -8,8 +8,9 @@ answered (cut by max_tokens) is dropped and asked again with more room rather th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import (
@@ -27,7 +28,7 @@ from ._events import RepairEvent
 from ._fit import Fitter
 from ._handoff import Handoff, handoff_tools
 from ._limits import output_limit
-from ._messages import Message, TextPart, ToolResultPart, UserMessage
+from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart, UserMessage
 from ._model import ModelRequest, ModelResponse, ToolSpec
 from ._output import OutputPlan, repair_prompt
 from ._resolve import model_id
@@ -69,6 +70,7 @@ class _Turns:
         self.model: Any = None
         self.full = False  # the provider said the window was full: compact before the next call
         self.unsaved = False  # its response is recorded but not yet committed
+        self.call_ids: set[str] = set()  # every tool call id of the conversation
         self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
         clash = sorted(set(self.handoffs) & set(cls._plan.tools))
         if clash:
@@ -172,6 +174,7 @@ class _Turns:
 
     async def handle(self, response: ModelResponse) -> _Finished | None:
         """Take one response: the output when it is one, else extend the conversation."""
+        response = self._unique_ids(response)
         if response.stop_reason == "max_tokens":
             self._truncated(response.raw_stop_reason)
             return None
@@ -213,6 +216,25 @@ class _Turns:
             return _Finished(value)
         self._failed_output(errors, response.text, nudge=repair_prompt(errors))
         return None
+
+    def _unique_ids(self, response: ModelResponse) -> ModelResponse:
+        """The response with every tool call id unique in the conversation and of the form the
+        APIs accept: a model that repeats or garbles an id would otherwise get every later
+        request refused ("tool_use ids must be unique")."""
+        if not response.tool_calls:
+            return response
+        parts: list[AssistantPart] = []
+        changed = False
+        for part in response.parts:
+            if isinstance(part, ToolCallPart):
+                if part.id in self.call_ids or not _CALL_ID.fullmatch(part.id):
+                    new = f"call_{len(self.call_ids)}"
+                    while new in self.call_ids:  # bounded: the set is finite
+                        new += "_"
+                    part, changed = replace(part, id=new), True
+                self.call_ids.add(part.id)
+            parts.append(part)
+        return replace(response, parts=tuple(parts)) if changed else response
 
     def _runs_tools(self, response: ModelResponse) -> bool:
         """Whether `handle` will give this response's calls to the tool runner."""
@@ -295,6 +317,9 @@ class _Turns:
             self.messages[-1] = UserMessage((*last.parts, TextPart(text)))
         else:
             self.messages.append(UserMessage.of(text))
+
+
+_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _has_content(response: ModelResponse) -> bool:

@@ -21,11 +21,13 @@ from ._provider import (
     parse_arguments,
     rate_limit_info,
     stream_error,
+    token_counts,
 )
 from ._sdk_model import SDKModel
 
 __all__ = ["OpenAIModel", "to_wire"]
 
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens")
 _STOP: Mapping[str, StopReason] = {
     "stop": "end",
     "tool_calls": "tool_use",
@@ -188,7 +190,7 @@ class OpenAIModel(SDKModel):
         if not isinstance(message, dict):
             raise malformed(self.provider, self.name, "choice has no message", body)
         raw_stop = choice.get("finish_reason")
-        stop = _STOP.get(raw_stop or "")
+        stop = _STOP.get(raw_stop) if isinstance(raw_stop, str) else None
         if stop is None:
             raise malformed(self.provider, self.name, f"unknown finish_reason {raw_stop!r}", body)
         parts = _parts(message, stop == "max_tokens", self.provider, self.name)
@@ -197,18 +199,14 @@ class OpenAIModel(SDKModel):
             stop = "refusal"
         elif stop == "end" and any(isinstance(p, ToolCallPart) for p in parts):
             stop = "tool_use"  # some compatible servers say "stop" after tool calls
-        usage = body.get("usage") or {}
+        usage = body.get("usage")
+        prompt, completion = token_counts(usage, _USAGE_KEYS, self.provider, self.name, body)
         details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
-        if not isinstance(usage, dict) or not isinstance(details or {}, dict):
-            raise malformed(self.provider, self.name, "usage is not an object", body)
-        details = details or {}
-        cached = details.get("cached_tokens") or 0
+        (cached,) = token_counts(details, ("cached_tokens",), self.provider, self.name, body)
         return ModelResponse(
             parts=parts,
             stop_reason=stop,
-            usage=make_usage(
-                self.price, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, cached
-            ),
+            usage=make_usage(self.price, prompt, completion, cached),
             provider=self.provider,
             model=str(body.get("model") or self.name),
             request_id=headers.get("x-request-id") or body.get("id"),

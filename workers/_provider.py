@@ -117,6 +117,26 @@ def parse_arguments(raw: str, truncated: bool) -> tuple[Mapping[str, Any] | None
     return (value, False) if isinstance(value, dict) else (None, False)
 
 
+def token_counts(
+    usage: object, keys: tuple[str, ...], provider: str, model: str, body: object
+) -> tuple[int, ...]:
+    """The token counts `keys` of a usage object: absent or null is 0; anything but a
+    non-negative integer is a malformed body (a count never becomes a negative or a text cost)."""
+    if usage is None:
+        usage = {}
+    if not isinstance(usage, dict):
+        raise malformed(provider, model, "usage is not an object", body)
+    counts = []
+    for key in keys:
+        value = usage.get(key)
+        if value is None:
+            value = 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise malformed(provider, model, f"usage.{key} is not a token count: {value!r}", body)
+        counts.append(value)
+    return tuple(counts)
+
+
 def make_usage(
     price: Price | None,
     input_tokens: int,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from tools.errors import ProviderConnectionError, ProviderError
+from tools.errors import ProviderConnectionError, ProviderError, ProviderRateLimited
 
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._model import Model, ModelRequest, ModelResponse
@@ -172,8 +172,10 @@ async def call_model(
         except ProviderError as error:
             error.attempts = attempt
             if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health
+                # A 429 is a healthy provider pacing us (the limits and retry-after handle it):
+                # it ends a run of failures rather than adding to one.
                 state = getattr(breaker, "state", None)
-                breaker.record(True, time.monotonic() - sent)
+                breaker.record(not isinstance(error, ProviderRateLimited), time.monotonic() - sent)
                 _changed(events, mid, breaker, state)
             if limiter is not None:
                 limiter.settle(reserved, 0)
