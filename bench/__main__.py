@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.memory_journal import journal_write_ms, memory_per_run_kb
 from bench.supervisor_runs import concurrent_wall_over_ideal, cpu_per_model_call_ms, journal_added_ms
 from tools import tool
 from workers import (
@@ -208,7 +209,25 @@ def compaction_check_ms(history_messages: int) -> float:
     return statistics.median(rounds)
 
 
+def soak(seconds: float) -> None:
+    """`python -m bench soak [SECONDS]`: 200 concurrent runs in waves against the simulated
+    provider with random faults, for SECONDS (default 180); prints what each wave left behind."""
+    from tests.soak import soak as run_soak
+
+    report = asyncio.run(run_soak(seconds, concurrency=200, max_waves=1000))
+    print(f"waves: {len(report.wave_s)} of 200 runs; runs: {report.runs}; succeeded: {report.succeeded}")
+    print(f"typed failures: {report.failed}; lost: {len(report.lost)}; untyped: {len(report.untyped)}")
+    print(f"faults served: {report.faults}; requests: {report.requests}; refused: {len(report.refused)}")
+    print(f"wave seconds: {[round(w, 1) for w in report.wave_s]}")
+    print(f"tasks left after each wave: {report.tasks}")
+    print(f"live objects after each wave: {report.objects} (growth after wave 2: {report.growth()})")
+    print(f"resident MB after each wave: {[round(m) for m in report.rss_mb]}")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["soak"]:
+        soak(float(sys.argv[2]) if len(sys.argv) > 2 else 180.0)
+        return
     anthropic = AnthropicModel("claude-haiku-4-5")
     openai = OpenAIModel("gpt-4o-mini")
     rows = [
@@ -241,6 +260,8 @@ def main() -> None:
         ("supervisor run, 4 workers, 10 calls (ms CPU/model call)", 0.3, cpu_per_model_call_ms()),
         ("  added by the SQLite journal, 50 runs at once (ms CPU/model call)", 0.1, journal_added_ms(50)),
         ("  added by the SQLite journal, one run at a time (ms CPU/model call)", 0.1, journal_added_ms(1)),
+        ("SQLite journal: one committed write, alone (ms CPU)", 0.1, journal_write_ms(1)),
+        ("SQLite journal: one committed write, 50 writers at once (ms CPU)", 0.1, journal_write_ms(50)),
         ("compaction check per turn, 50-message history (ms CPU)", 0.01, compaction_check_ms(50)),
         ("compaction check per turn, 5000-message history (ms CPU)", 0.01, compaction_check_ms(5000)),
         ("1000 concurrent runs, 1 s latency (wall / ideal)", 1.2, concurrent_wall_over_ideal(1000, 1.0)),
@@ -249,6 +270,7 @@ def main() -> None:
             6.0,
             concurrent_wall_over_ideal(1000, 0.05),
         ),
+        ("peak memory per concurrent run, 1000 runs (KB)", 30, memory_per_run_kb()),
         ("import supervisor, workers, tools (s wall)", 0.3, import_seconds()),
     ]
     width = max(len(r[0]) for r in rows)

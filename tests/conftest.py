@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -141,3 +142,24 @@ def cassette(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     with recorder.use_cassette(marker.args[0], serializer="foreman-yaml") as recorded:
         recording.cassette = recorded
         yield recording
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server for the session (tests/pg.py); skips without one unless CI asks."""
+    from tests.pg import cluster
+
+    with cluster() as url:
+        if url is None:
+            if os.environ.get("FOREMAN_REQUIRE_PG"):
+                pytest.fail("FOREMAN_REQUIRE_PG is set but no PostgreSQL is installed (initdb not found)")
+            pytest.skip("no PostgreSQL on this machine (set FOREMAN_PG_URL or install postgresql)")
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The URL of a new, empty database of its own for one test."""
+    from tests.pg import fresh_database
+
+    return fresh_database(postgres_server)

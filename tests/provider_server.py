@@ -85,12 +85,15 @@ class ProviderServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if len(raw) < length:  # the client hung up while sending: no request was made
+                    self.close_connection = True
+                    return
                 body = json.loads(raw or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.received.append(Received(self.path, headers, body, time.monotonic()))
                 refused = server._enforce(self.path, body)
                 if refused is not None:
-                    server.refused.append(refused.body["error"]["message"])
+                    server.refused.append(f"{self.path}: {refused.body['error']['message']}")
                     server._send(self, refused)
                     return
                 if server.answers:
