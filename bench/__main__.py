@@ -228,6 +228,11 @@ def main() -> None:
     if sys.argv[1:2] == ["soak"]:
         soak(float(sys.argv[2]) if len(sys.argv) > 2 else 180.0)
         return
+    if sys.argv[1:2] == ["dbos"]:
+        from bench.dbos_runs import dbos_rows
+
+        _table(dbos_rows(), "dbos-results.json")
+        return
     anthropic = AnthropicModel("claude-haiku-4-5")
     openai = OpenAIModel("gpt-4o-mini")
     rows = [
@@ -273,15 +278,18 @@ def main() -> None:
         ("peak memory per concurrent run, 1000 runs (KB)", 30, memory_per_run_kb()),
         ("import supervisor, workers, tools (s wall)", 0.3, import_seconds()),
     ]
+    _table(rows, "results.json")
+
+
+def _table(rows: list[tuple[str, float | None, float]], file: str) -> None:
+    """Print the rows as the README's table and write them to bench/`file`."""
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure'.ljust(width)} | goal | measured |")
     print(f"|{'-' * (width + 2)}|------|----------|")
     for name, goal, value in rows:
-        print(f"| {name.ljust(width)} | {goal:g} | {value:.4f} |")
+        print(f"| {name.ljust(width)} | {'-' if goal is None else f'{goal:g}'} | {value:.4f} |")
     results = {name: {"goal": goal, "value": value} for name, goal, value in rows}
-    (HERE / "results.json").write_text(
-        json.dumps({"python": sys.version.split()[0], "results": results}, indent=2)
-    )
+    (HERE / file).write_text(json.dumps({"python": sys.version.split()[0], "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tracemalloc
 from bench.supervisor_runs import USAGE, BenchModel, supervisor
 from supervisor._calls import RunJournal
 from supervisor._sqlite import SQLiteStore
-from supervisor._store import RunRecord
+from supervisor._store import RunRecord, open_store
 from workers import ModelResponse, TextPart, ToolCallPart
 
 __all__ = ["journal_write_ms", "memory_per_run_kb"]
@@ -46,19 +46,20 @@ def memory_per_run_kb(runs: int = 1000, latency_s: float = 0.2) -> float:
     return asyncio.run(many())
 
 
-def journal_write_ms(writers: int, writes: int = 2000) -> float:
-    """CPU per committed response write, `writers` runs writing at once (median of 3 rounds)."""
+def journal_write_ms(writers: int, writes: int = 2000, url: str | None = None) -> float:
+    """CPU per committed response write, `writers` runs writing at once (median of 3 rounds);
+    SQLite, or the PostgreSQL database at `url` (the client's CPU: the server's is not counted)."""
     call = ToolCallPart("toolu_01", "lookup", '{"key":"k"}', {"key": "k"})
     response = ModelResponse(
         parts=(TextPart("Looking it up."), call), stop_reason="tool_use", usage=USAGE, request_id="req_1"
     )
 
     async def write(folder: str, round_: int) -> float:
-        store = SQLiteStore(os.path.join(folder, f"j{round_}.db"))
+        store = open_store(url) if url else SQLiteStore(os.path.join(folder, f"j{round_}.db"))
         journals = []
         for w in range(writers):
-            await store.start(RunRecord(f"r{w}", "goal", workers=("Desk0",)))
-            journals.append(RunJournal(store, f"r{w}"))
+            await store.start(RunRecord(f"r{round_}-{w}", "goal", workers=("Desk0",)))
+            journals.append(RunJournal(store, f"r{round_}-{w}"))
 
         async def one(journal: RunJournal, n: int) -> None:
             for i in range(n):

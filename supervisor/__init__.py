@@ -69,6 +69,7 @@ __all__ = [
     "RunNotFound",
     "RunRecord",
     "SQLiteStore",
+    "PostgresStore",
     "StepRecord",
     "Store",
     "StoreError",
@@ -84,9 +85,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The SQLite store (sqlite3, a writer thread) loads on first use: `import supervisor` stays fast.
+    # The stores (sqlite3, a writer thread; the PostgreSQL modules) load on first use:
+    # `import supervisor` stays fast.
     if name == "SQLiteStore":
         from ._sqlite import SQLiteStore
 
         return SQLiteStore
+    if name == "PostgresStore":  # psycopg itself loads when a store connects
+        from ._postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(f"module 'supervisor' has no attribute {name!r}")

@@ -6,6 +6,10 @@ python -m supervisor trace RUN_ID --store runs.db [--json]   one run as a tree (
 python -m supervisor approve --store runs.db  decide the risky calls waiting in the store
 python -m supervisor resume RUN_ID --store runs.db --app module:factory   finish a run
 python -m supervisor export RUN_ID --store runs.db --to run.db   one run in a file of its own
+python -m supervisor worker --store postgresql://... --app module:factory --executor w1   (DBOS)
+python -m supervisor submit GOAL --store postgresql://... [--wait]                        (DBOS)
+
+--store takes a SQLite file or a PostgreSQL URL ("postgresql://..."), wherever it appears.
 """
 
 from __future__ import annotations
@@ -16,18 +20,51 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
+
+from ._cli_dbos import add_commands, run_command
+from ._store import Store
 
 if TYPE_CHECKING:
     from ._sqlite import SQLiteStore
 
 
-def _open(path: str) -> SQLiteStore:
-    """The store at `path`, opened before the event loop starts (opening reads the file)."""
+class _Reader(Store, Protocol):
+    """A store the commands can read a run's trace from (SQLite, PostgreSQL)."""
+
+    async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]: ...
+
+
+def _open(path: str) -> _Reader:
+    """The store at `path` (a file or a PostgreSQL URL), opened before the event loop starts."""
+    from ._store import open_store
+
+    if path.startswith(("postgresql://", "postgres://")):
+        return cast(_Reader, open_store(path))
+    return _open_file(path)
+
+
+Notify = Callable[[str, str], Awaitable[None]]
+
+
+def _notifier(path: str) -> Notify | None:
+    """How the approve command tells a run waiting through DBOS that its approval was decided."""
+    if not path.startswith(("postgresql://", "postgres://")):
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("dbos") is None:  # no dbos extra: no run can be waiting through it
+        return None
+    from .dbos import notify_decision
+
+    return lambda approval_id, status: notify_decision(path, approval_id, status)
+
+
+def _open_file(path: str) -> SQLiteStore:
     from ._sqlite import SQLiteStore
 
     if not Path(path).is_file():  # listing never creates a store
@@ -35,7 +72,7 @@ def _open(path: str) -> SQLiteStore:
     return SQLiteStore(path)
 
 
-async def _runs(store: SQLiteStore, path: str, out: TextIO) -> int:
+async def _runs(store: Store, path: str, out: TextIO) -> int:
     from ._journal import usage_from
 
     try:
@@ -55,7 +92,7 @@ async def _runs(store: SQLiteStore, path: str, out: TextIO) -> int:
     return 0
 
 
-async def _trace(store: SQLiteStore, run_id: str, path: str, as_json: bool, out: TextIO) -> int:
+async def _trace(store: _Reader, run_id: str, path: str, as_json: bool, out: TextIO) -> int:
     from ._trace import build_trace, render, to_jsonl
 
     try:
@@ -83,7 +120,9 @@ async def _export(store: SQLiteStore, run_id: str, to: str, out: TextIO) -> int:
     return 0
 
 
-async def _approve(store: SQLiteStore, run: str | None, watch: bool, out: TextIO) -> int:
+async def _approve(
+    store: Store, run: str | None, watch: bool, out: TextIO, notify: Notify | None = None
+) -> int:
     import getpass
 
     from workers import ApprovalRequest
@@ -122,6 +161,8 @@ async def _approve(store: SQLiteStore, run: str | None, watch: bool, out: TextIO
                 if await store.decide(
                     record.approval_id, status, decision.reason or None, decision.arguments, who
                 ):
+                    if notify is not None:  # a run waiting through DBOS wakes on the message
+                        await notify(record.approval_id, status)
                     out.write(f"{status}\n")
                 else:
                     now = await store.get_approval(record.approval_id)
@@ -134,7 +175,7 @@ async def _approve(store: SQLiteStore, run: str | None, watch: bool, out: TextIO
         await store.aclose()
 
 
-async def _resume(reader: SQLiteStore, run_id: str, store: str, app: str, out: TextIO) -> int:
+async def _resume(reader: Store, run_id: str, store: str, app: str, out: TextIO) -> int:
     import importlib
 
     from ._journal import restore_plan
@@ -193,8 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     resume.add_argument("run_id")
     resume.add_argument("--store", required=True, help="the store file, e.g. runs.db")
     resume.add_argument("--app", required=True, help="module:factory; factory(store) returns the Supervisor")
+    add_commands(commands)
     args = parser.parse_args(argv)
     try:
+        if args.command in ("worker", "submit"):
+            return run_command(args, sys.stdout)
         if args.command == "demo":
             from ._demo import run_demo
 
@@ -205,9 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "trace":
             return asyncio.run(_trace(_open(args.store), args.run_id, args.store, args.json, sys.stdout))
         if args.command == "export":
-            return asyncio.run(_export(_open(args.store), args.run_id, args.to, sys.stdout))
+            return asyncio.run(_export(_open_file(args.store), args.run_id, args.to, sys.stdout))
         if args.command == "approve":
-            return asyncio.run(_approve(_open(args.store), args.run, args.watch, sys.stdout))
+            store = _open(args.store)
+            return asyncio.run(_approve(store, args.run, args.watch, sys.stdout, _notifier(args.store)))
         return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))
     except AgentError as error:  # a clear message and a non-zero exit, never a traceback
         sys.stderr.write(f"error: {error}\n")

@@ -154,7 +154,16 @@ class StoreGate:
                 if await self.store.decide(record.approval_id, "expired", why, None, "timeout"):
                     return Decision.deny(why, by="timeout")
                 continue  # a decision came in at the last moment: read it
-            await asyncio.sleep(min(self.poll_s, left))
+            await self.wait(record, left)
+
+    async def wait(self, record: ApprovalRecord, left: float) -> None:
+        """Wait a while for a decision on `record` (at most `left` seconds); the store is read
+        again after. Here: a poll interval. A backend with messages waits for one instead."""
+        await asyncio.sleep(min(self.poll_s, left))
+
+    async def decided(self, approval_id: str, status: str) -> None:
+        """Told after a decision was taken through this supervisor (a backend that waits on
+        messages sends one here)."""
 
     async def _filed(self, request: ApprovalRequest) -> ApprovalRecord:
         """The request's record: the one a resumed run filed before it stopped, else a new one.

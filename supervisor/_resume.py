@@ -41,9 +41,13 @@ async def claim(
     new: bool,
     task: asyncio.Task[Any] | None,
     owner: str,
+    takeover: bool = False,
 ) -> tuple[RunRecord | None, list[CallRecord]]:
     """Mark the run as running in `running` before the first await, then read what the store has
-    of it: its record and journal, or `ResumeError` when another supervisor runs it."""
+    of it: its record and journal, or `ResumeError` when another supervisor runs it.
+
+    `takeover`: an engine that hands each run to one live process (DBOS) has written the
+    previous owner off, so its mark is not checked (the store's compare-and-swap still is)."""
     if run_id in running:
         raise ResumeError(run_id, "it is already running in this process")
     if task is not None:
@@ -54,7 +58,7 @@ async def claim(
         record = await store.load(run_id)
         if record is None or record.status == "succeeded":
             return record, []
-        if record.status == "running" and owner_alive(record, owner):
+        if record.status == "running" and not takeover and owner_alive(record, owner):
             raise ResumeError(run_id, f"it is running in another process ({record.owner})")
         return record, await store.calls(run_id)
     except BaseException:

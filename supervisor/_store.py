@@ -244,9 +244,14 @@ class MemoryStore:
 
 
 def open_store(store: object) -> Store:
-    """The store for a `store=` argument: None in memory, a path in SQLite, an object as it is."""
+    """The store for a `store=` argument: None in memory, a "postgresql://" URL in PostgreSQL,
+    a path in SQLite, an object as it is."""
     if store is None:
         return MemoryStore()
+    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
+        from ._postgres import PostgresStore
+
+        return PostgresStore(store)
     if isinstance(store, str | os.PathLike):
         from ._sqlite import SQLiteStore
 

@@ -137,6 +137,7 @@ class Supervisor:
                 raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
             by_name[worker.name] = worker
         self._store: Store = open_store(store)
+        self._takeover = False  # set by a backend that hands each run to one process (DBOS)
         if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
             self._gate: ToolGate = StoreGate(self._store, approval_timeout_s or 600.0)
         else:
@@ -220,7 +221,9 @@ class Supervisor:
         new = run_id is None
         run_id = run_id or uuid.uuid4().hex
         task = asyncio.current_task()
-        record, calls = await claim(self._store, self._running, run_id, new, task, self._owner())
+        record, calls = await claim(
+            self._store, self._running, run_id, new, task, self._owner(), self._takeover
+        )
         if record is not None and record.status == "succeeded":
             self._running.pop(run_id, None)
             return stored_result(
@@ -293,13 +296,12 @@ class Supervisor:
 
     async def decide(self, approval_id: str, decision: Decision) -> bool:
         """Decide a pending approval from code (a web handler, say); False when already decided."""
-        return await self._store.decide(
-            approval_id,
-            STATUS_OF[decision.kind],
-            decision.reason or None,
-            decision.arguments,
-            decision.by or "code",
-        )
+        status = STATUS_OF[decision.kind]
+        args = (decision.reason or None, decision.arguments, decision.by or "code")
+        taken = await self._store.decide(approval_id, status, *args)
+        if taken and isinstance(self._gate, StoreGate):
+            await self._gate.decided(approval_id, status)  # wakes the run where it waits
+        return taken
 
     async def runs(self) -> list[RunRecord]:
         """The runs in this supervisor's store, newest first."""

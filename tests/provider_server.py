@@ -93,7 +93,7 @@ class ProviderServer:
                 server.received.append(Received(self.path, headers, body, time.monotonic()))
                 refused = server._enforce(self.path, body)
                 if refused is not None:
-                    server.refused.append(f"{self.path}: {refused.body['error']['message']}")
+                    server.refused.append(refused.body["error"]["message"])
                     server._send(self, refused)
                     return
                 if server.answers:

@@ -98,8 +98,8 @@ async def soak(
                 budget=Budget(max_usd=0.05, deadline_s=60),
                 store=os.path.join(folder, "soak.db"),
                 retry=RetryPolicy(max_attempts=5, base_delay_s=0.05, max_delay_s=1.0),
-                # 200 calls in flight: five failures in a row are ordinary, not an outage
-                breakers=CircuitBreakers(BreakerSettings(failures=25, cooldown_s=2.0)),
+                # 200 calls in flight on a loaded machine: a row of timeouts is load, not an outage
+                breakers=CircuitBreakers(BreakerSettings(failures=100, cooldown_s=2.0)),
             )
             baseline = len(asyncio.all_tasks())
             ends = time.monotonic() + seconds

@@ -24,7 +24,7 @@ from supervisor import MemoryStore, Plan, ResumeError, Step, StepFailed, Supervi
 from supervisor._approvals import StoreGate
 from supervisor._calls import CallRecord, call_from_json, call_json
 from supervisor._sqlite import SQLiteStore
-from supervisor._store import RunRecord
+from supervisor._store import RunRecord, open_store
 from tools import tool
 from tools.errors import StoreError
 from workers import (
@@ -125,9 +125,13 @@ async def test_a_run_marked_by_another_machine_waits_out_its_lease(checked: Chec
     assert (await sup.run_plan(PLAN, run_id="r")).output == "taken over"
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "memory"])
-async def test_of_two_claims_on_one_loaded_run_only_the_first_wins(kind: str, tmp_path: Path) -> None:
-    store: Any = SQLiteStore(tmp_path / "r.db") if kind == "sqlite" else MemoryStore()
+@pytest.mark.parametrize("kind", ["sqlite", "memory", "postgres"])
+async def test_of_two_claims_on_one_loaded_run_only_the_first_wins(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    stores = {"sqlite": lambda: SQLiteStore(tmp_path / "r.db"), "memory": MemoryStore}
+    stores["postgres"] = lambda: open_store(request.getfixturevalue("postgres_url"))
+    store: Any = stores[kind]()
     assert await store.start(RunRecord("r", None, "failed", None, ("Writer",), owner="h:1"))
     assert not await store.start(RunRecord("r", None, "running", None, ("Writer",), owner="h:2"))  # exists
     loaded = await store.load("r")

@@ -19,4 +19,4 @@ async def test_200_concurrent_runs_with_random_faults_lose_nothing_and_leak_noth
     assert report.tasks == [0] * len(report.wave_s)
     assert report.growth() < 1000, report.objects  # a run that left 5 objects behind would fail this
     assert set(report.faults) == set(FAULTS), report.faults
-    assert report.succeeded >= 0.9 * report.runs, report.failed
+    assert report.succeeded >= 0.8 * report.runs, report.failed

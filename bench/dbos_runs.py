@@ -1,0 +1,117 @@
+"""`python -m bench dbos`: runs per second on DBOS over PostgreSQL with 1, 2 and 3 worker processes.
+
+A throwaway PostgreSQL cluster (tests/pg.py), worker processes of tests/dbos_app.py (three desks,
+one tool call each: 8 model calls a run, at `latency_s` each), `runs` runs submitted at once;
+the time from the first submit to the last result. Also the CPU that one committed journal write
+costs on PostgreSQL, next to SQLite's (bench/memory_journal.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.memory_journal import journal_write_ms
+from supervisor.dbos import DBOSBackend
+from tests.pg import cluster, fresh_database
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "tests.dbos_app:make_supervisor"
+
+__all__ = ["dbos_rows"]
+
+
+def _workers(
+    url: str, count: int, concurrency: int, latency_s: float, effects: str
+) -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "FOREMAN_EFFECTS": effects,
+        "FOREMAN_LATENCY_S": str(latency_s),
+        "PYTHONPATH": str(ROOT),
+    }
+    processes = []
+    for i in range(count):
+        command = [sys.executable, "-m", "supervisor", "worker", "--store", url, "--app", APP]
+        log = Path(effects).with_name(f"w{i}.log")
+        with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the worker
+            process = subprocess.Popen(
+                [*command, "--executor", f"w{i}", "--concurrency", str(concurrency)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        deadline = time.monotonic() + 60
+        while "takes runs" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+    return processes
+
+
+async def _throughput(url: str, runs: int) -> float:
+    backend = DBOSBackend(url, APP)
+    try:
+        started = time.perf_counter()
+        ids = await asyncio.gather(*(backend.submit(f"bench-{i}") for i in range(runs)))
+        records = await asyncio.gather(*(backend.result(run_id, timeout_s=600) for run_id in ids))
+        elapsed = time.perf_counter() - started
+    finally:
+        await backend.aclose()
+    assert all(r.status == "succeeded" for r in records)
+    return runs / elapsed
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runs_per_second(
+    server: str, processes: int, runs: int = 120, latency_s: float = 0.2
+) -> tuple[float, float]:
+    """Runs per second, and the workers' CPU per model call in ms (DBOS, journal and framework;
+    a run of tests/dbos_app.py makes 8 model calls)."""
+    url = fresh_database(server)
+    with tempfile.TemporaryDirectory() as folder:
+        workers = _workers(url, processes, 16, latency_s, os.path.join(folder, "effects.txt"))
+        try:
+            before = sum(_cpu_s(w.pid) for w in workers)
+            rate = asyncio.run(_throughput(url, runs))
+            spent = sum(_cpu_s(w.pid) for w in workers) - before
+            return rate, spent / (runs * 8) * 1000
+        finally:
+            for process in workers:
+                process.send_signal(signal.SIGTERM)
+            for process in workers:
+                process.wait(timeout=30)
+
+
+def postgres_journal_write_ms(server: str, writers: int) -> float:
+    return journal_write_ms(writers, url=fresh_database(server))
+
+
+def dbos_rows() -> list[tuple[str, float | None, float]]:
+    """The DBOS rows of the bench table: (measure, goal, value)."""
+    with cluster() as server:
+        if server is None:
+            raise SystemExit("no PostgreSQL here: install postgresql or set FOREMAN_PG_URL")
+        rows: list[tuple[str, float | None, float]] = []
+        for n in (1, 2, 3):
+            rate, cpu = runs_per_second(server, n)
+            rows.append((f"DBOS: runs/s, {n} worker process(es), 0.2 s model latency", None, rate))
+            rows.append((f"  workers' CPU per model call, {n} process(es) (ms)", None, cpu))
+        for writers in (1, 50):
+            name = f"PostgreSQL journal: one committed write, {writers} writer(s) (ms CPU)"
+            rows.append((name, None, postgres_journal_write_ms(server, writers)))
+        rows.append(("SQLite journal: one committed write, alone (ms CPU)", 0.1, journal_write_ms(1)))
+    return rows

@@ -1,0 +1,86 @@
+"""The command line's DBOS commands: `worker` takes runs from the queue, `submit` adds one.
+
+python -m supervisor worker --store postgresql://... --app module:factory --executor w1
+python -m supervisor submit "GOAL" --store postgresql://... [--run-id ID] [--wait]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any, TextIO
+
+__all__ = ["add_commands", "run_command"]
+
+
+def add_commands(commands: Any) -> None:
+    """Add `worker` and `submit` to the command line's subcommands."""
+    worker = commands.add_parser("worker", help="take runs from the DBOS queue (needs .[dbos])")
+    worker.add_argument("--store", required=True, help="the PostgreSQL database, postgresql://...")
+    worker.add_argument("--app", required=True, help="module:factory; factory(store) returns the Supervisor")
+    worker.add_argument("--executor", default="local", help="this worker's id, unique among live workers")
+    worker.add_argument("--concurrency", type=int, default=8, help="runs at once in this worker")
+    worker.add_argument("--global-concurrency", type=int, help="runs at once across all workers")
+    worker.add_argument("--version", default="1", help="the app version runs are pinned to")
+    worker.add_argument(
+        "--recover", action="append", default=[], help="a dead worker's executor id: take its runs over"
+    )
+    submit = commands.add_parser("submit", help="add a run to the DBOS queue (needs .[dbos])")
+    submit.add_argument("goal")
+    submit.add_argument("--store", required=True, help="the PostgreSQL database, postgresql://...")
+    submit.add_argument("--run-id", help="the run's id (submitting an id again runs it once)")
+    submit.add_argument("--version", default="1", help="the app version to pin the run to")
+    submit.add_argument("--wait", action="store_true", help="wait for the run to end and print its output")
+
+
+def run_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Run `worker` or `submit`; the exit code."""
+    if args.command == "worker":
+        return asyncio.run(_worker(args, out))
+    return asyncio.run(_submit(args, out))
+
+
+async def _worker(args: argparse.Namespace, out: TextIO) -> int:
+    from .dbos import DBOSBackend
+
+    backend = DBOSBackend(
+        args.store,
+        args.app,
+        worker_concurrency=args.concurrency,
+        global_concurrency=args.global_concurrency,
+        app_version=args.version,
+        executor_id=args.executor,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # finish cleanly: runs in flight resume elsewhere
+        loop.add_signal_handler(signum, stop.set)
+
+    def ready() -> None:
+        out.write(f"worker {args.executor} takes runs from {backend.queue} ({backend.url_shown})\n")
+        out.flush()
+
+    await backend.serve(stop, recover=args.recover, ready=ready)
+    out.write(f"worker {args.executor} stopped\n")
+    return 0
+
+
+async def _submit(args: argparse.Namespace, out: TextIO) -> int:
+    from .dbos import DBOSBackend
+
+    backend = DBOSBackend(args.store, "", app_version=args.version)
+    try:
+        run_id = await backend.submit(args.goal, run_id=args.run_id)
+        out.write(f"{run_id}\n")
+        if not args.wait:
+            return 0
+        record = await backend.result(run_id)
+    finally:
+        await backend.aclose()
+    if record.status != "succeeded":
+        sys.stderr.write(f"run {run_id} {record.status}: {record.error}\n")
+        return 1
+    out.write(f"{record.output_json}\n")
+    return 0

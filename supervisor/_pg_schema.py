@@ -1,0 +1,210 @@
+"""The PostgreSQL store's schema: its tables, its version, and the check that a schema is ours.
+
+The store keeps its tables in a schema of its own ("foreman" by default), so that it can share a
+database with other programs (DBOS keeps its own in "dbos"). The schema's `foreman_meta` table
+names the app and the schema version. A schema that holds anything else, or that a newer
+version wrote, is refused before anything is written; a missing or empty one is created, under
+an advisory lock so that two processes starting at once do not both create it.
+
+Schema 1: runs (with their owner), finished steps, the call journal, the approval queue (with
+each approval's call key) and trace events: what SQLite's schema 3 has.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tools.errors import StoreError
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+__all__ = [
+    "APP",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "check_schema_name",
+    "prepare",
+    "public_url",
+    "schema_version",
+]
+
+SCHEMA_VERSION = 1
+APP = "foreman"
+# MIGRATIONS[n] brings a schema from version n to n + 1; "{s}" is the quoted schema name.
+MIGRATIONS = [
+    """
+    CREATE TABLE {s}.foreman_meta (key text PRIMARY KEY, value text NOT NULL);
+    CREATE TABLE {s}.runs (
+        run_id text PRIMARY KEY, goal text, status text NOT NULL, plan text, workers text NOT NULL,
+        usage text NOT NULL, output text, error text, created_at double precision NOT NULL,
+        updated_at double precision NOT NULL, owner text
+    );
+    CREATE INDEX runs_by_start ON {s}.runs (created_at);
+    CREATE TABLE {s}.steps (
+        run_id text NOT NULL, step_id text NOT NULL, worker text NOT NULL, output text NOT NULL,
+        usage text NOT NULL, attempts integer NOT NULL, finished_at double precision NOT NULL,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE TABLE {s}.calls (
+        run_id text NOT NULL, key text NOT NULL, kind text NOT NULL, body text NOT NULL,
+        at double precision NOT NULL, seq bigserial NOT NULL, PRIMARY KEY (run_id, key)
+    );
+    CREATE TABLE {s}.events (
+        seq bigserial PRIMARY KEY, run_id text NOT NULL, kind text NOT NULL,
+        at double precision NOT NULL, body text NOT NULL
+    );
+    CREATE INDEX events_by_run ON {s}.events (run_id, seq);
+    CREATE TABLE {s}.approvals (
+        approval_id text PRIMARY KEY, run_id text NOT NULL, worker text NOT NULL, tool text NOT NULL,
+        call_id text NOT NULL, arguments text NOT NULL, schema text NOT NULL, reason text NOT NULL,
+        created_at double precision NOT NULL, expires_at double precision NOT NULL, status text NOT NULL,
+        decision_reason text, edited_arguments text, decided_by text, decided_at double precision,
+        call_key text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX approvals_pending ON {s}.approvals (status, created_at);
+    CREATE INDEX approvals_by_key ON {s}.approvals (run_id, call_key);
+    """,
+]
+
+# Lower case only: a name that needs no quoting names the same schema in psql and here.
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_SECRET = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def check_schema_name(schema: str) -> str:
+    """The schema name, quoted for SQL; `StoreError` unless it is a plain lower-case name."""
+    if not _NAME.fullmatch(schema):
+        raise StoreError(schema, "a schema name is lower-case letters, digits and _ (at most 63)")
+    return f'"{schema}"'
+
+
+def public_url(url: str) -> str:
+    """The URL (or key=value conninfo) without its password, for messages."""
+    if "://" not in url:
+        return _SECRET.sub(r"\1***", url)
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}@{host}"
+    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+async def schema_version(conn: AsyncConnection, schema: str, where: str) -> int:
+    """The schema's version (0 when it is missing or empty); `StoreError` when it is not ours
+    or is newer than this code."""
+    cur = await conn.execute(
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "UNION ALL SELECT p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = p.pronamespace WHERE n.nspname = %s",
+        (schema, schema),
+    )
+    names = {row[0] for row in await cur.fetchall()}
+    if not names:
+        return 0
+    if "foreman_meta" not in names:
+        found = ", ".join(sorted(names)[:8])
+        raise StoreError(
+            where, f"schema {schema!r} is not a {APP} store (it has other tables or functions: {found})"
+        )
+    cur = await conn.execute(f'SELECT key, value FROM "{schema}".foreman_meta')
+    meta: dict[str, str] = dict(await cur.fetchall())
+    if meta.get("app") != APP:
+        raise StoreError(where, f"schema {schema!r} is not a {APP} store (app is {meta.get('app')!r})")
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            where,
+            f"schema {schema!r} was written by a newer version (schema {version}; this one reads up to "
+            f"{SCHEMA_VERSION})",
+        )
+    return version
+
+
+async def prepare(conn: AsyncConnection, schema: str, where: str) -> None:
+    """Check the schema, and create or migrate it when it is behind, in one transaction.
+
+    `conn` is in autocommit mode. The version is read again under the advisory lock: another
+    process may have migrated it in between.
+    """
+    if await schema_version(conn, schema, where) == SCHEMA_VERSION:
+        return
+    quoted = check_schema_name(schema)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{APP}:{schema}",))
+        version = await schema_version(conn, schema, where)
+        if version == SCHEMA_VERSION:
+            return
+        cur = await conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (schema,))
+        if await cur.fetchone() is None:  # created only when missing: IF NOT EXISTS needs the right anyway
+            await conn.execute(f"CREATE SCHEMA {quoted}")
+        for script in MIGRATIONS[version:]:
+            await conn.execute(script.format(s=quoted))
+        await conn.execute(
+            f"INSERT INTO {quoted}.foreman_meta VALUES ('app', %s), ('schema_version', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (APP, str(SCHEMA_VERSION)),
+        )
+
+
+RUN = "run_id, goal, status, plan, workers, usage, output, error, created_at, updated_at, owner"
+STEP = "run_id, step_id, worker, output, usage, attempts, finished_at"
+CALL = "run_id, key, kind, body, at"
+EVENT = "run_id, kind, at, body"
+APPROVAL = (
+    "approval_id, run_id, worker, tool, call_id, arguments, schema, reason, created_at, expires_at, "
+    "status, decision_reason, edited_arguments, decided_by, decided_at, call_key"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The store's SQL, with its tables named in their schema; columns in SQLite's order."""
+
+    new_run: str
+    take_up: str
+    plan: str
+    step: str
+    usage: str
+    finish: str
+    call: str
+    event: str
+    add_approval: str
+    decide: str
+    runs: str
+
+    @classmethod
+    def of(cls, s: str) -> Statements:
+        """The statements for the quoted schema name `s`."""
+        return cls(
+            new_run=f"INSERT INTO {s}.runs ({RUN}) VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, %s) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            # Compare and swap: only if nobody, in any process, changed the run since it was loaded.
+            take_up=f"UPDATE {s}.runs SET status = %s, workers = %s, owner = %s, output = NULL, "
+            "error = NULL, updated_at = %s WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s "
+            "AND status = %s AND updated_at = %s",
+            plan=f"UPDATE {s}.runs SET plan = %s, updated_at = %s WHERE run_id = %s",
+            step=f"INSERT INTO {s}.steps ({STEP}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (run_id, step_id) DO UPDATE SET worker = EXCLUDED.worker, "
+            "output = EXCLUDED.output, usage = EXCLUDED.usage, attempts = EXCLUDED.attempts, "
+            "finished_at = EXCLUDED.finished_at",
+            usage=f"UPDATE {s}.runs SET usage = %s, updated_at = %s WHERE run_id = %s",
+            finish=f"UPDATE {s}.runs SET status = %s, usage = %s, output = %s, error = %s, "
+            "updated_at = %s WHERE run_id = %s",
+            # A record written again moves to the end, as SQLite's INSERT OR REPLACE does.
+            call=f"INSERT INTO {s}.calls ({CALL}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, key) "
+            "DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, at = EXCLUDED.at, seq = DEFAULT",
+            event=f"INSERT INTO {s}.events ({EVENT}) VALUES (%s, %s, %s, %s)",
+            add_approval=f"INSERT INTO {s}.approvals ({APPROVAL}) VALUES ({', '.join(['%s'] * 16)})",
+            # Of two processes deciding at once, the second UPDATE matches no row once the first
+            # committed: PostgreSQL checks the condition again on the row the first one wrote.
+            decide=f"UPDATE {s}.approvals SET status = %s, decision_reason = %s, edited_arguments = %s, "
+            "decided_by = %s, decided_at = %s WHERE approval_id = %s AND status = 'pending'",
+            runs=f"SELECT {RUN} FROM {s}.runs",
+        )

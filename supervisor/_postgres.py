@@ -1,0 +1,368 @@
+"""The shared store: runs kept in PostgreSQL, for processes on any number of hosts.
+
+`store="postgresql://user:password@host/db"` keeps runs in that database, in a schema of its
+own ("foreman"), so it may share the database with DBOS or anything else. It does what the
+SQLite store does, table for table: checkpoints are awaited until committed, trace events and
+buffered journal records ride along with the next commit, and the writes of every run of the
+process are committed together (group commit, `_pg_writer.py`) on one connection; reads use a
+second one. Two processes on two hosts never both take up a run: taking one up is a compare
+and swap in SQL, and so is deciding an approval. psycopg is imported when a store is made, not
+with `supervisor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tools.errors import ConfigurationError, RunNotFound, StoreError
+
+from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
+from ._calls import CallRecord, call_from_json, call_json
+from ._journal import event_json
+from ._pg_schema import APPROVAL, CALL, EVENT, RUN, STEP, Statements, check_schema_name, prepare, public_url
+from ._pg_writer import PgWriter
+from ._store import RunRecord, RunStatus, StepRecord
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+__all__ = ["PostgresStore"]
+
+
+class PostgresStore:
+    """Runs kept in a PostgreSQL database that several processes and hosts share.
+
+    Nothing connects until the first read or write; then the schema is checked (and created
+    when missing). Use it from one event loop at a time: `aclose()` it before another.
+
+    Args:
+        url: "postgresql://user:password@host:port/database", or any libpq connection string.
+        schema: The schema of the store's tables; a schema holding other tables is refused.
+        commit_timeout_s: How long a checkpoint or a read may wait before `StoreError`.
+    """
+
+    keeps_events = True
+
+    def __init__(self, url: str, *, schema: str = "foreman", commit_timeout_s: float = 60.0) -> None:
+        try:  # said when the store is made, rather than as a failed write later
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            needs = "a PostgreSQL store needs psycopg 3: pip install 'psycopg[binary]'"
+            raise ConfigurationError(needs) from exc
+
+        s = check_schema_name(schema)
+        self.url = url
+        self.schema = schema
+        self.where = public_url(url)  # in every message: the URL without its password
+        self._timeout_s = commit_timeout_s
+        self._writer = PgWriter(self.where, self._connect, commit_timeout_s)
+        self._reader: AsyncConnection | None = None
+        self._lock = asyncio.Lock()  # one reader opened at once (an asyncio lock binds to one loop)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the reader belongs to
+        self._checked = False
+        self._sql = Statements.of(s)
+        self._s = s
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r}, schema={self.schema!r})"
+
+    # --- connections ---------------------------------------------------------------------------
+
+    async def _open(self) -> AsyncConnection:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(2, int(self._timeout_s))
+            )
+        except psycopg.Error as exc:
+            raise StoreError(self.where, f"cannot connect: {type(exc).__name__}: {exc}") from exc
+        try:  # the server gives up too, so a statement stuck on a lock does not hold others' locks
+            await conn.execute(
+                "SELECT set_config('statement_timeout', %s, false)",
+                (str(min(int(self._timeout_s * 1000), 2**31 - 1)),),
+            )
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _connect(self) -> AsyncConnection:
+        """The writer's connection, once the schema is known to be ours."""
+        await self._read_conn()
+        return await self._open()
+
+    async def _read_conn(self) -> AsyncConnection:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None and self._loop.is_running():
+                raise StoreError(self.where, "in use on another event loop; close it there first")
+            if self._reader is not None:  # opened on a loop that is gone: release it without it
+                self._reader.pgconn.finish()
+                self._reader = None
+            self._lock, self._loop = asyncio.Lock(), loop
+        async with self._lock:
+            if self._reader is None or self._reader.closed:
+                self._reader = await self._open()
+            if not self._checked:  # before anything is read or written: ours, and not newer
+                try:
+                    await prepare(self._reader, self.schema, self.where)
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    raise StoreError(self.where, f"cannot prepare schema {self.schema!r}: {exc}") from exc
+                self._checked = True
+            return self._reader
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                conn = await self._read_conn()
+                cursor = await conn.execute(sql, params)
+                return await cursor.fetchall()
+        except (psycopg.Error, TimeoutError) as exc:
+            reader, self._reader = self._reader, None  # the next read opens a new connection
+            if reader is not None:
+                await reader.close()
+            why = f"no answer within {self._timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
+            raise StoreError(self.where, f"read failed: {type(exc).__name__}: {why}") from exc
+
+    async def open(self) -> None:
+        """Connect and check (or create) the schema now, rather than at the first read or write."""
+        await self._read("SELECT 1")
+
+    # --- writes, through the writer ------------------------------------------------------------
+
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
+        """Record a new run, or take up `previous` as it was loaded (its steps and creation time
+        kept); False when another process created or took the run meanwhile."""
+        now, workers = time.time(), json.dumps(list(run.workers))
+        if previous is None:
+            plan = json.dumps(run.plan) if run.plan is not None else None
+            usage = json.dumps(dict(run.usage))
+            row = (run.run_id, run.goal, run.status, plan, workers, usage, run.created_at, now, run.owner)
+            return await self._writer.commit(self._sql.new_run, row) == 1
+        was = (previous.owner, previous.status, previous.updated_at)
+        params = (run.status, workers, run.owner, now, run.run_id, *was)
+        return await self._writer.commit(self._sql.take_up, params) == 1
+
+    async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
+        """Record the plan (committed within milliseconds, before any later checkpoint; a lost
+        plan is made again from the planner's journaled response)."""
+        self._writer.soon(self._sql.plan, (json.dumps(plan), time.time(), run_id))
+
+    async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
+        """Record a finished step and the run's usage so far (committed within milliseconds; a
+        lost step is replayed from its journaled calls)."""
+        used = json.dumps(dict(step.usage))
+        row = (run_id, step.step_id, step.worker, step.output_json, used, step.attempts, step.finished_at)
+        self._writer.soon(self._sql.step, row)
+        self._writer.soon(self._sql.usage, (json.dumps(dict(usage)), time.time(), run_id))
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        usage: Mapping[str, Any],
+        output_json: str | None,
+        error: str | None,
+    ) -> None:
+        """Record how the run ended."""
+        row = (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
+        await self._writer.commit(self._sql.finish, row)
+
+    def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
+        """Buffer trace events; written with the next commit, serialised when it is built."""
+        for event, at in events:
+            self._writer.buffer(self._sql.event, _event_row, (run_id, event, at))
+
+    def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
+        """Buffer a journaled call, committed with the next checkpoint; with `now`, queue it (and
+        what is buffered) at once."""
+        self._writer.buffer(self._sql.call, _call_item, (run_id, record, time.time()))
+        if now:
+            self._writer.flush()
+
+    async def save_call(self, run_id: str, record: CallRecord) -> None:
+        """Write a journaled call (and what was buffered before it); committed when this returns."""
+        await self._writer.commit(self._sql.call, _Call(run_id, record, time.time()))
+
+    async def commit_calls(self) -> None:
+        """Commit the journaled calls buffered so far."""
+        await self._writer.commit("", ())
+
+    # --- the approval queue ----------------------------------------------------------------------
+
+    async def add_approval(self, record: ApprovalRecord) -> None:
+        """Record a pending approval."""
+        await self._writer.commit(self._sql.add_approval, record_row(record))
+
+    async def decide(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        reason: str | None,
+        edited: Mapping[str, Any] | None,
+        by: str,
+    ) -> bool:
+        """Take a decision only if still pending: across processes, one decision wins."""
+        edited_json = json.dumps(dict(edited)) if edited is not None else None
+        params = (status, reason, edited_json, by, time.time(), approval_id)
+        return await self._writer.commit(self._sql.decide, params) == 1
+
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """One approval, or None."""
+        rows = await self._read(
+            f"SELECT {APPROVAL} FROM {self._s}.approvals WHERE approval_id = %s", (approval_id,)
+        )
+        return record_of(rows[0]) if rows else None
+
+    async def approval_for(self, run_id: str, key: str) -> ApprovalRecord | None:
+        """The latest approval asked for the call with this journal key, or None."""
+        rows = await self._read(
+            f"SELECT {APPROVAL} FROM {self._s}.approvals WHERE run_id = %s AND call_key = %s "
+            "ORDER BY created_at DESC LIMIT 1",
+            (run_id, key),
+        )
+        return record_of(rows[0]) if rows else None
+
+    async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
+        """Pending approvals, oldest first (of one run, or of every run)."""
+        sql = f"SELECT {APPROVAL} FROM {self._s}.approvals WHERE status = 'pending'"
+        if run_id:
+            rows = await self._read(sql + " AND run_id = %s ORDER BY created_at", (run_id,))
+        else:
+            rows = await self._read(sql + " ORDER BY created_at")
+        return [record_of(row) for row in rows]
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    async def load(self, run_id: str) -> RunRecord | None:
+        """The run with this id and its finished steps, or None."""
+        rows = await self._read(self._sql.runs + " WHERE run_id = %s", (run_id,))
+        if not rows:
+            return None
+        step_rows = await self._read(
+            f"SELECT {STEP} FROM {self._s}.steps WHERE run_id = %s ORDER BY finished_at", (run_id,)
+        )
+        steps = {r[1]: StepRecord(r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in step_rows}
+        return _run(rows[0], steps)
+
+    async def runs(self) -> list[RunRecord]:
+        """Every run, newest first (without their steps)."""
+        rows = await self._read(self._sql.runs + " ORDER BY created_at DESC")
+        return [_run(row, {}) for row in rows]
+
+    async def calls(self, run_id: str) -> list[CallRecord]:
+        """The journaled calls of a run, in the order written."""
+        rows = await self._read(
+            f"SELECT key, kind, body FROM {self._s}.calls WHERE run_id = %s ORDER BY seq", (run_id,)
+        )
+        return [CallRecord(key, call_from_json(kind, body)) for key, kind, body in rows]
+
+    async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]:
+        """The trace events of a run, in order."""
+        rows = await self._read(
+            f"SELECT kind, at, body FROM {self._s}.events WHERE run_id = %s ORDER BY seq", (run_id,)
+        )
+        return [(kind, at, json.loads(body)) for kind, at, body in rows]
+
+    async def export_run(self, run_id: str, to: str | os.PathLike[str]) -> None:
+        """Copy one run (its record, steps, calls, events and approvals) into the SQLite store
+        file `to`, to replay it in a test; `to` is created when missing, and a run it already
+        has is refused, with nothing copied."""
+        from ._sqlite import SQLiteStore
+
+        await self.commit_calls()  # what this store has queued is in the database
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        for table, columns, order in _EXPORTED:
+            sql = f"SELECT {columns} FROM {self._s}.{table} WHERE run_id = %s ORDER BY {order}"
+            tables[table] = await self._read(sql, (run_id,))
+        if not tables["runs"]:
+            raise RunNotFound(run_id, self.where)
+        target = SQLiteStore(to)  # creates or checks the schema
+        await target.aclose()
+        await asyncio.to_thread(_copy_into, Path(to), run_id, tables)
+
+    async def aclose(self) -> None:
+        """Write what is queued, then close the connections (the store opens them again if used)."""
+        try:
+            await self._writer.aclose()
+        finally:
+            reader, self._reader, self._loop = self._reader, None, None
+            if reader is not None:
+                await reader.close()
+
+
+class _Call:
+    """The row of an awaited journal record, encoded when its batch is built."""
+
+    __slots__ = ("run_id", "record", "at")
+
+    def __init__(self, run_id: str, record: CallRecord, at: float) -> None:
+        self.run_id, self.record, self.at = run_id, record, at
+
+    def __call__(self) -> tuple[Any, ...]:
+        return _call_item((self.run_id, self.record, self.at))
+
+
+def _call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
+    run_id, record, at = item
+    kind, body = call_json(record.value)
+    return (run_id, record.key, kind, body, at)
+
+
+def _event_row(item: tuple[str, Any, float]) -> tuple[Any, ...]:
+    run_id, event, at = item
+    return (run_id, event.kind, at, event_json(event))
+
+
+def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
+    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner = row
+    return RunRecord(
+        run_id=run_id,
+        goal=goal,
+        status=status,
+        plan=json.loads(plan) if plan else None,
+        workers=tuple(json.loads(workers)),
+        usage=json.loads(usage),
+        output_json=output,
+        error=error,
+        steps=steps,
+        created_at=created,
+        updated_at=updated,
+        owner=owner,
+    )
+
+
+# What an export copies: each table, its columns (named as in the SQLite file), in order.
+_EXPORTED = (
+    ("runs", RUN, "run_id"),
+    ("steps", STEP, "finished_at"),
+    ("calls", CALL, "seq"),
+    ("events", EVENT, "seq"),
+    ("approvals", APPROVAL, "created_at"),
+)
+
+
+def _copy_into(to: Path, run_id: str, tables: Mapping[str, list[tuple[Any, ...]]]) -> None:
+    db = sqlite3.connect(to, timeout=30, isolation_level=None)
+    try:
+        if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise StoreError(str(to), f"it already has run {run_id!r}")
+        db.execute("BEGIN IMMEDIATE")
+        for table, columns, _ in _EXPORTED:
+            marks = ", ".join("?" * (columns.count(",") + 1))
+            db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tables[table])
+        db.execute("COMMIT")
+    finally:
+        db.close()

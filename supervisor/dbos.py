@@ -1,0 +1,325 @@
+"""Runs on DBOS Transact over PostgreSQL: worker processes on any number of hosts share the runs.
+
+Install with `pip install 'foreman-agents[dbos]'`. Three roles, each a `DBOSBackend` with the same
+database URL and app:
+
+- workers: `await backend.serve(stop)` (or `python -m supervisor worker`) launches DBOS in the
+  process and takes runs from the queue, at most `worker_concurrency` at once in the process and
+  `global_concurrency` across all of them;
+- submitters: `await backend.submit(goal)` enqueues a run from any process, no launch needed;
+  `await backend.result(run_id)` waits for it to end and gives its stored record;
+- people: `python -m supervisor approve|runs|trace --store postgresql://...` read and decide
+  through the run store, as with SQLite.
+
+Each run is one DBOS workflow whose id is the run id, so submitting the same id twice runs it
+once. Inside it, the supervisor journals every model response and tool call in the run store
+(`PostgresStore`, in the same database), keyed by where the call stands in the run
+(`{scope}/{worker}/{turn}`), and resumes by replaying that journal. DBOS's own steps are not used
+for those calls: a DBOS step is identified by the order in which steps start, and a run's
+workers start their calls in whatever order the model latencies give, so after a crash a
+recovered step could be handed another worker's recorded output. A journal keyed by position
+cannot be confused that way.
+
+A worker that dies leaves its runs PENDING under its executor id. Started again with the same
+`executor_id`, it takes them up at launch; if it will not come back, another worker takes them
+over with `recover=[dead ids]` (`python -m supervisor worker --recover ID`). Give every live
+worker its own executor id: two live processes sharing one would both run the same runs. Runs are
+pinned to `app_version`: change it when a code change alters what a run does (its workers, their
+tools or outputs), and keep workers of the old version up until their runs end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tools.errors import AgentError, ConfigurationError, RunNotFound
+
+from ._approvals import ApprovalRecord, StoreGate
+
+if TYPE_CHECKING:
+    from ._store import RunRecord
+    from ._supervisor import Supervisor
+
+__all__ = ["DBOSBackend"]
+
+_WORKFLOW = "foreman_run"
+_APPROVAL = "foreman_approval"
+_APPROVALS_QUEUE = "foreman-approvals"
+_TOPIC = "decision"
+
+
+def approval_workflow_id(approval_id: str) -> str:
+    """The id of the DBOS workflow that waits for a person's decision on one approval."""
+    return f"approval-{approval_id}"
+
+
+async def notify_decision(url: str, approval_id: str, status: str) -> None:
+    """Send a decision taken in the store to the approval's DBOS workflow, which wakes the run
+    waiting on it; nothing when no run waits through DBOS (the run then reads the store)."""
+    from dbos import DBOSClient
+    from dbos._error import DBOSNonExistentWorkflowError
+
+    client = DBOSClient(system_database_url=url)
+    try:
+        await client.send_async(approval_workflow_id(approval_id), status, topic=_TOPIC)
+    except DBOSNonExistentWorkflowError:
+        pass
+    finally:
+        await asyncio.to_thread(client.destroy)
+
+
+class DBOSBackend:
+    """Supervisor runs as DBOS workflows on a queue shared by worker processes.
+
+    Args:
+        url: The PostgreSQL database for DBOS and the run store ("postgresql://...").
+        app: "module:factory"; `factory(url)` returns the `Supervisor` (importable in every
+            worker process). A `Supervisor` object may be given instead, for one process.
+        name: The DBOS application name: workers and submitters of one app share it.
+        queue: The queue runs are submitted to.
+        worker_concurrency: Runs at once in one worker process.
+        global_concurrency: Runs at once across every worker (None: no global limit).
+        app_version: Runs are pinned to the version that submitted them (see the module doc).
+        executor_id: This worker's own id (default "local"); unique per live process.
+        poll_s: How often a worker looks at the queue.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        app: str | Supervisor,
+        *,
+        name: str = "foreman",
+        queue: str = "foreman-runs",
+        worker_concurrency: int = 8,
+        global_concurrency: int | None = None,
+        app_version: str = "1",
+        executor_id: str = "local",
+        poll_s: float = 0.2,
+    ) -> None:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError(f"DBOSBackend needs a PostgreSQL URL, got {url!r}")
+        self.url = url
+        self.app = app
+        self.name = name
+        self.queue = queue
+        self.worker_concurrency = worker_concurrency
+        self.global_concurrency = global_concurrency
+        self.app_version = app_version
+        self.executor_id = executor_id
+        self.poll_s = poll_s
+        self._supervisor: Supervisor | None = None
+        self._client: Any = None
+
+    # --- submitting ---------------------------------------------------------------------------
+
+    async def submit(self, goal: str, *, run_id: str | None = None) -> str:
+        """Enqueue a run of `goal`; its id (a new one unless given). Submitting an id again
+        attaches to the run that has it: it runs once."""
+        import uuid
+
+        run_id = run_id or uuid.uuid4().hex
+        options = {
+            "workflow_name": _WORKFLOW,
+            "queue_name": self.queue,
+            "workflow_id": run_id,
+            "app_version": self.app_version,
+            "application_name": self.name,
+        }
+        await self._dbos_client().enqueue_async(options, goal, run_id)
+        return run_id
+
+    async def result(self, run_id: str, *, timeout_s: float | None = None) -> RunRecord:
+        """Wait for the run to end (at most `timeout_s`), then its stored record: `status`,
+        `output_json`, `error`, `usage`. `RunNotFound` for an id never submitted."""
+        from dbos._error import DBOSNonExistentWorkflowError
+
+        try:
+            handle = await self._dbos_client().retrieve_workflow_async(run_id)
+        except DBOSNonExistentWorkflowError:
+            raise RunNotFound(run_id, self.url_shown) from None
+        async with asyncio.timeout(timeout_s):
+            await handle.get_result(polling_interval_sec=self.poll_s)
+        return await self._record(run_id)
+
+    async def status(self, run_id: str) -> str:
+        """DBOS's status of the run's workflow: ENQUEUED, PENDING, SUCCESS, ERROR, ..."""
+        from dbos._error import DBOSNonExistentWorkflowError
+
+        try:
+            handle = await self._dbos_client().retrieve_workflow_async(run_id)
+        except DBOSNonExistentWorkflowError:
+            raise RunNotFound(run_id, self.url_shown) from None
+        return str((await handle.get_status()).status)
+
+    # --- working ------------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        stop: asyncio.Event,
+        *,
+        recover: Sequence[str] = (),
+        ready: Callable[[], object] | None = None,
+    ) -> None:
+        """Launch DBOS in this process and run queued runs until `stop` is set.
+
+        `recover`: executor ids of dead workers whose unfinished runs this worker takes over.
+        `ready` is called once the worker takes runs.
+        """
+        from dbos import DBOS
+
+        DBOS(config=self._config())
+        logging.getLogger("dbos").setLevel(logging.WARNING)
+        DBOS.workflow(name=_WORKFLOW)(self._workflow())
+        DBOS.workflow(name=_APPROVAL)(_approval_workflow)
+        try:
+            DBOS.launch()  # takes up this executor id's unfinished runs first
+            await DBOS.register_queue_async(
+                self.queue,
+                worker_concurrency=self.worker_concurrency,
+                global_concurrency=self.global_concurrency,
+                polling_interval_sec=self.poll_s,
+            )
+            # Waiting for a person holds no run slot: approvals have a queue of their own.
+            await DBOS.register_queue_async(_APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
+            if recover:
+                await asyncio.to_thread(DBOS._recover_pending_workflows, list(recover))
+            if ready is not None:
+                ready()
+            await stop.wait()
+        finally:
+            DBOS.destroy(workflow_completion_timeout_sec=0)
+            if self._supervisor is not None:
+                await self._supervisor.aclose()
+                self._supervisor = None
+
+    def _workflow(self) -> Callable[[str, str], Any]:
+        backend = self
+
+        async def foreman_run(goal: str, run_id: str) -> str:
+            supervisor = backend._build()
+            try:
+                await supervisor._run(goal, None, run_id)
+            except AgentError as error:  # the store has it; DBOS records the run as ended
+                return f"failed: {type(error).__name__}"
+            return "succeeded"
+
+        foreman_run.__qualname__ = _WORKFLOW
+        return foreman_run
+
+    def _build(self) -> Supervisor:
+        """This process's supervisor, built once: it resumes whatever the store holds."""
+        if self._supervisor is None:
+            from ._supervisor import Supervisor
+
+            if isinstance(self.app, Supervisor):
+                self._supervisor = self.app
+            else:
+                module_name, _, attribute = self.app.partition(":")
+                try:
+                    factory = getattr(importlib.import_module(module_name), attribute or "make_supervisor")
+                except (ImportError, AttributeError) as exc:
+                    raise ConfigurationError(f"app {self.app!r}: cannot import it ({exc})") from None
+                self._supervisor = factory(self.url)
+            # DBOS hands a run to one live executor: the previous owner of a run it hands over
+            # is dead or written off, even on another host that this process cannot ask.
+            self._supervisor._takeover = True
+            gate = self._supervisor._gate
+            if type(gate) is StoreGate:  # no approver given: wait on DBOS messages, not polls
+                self._supervisor._gate = _MessageGate(self, gate.store, gate.timeout_s)
+        return self._supervisor
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def url_shown(self) -> str:
+        """The URL without its password, for messages."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+    def _config(self) -> Any:
+        return {
+            "name": self.name,
+            "system_database_url": self.url,
+            "application_version": self.app_version,
+            "executor_id": self.executor_id,
+            "log_level": "WARNING",
+        }
+
+    def _dbos_client(self) -> Any:
+        if self._client is None:
+            from dbos import DBOSClient
+
+            self._client = DBOSClient(system_database_url=self.url, application_name=self.name)
+        return self._client
+
+    async def _record(self, run_id: str) -> RunRecord:
+        from ._store import open_store
+
+        store = open_store(self.url)
+        try:
+            record = await store.load(run_id)
+        finally:
+            await store.aclose()
+        if record is None:
+            raise RunNotFound(run_id, self.url_shown)
+        return record
+
+    async def aclose(self) -> None:
+        """Close the submitting side's connections."""
+        if self._client is not None:
+            await asyncio.to_thread(self._client.destroy)
+            self._client = None
+
+
+async def _approval_workflow(approval_id: str, timeout_s: float) -> str | None:
+    """Wait for the decision message on one approval (None when none came in time).
+
+    One workflow per approval, keyed by its id, holding exactly one `recv`: a `recv` inside a
+    run's workflow would be identified by the order of the run's calls, and with workers asking
+    at once, a recovered run could receive the decision meant for another call."""
+    from dbos import DBOS
+
+    message = await DBOS.recv_async(_TOPIC, timeout_seconds=timeout_s)
+    return None if message is None else str(message)
+
+
+class _MessageGate(StoreGate):
+    """The store's approval queue, woken by DBOS messages: the store stays the one place a
+    decision is taken (once, by compare-and-swap); the message only says it was."""
+
+    def __init__(self, backend: DBOSBackend, store: Any, timeout_s: float) -> None:
+        super().__init__(store, timeout_s)
+        self.backend = backend
+        self._spent: set[str] = set()  # approvals whose workflow already ended: polled instead
+
+    async def wait(self, record: ApprovalRecord, left: float) -> None:
+        if record.approval_id in self._spent:
+            await super().wait(record, left)
+            return
+        options = {
+            "workflow_name": _APPROVAL,
+            "queue_name": _APPROVALS_QUEUE,
+            "workflow_id": approval_workflow_id(record.approval_id),
+            "app_version": self.backend.app_version,
+            "application_name": self.backend.name,
+        }
+        client = self.backend._dbos_client()
+        handle = await client.enqueue_async(options, record.approval_id, max(left, 0.0))  # once per id
+        try:
+            async with asyncio.timeout(min(left, 5.0)):  # bounded: the store is read again after
+                await handle.get_result(polling_interval_sec=self.poll_s)
+        except TimeoutError:
+            return
+        self._spent.add(record.approval_id)
+
+    async def decided(self, approval_id: str, status: str) -> None:
+        await notify_decision(self.backend.url, approval_id, status)

@@ -1,0 +1,92 @@
+"""The apps the DBOS tests run in worker processes.
+
+`make_supervisor`: three desks each call `record_effect` once (not idempotent: the side effect is
+a line appended to the file named by FOREMAN_EFFECTS), then answer. The models are
+`workers.testing` function models that take FOREMAN_LATENCY_S seconds per call, so a worker can
+be killed mid-run.
+`make_payer_supervisor`: one risky payment a run, which waits for a person's approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from supervisor import Supervisor
+from tools import tool
+from workers import ModelRequest, Worker
+from workers.testing import FunctionModel, reply
+
+
+@tool
+def record_effect(key: str) -> str:
+    """Do something that must happen once: here, append `key` to the effects file."""
+    with open(os.environ["FOREMAN_EFFECTS"], "a") as effects:
+        effects.write(f"{key}\n")
+    return f"recorded {key}"
+
+
+async def _model(request: ModelRequest) -> object:
+    await asyncio.sleep(float(os.environ.get("FOREMAN_LATENCY_S", "0.2")))
+    task = request.messages[0].parts[0]
+    text = getattr(task, "text", "")
+    if (request.system or "").startswith("You plan how"):
+        goal = text.removeprefix("Goal: ").strip()
+        steps = [
+            {
+                "id": f"s{i}",
+                "worker": f"Desk{i}",
+                "input": f"{goal}/desk{i}",
+                "depends_on": [],
+                "reason": "its part",
+            }
+            for i in range(3)
+        ]
+        return reply.output({"reasoning": "one desk per part", "steps": steps})
+    if request.tool_results:
+        return reply.text(f"done: {request.tool_results[0].content}")
+    if any(t.name == "record_effect" for t in request.tools):
+        return reply.tool_call("record_effect", key=text)
+    return reply.text("all desks recorded their part")
+
+
+DESKS = [
+    type(f"Desk{i}", (Worker,), {"__doc__": f"Records part {i}.", "tools": [record_effect]}) for i in range(3)
+]
+
+
+def make_supervisor(store: str) -> Supervisor:
+    model = FunctionModel(_model)
+    return Supervisor([d(model=model) for d in DESKS], model=model, store=store)
+
+
+@tool(risky=True)
+def pay(amount: int) -> str:
+    """Pay out `amount` (a person approves each call; the payment is a line in the effects file)."""
+    with open(os.environ["FOREMAN_EFFECTS"], "a") as effects:
+        effects.write(f"paid {amount}\n")
+    return f"paid {amount}"
+
+
+class Payer(Worker):
+    """Pays what the task says, once a person approves."""
+
+    tools = [pay]
+
+
+async def _payer_model(request: ModelRequest) -> object:
+    task = getattr(request.messages[0].parts[0], "text", "")
+    if (request.system or "").startswith("You plan how"):
+        goal = task.removeprefix("Goal: ").strip()
+        step = {"id": "pay", "worker": "Payer", "input": goal, "depends_on": [], "reason": "it pays"}
+        return reply.output({"reasoning": "one payment", "steps": [step]})
+    if request.tool_results:
+        return reply.text(request.tool_results[0].content)
+    if any(t.name == "pay" for t in request.tools):
+        return reply.tool_call("pay", amount=int(task.split()[-1]))
+    return reply.text("payment handled")
+
+
+def make_payer_supervisor(store: str) -> Supervisor:
+    model = FunctionModel(_payer_model)
+    return Supervisor([Payer(model=model)], model=model, store=store, approval_timeout_s=120)

@@ -1,0 +1,234 @@
+"""Runs on DBOS over a real PostgreSQL: worker processes share a queue, and a worker killed
+mid-run loses nothing.
+
+Each test starts worker processes (`python -m supervisor worker`) on a fresh database of the
+session's throwaway cluster (tests/pg.py), submits runs of tests/dbos_app.py through
+`DBOSBackend.submit`, kills one worker with SIGKILL while it holds runs, and brings its runs back
+either by starting it again under the same executor id or by another worker taking them over
+(`--recover`). Every run must end once, as its store record says, and no tool side effect (a line
+in a file) may happen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from supervisor.dbos import DBOSBackend
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "tests.dbos_app:make_supervisor"
+RUNS = 20
+
+
+class Workers:
+    """Worker processes of one test; every one is stopped when the test ends."""
+
+    def __init__(self, url: str, effects: Path) -> None:
+        self.url = url
+        self.logs = effects.parent
+        self.env = {
+            **os.environ,
+            "FOREMAN_EFFECTS": str(effects),
+            "FOREMAN_LATENCY_S": "0.3",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, executor: str, *extra: str, app: str = APP) -> None:
+        """Start a worker and wait (bounded) until it takes runs; its output goes to a log file."""
+        command = [sys.executable, "-m", "supervisor", "worker", "--store", self.url, "--app", app]
+        log = self.logs / f"{executor}-{len(self.processes)}-{time.monotonic_ns()}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*command, "--executor", executor, *(extra or ("--concurrency", "4"))],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes[executor] = process
+        deadline = time.monotonic() + 60
+        while "takes runs" not in log.read_text():
+            assert process.poll() is None, f"worker {executor} exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"worker {executor} did not start: {log.read_text()[-2000:]}"
+            time.sleep(0.05)
+
+    def kill(self, executor: str) -> None:
+        process = self.processes.pop(executor)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        self.processes.clear()
+
+
+@pytest.fixture
+def workers(postgres_url: str, tmp_path: Path) -> Iterator[Workers]:
+    running = Workers(postgres_url, tmp_path / "effects.txt")
+    yield running
+    running.stop_all()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def _wait_for_effects(path: Path, count: int, timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if len(_lines(path)) >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("comeback", ["restart", "takeover"])
+async def test_runs_on_three_workers_end_once_when_one_is_killed_mid_run(
+    workers: Workers, postgres_url: str, tmp_path: Path, comeback: str
+) -> None:
+    effects = tmp_path / "effects.txt"
+    for executor in ("w1", "w2", "w3"):
+        workers.start(executor)
+    backend = DBOSBackend(postgres_url, APP)
+    try:
+        ids = [await backend.submit(f"goal-{i}", run_id=f"run-{i}") for i in range(RUNS)]
+        await _wait_for_effects(effects, 6, timeout_s=60)  # runs are in flight on every worker
+        held = await backend._dbos_client().list_workflows_async(
+            status="PENDING", executor_id="w1", load_input=False, load_output=False
+        )
+        assert held, "w1 holds no run: killing it would prove nothing"
+        workers.kill("w1")
+        if comeback == "restart":
+            workers.start("w1")
+        else:
+            workers.start("w4", "--concurrency", "4", "--recover", "w1")
+        records = [await backend.result(run_id, timeout_s=120) for run_id in ids]
+        statuses = [await backend.status(run_id) for run_id in ids]
+    finally:
+        await backend.aclose()
+    lines = effects.read_text().splitlines()
+    repeated = [key for key, n in Counter(lines).items() if n > 1]
+    assert repeated == [], f"side effects repeated: {repeated}"
+    for record in records:
+        done = {f"{record.goal}/desk{d}" for d in range(3)}
+        if record.status == "succeeded":
+            assert done <= set(lines)
+        else:  # killed between a tool's start and its recorded end: never run again, said clearly
+            assert record.status == "failed" and "did not finish" in (record.error or ""), record
+    assert sum(r.status == "succeeded" for r in records) >= RUNS - len(held)  # only w1's can fail
+    assert statuses == ["SUCCESS"] * RUNS, statuses  # each run's workflow ended, once
+
+
+async def test_the_queue_holds_its_limits_per_worker_and_across_workers(
+    workers: Workers, postgres_url: str, tmp_path: Path
+) -> None:
+    """Two workers of at most 2 runs each, at most 3 in all: sampled while 10 runs go through."""
+    for executor in ("w1", "w2"):
+        workers.start(executor, "--concurrency", "2", "--global-concurrency", "3")
+    backend = DBOSBackend(postgres_url, APP)
+    client = backend._dbos_client()
+    peaks: dict[str, int] = {}
+    try:
+        ids = [await backend.submit(f"limits-{i}") for i in range(10)]
+        async with asyncio.timeout(120):
+            while True:
+                pending = await client.list_workflows_async(
+                    status="PENDING", workflow_ids=ids, load_input=False, load_output=False
+                )
+                held = Counter(w.executor_id for w in pending)
+                peaks = {e: max(peaks.get(e, 0), n) for e, n in {**peaks, **held}.items()}
+                peaks["all"] = max(peaks.get("all", 0), len(pending))
+                if all([await backend.status(run_id) == "SUCCESS" for run_id in ids]):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await backend.aclose()
+    assert peaks["all"] == 3 and peaks["w1"] <= 2 and peaks["w2"] <= 2, peaks
+
+
+PAYER = "tests.dbos_app:make_payer_supervisor"
+
+
+async def _pending(url: str, count: int) -> list[Any]:
+    from supervisor._store import open_store
+
+    store = open_store(url)
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                pending = await store.pending_approvals()
+                if len(pending) >= count:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await store.aclose()
+    return pending
+
+
+def _approve_at_terminal(url: str, run_id: str) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "supervisor", "approve", "--store", url, "--run", run_id],
+        cwd=str(ROOT),
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        child.expect("Payer wants to call pay")
+        child.expect(r"\[s\]kip\? ")
+        child.sendline("a")
+        child.expect("approved")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+
+
+async def test_an_approval_through_dbos_wakes_the_run_and_survives_its_worker_dying(
+    workers: Workers, postgres_url: str, tmp_path: Path
+) -> None:
+    """Run A is approved at the terminal while its worker lives: the decision message wakes it.
+    Run B's worker is killed while B waits; B is approved while no worker runs, and the
+    restarted worker finishes it. Each payment happens once, and only after its approval."""
+    effects = tmp_path / "effects.txt"
+    workers.start("w1", app=PAYER)
+    backend = DBOSBackend(postgres_url, PAYER)
+    try:
+        a = await backend.submit("pay 5", run_id="run-a")
+        await _pending(postgres_url, 1)
+        assert _lines(effects) == []  # nothing paid before a person says so
+        started = time.monotonic()
+        await asyncio.to_thread(_approve_at_terminal, postgres_url, a)
+        record_a = await backend.result(a, timeout_s=30)
+        assert record_a.status == "succeeded" and time.monotonic() - started < 10
+        waits = await backend._dbos_client().list_workflows_async(workflow_id_prefix="approval-")
+        assert [(w.status, w.output) for w in waits] == [("SUCCESS", "approved")]  # woken by the message
+
+        b = await backend.submit("pay 7", run_id="run-b")
+        await _pending(postgres_url, 1)
+        workers.kill("w1")
+        await asyncio.to_thread(_approve_at_terminal, postgres_url, b)
+        workers.start("w1", app=PAYER)
+        record_b = await backend.result(b, timeout_s=60)
+    finally:
+        await backend.aclose()
+    assert record_b.status == "succeeded", record_b.error
+    assert _lines(effects) == ["paid 5", "paid 7"]
