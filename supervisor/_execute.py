@@ -11,7 +11,6 @@ the caller to re-plan or give up. Nothing finished is lost.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -152,7 +151,7 @@ class Execution:
         """The run's context for one place in the run, so the journal keys its calls there."""
         if self.ctx.journal is None:
             return self.ctx
-        return dataclasses.replace(self.ctx, scope=scope)
+        return self.ctx.at(scope)
 
     async def _run_with_handoffs(self, step: Step, attempt: int) -> StepResult:
         worker, task = self.workers[step.worker], step.input

@@ -52,6 +52,13 @@ class _Prepared:
     key: str = ""  # the journal key ("" when the run keeps no journal)
     starts: int = 0  # earlier starts that never finished (a resumed run)
     approved: bool = False  # a person's approval was recorded before the process stopped
+    canonical: str = ""  # `arguments` as canonical JSON, once computed ("" until then)
+
+    def arguments_json(self) -> str:
+        """The arguments that run, as canonical JSON (computed once: journal, loop check, trace)."""
+        if not self.canonical:
+            self.canonical = _canonical(self.arguments or {})
+        return self.canonical
 
 
 def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
@@ -181,7 +188,7 @@ class ToolRunner:
             self._answer(item, _issues_text(call.name, issues), "invalid", issues)
             return item
         item.kwargs, item.arguments = kwargs, arguments
-        key = (call.name, _canonical(arguments))
+        key = (call.name, item.arguments_json())
         self._seen[key] += 1
         if self._seen[key] >= self.loop_limit:
             raise LoopDetected(self.worker, call.name, key[1], self._seen[key])
@@ -212,7 +219,7 @@ class ToolRunner:
         if isinstance(arguments, dict) and not issues:  # what ran, a person's edit included
             kwargs, _ = tool.validated(arguments)
             if kwargs is not None:
-                item.kwargs, item.arguments = kwargs, arguments
+                item.kwargs, item.arguments, item.canonical = kwargs, arguments, ""
 
     def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
         """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
@@ -268,10 +275,10 @@ class ToolRunner:
                 text = "The arguments a person edited are invalid, so the call was not run: "
                 self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
             else:
-                item.kwargs, item.arguments = kwargs, edited
+                item.kwargs, item.arguments, item.canonical = kwargs, edited, ""
         journal = self.ctx.journal
         if item.result is None and journal is not None and item.key:  # approved, maybe edited
-            await journal.tool_approved(item.key, call, _canonical(item.arguments or {}))
+            await journal.tool_approved(item.key, call, item.arguments_json())
         if item.result is not None and journal is not None and item.key:
             # Whoever decided (a callable, a terminal, the store's queue), a resumed run takes
             # the same decision: a person is not asked twice, and the answers that follow fit.
@@ -284,7 +291,7 @@ class ToolRunner:
         call = item.call
         journal = self.ctx.journal if item.key else None
         durable = not tool.idempotent  # its start is committed before it runs: a kill never hides a run
-        arguments_json = _canonical(item.arguments or {})
+        arguments_json = item.arguments_json()
         if journal is not None and durable:
             try:
                 await journal.tool_started(item.key, call, arguments_json, durable=True)
@@ -329,7 +336,7 @@ class ToolRunner:
             duration,
             len(text),
             "" if status == "ok" else text,
-            item.arguments,
+            arguments_json,
         )
 
     def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
@@ -345,10 +352,10 @@ class ToolRunner:
         duration: float,
         chars: int,
         detail: str,
-        ran_with: Mapping[str, Any] | None = None,
+        ran_with: str | None = None,
     ) -> None:
         # The trace shows the arguments that ran (a person's edit included), else the model's text.
-        arguments = _canonical(ran_with) if ran_with is not None else call.raw_arguments
+        arguments = ran_with if ran_with is not None else call.raw_arguments
         redact = self.ctx.redact
         if redact is not None:
             arguments = redact(call.name, "arguments", arguments)
