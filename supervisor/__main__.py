@@ -64,9 +64,18 @@ def _notifier(path: str) -> Notify | None:
     return lambda approval_id, status: notify_decision(path, approval_id, status)
 
 
+def _shown(path: str) -> str:
+    """A store as messages may show it: a URL loses its password."""
+    from ._pg_schema import public_url
+
+    return public_url(path) if "://" in path else path
+
+
 def _open_file(path: str) -> SQLiteStore:
     from ._sqlite import SQLiteStore
 
+    if "://" in path:
+        raise StoreError(_shown(path), "this command reads a SQLite file")
     if not Path(path).is_file():  # listing never creates a store
         raise StoreError(path, "no such file")
     return SQLiteStore(path)
@@ -190,7 +199,7 @@ async def _resume(reader: Store, run_id: str, store: str, app: str, out: TextIO)
     record = await reader.load(run_id)
     await reader.aclose()
     if record is None:
-        raise RunNotFound(run_id, store)
+        raise RunNotFound(run_id, _shown(store))
     supervisor = factory(store)
     progress = Progress()  # on standard error: a live line on a terminal, plain lines elsewhere
     result: Any = None
@@ -247,13 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             reader = _open(args.store)  # a clear error for a missing or foreign file, before anything runs
             return asyncio.run(_resume(reader, args.run_id, args.store, args.app, sys.stdout))
         if args.command == "trace":
-            return asyncio.run(_trace(_open(args.store), args.run_id, args.store, args.json, sys.stdout))
+            shown = _shown(args.store)
+            return asyncio.run(_trace(_open(args.store), args.run_id, shown, args.json, sys.stdout))
         if args.command == "export":
             return asyncio.run(_export(_open_file(args.store), args.run_id, args.to, sys.stdout))
         if args.command == "approve":
             store = _open(args.store)
             return asyncio.run(_approve(store, args.run, args.watch, sys.stdout, _notifier(args.store)))
-        return asyncio.run(_runs(_open(args.store), args.store, sys.stdout))
+        return asyncio.run(_runs(_open(args.store), _shown(args.store), sys.stdout))
     except AgentError as error:  # a clear message and a non-zero exit, never a traceback
         sys.stderr.write(f"error: {error}\n")
         return 1

@@ -27,12 +27,16 @@ def add_commands(commands: Any) -> None:
     worker.add_argument(
         "--recover", action="append", default=[], help="a dead worker's executor id: take its runs over"
     )
+    worker.add_argument(
+        "--update-limits", action="store_true", help="set the queue's limits to these for every worker"
+    )
     submit = commands.add_parser("submit", help="add a run to the DBOS queue (needs .[dbos])")
     submit.add_argument("goal")
     submit.add_argument("--store", required=True, help="the PostgreSQL database, postgresql://...")
     submit.add_argument("--run-id", help="the run's id (submitting an id again runs it once)")
     submit.add_argument("--version", default="1", help="the app version to pin the run to")
     submit.add_argument("--wait", action="store_true", help="wait for the run to end and print its output")
+    submit.add_argument("--timeout", type=float, default=3600.0, help="with --wait: give up after SECONDS")
 
 
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -55,28 +59,41 @@ async def _worker(args: argparse.Namespace, out: TextIO) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):  # finish cleanly: runs in flight resume elsewhere
+    # Stop cleanly: the runs in flight are cancelled and recorded; they resume when this executor
+    # id starts again, or on a worker started with --recover it.
+    for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
     def ready() -> None:
         out.write(f"worker {args.executor} takes runs from {backend.queue} ({backend.url_shown})\n")
         out.flush()
 
-    await backend.serve(stop, recover=args.recover, ready=ready)
+    await backend.serve(stop, recover=args.recover, ready=ready, update_limits=args.update_limits)
     out.write(f"worker {args.executor} stopped\n")
     return 0
 
 
 async def _submit(args: argparse.Namespace, out: TextIO) -> int:
+    from tools.errors import AgentError, StoreError
+
     from .dbos import DBOSBackend
 
     backend = DBOSBackend(args.store, "", app_version=args.version)
+    run_id = args.run_id or ""
     try:
         run_id = await backend.submit(args.goal, run_id=args.run_id)
         out.write(f"{run_id}\n")
         if not args.wait:
             return 0
-        record = await backend.result(run_id)
+        record = await backend.result(run_id, timeout_s=args.timeout)
+    except TimeoutError:
+        sys.stderr.write(f"run {run_id} not ended after {args.timeout:g} s (is a worker up?)\n")
+        return 1
+    except AgentError:
+        raise
+    except Exception as error:  # the DBOS client's own errors: no worker ever set the database up
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StoreError(backend.url_shown, f"DBOS could not take the run: {first}") from None
     finally:
         await backend.aclose()
     if record.status != "succeeded":

@@ -46,8 +46,9 @@ async def claim(
     """Mark the run as running in `running` before the first await, then read what the store has
     of it: its record and journal, or `ResumeError` when another supervisor runs it.
 
-    `takeover`: an engine that hands each run to one live process (DBOS) has written the
-    previous owner off, so its mark is not checked (the store's compare-and-swap still is)."""
+    `takeover`: an engine that hands each run to one live process (DBOS) has written off a
+    previous owner on another host, which this process cannot ask; one on this host is still
+    asked, and the store's compare-and-swap still guards the claim."""
     if run_id in running:
         raise ResumeError(run_id, "it is already running in this process")
     if task is not None:
@@ -58,7 +59,7 @@ async def claim(
         record = await store.load(run_id)
         if record is None or record.status == "succeeded":
             return record, []
-        if record.status == "running" and not takeover and owner_alive(record, owner):
+        if record.status == "running" and owner_alive(record, owner, takeover):
             raise ResumeError(run_id, f"it is running in another process ({record.owner})")
         return record, await store.calls(run_id)
     except BaseException:
@@ -109,15 +110,15 @@ def take_up(
     return chosen
 
 
-def owner_alive(record: RunRecord, mine: str) -> bool:
+def owner_alive(record: RunRecord, mine: str, takeover: bool = False) -> bool:
     """Whether the supervisor that marked the run running may still be running it (`mine` is
-    the asking supervisor's owner string)."""
+    the asking supervisor's owner string; `takeover`: an owner on another host is written off)."""
     host, _, rest = (record.owner or "").partition(":")
     pid = rest.partition(":")[0]
     if not host or not pid.isdigit():
         return False  # written before runs had owners
     if host != socket.gethostname():
-        return time.time() - record.updated_at < _FOREIGN_LEASE_S
+        return not takeover and time.time() - record.updated_at < _FOREIGN_LEASE_S
     if int(pid) == os.getpid():
         # This process: another supervisor in it may run it; this one does not (not in `_running`).
         return record.owner != mine

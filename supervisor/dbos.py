@@ -63,11 +63,14 @@ async def notify_decision(url: str, approval_id: str, status: str) -> None:
     from dbos import DBOSClient
     from dbos._error import DBOSNonExistentWorkflowError
 
-    client = DBOSClient(system_database_url=url)
+    client = DBOSClient(system_database_url=url, lazy=True, retry_connection_errors=False)
     try:
-        await client.send_async(approval_workflow_id(approval_id), status, topic=_TOPIC)
+        async with asyncio.timeout(10):
+            await client.send_async(approval_workflow_id(approval_id), status, topic=_TOPIC)
     except DBOSNonExistentWorkflowError:
         pass
+    except Exception:  # best effort: the decision is in the store, which the run reads anyway
+        logging.getLogger(__name__).warning("could not send the decision on %s through DBOS", approval_id)
     finally:
         await asyncio.to_thread(client.destroy)
 
@@ -102,7 +105,9 @@ class DBOSBackend:
         poll_s: float = 0.2,
     ) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
-            raise ConfigurationError(f"DBOSBackend needs a PostgreSQL URL, got {url!r}")
+            from ._pg_schema import public_url
+
+            raise ConfigurationError(f"DBOSBackend needs a PostgreSQL URL, got {public_url(url)!r}")
         self.url = url
         self.app = app
         self.name = name
@@ -143,7 +148,10 @@ class DBOSBackend:
         except DBOSNonExistentWorkflowError:
             raise RunNotFound(run_id, self.url_shown) from None
         async with asyncio.timeout(timeout_s):
-            await handle.get_result(polling_interval_sec=self.poll_s)
+            try:
+                await handle.get_result(polling_interval_sec=self.poll_s)
+            except Exception:
+                pass
         return await self._record(run_id)
 
     async def status(self, run_id: str) -> str:
@@ -164,44 +172,103 @@ class DBOSBackend:
         *,
         recover: Sequence[str] = (),
         ready: Callable[[], object] | None = None,
+        update_limits: bool = False,
     ) -> None:
         """Launch DBOS in this process and run queued runs until `stop` is set.
 
-        `recover`: executor ids of dead workers whose unfinished runs this worker takes over.
-        `ready` is called once the worker takes runs.
+        `recover`: executor ids of dead workers whose unfinished runs this worker takes over
+        (refused while one of them is alive). `ready` is called once the worker takes runs.
+        The concurrency limits belong to the queue, not to one worker: the first worker sets
+        them, and a worker started with other limits is refused unless `update_limits`.
+        On stop, the runs in flight are cancelled; they resume when this executor id starts
+        again, or on a worker started with `recover=[this id]`.
         """
+        import dbos._dbos as dbos_module
         from dbos import DBOS
 
-        DBOS(config=self._config())
-        logging.getLogger("dbos").setLevel(logging.WARNING)
-        DBOS.workflow(name=_WORKFLOW)(self._workflow())
-        DBOS.workflow(name=_APPROVAL)(_approval_workflow)
+        if dbos_module._dbos_global_instance is not None and dbos_module._dbos_global_instance._launched:
+            raise ConfigurationError("DBOS is already running in this process: one worker per process")
+        supervisor = self._build()  # a wrong --app fails here, before any run is taken
+        lock = await self._executor_lock(self.executor_id, "this executor id is in use by a live worker")
         try:
-            DBOS.launch()  # takes up this executor id's unfinished runs first
-            await DBOS.register_queue_async(
-                self.queue,
-                worker_concurrency=self.worker_concurrency,
-                global_concurrency=self.global_concurrency,
-                polling_interval_sec=self.poll_s,
-            )
-            # Waiting for a person holds no run slot: approvals have a queue of their own.
-            await DBOS.register_queue_async(_APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
-            if recover:
-                await asyncio.to_thread(DBOS._recover_pending_workflows, list(recover))
-            if ready is not None:
-                ready()
-            await stop.wait()
+            DBOS(config=self._config())
+            logging.getLogger("dbos").setLevel(logging.WARNING)
+            DBOS.workflow(name=_WORKFLOW)(self._workflow())
+            DBOS.workflow(name=_APPROVAL)(_approval_workflow)
+            try:
+                DBOS.launch()  # takes up this executor id's unfinished runs first
+                await self._queues(update_limits)
+                for dead in recover:
+                    held = await self._executor_lock(dead, "it is alive and keeps its runs")
+                    try:
+                        await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
+                    finally:
+                        await held.close()
+                if ready is not None:
+                    ready()
+                await stop.wait()
+            finally:
+                await self._stop_runs(supervisor)
+                DBOS.destroy(workflow_completion_timeout_sec=0)
         finally:
-            DBOS.destroy(workflow_completion_timeout_sec=0)
-            if self._supervisor is not None:
-                await self._supervisor.aclose()
-                self._supervisor = None
+            await supervisor.aclose()
+            self._supervisor = None
+            await self.aclose()
+            await lock.close()
+
+    async def _queues(self, update_limits: bool) -> None:
+        from dbos import DBOS
+
+        queue = await DBOS.register_queue_async(
+            self.queue,
+            worker_concurrency=self.worker_concurrency,
+            global_concurrency=self.global_concurrency,
+            polling_interval_sec=self.poll_s,
+            on_conflict="always_update" if update_limits else "never_update",
+        )
+        held = (await queue.get_worker_concurrency_async(), await queue.get_global_concurrency_async())
+        if held != (self.worker_concurrency, self.global_concurrency):
+            raise ConfigurationError(
+                f"queue {self.queue!r} holds limits {held[0]} per worker and {held[1]} in all; "
+                f"this worker asked for {self.worker_concurrency} and {self.global_concurrency}. "
+                "The limits belong to the queue: start it with the same ones, or update them "
+                "for every worker with --update-limits"
+            )
+        # Waiting for a person holds no run slot: approvals have a queue of their own.
+        await DBOS.register_queue_async(_APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
+
+    async def _executor_lock(self, executor_id: str, refusal: str) -> Any:
+        """A connection holding the executor id's advisory lock, which PostgreSQL releases when
+        the process dies: a live executor id cannot be taken twice, or taken over."""
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=30)
+        key = f"foreman-executor:{self.name}:{executor_id}"
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))).fetchone()
+        if not (row and row[0]):
+            await conn.close()
+            raise ConfigurationError(f"executor {executor_id!r}: {refusal}")
+        return conn
+
+    @staticmethod
+    async def _stop_runs(supervisor: Supervisor) -> None:
+        """Cancel the runs in flight and wait for them to record where they stopped (bounded)."""
+        running = [task for task in supervisor._running.values() if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=10)
 
     def _workflow(self) -> Callable[[str, str], Any]:
         backend = self
 
         async def foreman_run(goal: str, run_id: str) -> str:
             supervisor = backend._build()
+            record = await supervisor._store.load(run_id)
+            if record is not None and record.status == "failed":
+                # It ended before DBOS recorded so (a crash in between): taken up again, it
+                # would run on. A run aborted by a stopping worker does resume.
+                return f"failed: {record.error}"
             try:
                 await supervisor._run(goal, None, run_id)
             except AgentError as error:  # the store has it; DBOS records the run as ended
@@ -225,6 +292,14 @@ class DBOSBackend:
                 except (ImportError, AttributeError) as exc:
                     raise ConfigurationError(f"app {self.app!r}: cannot import it ({exc})") from None
                 self._supervisor = factory(self.url)
+            from ._store import MemoryStore
+
+            store = self._supervisor._store
+            if isinstance(store, MemoryStore) or getattr(store, "path", None) is not None:
+                raise ConfigurationError(
+                    f"app {self.app!r}: its store must be the PostgreSQL database the runs are on "
+                    "(factory(store) should pass `store` on), or a taken-over run replays nothing"
+                )
             # DBOS hands a run to one live executor: the previous owner of a run it hands over
             # is dead or written off, even on another host that this process cannot ask.
             self._supervisor._takeover = True
@@ -238,12 +313,9 @@ class DBOSBackend:
     @property
     def url_shown(self) -> str:
         """The URL without its password, for messages."""
-        from urllib.parse import urlsplit
+        from ._pg_schema import public_url
 
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+        return public_url(self.url)
 
     def _config(self) -> Any:
         return {
@@ -258,7 +330,8 @@ class DBOSBackend:
         if self._client is None:
             from dbos import DBOSClient
 
-            self._client = DBOSClient(system_database_url=self.url, application_name=self.name)
+            # lazy: it connects on first use, inside the calls that run in threads
+            self._client = DBOSClient(system_database_url=self.url, application_name=self.name, lazy=True)
         return self._client
 
     async def _record(self, run_id: str) -> RunRecord:
@@ -313,9 +386,14 @@ class _MessageGate(StoreGate):
             "application_name": self.backend.name,
         }
         client = self.backend._dbos_client()
-        handle = await client.enqueue_async(options, record.approval_id, max(left, 0.0))  # once per id
         try:
-            async with asyncio.timeout(min(left, 5.0)):  # bounded: the store is read again after
+            handle = await client.enqueue_async(options, record.approval_id, max(left, 0.0))  # once per id
+        except Exception:  # DBOS unreachable: the decision is read from the store all the same
+            self._spent.add(record.approval_id)
+            await super().wait(record, left)
+            return
+        try:
+            async with asyncio.timeout(min(left, 1.0)):  # bounded: the store is read again after
                 await handle.get_result(polling_interval_sec=self.poll_s)
         except TimeoutError:
             return

@@ -162,7 +162,27 @@ async def test_the_queue_holds_its_limits_per_worker_and_across_workers(
                 await asyncio.sleep(0.05)
     finally:
         await backend.aclose()
-    assert peaks["all"] == 3 and peaks["w1"] <= 2 and peaks["w2"] <= 2, peaks
+    assert peaks.get("all") == 3 and peaks.get("w1", 0) <= 2 and peaks.get("w2", 0) <= 2, peaks
+
+
+def test_a_live_executor_id_cannot_be_started_twice_or_taken_over_and_limits_belong_to_the_queue(
+    workers: Workers,
+) -> None:
+    """Two live processes under one id would both run its runs (each tool twice); a worker asking
+    for other limits than the queue holds would silently change them for everyone."""
+    workers.start("w1")
+    command = [sys.executable, "-m", "supervisor", "worker", "--store", workers.url, "--app", APP]
+    for extra, refusal in [
+        (["--executor", "w1"], "in use by a live worker"),
+        (["--executor", "w2", "--concurrency", "4", "--recover", "w1"], "it is alive and keeps its runs"),
+        (["--executor", "w3", "--concurrency", "9"], "The limits belong to the queue"),
+        (["--executor", "w4", "--app", "tests.dbos_app:no_such_factory"], "cannot import it"),
+    ]:
+        done = subprocess.run(
+            [*command, *extra], cwd=ROOT, env=workers.env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1 and refusal in done.stderr, (extra, done.stdout, done.stderr)
+        assert "takes runs" not in done.stdout
 
 
 PAYER = "tests.dbos_app:make_payer_supervisor"
