@@ -2,8 +2,10 @@
 
 A throwaway PostgreSQL cluster (tests/pg.py), worker processes of tests/dbos_app.py (three desks,
 one tool call each: 8 model calls a run, at `latency_s` each), `runs` runs submitted at once;
-the time from the first submit to the last result. Also the CPU that one committed journal write
-costs on PostgreSQL, next to SQLite's (bench/memory_journal.py).
+the time from the first submit to the last result, and the workers' CPU per model call (DBOS,
+the journal and the framework together). Also the CPU that one committed journal write costs
+the client on PostgreSQL, next to SQLite's (bench/memory_journal.py). The cluster flushes
+every commit (fsync on), as a production server does.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def postgres_journal_write_ms(server: str, writers: int) -> float:
 
 def dbos_rows() -> list[tuple[str, float | None, float]]:
     """The DBOS rows of the bench table: (measure, goal, value)."""
-    with cluster() as server:
+    with cluster(durable=True) as server:
         if server is None:
             raise SystemExit("no PostgreSQL here: install postgresql or set FOREMAN_PG_URL")
         rows: list[tuple[str, float | None, float]] = []

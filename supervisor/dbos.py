@@ -38,41 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound
 
-from ._approvals import ApprovalRecord, StoreGate
+from ._approvals import StoreGate
+from ._dbos_approvals import APPROVAL, APPROVALS_QUEUE, MessageGate, approval_workflow, notify_decision
 
 if TYPE_CHECKING:
-    from ._store import RunRecord
+    from ._store import RunRecord, Store
     from ._supervisor import Supervisor
 
-__all__ = ["DBOSBackend"]
+__all__ = ["DBOSBackend", "notify_decision"]
 
 _WORKFLOW = "foreman_run"
-_APPROVAL = "foreman_approval"
-_APPROVALS_QUEUE = "foreman-approvals"
-_TOPIC = "decision"
-
-
-def approval_workflow_id(approval_id: str) -> str:
-    """The id of the DBOS workflow that waits for a person's decision on one approval."""
-    return f"approval-{approval_id}"
-
-
-async def notify_decision(url: str, approval_id: str, status: str) -> None:
-    """Send a decision taken in the store to the approval's DBOS workflow, which wakes the run
-    waiting on it; nothing when no run waits through DBOS (the run then reads the store)."""
-    from dbos import DBOSClient
-    from dbos._error import DBOSNonExistentWorkflowError
-
-    client = DBOSClient(system_database_url=url, lazy=True, retry_connection_errors=False)
-    try:
-        async with asyncio.timeout(10):
-            await client.send_async(approval_workflow_id(approval_id), status, topic=_TOPIC)
-    except DBOSNonExistentWorkflowError:
-        pass
-    except Exception:  # best effort: the decision is in the store, which the run reads anyway
-        logging.getLogger(__name__).warning("could not send the decision on %s through DBOS", approval_id)
-    finally:
-        await asyncio.to_thread(client.destroy)
 
 
 class DBOSBackend:
@@ -119,6 +94,7 @@ class DBOSBackend:
         self.poll_s = poll_s
         self._supervisor: Supervisor | None = None
         self._client: Any = None
+        self._reader: Store | None = None
 
     # --- submitting ---------------------------------------------------------------------------
 
@@ -194,7 +170,7 @@ class DBOSBackend:
             DBOS(config=self._config())
             logging.getLogger("dbos").setLevel(logging.WARNING)
             DBOS.workflow(name=_WORKFLOW)(self._workflow())
-            DBOS.workflow(name=_APPROVAL)(_approval_workflow)
+            DBOS.workflow(name=APPROVAL)(approval_workflow)
             try:
                 DBOS.launch()  # takes up this executor id's unfinished runs first
                 await self._queues(update_limits)
@@ -235,7 +211,7 @@ class DBOSBackend:
                 "for every worker with --update-limits"
             )
         # Waiting for a person holds no run slot: approvals have a queue of their own.
-        await DBOS.register_queue_async(_APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
+        await DBOS.register_queue_async(APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
 
     async def _executor_lock(self, executor_id: str, refusal: str) -> Any:
         """A connection holding the executor id's advisory lock, which PostgreSQL releases when
@@ -305,7 +281,7 @@ class DBOSBackend:
             self._supervisor._takeover = True
             gate = self._supervisor._gate
             if type(gate) is StoreGate:  # no approver given: wait on DBOS messages, not polls
-                self._supervisor._gate = _MessageGate(self, gate.store, gate.timeout_s)
+                self._supervisor._gate = MessageGate(self, gate.store, gate.timeout_s)
         return self._supervisor
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -335,69 +311,20 @@ class DBOSBackend:
         return self._client
 
     async def _record(self, run_id: str) -> RunRecord:
-        from ._store import open_store
+        if self._reader is None:  # one store for every result read: its connections are shared
+            from ._store import open_store
 
-        store = open_store(self.url)
-        try:
-            record = await store.load(run_id)
-        finally:
-            await store.aclose()
+            self._reader = open_store(self.url)
+        record = await self._reader.load(run_id)
         if record is None:
             raise RunNotFound(run_id, self.url_shown)
         return record
 
     async def aclose(self) -> None:
         """Close the submitting side's connections."""
+        if self._reader is not None:
+            await self._reader.aclose()
+            self._reader = None
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None
-
-
-async def _approval_workflow(approval_id: str, timeout_s: float) -> str | None:
-    """Wait for the decision message on one approval (None when none came in time).
-
-    One workflow per approval, keyed by its id, holding exactly one `recv`: a `recv` inside a
-    run's workflow would be identified by the order of the run's calls, and with workers asking
-    at once, a recovered run could receive the decision meant for another call."""
-    from dbos import DBOS
-
-    message = await DBOS.recv_async(_TOPIC, timeout_seconds=timeout_s)
-    return None if message is None else str(message)
-
-
-class _MessageGate(StoreGate):
-    """The store's approval queue, woken by DBOS messages: the store stays the one place a
-    decision is taken (once, by compare-and-swap); the message only says it was."""
-
-    def __init__(self, backend: DBOSBackend, store: Any, timeout_s: float) -> None:
-        super().__init__(store, timeout_s)
-        self.backend = backend
-        self._spent: set[str] = set()  # approvals whose workflow already ended: polled instead
-
-    async def wait(self, record: ApprovalRecord, left: float) -> None:
-        if record.approval_id in self._spent:
-            await super().wait(record, left)
-            return
-        options = {
-            "workflow_name": _APPROVAL,
-            "queue_name": _APPROVALS_QUEUE,
-            "workflow_id": approval_workflow_id(record.approval_id),
-            "app_version": self.backend.app_version,
-            "application_name": self.backend.name,
-        }
-        client = self.backend._dbos_client()
-        try:
-            handle = await client.enqueue_async(options, record.approval_id, max(left, 0.0))  # once per id
-        except Exception:  # DBOS unreachable: the decision is read from the store all the same
-            self._spent.add(record.approval_id)
-            await super().wait(record, left)
-            return
-        try:
-            async with asyncio.timeout(min(left, 1.0)):  # bounded: the store is read again after
-                await handle.get_result(polling_interval_sec=self.poll_s)
-        except TimeoutError:
-            return
-        self._spent.add(record.approval_id)
-
-    async def decided(self, approval_id: str, status: str) -> None:
-        await notify_decision(self.backend.url, approval_id, status)

@@ -34,8 +34,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def cluster() -> Iterator[str | None]:
-    """The URL of a PostgreSQL server (its `postgres` database), or None when there is none."""
+def cluster(*, durable: bool = False) -> Iterator[str | None]:
+    """The URL of a PostgreSQL server (its `postgres` database), or None when there is none.
+
+    `durable`: flush every commit to disk, as a production server does (the benchmarks); the
+    tests skip it for speed, since what they check does not depend on the disk."""
     given = os.environ.get("FOREMAN_PG_URL")
     if given:
         yield given
@@ -56,7 +59,8 @@ def cluster() -> Iterator[str | None]:
     subprocess.run(
         [*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], **quiet
     )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
+    flush = "" if durable else " -c fsync=off"
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}{flush} -c max_connections=300"
     log = os.path.join(folder, "server.log")
     subprocess.run([*as_user, pg_ctl, "-D", data, "-l", log, "-w", "-o", options, "start"], **quiet)
     try:
