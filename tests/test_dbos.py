@@ -252,3 +252,26 @@ async def test_an_approval_through_dbos_wakes_the_run_and_survives_its_worker_dy
         await backend.aclose()
     assert record_b.status == "succeeded", record_b.error
     assert _lines(effects) == ["paid 5", "paid 7"]
+
+
+async def test_a_worker_stopped_with_sigterm_records_its_runs_and_they_go_on_when_it_starts_again(
+    workers: Workers, postgres_url: str, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    workers.start("w1")
+    backend = DBOSBackend(postgres_url, APP)
+    try:
+        ids = [await backend.submit(f"stop-{i}", run_id=f"stop-{i}") for i in range(4)]
+        await _wait_for_effects(effects, 2, timeout_s=60)
+        process = workers.processes.pop("w1")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0  # a clean stop, bounded
+        stopped = [(await backend._record(run_id)).status for run_id in ids]
+        assert "running" not in stopped, stopped  # each run in flight recorded where it stopped
+        workers.start("w1")
+        records = [await backend.result(run_id, timeout_s=60) for run_id in ids]
+    finally:
+        await backend.aclose()
+    assert [r.status for r in records] == ["succeeded"] * 4, [(r.status, r.error) for r in records]
+    lines = _lines(effects)
+    assert sorted(lines) == sorted(f"stop-{i}/desk{d}" for i in range(4) for d in range(3)), lines
