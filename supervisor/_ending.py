@@ -7,6 +7,7 @@ last event; pending approvals the run left are closed so nobody decides a stale 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Literal
 
 from tools import serialize_result
@@ -16,9 +17,35 @@ from workers import RunContext, RunEvent, ToolGate
 from ._approvals import StoreGate, supersede_pending
 from ._calls import usage_data
 from ._result import RunResult
-from ._store import Store
+from ._store import RunRecord, Store
 
-__all__ = ["record_end"]
+__all__ = ["ActiveTime", "record_end"]
+
+
+class ActiveTime:
+    """How long the run has been running, summed over every process that ran it.
+
+    Kept with the run's usage at each checkpoint, so that `deadline_s` bounds the run's running
+    time as a whole: a run taken up after a crash gets what its deadline has left, not a new one
+    (the time no process ran it does not count)."""
+
+    __slots__ = ("before", "since")
+
+    def __init__(self, record: RunRecord | None) -> None:
+        spent = (record.usage or {}).get("active_s", 0.0) if record is not None else 0.0
+        self.before = float(spent) if isinstance(spent, int | float) else 0.0
+        self.since = time.monotonic()
+
+    def left(self, deadline_s: float | None) -> float | None:
+        """What the deadline leaves this process (None: no deadline)."""
+        return None if deadline_s is None else max(deadline_s - self.before, 0.0)
+
+    def usage(self, ctx: RunContext) -> dict[str, Any]:
+        """The run's usage for a checkpoint, its running time included."""
+        return {
+            **usage_data(ctx.usage.total),
+            "active_s": round(self.before + time.monotonic() - self.since, 3),
+        }
 
 
 Ended = Literal["succeeded", "failed", "aborted"]
@@ -37,10 +64,11 @@ async def record_end(
     outcome: RunResult | BaseException | None,
     ctx: RunContext,
     resumed: bool,
+    active: ActiveTime,
 ) -> None:
     """Emit the run's last event, then record its end (also when the sink raised)."""
     status = _status(outcome)
-    usage = usage_data(ctx.usage.total)
+    usage = active.usage(ctx)
     try:  # the user's sink may raise: the run's end is recorded all the same
         detail = str(outcome) if status != "succeeded" and outcome is not None else ""
         ctx.events.emit(RunEvent(run_id, status, None, detail))

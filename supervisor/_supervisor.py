@@ -52,14 +52,13 @@ from workers._hooks import as_gate
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
-from ._ending import record_end
+from ._ending import ActiveTime, record_end
 from ._execute import Execution, StepFailure
 from ._journal import (
     JournalSink,
     plan_data,
     step_record,
     stored_result,
-    usage_data,
 )
 from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
@@ -233,6 +232,7 @@ class Supervisor:
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
+        active = ActiveTime(record)
         try:
             plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
             started = RunRecord(
@@ -241,7 +241,7 @@ class Supervisor:
                 "running",
                 plan_data(plan, execution.version) if plan else None,
                 tuple(self.workers),
-                usage_data(ctx.usage.total),
+                active.usage(ctx),
                 owner=self._owner(),
             )
             if not await self._store.start(started, record):
@@ -250,9 +250,9 @@ class Supervisor:
             self._running.pop(run_id, None)
             raise
         execution.on_finished = lambda result: self._store.save_step(
-            run_id, step_record(result), usage_data(ctx.usage.total)
+            run_id, step_record(result), active.usage(ctx)
         )
-        deadline = asyncio.timeout(self.budget.deadline_s)
+        deadline = asyncio.timeout(active.left(self.budget.deadline_s))
         outcome: RunResult | BaseException | None = None
         try:
             ctx.events.emit(RunEvent(run_id, "started", goal))  # a sink that raises ends the run, recorded
@@ -286,7 +286,7 @@ class Supervisor:
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
             try:
-                await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None)
+                await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None, active)
             finally:
                 await ctx.aclose()
 

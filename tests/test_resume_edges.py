@@ -225,3 +225,36 @@ def test_each_event_loop_gets_its_own_bound_on_commits(tmp_path: Path) -> None:
     holder.execute("ROLLBACK")
     holder.close()
     assert took["a"] < 1.5 and took["b"] < 1.5  # neither waits for the file to be let go
+
+
+async def test_a_taken_up_run_gets_what_its_deadline_has_left_not_a_new_deadline(tmp_path: Path) -> None:
+    """deadline_s bounds a run's running time summed over every process that ran it: a run
+    stopped after 0.6 s of a 1.2 s deadline has 0.6 s left when taken up (the time no process
+    ran it does not count)."""
+
+    async def hang(request: ModelRequest) -> Any:
+        await asyncio.sleep(30)
+
+    class Slow(Worker):
+        """Never answers in time."""
+
+    store = tmp_path / "runs.db"
+    sup = Supervisor([Slow(model=FunctionModel(hang))], model=FunctionModel(hang), store=store)
+    sup.budget = Budget(deadline_s=1.2)
+    plan = Plan(steps=[Step("s", "Slow", "x")])
+    run = asyncio.create_task(sup.run_plan(plan, run_id="late"))
+    await asyncio.sleep(0.6)
+    sup.abort("late")
+    with pytest.raises(RunAborted):
+        await run
+    reader = SQLiteStore(store)
+    record = await reader.load("late")
+    await reader.aclose()
+    assert record is not None and 0.5 <= record.usage["active_s"] <= 1.0
+    await asyncio.sleep(1.0)  # stopped time: not counted
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded) as caught:
+        await sup.run_plan(plan, run_id="late")
+    took = time.monotonic() - started
+    assert caught.value.limit == "deadline_s" and 0.3 <= took <= 0.95, took
+    await sup.aclose()
