@@ -22,10 +22,14 @@ cannot be confused that way.
 
 A worker that dies leaves its runs PENDING under its executor id. Started again with the same
 `executor_id`, it takes them up at launch; if it will not come back, another worker takes them
-over with `recover=[dead ids]` (`python -m supervisor worker --recover ID`). Give every live
-worker its own executor id: two live processes sharing one would both run the same runs. Runs are
-pinned to `app_version`: change it when a code change alters what a run does (its workers, their
-tools or outputs), and keep workers of the old version up until their runs end.
+over with `recover=[dead ids]` (`python -m supervisor worker --recover ID`). While a worker
+lives, it holds a PostgreSQL advisory lock on its executor id, released by the server when the
+process dies: a second process under a live id, or a takeover of a live id, is refused (either
+would run the same runs twice, side effects included). The concurrency limits belong to the
+queue: the first worker sets them and a worker asking for others is refused, unless it is told
+to update them for all. Runs are pinned to `app_version`: change it when a code change alters
+what a run does (its workers, their tools or outputs), and keep workers of the old version up
+until their runs end.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ class DBOSBackend:
         async with asyncio.timeout(timeout_s):
             try:
                 await handle.get_result(polling_interval_sec=self.poll_s)
-            except Exception:
+            except Exception:  # a bug raised inside the run: its record says how it ended
                 pass
         return await self._record(run_id)
 
