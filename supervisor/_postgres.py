@@ -13,6 +13,7 @@ with `supervisor`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sqlite3
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import ConfigurationError, RunNotFound, StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
-from ._calls import CallRecord, call_from_json, call_json
-from ._journal import event_json
+from ._calls import CallRecord, call_from_json
 from ._pg_schema import APPROVAL, CALL, EVENT, RUN, STEP, Statements, check_schema_name, prepare, public_url
 from ._pg_writer import PgWriter
+from ._rows import call_item, call_row, event_row, run_from_row
 from ._store import RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
@@ -183,18 +184,19 @@ class PostgresStore:
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Buffer trace events; written with the next commit, serialised when it is built."""
         for event, at in events:
-            self._writer.buffer(self._sql.event, _event_row, (run_id, event, at))
+            self._writer.buffer(self._sql.event, event_row, (run_id, event, at))
 
     def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
         """Buffer a journaled call, committed with the next checkpoint; with `now`, queue it (and
         what is buffered) at once."""
-        self._writer.buffer(self._sql.call, _call_item, (run_id, record, time.time()))
+        self._writer.buffer(self._sql.call, call_item, (run_id, record, time.time()))
         if now:
             self._writer.flush()
 
     async def save_call(self, run_id: str, record: CallRecord) -> None:
         """Write a journaled call (and what was buffered before it); committed when this returns."""
-        await self._writer.commit(self._sql.call, _Call(run_id, record, time.time()))
+        # encoded when its batch is built
+        await self._writer.commit(self._sql.call, functools.partial(call_row, run_id, record, time.time()))
 
     async def commit_calls(self) -> None:
         """Commit the journaled calls buffered so far."""
@@ -255,12 +257,12 @@ class PostgresStore:
             f"SELECT {STEP} FROM {self._s}.steps WHERE run_id = %s ORDER BY finished_at", (run_id,)
         )
         steps = {r[1]: StepRecord(r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in step_rows}
-        return _run(rows[0], steps)
+        return run_from_row(rows[0], steps)
 
     async def runs(self) -> list[RunRecord]:
         """Every run, newest first (without their steps)."""
         rows = await self._read(self._sql.runs + " ORDER BY created_at DESC")
-        return [_run(row, {}) for row in rows]
+        return [run_from_row(row, {}) for row in rows]
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
@@ -301,47 +303,6 @@ class PostgresStore:
             reader, self._reader, self._loop = self._reader, None, None
             if reader is not None:
                 await reader.close()
-
-
-class _Call:
-    """The row of an awaited journal record, encoded when its batch is built."""
-
-    __slots__ = ("run_id", "record", "at")
-
-    def __init__(self, run_id: str, record: CallRecord, at: float) -> None:
-        self.run_id, self.record, self.at = run_id, record, at
-
-    def __call__(self) -> tuple[Any, ...]:
-        return _call_item((self.run_id, self.record, self.at))
-
-
-def _call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
-    run_id, record, at = item
-    kind, body = call_json(record.value)
-    return (run_id, record.key, kind, body, at)
-
-
-def _event_row(item: tuple[str, Any, float]) -> tuple[Any, ...]:
-    run_id, event, at = item
-    return (run_id, event.kind, at, event_json(event))
-
-
-def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
-    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner = row
-    return RunRecord(
-        run_id=run_id,
-        goal=goal,
-        status=status,
-        plan=json.loads(plan) if plan else None,
-        workers=tuple(json.loads(workers)),
-        usage=json.loads(usage),
-        output_json=output,
-        error=error,
-        steps=steps,
-        created_at=created,
-        updated_at=updated,
-        owner=owner,
-    )
 
 
 # What an export copies: each table, its columns (named as in the SQLite file), in order.

@@ -22,8 +22,8 @@ from typing import Any
 from tools.errors import RunNotFound, StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
-from ._calls import CallRecord, call_from_json, call_json
-from ._journal import event_json
+from ._calls import CallRecord, call_from_json
+from ._rows import call_item, call_row, event_row, run_from_row
 from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 from ._store import RunRecord, RunStatus, StepRecord
 from ._writer import Writer
@@ -157,18 +157,18 @@ class SQLiteStore:
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Buffer trace events; they go to the writer thread in batches, serialised there."""
         for event, at in events:
-            self._writer.buffer(_EVENT_SQL, _event_row, (run_id, event, at))
+            self._writer.buffer(_EVENT_SQL, event_row, (run_id, event, at))
 
     def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
         """Buffer a journaled call, encoded in the writer thread and committed with the next
         checkpoint; with `now`, hand it (and what is buffered) to the writer at once."""
-        self._writer.buffer(_CALL_SQL, _call_item, (run_id, record, time.time()))
+        self._writer.buffer(_CALL_SQL, call_item, (run_id, record, time.time()))
         if now:
             self._writer.flush()
 
     async def save_call(self, run_id: str, record: CallRecord) -> None:
         """Write a journaled call (and what was buffered before it); committed when this returns."""
-        await self._writer.commit(_CALL_SQL, functools.partial(_call_row, run_id, record, time.time()))
+        await self._writer.commit(_CALL_SQL, functools.partial(call_row, run_id, record, time.time()))
 
     async def commit_calls(self) -> None:
         """Commit the journaled calls buffered so far."""
@@ -210,12 +210,12 @@ class SQLiteStore:
             )
             for r in step_rows
         }
-        return _run(rows[0], steps)
+        return run_from_row(rows[0], steps)
 
     async def runs(self) -> list[RunRecord]:
         """Every run, newest first (without their steps)."""
         rows = await asyncio.to_thread(self._read, "SELECT * FROM runs ORDER BY created_at DESC", ())
-        return [_run(row, {}) for row in rows]
+        return [run_from_row(row, {}) for row in rows]
 
     async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]:
         """The trace events of a run, in order."""
@@ -291,20 +291,6 @@ class SQLiteStore:
                 self._reader = None
 
 
-def _event_row(item: tuple[str, Any, float]) -> tuple[Any, ...]:
-    run_id, event, at = item
-    return (run_id, event.kind, at, event_json(event))
-
-
-def _call_row(run_id: str, record: CallRecord, at: float) -> tuple[Any, ...]:
-    kind, body = call_json(record.value)
-    return (run_id, record.key, kind, body, at)
-
-
-def _call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
-    return _call_row(*item)
-
-
 _COPIES = (
     "INSERT INTO dest.runs SELECT * FROM main.runs WHERE run_id = ?",
     "INSERT INTO dest.steps SELECT * FROM main.steps WHERE run_id = ?",
@@ -329,21 +315,3 @@ def _copy_run(source: Path, to: Path, run_id: str) -> None:
         db.execute("COMMIT")
     finally:
         db.close()
-
-
-def _run(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
-    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner = row
-    return RunRecord(
-        run_id=run_id,
-        goal=goal,
-        status=status,
-        plan=json.loads(plan) if plan else None,
-        workers=tuple(json.loads(workers)),
-        usage=json.loads(usage),
-        output_json=output,
-        error=error,
-        steps=steps,
-        created_at=created,
-        updated_at=updated,
-        owner=owner,
-    )
