@@ -297,10 +297,14 @@ asyncio.run(main())
 """
 
 
-def test_a_process_killed_between_steps_resumes_and_repeats_no_finished_step(tmp_path: Path) -> None:
-    side, db = tmp_path / "side_effects.txt", tmp_path / "runs.db"
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_process_killed_between_steps_resumes_and_repeats_no_finished_step(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    side = tmp_path / "side_effects.txt"
+    db = str(tmp_path / "runs.db") if kind == "sqlite" else request.getfixturevalue("postgres_url")
     script = tmp_path / "child.py"
-    script.write_text(textwrap.dedent(CHILD.format(root=str(ROOT), side=str(side), db=str(db))))
+    script.write_text(textwrap.dedent(CHILD.format(root=str(ROOT), side=str(side), db=db)))
     killed = subprocess.run(
         [sys.executable, str(script)], env={**os.environ, "KILL": "1"}, capture_output=True, timeout=60
     )

@@ -6,18 +6,16 @@ is committed when the call returns; the writes of concurrent runs share commits;
 on one loaded run only one wins, and of two processes deciding one approval only one does; a
 schema that is not ours, or is newer, is refused and nothing is written; every wait is bounded
 and every error names the store without its password; a whole run resumes after a stop, and
-the command line lists and traces it as it does from SQLite.
+the command line lists and traces it as it does from SQLite. A process killed between steps is
+tested for both stores in tests/test_store.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from supervisor._pg_schema import SCHEMA_VERSION, public_url
 from supervisor._postgres import PostgresStore
 from supervisor._sqlite import SQLiteStore
 from supervisor._store import RunRecord, StepRecord, open_store
-from tests import test_store, test_trace
+from tests import test_trace
 from tests.test_store import PLAN, Checker, Verdict, Writer
 from tools.errors import ConfigurationError, StoreError
 from workers import ApprovalRequest, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolRecord, Usage
@@ -423,30 +421,6 @@ async def test_an_aborted_run_keeps_its_finished_steps_and_is_taken_up_again(
         store=postgres_url,
     ) as again:
         assert (await again.run_plan(PLAN, run_id="r5")).output == "finished later"
-
-
-def test_a_process_killed_between_steps_resumes_and_repeats_no_finished_step(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    side = tmp_path / "side_effects.txt"
-    script = tmp_path / "child.py"
-    script.write_text(
-        textwrap.dedent(test_store.CHILD.format(root=str(ROOT), side=str(side), db=postgres_url))
-    )
-    killed = subprocess.run(
-        [sys.executable, str(script)], env={**os.environ, "KILL": "1"}, capture_output=True, timeout=60
-    )
-    assert killed.returncode == -signal.SIGKILL
-    assert side.read_text().split() == ["first", "second"]
-    resumed = subprocess.run(
-        [sys.executable, str(script)],
-        env={**os.environ, "KILL": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.strip() == "ok" and side.read_text().split() == ["first", "second", "boom"]
 
 
 async def test_the_runs_and_trace_commands_print_the_same_as_from_sqlite(
