@@ -14,16 +14,15 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.memory_journal import journal_write_ms
 from supervisor.dbos import DBOSBackend
+from tests.dbos_app import start_worker, worker_env
 from tests.pg import cluster, fresh_database
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.dbos_app:make_supervisor"
 
 __all__ = ["dbos_rows"]
@@ -32,30 +31,10 @@ __all__ = ["dbos_rows"]
 def _workers(
     url: str, count: int, concurrency: int, latency_s: float, effects: str
 ) -> list[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "FOREMAN_EFFECTS": effects,
-        "FOREMAN_LATENCY_S": str(latency_s),
-        "PYTHONPATH": str(ROOT),
-    }
-    processes = []
-    for i in range(count):
-        command = [sys.executable, "-m", "supervisor", "worker", "--store", url, "--app", APP]
-        log = Path(effects).with_name(f"w{i}.log")
-        with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the worker
-            process = subprocess.Popen(
-                [*command, "--executor", f"w{i}", "--concurrency", str(concurrency)],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(process)
-        deadline = time.monotonic() + 60
-        while "takes runs" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.05)
-    return processes
+    env = worker_env(effects, latency_s)
+    log = Path(effects).parent
+    args = ("--concurrency", str(concurrency))
+    return [start_worker(url, APP, f"w{i}", args, env, log / f"w{i}.log") for i in range(count)]
 
 
 async def _throughput(url: str, runs: int) -> float:

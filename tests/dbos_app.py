@@ -5,12 +5,17 @@ a line appended to the file named by FOREMAN_EFFECTS), then answer. The models a
 `workers.testing` function models that take FOREMAN_LATENCY_S seconds per call, so a worker can
 be killed mid-run.
 `make_payer_supervisor`: one risky payment a run, which waits for a person's approval.
+`start_worker` starts a worker process on one of them, for the tests and the bench.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from supervisor import Supervisor
 from tools import tool
@@ -90,3 +95,35 @@ async def _payer_model(request: ModelRequest) -> object:
 def make_payer_supervisor(store: str) -> Supervisor:
     model = FunctionModel(_payer_model)
     return Supervisor([Payer(model=model)], model=model, store=store, approval_timeout_s=120)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env(effects: Path | str, latency_s: float) -> dict[str, str]:
+    """The environment of a worker process: where side effects go, the model's latency."""
+    return {
+        **os.environ,
+        "FOREMAN_EFFECTS": str(effects),
+        "FOREMAN_LATENCY_S": str(latency_s),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def start_worker(
+    url: str, app: str, executor: str, args: list[str] | tuple[str, ...], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """Start `python -m supervisor worker` and wait (60 s at most) until it takes runs.
+
+    Its output goes to `log`: a file, not a pipe, which a worker would stall on once full."""
+    command = [sys.executable, "-m", "supervisor", "worker", "--store", url, "--app", app]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--executor", executor, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while "takes runs" not in log.read_text():
+        assert process.poll() is None, f"worker {executor} exited: {log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, f"worker {executor} did not start: {log.read_text()[-2000:]}"
+        time.sleep(0.05)
+    return process

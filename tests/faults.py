@@ -28,7 +28,7 @@ from typing import Any
 
 from tests.provider_server import Answer
 
-__all__ = ["FAULTS", "SimulatedProvider"]
+__all__ = ["DESK_PLAN", "FAULTS", "SimulatedProvider"]
 
 FAULTS = (
     "rate_limit",
@@ -42,6 +42,14 @@ FAULTS = (
     "too_long",
 )
 OUTPUT_TOOL = "final_result"
+# The plan of the fault and soak runs: three desks (Desk0..Desk2), each checking its part at once.
+DESK_PLAN = {
+    "reasoning": "each desk checks its part",
+    "steps": [
+        {"id": f"s{i}", "worker": f"Desk{i}", "input": f"part {i}", "depends_on": [], "reason": "its desk"}
+        for i in range(3)
+    ],
+}
 
 
 @dataclass

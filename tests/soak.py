@@ -21,20 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor import AgentError, BreakerSettings, Budget, CircuitBreakers, Supervisor
-from tests.faults import SimulatedProvider
+from tests.faults import DESK_PLAN, SimulatedProvider
 from tests.provider_server import ProviderServer
 from tools import tool
 from workers import AnthropicModel, RetryPolicy, Worker
 
 __all__ = ["SoakReport", "soak"]
-
-PLAN = {
-    "reasoning": "each desk checks its part",
-    "steps": [
-        {"id": f"s{i}", "worker": f"Desk{i}", "input": f"part {i}", "depends_on": [], "reason": "its desk"}
-        for i in range(3)
-    ],
-}
 
 
 @tool(idempotent=True)
@@ -83,7 +75,7 @@ async def soak(
 ) -> SoakReport:
     report = SoakReport()
     simulated = SimulatedProvider(
-        plan=PLAN, tool_args={"lookup": {"key": "k"}}, rate=rate, seed=seed, slow_s=3.5
+        plan=DESK_PLAN, tool_args={"lookup": {"key": "k"}}, rate=rate, seed=seed, slow_s=3.5
     )
     server = ProviderServer(responder=simulated).start()
     model = AnthropicModel(

@@ -12,7 +12,6 @@ in a file) may happen twice.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -26,8 +25,8 @@ import pexpect
 import pytest
 
 from supervisor.dbos import DBOSBackend
+from tests.dbos_app import ROOT, start_worker, worker_env
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.dbos_app:make_supervisor"
 RUNS = 20
 
@@ -38,32 +37,14 @@ class Workers:
     def __init__(self, url: str, effects: Path) -> None:
         self.url = url
         self.logs = effects.parent
-        self.env = {
-            **os.environ,
-            "FOREMAN_EFFECTS": str(effects),
-            "FOREMAN_LATENCY_S": "0.3",
-            "PYTHONPATH": str(ROOT),
-        }
+        self.env = worker_env(effects, 0.3)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, executor: str, *extra: str, app: str = APP) -> None:
         """Start a worker and wait (bounded) until it takes runs; its output goes to a log file."""
-        command = [sys.executable, "-m", "supervisor", "worker", "--store", self.url, "--app", app]
         log = self.logs / f"{executor}-{len(self.processes)}-{time.monotonic_ns()}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [*command, "--executor", executor, *(extra or ("--concurrency", "4"))],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes[executor] = process
-        deadline = time.monotonic() + 60
-        while "takes runs" not in log.read_text():
-            assert process.poll() is None, f"worker {executor} exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"worker {executor} did not start: {log.read_text()[-2000:]}"
-            time.sleep(0.05)
+        args = extra or ("--concurrency", "4")
+        self.processes[executor] = start_worker(self.url, app, executor, args, self.env, log)
 
     def kill(self, executor: str) -> None:
         process = self.processes.pop(executor)

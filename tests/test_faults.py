@@ -18,20 +18,13 @@ from typing import Any
 import pytest
 
 from supervisor import AgentError, Budget, Supervisor
-from tests.faults import FAULTS, SimulatedProvider
+from tests.faults import DESK_PLAN, FAULTS, SimulatedProvider
 from tests.provider_server import ProviderServer
 from tools import tool
 from workers import AnthropicModel, Model, OpenAIModel, RetryPolicy, Worker
 
 KEY = "sk-fault-injection-key"
 BUDGET = Budget(max_usd=0.05, max_tokens=60_000, deadline_s=20)
-PLAN = {
-    "reasoning": "each desk checks its part",
-    "steps": [
-        {"id": f"s{i}", "worker": f"Desk{i}", "input": f"part {i}", "depends_on": [], "reason": "its desk"}
-        for i in range(3)
-    ],
-}
 
 
 @tool
@@ -56,7 +49,7 @@ APIS = {
 
 @pytest.fixture
 async def provider() -> AsyncIterator[tuple[ProviderServer, SimulatedProvider]]:
-    simulated = SimulatedProvider(plan=PLAN, tool_args={"lookup": {"key": "k"}}, slow_s=0.8)
+    simulated = SimulatedProvider(plan=DESK_PLAN, tool_args={"lookup": {"key": "k"}}, slow_s=0.8)
     server = ProviderServer(responder=simulated).start()
     yield server, simulated
     for model in server.opened:
