@@ -256,3 +256,45 @@ async def test_a_worker_stopped_with_sigterm_records_its_runs_and_they_go_on_whe
     assert [r.status for r in records] == ["succeeded"] * 4, [(r.status, r.error) for r in records]
     lines = _lines(effects)
     assert sorted(lines) == sorted(f"stop-{i}/desk{d}" for i in range(4) for d in range(3)), lines
+
+
+def test_bad_input_to_the_dbos_side_gets_typed_errors_without_a_password(postgres_url: str) -> None:
+    from supervisor import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        DBOSBackend("postgresql+psycopg://user:S3CRET@127.0.0.1/db", APP)
+    assert "S3CRET" not in str(caught.value)
+    secret = postgres_url.replace("postgres@", "postgres:S3CRET@")  # trust auth: any password works
+    # No worker ever set the database up: submitting says so, as a store error, in one line.
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", "submit", "a goal", "--store", secret],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert "S3CRET" not in done.stderr and "S3CRET" not in done.stdout
+    exported = subprocess.run(
+        [sys.executable, "-m", "supervisor", "export", "r", "--store", secret, "--to", "x.db"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exported.returncode == 1 and "reads a SQLite file" in exported.stderr
+    assert "S3CRET" not in exported.stderr
+
+
+async def test_an_id_never_submitted_is_run_not_found(workers: Workers, postgres_url: str) -> None:
+    from supervisor import RunNotFound
+
+    workers.start("w1")  # the database is set up; the id is simply unknown
+    backend = DBOSBackend(postgres_url, APP)
+    try:
+        for ask in (backend.result, backend.status):
+            with pytest.raises(RunNotFound) as caught:
+                await ask("no-such-run")
+            assert caught.value.run_id == "no-such-run"
+    finally:
+        await backend.aclose()
