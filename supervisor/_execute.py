@@ -31,7 +31,7 @@ from tools.errors import (
     ToolInterrupted,
     WorkerInputError,
 )
-from workers import Handoff, HandoffEvent, RunContext, StepEvent, Usage, Worker
+from workers import Handoff, HandoffEvent, RunContext, StepEvent, UsageSum, Worker
 
 from ._calls import RunJournal
 from ._plan import Plan, Step
@@ -131,7 +131,17 @@ class Execution:
             try:
                 if recorded is not None:  # resumed: this attempt failed before; it fails the same way
                     raise RecordedFailure(recorded.error_type, recorded.message, run_id=self.ctx.run_id)
-                result = await self._run_with_handoffs(step, attempt)
+                # The step's worker, then each worker it hands the task to, awaited here rather
+                # than in a helper coroutine: a thousand runs in flight hold a frame less a step.
+                chain = _Chain(self.workers[step.worker], step.input)
+                upstream = {dep: self.done[dep].output for dep in step.depends_on}
+                while True:
+                    ctx = self.scoped(f"{self.version}/{step.id}.{attempt}/{len(chain.handoffs)}")
+                    result = await chain.worker.run(chain.task, context=ctx, upstream=upstream)
+                    chain.usage.add(result.usage)
+                    if result.handoff is None:
+                        break
+                    self._follow(step, chain, result.handoff)
             except _FATAL:
                 raise
             except AgentError as error:
@@ -142,9 +152,10 @@ class Execution:
                     return StepFailure(step, step.worker, attempt, error)
                 self.ctx.events.emit(StepEvent(step.id, step.worker, "retrying", attempt, str(error)))
                 continue
-            self.ctx.events.emit(StepEvent(step.id, result.worker, "finished", attempt))
+            worker = chain.worker.name
+            self.ctx.events.emit(StepEvent(step.id, worker, "finished", attempt))
             return StepResult(
-                result.step, result.worker, result.output, result.usage, attempt, result.handoffs
+                step.id, worker, result.output, chain.usage.value(), attempt, tuple(chain.handoffs)
             )
 
     def scoped(self, scope: str) -> RunContext:
@@ -153,32 +164,24 @@ class Execution:
             return self.ctx
         return self.ctx.at(scope)
 
-    async def _run_with_handoffs(self, step: Step, attempt: int) -> StepResult:
-        worker, task = self.workers[step.worker], step.input
-        upstream = {dep: self.done[dep].output for dep in step.depends_on}
-        usage, chain, handoffs = Usage(), [worker.name], list[Handoff]()
-        seen = {(worker.name, _canonical(task))}
-        while True:
-            ctx = self.scoped(f"{self.version}/{step.id}.{attempt}/{len(handoffs)}")
-            result = await worker.run(task, context=ctx, upstream=upstream)
-            usage = usage + result.usage
-            handoff = result.handoff
-            if handoff is None:
-                return StepResult(step.id, worker.name, result.output, usage, 1, tuple(handoffs))
-            self.ctx.events.emit(HandoffEvent(step.id, handoff.source, handoff.target, handoff.reason))
-            target = self._check_handoff(worker, handoff)
-            self.handoffs += 1
-            chain.append(target.name)
-            if self.handoffs > self.max_handoffs:
-                raise HandoffLoop(chain, f"more than {self.max_handoffs} handoffs", run_id=self.ctx.run_id)
-            key = (target.name, _canonical(handoff.input))
-            if key in seen:
-                raise HandoffLoop(
-                    chain, f"{target.name} was handed the same task again", run_id=self.ctx.run_id
-                )
-            seen.add(key)
-            handoffs.append(handoff)
-            worker, task = target, handoff.input
+    def _follow(self, step: Step, chain: _Chain, handoff: Handoff) -> None:
+        """Hand the step's task over: check the handoff and the chain's bounds, then move on."""
+        self.ctx.events.emit(HandoffEvent(step.id, handoff.source, handoff.target, handoff.reason))
+        if chain.seen is None:
+            chain.seen = {(chain.worker.name, _canonical(chain.task))}
+        target = self._check_handoff(chain.worker, handoff)
+        self.handoffs += 1
+        chain.names.append(target.name)
+        if self.handoffs > self.max_handoffs:
+            raise HandoffLoop(chain.names, f"more than {self.max_handoffs} handoffs", run_id=self.ctx.run_id)
+        key = (target.name, _canonical(handoff.input))
+        if key in chain.seen:
+            raise HandoffLoop(
+                chain.names, f"{target.name} was handed the same task again", run_id=self.ctx.run_id
+            )
+        chain.seen.add(key)
+        chain.handoffs.append(handoff)
+        chain.worker, chain.task = target, handoff.input
 
     def _check_handoff(self, source: Worker, handoff: Handoff) -> Worker:
         """The target of a handoff, after checking it is allowed and its input validates."""
@@ -195,6 +198,19 @@ class Execution:
                 source.name, handoff.target, f"payload rejected: {exc}", run_id=run_id
             ) from exc
         return target
+
+
+class _Chain:
+    """One attempt at a step: the worker that has the task now, and the handoffs that led there."""
+
+    __slots__ = ("worker", "task", "usage", "names", "handoffs", "seen")
+
+    def __init__(self, worker: Worker, task: object) -> None:
+        self.worker, self.task = worker, task
+        self.usage = UsageSum()
+        self.names = [worker.name]
+        self.handoffs: list[Handoff] = []
+        self.seen: set[tuple[str, str]] | None = None  # (worker, task) pairs, from the first handoff on
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

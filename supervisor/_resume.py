@@ -102,8 +102,8 @@ def take_up(
     ctx.journal = execution.journal = RunJournal(store, run_id, calls, strict=strict, redact=ctx.redact)
     # Every recorded call was paid for, replayed or not.
     used, by_worker = spent(calls)
-    ctx.usage.total = used = used or usage_from(record.usage)
-    ctx.usage.by_worker.update(by_worker)
+    used = used or usage_from(record.usage)
+    ctx.usage.restore(used, by_worker)
     if isinstance(ctx.guard, BudgetGuard):  # the budget is for the whole run, not each resumption
         ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
         ctx.guard.spent_usd = used.known_cost_usd

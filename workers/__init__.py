@@ -75,7 +75,7 @@ from ._replay import CallJournal, ToolRecord
 from ._resolve import model_id, resolve_model
 from ._retry import Breaker, Breakers, RetryPolicy, call_model
 from ._tokens import estimate_prompt_tokens, estimate_tokens, worst_case_prompt_tokens
-from ._usage import Usage, UsageLedger
+from ._usage import Usage, UsageLedger, UsageSum
 from ._worker import Worker, WorkerResult
 
 __all__ = [
@@ -156,6 +156,7 @@ __all__ = [
     "UnknownToolError",
     "Usage",
     "UsageLedger",
+    "UsageSum",
     "UserMessage",
     "Worker",
     "WorkerError",

@@ -34,7 +34,7 @@ from ._output import OutputPlan, repair_prompt
 from ._resolve import model_id
 from ._tokens import estimate_prompt_tokens
 from ._toolcalls import ToolRunner
-from ._usage import Usage
+from ._usage import UsageSum
 from ._window import context_window, prompt_too_long
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class _Turns:
         self.worker, self.cls, self.ctx, self.plan = worker, cls, ctx, plan
         self.name = worker.name
         self.messages: list[Message] = [UserMessage.of(task)]
-        self.usage = Usage()
+        self.usage = UsageSum()
         self.output_failures = 0
         self.truncations = 0
         self.max_tokens = cls.max_tokens
@@ -71,26 +71,7 @@ class _Turns:
         self.full = False  # the provider said the window was full: compact before the next call
         self.unsaved = False  # its response is recorded but not yet committed
         self.call_ids: set[str] = set()  # every tool call id of the conversation
-        self.handoffs = handoff_tools(self.name, tuple(cls.handoffs), ctx.workers)
-        clash = sorted(set(self.handoffs) & set(cls._plan.tools))
-        if clash:
-            raise ConfigurationError(
-                f"worker {self.name}: tool {clash[0]!r} has the name of a handoff action"
-            )
-        handoff_specs = tuple(
-            ToolSpec(t.name, t.description, t.parameters) for _, t in self.handoffs.values()
-        )
-        tools = cls._plan.specs + handoff_specs + ((plan.tool,) if plan.tool is not None else ())
-        system = "\n\n".join(p for p in (cls.instructions, plan.instructions) if p)
-        self.base = ModelRequest(
-            messages=(),
-            system=system,
-            tools=tools,
-            tool_choice="required" if plan.mode == "tool" else "auto",
-            output=plan.spec,
-            max_tokens=cls.max_tokens,
-            temperature=cls.temperature,
-        )
+        self.handoffs, self.base = _template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,
             cls._plan.tools,
@@ -106,13 +87,13 @@ class _Turns:
             self.key = key = f"{self.ctx.scope}/{self.name}/{turn}"
             recorded = journal.response(key)
             if recorded is not None:  # a resumed run: the run's total already counts this call
-                self.usage = self.usage + recorded.usage
+                self.usage.add(recorded.usage)
                 return recorded
         refused = 0
         while True:  # bounded: a prompt refused as too long is compacted harder, at most twice
             await self._fit(mid, refused)
             try:
-                response = await self._send(model, mid)
+                response = await self.ctx.call(model, mid, self._request(), worker=self.name)
             except ProviderError as error:
                 if self.fitter is None or not prompt_too_long(error):
                     raise
@@ -130,7 +111,7 @@ class _Turns:
             # A turn of tool calls commits its response with its first tool start (or at its end).
             self.unsaved = self._runs_tools(response)
             await journal.save_response(self.key, response, durable=not self.unsaved)
-        self.usage = self.usage + response.usage
+        self.usage.add(response.usage)
         self.ctx.usage.record(self.name, response.usage)
         return response
 
@@ -155,7 +136,7 @@ class _Turns:
             refused, self.full = max(refused, 1), False
         if refused or over:
             self.messages = await fitter.fit(self.messages, mid, self.max_tokens, refused)
-            self.usage = self.usage + fitter.take_usage()  # the summaries this worker asked for
+            self.usage.add(fitter.take_usage())  # the summaries this worker asked for
 
     def _request(self) -> ModelRequest:
         base = self.base  # built field by field: dataclasses.replace costs more than the rest of a turn
@@ -168,9 +149,6 @@ class _Turns:
             max_tokens=self.max_tokens,
             temperature=base.temperature,
         )
-
-    async def _send(self, model: Any, mid: str) -> ModelResponse:
-        return await self.ctx.call(model, mid, self._request(), worker=self.name)
 
     async def handle(self, response: ModelResponse) -> _Finished | None:
         """Take one response: the output when it is one, else extend the conversation."""
@@ -319,6 +297,40 @@ class _Turns:
             self.messages.append(UserMessage.of(text))
 
 
+def _template(
+    cls: type[Worker], plan: OutputPlan, workers: Mapping[str, Any]
+) -> tuple[dict[str, tuple[str, Any]], ModelRequest]:
+    """A worker's handoff actions and the request every turn starts from.
+
+    The same for every run of the class with this output plan and these settings, so it is
+    built once; handoffs named by string depend on the run's workers and are built each time.
+    """
+    key = (plan, cls.instructions, cls.max_tokens, cls.temperature, tuple(cls.handoffs))
+    cached = cls._plan.bases.get(key)
+    if cached is not None:
+        return cached
+    name = cls.__name__
+    handoffs = handoff_tools(name, tuple(cls.handoffs), workers)
+    clash = sorted(set(handoffs) & set(cls._plan.tools))
+    if clash:
+        raise ConfigurationError(f"worker {name}: tool {clash[0]!r} has the name of a handoff action")
+    handoff_specs = tuple(ToolSpec(t.name, t.description, t.parameters) for _, t in handoffs.values())
+    tools = cls._plan.specs + handoff_specs + ((plan.tool,) if plan.tool is not None else ())
+    system = "\n\n".join(p for p in (cls.instructions, plan.instructions) if p)
+    base = ModelRequest(
+        messages=(),
+        system=system,
+        tools=tools,
+        tool_choice="required" if plan.mode == "tool" else "auto",
+        output=plan.spec,
+        max_tokens=cls.max_tokens,
+        temperature=cls.temperature,
+    )
+    if not any(isinstance(target, str) for target in cls.handoffs):
+        cls._plan.bases[key] = (handoffs, base)
+    return handoffs, base
+
+
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -351,7 +363,7 @@ async def run_loop(
         if turns.fitter is not None:
             turns.fitter.key = f"{ctx.scope}/{worker.name}/0" if ctx.journal is not None else ""
             text = await turns.fitter.fit_task(text, upstream_text, cls.max_tokens)
-            turns.usage = turns.usage + turns.fitter.take_usage()
+            turns.usage.add(turns.fitter.take_usage())
         else:
             text = f"{text}\n\n{upstream_text}"
         turns.messages = [UserMessage.of(text)]
@@ -359,6 +371,6 @@ async def run_loop(
     for turn in range(1, max_turns + 1):
         finished = await turns.handle(await turns.call(model, mid, turn))
         if finished is not None:
-            messages = tuple(turns.messages)
-            return WorkerResult(worker.name, finished.output, turns.usage, turn, messages, finished.handoff)
+            usage, messages = turns.usage.value(), tuple(turns.messages)
+            return WorkerResult(worker.name, finished.output, usage, turn, messages, finished.handoff)
     raise MaxTurnsExceeded(worker.name, max_turns, turns.last_calls)

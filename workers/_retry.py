@@ -19,7 +19,7 @@ from tools.errors import ProviderConnectionError, ProviderError, ProviderRateLim
 
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._model import Model, ModelRequest, ModelResponse
-from ._ratelimit import RateLimits
+from ._ratelimit import ModelLimiter, RateLimits
 from ._resolve import model_id
 from ._tokens import estimate_tokens
 
@@ -100,24 +100,6 @@ def _emit_call(events: EventSink, mid: str, response: ModelResponse, worker: str
     events.emit(event)
 
 
-async def _send(model: Model, request: ModelRequest, remaining_s: float, attempt: int) -> ModelResponse:
-    """One attempt, cut off when the retry policy's total time runs out."""
-    deadline = asyncio.timeout(max(remaining_s, 0.0))
-    try:
-        async with deadline:
-            return await model.request(request)
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        raise ProviderConnectionError(
-            "no answer within the retry policy's max_total_s",
-            provider=model.provider,
-            model=model.name,
-            timeout=True,
-            attempts=attempt,
-        ) from None
-
-
 def _retry_delay(error: ProviderError, attempt: int, policy: RetryPolicy, elapsed: float) -> float | None:
     """How long to wait before sending again, or None when the error must stand."""
     if not error.retryable or attempt >= policy.max_attempts:
@@ -126,6 +108,46 @@ def _retry_delay(error: ProviderError, attempt: int, policy: RetryPolicy, elapse
     if delay > policy.max_delay_s or elapsed + delay > policy.max_total_s:
         return None
     return delay
+
+
+def _failed(
+    error: ProviderError,
+    breaker: Breaker | None,
+    limiter: ModelLimiter | None,
+    reserved: int,
+    events: EventSink,
+    mid: str,
+    latency_s: float,
+) -> None:
+    """Tell the breaker and the limiter that an attempt failed."""
+    if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health
+        # A 429 is a healthy provider pacing us (the limits and retry-after handle it):
+        # it ends a run of failures rather than adding to one.
+        state = getattr(breaker, "state", None)
+        breaker.record(not isinstance(error, ProviderRateLimited), latency_s)
+        _changed(events, mid, breaker, state)
+    if limiter is not None:
+        limiter.settle(reserved, 0)
+        limiter.observe(None, error.retry_after_s)
+
+
+def _succeeded(
+    response: ModelResponse,
+    breaker: Breaker | None,
+    limiter: ModelLimiter | None,
+    reserved: int,
+    events: EventSink,
+    mid: str,
+    latency_s: float,
+) -> None:
+    """Tell the breaker and the limiter that an attempt was answered."""
+    if breaker is not None:
+        state = getattr(breaker, "state", None)
+        breaker.record(False, latency_s)
+        _changed(events, mid, breaker, state)
+    if limiter is not None:
+        limiter.settle(reserved, response.usage.input_tokens + response.usage.output_tokens)
+        limiter.observe(response.rate_limit)
 
 
 async def call_model(
@@ -167,32 +189,33 @@ async def call_model(
             if waited > 0.001:
                 events.emit(RateLimitWaitEvent(mid, waited, "rate limit"))
         sent = time.monotonic()
+        # The attempt is cut off when the policy's total time runs out (awaited here, not in a
+        # helper coroutine: a thousand runs in flight hold one frame less each).
+        deadline = asyncio.timeout(max(policy.max_total_s - (sent - started), 0.0))
         try:
-            response = await _send(model, request, policy.max_total_s - (sent - started), attempt)
+            try:
+                async with deadline:
+                    response = await model.request(request)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise ProviderConnectionError(
+                    "no answer within the retry policy's max_total_s",
+                    provider=model.provider,
+                    model=model.name,
+                    timeout=True,
+                    attempts=attempt,
+                ) from None
         except ProviderError as error:
             error.attempts = attempt
-            if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health
-                # A 429 is a healthy provider pacing us (the limits and retry-after handle it):
-                # it ends a run of failures rather than adding to one.
-                state = getattr(breaker, "state", None)
-                breaker.record(not isinstance(error, ProviderRateLimited), time.monotonic() - sent)
-                _changed(events, mid, breaker, state)
-            if limiter is not None:
-                limiter.settle(reserved, 0)
-                limiter.observe(None, error.retry_after_s)
+            _failed(error, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
             delay = _retry_delay(error, attempt, policy, time.monotonic() - started)
             if delay is None:
                 raise
             events.emit(ModelRetryEvent(mid, attempt, delay, str(error), error.status_code))
             await sleep(delay)
             continue
-        if breaker is not None:
-            state = getattr(breaker, "state", None)
-            breaker.record(False, time.monotonic() - sent)
-            _changed(events, mid, breaker, state)
-        if limiter is not None:
-            limiter.settle(reserved, response.usage.input_tokens + response.usage.output_tokens)
-            limiter.observe(response.rate_limit)
+        _succeeded(response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
         if attempt > 1:
             response = replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
         _emit_call(events, mid, response, worker, scope)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,16 +83,19 @@ def _timed_out(tool: Tool) -> str:
 
 
 def _streaks(
-    counter: Counter[str], prepared: Sequence[_Prepared], status: ToolStatus
+    counts: dict[tuple[str, str], int], prepared: Sequence[_Prepared], status: ToolStatus
 ) -> dict[str, _Prepared]:
     """Count, per tool, the turns in a row with a call of this status (a turn without one resets
-    it); the calls of this turn with it, by tool."""
+    it) under (status, tool) in `counts`; the calls of this turn with it, by tool."""
     hit = {i.call.name: i for i in prepared if i.status == status}
+    if not hit and not counts:  # the common turn: nothing failed now or before
+        return hit
     for name in {i.call.name for i in prepared if i.tool is not None}:
+        key = (status, name)
         if name in hit:
-            counter[name] += 1
+            counts[key] = counts.get(key, 0) + 1
         else:
-            counter.pop(name, None)
+            counts.pop(key, None)
     return hit
 
 
@@ -120,10 +122,10 @@ class ToolRunner:
         self.repairs = repairs
         self.loop_limit = loop_limit
         self.max_result_chars = max_result_chars
-        self._invalid: Counter[str] = Counter()  # consecutive turns with invalid arguments, per tool
-        self._timeouts: Counter[str] = Counter()
+        # Turns in a row with invalid arguments ("invalid", tool) or a timeout ("timeout", tool).
+        self._streak: dict[tuple[str, str], int] = {}
         self._unknown = 0
-        self._seen: Counter[tuple[str, str]] = Counter()
+        self._seen: dict[tuple[str, str], int] = {}  # calls per (tool, canonical arguments)
         self._unsaved = False
 
     async def run_turn(
@@ -189,9 +191,9 @@ class ToolRunner:
             return item
         item.kwargs, item.arguments = kwargs, arguments
         key = (call.name, item.arguments_json())
-        self._seen[key] += 1
-        if self._seen[key] >= self.loop_limit:
-            raise LoopDetected(self.worker, call.name, key[1], self._seen[key])
+        seen = self._seen[key] = self._seen.get(key, 0) + 1
+        if seen >= self.loop_limit:
+            raise LoopDetected(self.worker, call.name, key[1], seen)
         return item
 
     def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
@@ -223,10 +225,11 @@ class ToolRunner:
 
     def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
         """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
-        for name, item in _streaks(self._invalid, prepared, "invalid").items():
-            if self._invalid[name] > self.repairs:
+        for name, item in _streaks(self._streak, prepared, "invalid").items():
+            streak = self._streak[("invalid", name)]
+            if streak > self.repairs:
                 raw = item.call.raw_arguments
-                raise ToolArgumentsError(name, item.issues, attempts=self._invalid[name], raw_arguments=raw)
+                raise ToolArgumentsError(name, item.issues, attempts=streak, raw_arguments=raw)
         unknown = [i.call.name for i in prepared if i.status == "unknown"]
         self._unknown = self._unknown + 1 if unknown else 0
         if self._unknown > self.repairs:
@@ -234,10 +237,10 @@ class ToolRunner:
 
     def _count_timeouts(self, prepared: Sequence[_Prepared]) -> None:
         """A tool that keeps timing out, turn after turn, ends the worker."""
-        for name, item in _streaks(self._timeouts, prepared, "timeout").items():
-            tool = item.tool
-            if self._timeouts[name] > self.repairs and tool is not None and tool.timeout_s is not None:
-                raise ToolTimeoutError(name, tool.timeout_s, attempts=self._timeouts[name])
+        for name, item in _streaks(self._streak, prepared, "timeout").items():
+            tool, streak = item.tool, self._streak[("timeout", name)]
+            if streak > self.repairs and tool is not None and tool.timeout_s is not None:
+                raise ToolTimeoutError(name, tool.timeout_s, attempts=streak)
 
     async def _approve(self, item: _Prepared, tool: Tool, reason: str) -> None:
         call = item.call

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["Usage", "UsageLedger"]
+__all__ = ["Usage", "UsageLedger", "UsageSum"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +62,75 @@ class Usage:
         )
 
 
-@dataclass(slots=True)
+class UsageSum:
+    """A running sum of usage, added to in place.
+
+    `Usage` is immutable, and re-making one for every addition cost more than the rest of the
+    bookkeeping of a model call; sums grow here and are frozen into a `Usage` when read.
+    """
+
+    __slots__ = ("_in", "_out", "_cache_read", "_cache_write", "_requests", "_retries", "_cost", "_unpriced")
+
+    def __init__(self, start: Usage | None = None) -> None:
+        self._in = self._out = self._cache_read = self._cache_write = 0
+        self._requests = self._retries = self._unpriced = 0
+        self._cost = 0.0
+        if start is not None:
+            self.add(start)
+
+    def add(self, usage: Usage) -> None:
+        """Add one call's usage (or another sum's value)."""
+        self._in += usage.input_tokens
+        self._out += usage.output_tokens
+        self._cache_read += usage.cache_read_tokens
+        self._cache_write += usage.cache_write_tokens
+        self._requests += usage.requests
+        self._retries += usage.retries
+        self._cost += usage.known_cost_usd
+        self._unpriced += usage.unpriced_requests
+
+    def value(self) -> Usage:
+        """The sum so far, as a `Usage`."""
+        return Usage(
+            self._in,
+            self._out,
+            self._cache_read,
+            self._cache_write,
+            self._requests,
+            self._retries,
+            self._cost,
+            self._unpriced,
+        )
+
+
 class UsageLedger:
     """Usage summed per worker and for the whole run; owned by one run, never shared."""
 
-    by_worker: dict[str, Usage] = field(default_factory=dict)
-    total: Usage = field(default_factory=Usage)
+    __slots__ = ("_by_worker", "_total")
+
+    def __init__(self) -> None:
+        self._by_worker: dict[str, UsageSum] = {}
+        self._total = UsageSum()
+
+    @property
+    def total(self) -> Usage:
+        """The run's usage so far."""
+        return self._total.value()
+
+    @property
+    def by_worker(self) -> dict[str, Usage]:
+        """Each worker's usage so far (a copy)."""
+        return {name: total.value() for name, total in self._by_worker.items()}
 
     def record(self, worker: str, usage: Usage) -> None:
         """Add one call's usage to its worker's sum and to the run's total."""
-        self.by_worker[worker] = self.by_worker.get(worker, _ZERO) + usage
-        self.total = self.total + usage
+        own = self._by_worker.get(worker)
+        if own is None:
+            own = self._by_worker[worker] = UsageSum()
+        own.add(usage)
+        self._total.add(usage)
 
-
-_ZERO = Usage()
+    def restore(self, total: Usage, by_worker: dict[str, Usage]) -> None:
+        """Start from what a run had spent before it stopped (a resumed run)."""
+        self._total = UsageSum(total)
+        self._by_worker = {name: UsageSum(usage) for name, usage in by_worker.items()}

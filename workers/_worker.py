@@ -69,6 +69,8 @@ class _Plan:
     specs: tuple[ToolSpec, ...]
     output: OutputPlan | None  # None until the model is known, when output_mode is "auto"
     by_mode: dict[OutputMode, OutputPlan] = dataclasses.field(default_factory=dict)  # "auto", once per mode
+    # The handoff actions and base request of a run, once per output plan and settings (see _loop).
+    bases: dict[tuple[Any, ...], tuple[Any, Any]] = dataclasses.field(default_factory=dict)
 
 
 class Worker:
