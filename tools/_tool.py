@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
+from ._fastcheck import compile_check
 from ._schema import ArgumentModel, function_schema, json_path
 from .errors import ToolDefinitionError, excerpt
 
@@ -75,6 +76,7 @@ class Tool:
         "function",
         "_arguments",
         "_validator",
+        "_accepts",
         "_is_async",
     )
 
@@ -107,6 +109,7 @@ class Tool:
         self.function = function
         self._arguments = arguments
         self._validator: Any = None
+        self._accepts: Callable[[object], bool] | None = None  # see _fastcheck
         self._is_async = inspect.iscoroutinefunction(function)
 
     @property
@@ -159,6 +162,9 @@ class Tool:
             from jsonschema import Draft202012Validator
 
             self._validator = Draft202012Validator(self.parameters)
+            self._accepts = compile_check(self.parameters)
+        if self._accepts is not None and self._accepts(arguments):  # the common case, decided fast
+            return []
         found: list[ArgumentIssue] = []
         errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
         for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
