@@ -30,6 +30,7 @@ from tools.errors import (
 )
 from workers import (
     Approver,
+    Deadlines,
     Decision,
     Event,
     EventSink,
@@ -155,6 +156,7 @@ class Supervisor:
         self._events: EventSink = as_sink(events) if events is not None else NullSink()
         # State changes reach each run's own sink (its trace too), from the call that caused them.
         self._breakers = breakers or CircuitBreakers()
+        self._deadlines = Deadlines()  # one timer per event loop for the long bounds of every run
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._aborts: dict[str, str] = {}
         self._planner: type[Worker] | None = None
@@ -343,6 +345,7 @@ class Supervisor:
             max_turns=self.budget.max_turns_per_worker,
             workers=self.workers,
             redact=self._redact,
+            deadlines=self._deadlines,
         )
         prices: dict[str, Any] = {}
         for spec in [self.model, *(w.model_spec for w in self.workers.values())]:

@@ -35,6 +35,7 @@ from tools.errors import (
 
 from ._anthropic import AnthropicModel
 from ._context import Redactor, RunContext
+from ._deadlines import Deadlines
 from ._events import (
     ApprovalEvent,
     BreakerEvent,
@@ -79,6 +80,7 @@ from ._usage import Usage, UsageLedger, UsageSum
 from ._worker import Worker, WorkerResult
 
 __all__ = [
+    "Deadlines",
     "BUILTIN_PRICES",
     "AgentError",
     "AnthropicModel",

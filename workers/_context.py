@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._deadlines import Deadlines
 from ._events import EventSink, NullSink
 from ._hooks import DenyAllGate, ModelCallGuard, NoGuard, ToolGate
 from ._model import Model, ModelRequest, ModelResponse
@@ -45,6 +46,8 @@ class RunContext:
         redact: Rewrites tool arguments and results before events and traces show them (the
             journal keeps the values resume needs).
         calibration: Real tokens per estimated token, per model, learnt from each call.
+        deadlines: Keeps the long bounds of model calls (the retry policy's total time) on one
+            timer per event loop; share one object between contexts to share the timer.
     """
 
     run_id: str | None = None
@@ -62,6 +65,7 @@ class RunContext:
     scope: str = ""
     redact: Redactor | None = None
     calibration: Calibration = field(default_factory=Calibration)
+    deadlines: Deadlines = field(default_factory=Deadlines)
     _models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def at(self, scope: str) -> RunContext:
@@ -101,6 +105,7 @@ class RunContext:
                 breakers=self.breakers,
                 worker=worker,
                 scope=self.scope,
+                deadlines=self.deadlines,
             )
         except BaseException:
             self.guard.after_model_call(name, mid, request, None)  # the reservation is released

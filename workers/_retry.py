@@ -17,6 +17,7 @@ from typing import Protocol
 
 from tools.errors import ProviderConnectionError, ProviderError, ProviderRateLimited
 
+from ._deadlines import Deadlines
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._model import Model, ModelRequest, ModelResponse
 from ._ratelimit import ModelLimiter, RateLimits
@@ -161,10 +162,12 @@ async def call_model(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     worker: str = "",
     scope: str = "",
+    deadlines: Deadlines | None = None,
 ) -> ModelResponse:
     """Send `request` to `model` through the rate limiter, retrying as `policy` allows.
 
     The response's usage counts every attempt (`requests`) and the retries among them.
+    `deadlines` keeps the policy's total-time bound on a shared timer (see `Deadlines`).
 
     Raises:
         ProviderError: the last error, with `attempts` set, when it was not retryable or the
@@ -191,7 +194,8 @@ async def call_model(
         sent = time.monotonic()
         # The attempt is cut off when the policy's total time runs out (awaited here, not in a
         # helper coroutine: a thousand runs in flight hold one frame less each).
-        deadline = asyncio.timeout(max(policy.max_total_s - (sent - started), 0.0))
+        left = max(policy.max_total_s - (sent - started), 0.0)
+        deadline = asyncio.timeout(left) if deadlines is None else deadlines.bound(left)
         try:
             try:
                 async with deadline:
