@@ -11,6 +11,7 @@ the caller to re-plan or give up. Nothing finished is lost.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from tools.errors import (
     ToolInterrupted,
     WorkerInputError,
 )
-from workers import Handoff, HandoffEvent, RunContext, StepEvent, UsageSum, Worker
+from workers import Handoff, HandoffEvent, RunContext, StepEvent, UsageSum, Worker, WorkerResult
 
 from ._calls import RunJournal
 from ._plan import Plan, Step
@@ -90,38 +91,38 @@ class Execution:
         self.version = 0  # the plan's version: 1 for the first plan, one more for each re-plan
         self.journal: RunJournal | None = None
         self.on_finished: Callable[[StepResult], Awaitable[None]] | None = None  # the step checkpoint
+        self._pending: dict[str, Step] = {}  # the current plan's steps not started yet
+        self._failure: StepFailure | None = None  # the current plan's first failed step
+        self._group: asyncio.TaskGroup | None = None
 
     async def run(self, plan: Plan) -> StepFailure | None:
-        """Run the steps of `plan` not yet done; the first failure, or None when all finished."""
-        pending = {s.id: s for s in plan.steps if s.id not in self.done}
-        running: dict[asyncio.Task[StepResult | StepFailure], Step] = {}
-        failure: StepFailure | None = None
+        """Run the steps of `plan` not yet done; the first failure, or None when all finished.
+
+        A step starts as soon as its dependencies are done: each finishing step starts the
+        steps it was the last dependency of, so no task waits on the others in between.
+        """
+        self._pending = {s.id: s for s in plan.steps if s.id not in self.done}
+        self._failure = None
         try:
             async with asyncio.TaskGroup() as group:
-                while pending or running:
-                    if failure is None:
-                        for step in [
-                            s for s in pending.values() if all(d in self.done for d in s.depends_on)
-                        ]:
-                            del pending[step.id]
-                            running[group.create_task(self._run_step(step))] = step
-                    if not running:
-                        break
-                    finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in finished:
-                        step = running.pop(task)
-                        outcome = task.result()
-                        if isinstance(outcome, StepResult):
-                            self.done[step.id] = outcome
-                            if self.on_finished is not None:
-                                await self.on_finished(outcome)
-                        elif failure is None:
-                            failure = outcome
+                self._group = group
+                self._start_ready()
         except BaseExceptionGroup as group_error:
             raise _first(group_error) from None
-        return failure
+        finally:
+            self._group = None
+        return self._failure
 
-    async def _run_step(self, step: Step) -> StepResult | StepFailure:
+    def _start_ready(self) -> None:
+        """Start every pending step whose dependencies are done (none after a failure)."""
+        group = self._group
+        if self._failure is not None or group is None:
+            return
+        for step in [s for s in self._pending.values() if all(d in self.done for d in s.depends_on)]:
+            del self._pending[step.id]
+            group.create_task(self._run_step(step))
+
+    async def _run_step(self, step: Step) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -135,13 +136,12 @@ class Execution:
                 # than in a helper coroutine: a thousand runs in flight hold a frame less a step.
                 chain = _Chain(self.workers[step.worker], step.input)
                 upstream = {dep: self.done[dep].output for dep in step.depends_on}
-                while True:
-                    ctx = self.scoped(f"{self.version}/{step.id}.{attempt}/{len(chain.handoffs)}")
+                for hops in itertools.count():  # bounded: _follow raises past max_handoffs
+                    ctx = self.scoped(f"{self.version}/{step.id}.{attempt}/{hops}")
                     result = await chain.worker.run(chain.task, context=ctx, upstream=upstream)
-                    chain.usage.add(result.usage)
                     if result.handoff is None:
                         break
-                    self._follow(step, chain, result.handoff)
+                    self._follow(step, chain, result)
             except _FATAL:
                 raise
             except AgentError as error:
@@ -149,14 +149,22 @@ class Execution:
                     self.journal.record_failure(key, error)
                 if attempt > self.step_retries:
                     self.ctx.events.emit(StepEvent(step.id, step.worker, "failed", attempt, str(error)))
-                    return StepFailure(step, step.worker, attempt, error)
+                    if self._failure is None:
+                        self._failure = StepFailure(step, step.worker, attempt, error)
+                    return
                 self.ctx.events.emit(StepEvent(step.id, step.worker, "retrying", attempt, str(error)))
                 continue
             worker = chain.worker.name
             self.ctx.events.emit(StepEvent(step.id, worker, "finished", attempt))
-            return StepResult(
-                step.id, worker, result.output, chain.usage.value(), attempt, tuple(chain.handoffs)
-            )
+            usage, handoffs, trail = result.usage, tuple[Handoff, ...](), chain.trail
+            if trail is not None:  # handed over: every worker of the chain counts
+                trail.usage.add(usage)
+                usage, handoffs = trail.usage.value(), tuple(trail.handoffs)
+            done = self.done[step.id] = StepResult(step.id, worker, result.output, usage, attempt, handoffs)
+            if self.on_finished is not None:
+                await self.on_finished(done)
+            self._start_ready()
+            return
 
     def scoped(self, scope: str) -> RunContext:
         """The run's context for one place in the run, so the journal keys its calls there."""
@@ -164,23 +172,27 @@ class Execution:
             return self.ctx
         return self.ctx.at(scope)
 
-    def _follow(self, step: Step, chain: _Chain, handoff: Handoff) -> None:
+    def _follow(self, step: Step, chain: _Chain, result: WorkerResult) -> None:
         """Hand the step's task over: check the handoff and the chain's bounds, then move on."""
+        handoff = result.handoff
+        assert handoff is not None
         self.ctx.events.emit(HandoffEvent(step.id, handoff.source, handoff.target, handoff.reason))
-        if chain.seen is None:
-            chain.seen = {(chain.worker.name, _canonical(chain.task))}
+        trail = chain.trail
+        if trail is None:
+            trail = chain.trail = _Trail(chain.worker, chain.task)
+        trail.usage.add(result.usage)
         target = self._check_handoff(chain.worker, handoff)
         self.handoffs += 1
-        chain.names.append(target.name)
+        trail.names.append(target.name)
         if self.handoffs > self.max_handoffs:
-            raise HandoffLoop(chain.names, f"more than {self.max_handoffs} handoffs", run_id=self.ctx.run_id)
+            raise HandoffLoop(trail.names, f"more than {self.max_handoffs} handoffs", run_id=self.ctx.run_id)
         key = (target.name, _canonical(handoff.input))
-        if key in chain.seen:
+        if key in trail.seen:
             raise HandoffLoop(
-                chain.names, f"{target.name} was handed the same task again", run_id=self.ctx.run_id
+                trail.names, f"{target.name} was handed the same task again", run_id=self.ctx.run_id
             )
-        chain.seen.add(key)
-        chain.handoffs.append(handoff)
+        trail.seen.add(key)
+        trail.handoffs.append(handoff)
         chain.worker, chain.task = target, handoff.input
 
     def _check_handoff(self, source: Worker, handoff: Handoff) -> Worker:
@@ -201,16 +213,26 @@ class Execution:
 
 
 class _Chain:
-    """One attempt at a step: the worker that has the task now, and the handoffs that led there."""
+    """One attempt at a step: the worker that has the task now, and the handoffs that led there
+    (kept from the first handoff on: most steps have none)."""
 
-    __slots__ = ("worker", "task", "usage", "names", "handoffs", "seen")
+    __slots__ = ("worker", "task", "trail")
 
     def __init__(self, worker: Worker, task: object) -> None:
         self.worker, self.task = worker, task
-        self.usage = UsageSum()
+        self.trail: _Trail | None = None
+
+
+class _Trail:
+    """The handoffs of one step attempt: who had the task, with what, and what they used."""
+
+    __slots__ = ("usage", "names", "handoffs", "seen")
+
+    def __init__(self, worker: Worker, task: object) -> None:
+        self.usage = UsageSum()  # the usage of the workers that handed the task over
         self.names = [worker.name]
         self.handoffs: list[Handoff] = []
-        self.seen: set[tuple[str, str]] | None = None  # (worker, task) pairs, from the first handoff on
+        self.seen = {(worker.name, _canonical(task))}  # (worker, task) pairs
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
