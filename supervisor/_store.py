@@ -125,7 +125,7 @@ class MemoryStore:
     keeps_events = False
 
     def __init__(self) -> None:
-        self._runs: dict[str, RunRecord] = {}
+        self._runs: dict[str, _Run] = {}
         self._approvals: dict[str, ApprovalRecord] = {}
         self._calls: dict[str, dict[str, CallRecord]] = {}
 
@@ -189,27 +189,29 @@ class MemoryStore:
 
     async def load(self, run_id: str) -> RunRecord | None:
         """The run with this id, or None."""
-        return self._runs.get(run_id)
+        run = self._runs.get(run_id)
+        return run.record() if run is not None else None
 
     async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
         """Record a new run, or take up `previous`, keeping its steps and creation time."""
         old = self._runs.get(run.run_id)
-        if old is not previous:  # created or taken by someone else since it was loaded
+        old_record = old.record() if old is not None else None
+        if old_record is not previous:  # created or taken by someone else since it was loaded
             return False
-        self._runs[run.run_id] = replace(
-            run, steps=old.steps if old else run.steps, created_at=old.created_at if old else run.created_at
-        )
+        if old_record is not None:
+            run = replace(run, steps=old_record.steps, created_at=old_record.created_at)
+        self._runs[run.run_id] = _Run(run)
         return True
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
         """Record the plan."""
-        self._runs[run_id] = replace(self._runs[run_id], plan=dict(plan), updated_at=time.time())
+        self._runs[run_id].change(plan=dict(plan))
 
     async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
         """Record a finished step."""
         run = self._runs[run_id]
-        steps = {**run.steps, step.step_id: step}
-        self._runs[run_id] = replace(run, steps=steps, usage=dict(usage), updated_at=time.time())
+        run.steps[step.step_id] = step
+        run.change(usage=dict(usage))
 
     async def finish(
         self,
@@ -220,27 +222,45 @@ class MemoryStore:
         error: str | None,
     ) -> None:
         """Record how the run ended."""
-        run = self._runs[run_id]
         if status == "succeeded":  # nothing left to resume: the calls are not needed any more
             self._calls.pop(run_id, None)
-        self._runs[run_id] = replace(
-            run,
-            status=status,
-            usage=dict(usage),
-            output_json=output_json,
-            error=error,
-            updated_at=time.time(),
-        )
+        self._runs[run_id].change(status=status, usage=dict(usage), output_json=output_json, error=error)
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Drop the events: an in-memory run has no trace to keep them for."""
 
     async def runs(self) -> list[RunRecord]:
         """Every run, newest first."""
-        return sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
+        return sorted((r.record() for r in self._runs.values()), key=lambda r: r.created_at, reverse=True)
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class _Run:
+    """A run in memory: its record as started, and what changed since.
+
+    A record is rebuilt only when read (a resume, a listing), not on every step: re-making a
+    frozen record of a dozen fields per checkpoint cost more than the rest of the checkpoint.
+    """
+
+    __slots__ = ("base", "changes", "steps", "snapshot")
+
+    def __init__(self, base: RunRecord) -> None:
+        self.base = base
+        self.changes: dict[str, Any] = {}
+        self.steps = dict(base.steps)
+        self.snapshot: RunRecord | None = base
+
+    def change(self, **fields: Any) -> None:
+        self.changes.update(fields, updated_at=time.time())
+        self.snapshot = None
+
+    def record(self) -> RunRecord:
+        """The run as it stands (the same object until it changes)."""
+        if self.snapshot is None:
+            self.snapshot = replace(self.base, steps=dict(self.steps), **self.changes)
+        return self.snapshot
 
 
 def open_store(store: object) -> Store:
