@@ -43,7 +43,16 @@ _USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
 
 def usage_data(usage: Usage) -> dict[str, Any]:
     """Usage as JSON-able data."""
-    return {name: getattr(usage, name) for name in _USAGE_FIELDS}
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "requests": usage.requests,
+        "retries": usage.retries,
+        "known_cost_usd": usage.known_cost_usd,
+        "unpriced_requests": usage.unpriced_requests,
+    }
 
 
 def usage_from(data: Mapping[str, Any]) -> Usage:

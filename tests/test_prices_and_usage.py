@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers import AnthropicModel, OpenAIModel, Price, PriceTable, Usage, UsageLedger
+from workers import AnthropicModel, OpenAIModel, Price, PriceTable, Usage, UsageLedger, UsageSum
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,17 @@ def test_ledger_sums_per_worker_and_per_run() -> None:
     assert ledger.by_worker["Billing"].input_tokens == 12
     assert ledger.by_worker["Billing"].cost_usd == pytest.approx(0.04)
     assert ledger.total.cost_usd == pytest.approx(0.06) and ledger.total.requests == 3
+
+
+def test_usage_sums_every_field_and_a_resumed_ledger_starts_from_what_was_spent() -> None:
+    one = Usage(1, 2, 3, 4, 5, 6, 0.25, 1)
+    total = UsageSum(one)
+    more = Usage(10, 20, 30, 40, 50, 60, 0.5, 0)
+    total.add(more)
+    assert total.value() == Usage(11, 22, 33, 44, 55, 66, 0.75, 1) == one + more
+    assert total.value().cost_usd is None  # an unpriced request keeps the sum unpriced
+    ledger = UsageLedger()
+    ledger.restore(Usage(100, 10, requests=2), {"Billing": Usage(100, 10, requests=2)})
+    ledger.record("Billing", Usage(1, 1, requests=1))
+    ledger.by_worker["Billing"] = Usage()  # a copy: the ledger's own sums do not change
+    assert ledger.total == Usage(101, 11, requests=3) == ledger.by_worker["Billing"]

@@ -24,6 +24,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# Built once: json.dumps with options makes a new encoder on every call.
+_SORTED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
+
+
 def serialize_result(value: Any) -> str:
     """The same value always gives the same text: strings as they are, the rest as sorted JSON."""
     if isinstance(value, str):
@@ -31,7 +35,7 @@ def serialize_result(value: Any) -> str:
     if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
         return str(value.model_dump_json())
     try:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
+        return _SORTED.encode(value)
     except (TypeError, ValueError):  # keys that cannot be sorted (mixed types), values JSON cannot hold
         try:
             return json.dumps(value, ensure_ascii=False, default=_plain, separators=(", ", ": "))

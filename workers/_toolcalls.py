@@ -100,7 +100,11 @@ def _streaks(
 
 
 def _canonical(arguments: Mapping[str, Any]) -> str:
-    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(arguments)
+
+
+# Built once: json.dumps with options makes a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 class ToolRunner:
