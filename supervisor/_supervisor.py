@@ -37,6 +37,7 @@ from workers import (
     Model,
     NullSink,
     PlanEvent,
+    Price,
     PriceTable,
     RateLimits,
     Redactor,
@@ -157,6 +158,9 @@ class Supervisor:
         # State changes reach each run's own sink (its trace too), from the call that caused them.
         self._breakers = breakers or CircuitBreakers()
         self._deadlines = Deadlines()  # one timer per event loop for the long bounds of every run
+        # Models named by strings, resolved once: every run shares their clients and connections.
+        self._models: dict[str, Model] = {}
+        self._model_prices: dict[str, Price | None] | None = None  # by model id, once resolved
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._aborts: dict[str, str] = {}
         self._planner: type[Worker] | None = None
@@ -287,10 +291,7 @@ class Supervisor:
             if isinstance(outcome, AgentError):
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
-            try:
-                await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None, active)
-            finally:
-                await ctx.aclose()
+            await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None, active)
 
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Risky calls waiting in this supervisor's store for a decision, oldest first."""
@@ -310,8 +311,16 @@ class Supervisor:
         return await self._store.runs()
 
     async def aclose(self) -> None:
-        """Write what the store has queued and release it."""
-        await self._store.aclose()
+        """Write what the store has queued and release it; close the models' connections."""
+        models = list(self._models.values())
+        self._models.clear()
+        try:
+            for model in models:
+                close = getattr(model, "aclose", None)
+                if close is not None:
+                    await close()
+        finally:
+            await self._store.aclose()
 
     async def __aenter__(self) -> Supervisor:
         return self
@@ -346,11 +355,15 @@ class Supervisor:
             workers=self.workers,
             redact=self._redact,
             deadlines=self._deadlines,
+            models=self._models,
         )
-        prices: dict[str, Any] = {}
-        for spec in [self.model, *(w.model_spec for w in self.workers.values())]:
-            model = ctx.model(spec)
-            prices[model_id(model)] = getattr(model, "price", None)
+        prices = self._model_prices
+        if prices is None:
+            prices = {}
+            for spec in [self.model, *(w.model_spec for w in self.workers.values())]:
+                model = ctx.model(spec)
+                prices[model_id(model)] = getattr(model, "price", None)
+            self._model_prices = prices
         ctx.guard = BudgetGuard(self.budget, prices, ctx.events, run_id)
         return ctx
 

@@ -74,6 +74,7 @@ class ProviderServer:
         self.answers: deque[Answer] = deque()
         self.received: list[Received] = []
         self.opened: list[Any] = []  # model objects a test made, closed by the fixture
+        self.connections: set[tuple[str, int]] = set()  # the client address of every request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +92,7 @@ class ProviderServer:
                 body = json.loads(raw or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.received.append(Received(self.path, headers, body, time.monotonic()))
+                server.connections.add(self.client_address)
                 refused = server._enforce(self.path, body)
                 if refused is not None:
                     server.refused.append(refused.body["error"]["message"])

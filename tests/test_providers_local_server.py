@@ -314,3 +314,55 @@ async def test_a_journaled_run_through_the_real_sdk_keeps_no_key_in_the_store_or
     tree = build_trace((await store.load("k")), await store.calls("k"), await store.events("k"))  # type: ignore[arg-type]
     await store.aclose()
     assert KEY not in render(tree) and all(KEY not in line for line in to_jsonl(tree))
+
+
+async def test_runs_of_one_supervisor_share_a_models_client_and_its_connections(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supervisor import Plan, Step, Supervisor
+    from workers import Worker
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+
+    class Writer(Worker):
+        """Writes."""
+
+        model = "openai:gpt-4o-mini"
+
+    for i in range(3):
+        server.queue(Answer(200, openai_completion(f"written {i}")))
+    async with Supervisor([Writer()], model="openai:gpt-4o-mini") as sup:
+        outputs = [(await sup.run_plan(Plan(steps=[Step("w", "Writer", "write")]))).output for _ in range(3)]
+        assert outputs == ["written 0", "written 1", "written 2"]
+        # One client for the three runs: its kept-alive connection carried every request.
+        assert len(server.received) == 3 and len(server.connections) == 1
+
+
+# The supervisor is not closed inside the first loop, so that loop's connection is left to the
+# collector, which warns about it; what is checked is that the next loop's runs still work.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_supervisor_runs_under_one_event_loop_after_another(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import gc
+
+    from supervisor import Plan, Step, Supervisor
+    from workers import Worker
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+
+    class Writer(Worker):
+        """Writes."""
+
+        model = "openai:gpt-4o-mini"
+
+    sup = Supervisor([Writer()], model="openai:gpt-4o-mini")
+    plan = Plan(steps=[Step("w", "Writer", "write")])
+    for i in range(2):  # the first loop's client went with its loop; the second makes its own
+        server.queue(Answer(200, openai_completion(f"written {i}")))
+        assert asyncio.run(sup.run_plan(plan)).output == f"written {i}"
+    asyncio.run(sup.aclose())
+    gc.collect()  # the first loop's transports are collected (and warned about) inside this test

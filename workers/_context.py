@@ -46,6 +46,9 @@ class RunContext:
         redact: Rewrites tool arguments and results before events and traces show them (the
             journal keeps the values resume needs).
         calibration: Real tokens per estimated token, per model, learnt from each call.
+        models: The models resolved from strings by `model()`, by spec; pass one dict to
+            several contexts to share their clients (`aclose()` closes what is in it: leave
+            that to whoever made the dict).
         deadlines: Keeps the long bounds of model calls (the retry policy's total time) on one
             timer per event loop; share one object between contexts to share the timer.
     """
@@ -66,7 +69,7 @@ class RunContext:
     redact: Redactor | None = None
     calibration: Calibration = field(default_factory=Calibration)
     deadlines: Deadlines = field(default_factory=Deadlines)
-    _models: dict[str, Model] = field(default_factory=dict, repr=False)
+    models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def at(self, scope: str) -> RunContext:
         """This context for another place in the run: everything shared, but the scope.
@@ -91,16 +94,16 @@ class RunContext:
         other.redact = self.redact
         other.calibration = self.calibration
         other.deadlines = self.deadlines
-        other._models = self._models
+        other.models = self.models
         return other
 
     def model(self, spec: str | Model) -> Model:
         """The model for a spec; strings resolve once per context, so workers share a client."""
         if not isinstance(spec, str):
             return resolve_model(spec)
-        model = self._models.get(spec)
+        model = self.models.get(spec)
         if model is None:
-            model = self._models[spec] = resolve_model(spec, prices=self.prices)
+            model = self.models[spec] = resolve_model(spec, prices=self.prices)
         return model
 
     async def call(
@@ -130,7 +133,8 @@ class RunContext:
 
     async def aclose(self) -> None:
         """Close the clients of the models this context resolved from strings."""
-        models, self._models = list(self._models.values()), {}
+        models = list(self.models.values())
+        self.models.clear()
         for model in models:
             close = getattr(model, "aclose", None)
             if close is not None:

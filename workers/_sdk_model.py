@@ -3,6 +3,7 @@ SDK exceptions into the error tree. Each provider module adds only its wire form
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from types import ModuleType
@@ -50,6 +51,9 @@ class SDKModel:
         self._base_url = base_url
         self._timeout_s = timeout_s
         self._sdk: ModuleType | None = None
+        # The loop the client it made was made in: one model serves the runs of one supervisor,
+        # which may run under one event loop after another (asyncio.run twice).
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, stream={self.stream})"
@@ -60,19 +64,25 @@ class SDKModel:
         return self._sdk
 
     def _get_client(self, sdk: ModuleType) -> Any:
+        if self._owns_client and self._client is not None:
+            loop = asyncio.get_running_loop()
+            if loop is not self._client_loop:  # its connections belong to a loop that is gone
+                self._client = None
         if self._client is None:
             # The SDK's own retries are off: the framework's retry policy is the only one.
             client_class = getattr(sdk, self._client_class)
             self._client = client_class(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout_s
             )
+            self._client_loop = asyncio.get_running_loop()
         return self._client
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the client this model created (not one passed in)."""
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            if self._client_loop is asyncio.get_running_loop():  # else it went with its loop
+                await client.close()
 
     async def __aenter__(self) -> Self:
         return self
