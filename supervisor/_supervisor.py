@@ -13,10 +13,11 @@ through the run's budget, rate limits, retries and breakers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from tools.errors import (
@@ -255,9 +256,8 @@ class Supervisor:
         except BaseException:
             self._running.pop(run_id, None)
             raise
-        execution.on_finished = lambda result: self._store.save_step(
-            run_id, step_record(result), active.usage(ctx)
-        )
+        # A partial, not a lambda: a closure would make these variables cells for the whole run.
+        execution.on_finished = functools.partial(self._save_step, run_id, ctx, active)
         deadline = asyncio.timeout(active.left(self.budget.deadline_s))
         outcome: RunResult | BaseException | None = None
         try:
@@ -292,6 +292,12 @@ class Supervisor:
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
             await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None, active)
+
+    def _save_step(
+        self, run_id: str, ctx: RunContext, active: ActiveTime, result: StepResult
+    ) -> Awaitable[None]:
+        """The checkpoint of a finished step."""
+        return self._store.save_step(run_id, step_record(result), active.usage(ctx))
 
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Risky calls waiting in this supervisor's store for a decision, oldest first."""

@@ -159,30 +159,16 @@ class _Turns:
         if response.stop_reason == "refusal":
             self._refused(response)
             return None
+        # No comprehension here: it would make locals cells for as long as the tools run.
         calls = response.tool_calls
-        output_call = next(
-            (c for c in calls if c.name == self.plan.tool_name and self.plan.mode == "tool"), None
-        )
+        output_call = _first_named(calls, self.plan.tool_name) if self.plan.mode == "tool" else None
         if output_call is not None:
-            value, errors = self.plan.from_arguments(output_call.arguments, output_call.raw_arguments)
-            self.messages.append(response.message)
-            if not errors:
-                return _Finished(value)
-            skipped = "Not run: the final answer was given in the same turn."
-            results = [
-                ToolResultPart(
-                    c.id, c.name, repair_prompt(errors) if c is output_call else skipped, is_error=True
-                )
-                for c in calls
-            ]
-            self.messages.append(UserMessage(tuple(results)))
-            self._failed_output(errors, output_call.raw_arguments, nudge=None)
-            return None
-        handoff_call = next((c for c in calls if c.name in self.handoffs), None)
+            return self._output(response, output_call)
+        handoff_call = _first_named(calls, self.handoffs)
         if handoff_call is not None:
             return self._hand_off(response, handoff_call)
         if calls:
-            self.last_calls.extend((c.name, c.raw_arguments) for c in calls)
+            self.last_calls.extend(_names_and_arguments(calls))
             self.messages.append(response.message)
             answered = await self.runner.run_turn(calls, response.text, self.key, self.unsaved)
             self.messages.append(UserMessage(answered))
@@ -193,6 +179,22 @@ class _Turns:
         if not errors:
             return _Finished(value)
         self._failed_output(errors, response.text, nudge=repair_prompt(errors))
+        return None
+
+    def _output(self, response: ModelResponse, output_call: ToolCallPart) -> _Finished | None:
+        """The final-answer tool's arguments: the output, or the errors sent back to the model."""
+        value, errors = self.plan.from_arguments(output_call.arguments, output_call.raw_arguments)
+        self.messages.append(response.message)
+        if not errors:
+            return _Finished(value)
+        skipped = "Not run: the final answer was given in the same turn."
+        repair = repair_prompt(errors)
+        results = [
+            ToolResultPart(c.id, c.name, repair if c is output_call else skipped, is_error=True)
+            for c in response.tool_calls
+        ]
+        self.messages.append(UserMessage(tuple(results)))
+        self._failed_output(errors, output_call.raw_arguments, nudge=None)
         return None
 
     def _unique_ids(self, response: ModelResponse) -> ModelResponse:
@@ -332,6 +334,18 @@ def _template(
 
 
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _first_named(calls: tuple[ToolCallPart, ...], names: str | Mapping[str, Any]) -> ToolCallPart | None:
+    """The first call of the tool named `names` (or of one of the names in the mapping)."""
+    for call in calls:
+        if call.name == names if isinstance(names, str) else call.name in names:
+            return call
+    return None
+
+
+def _names_and_arguments(calls: tuple[ToolCallPart, ...]) -> list[tuple[str, str]]:
+    return [(c.name, c.raw_arguments) for c in calls]
 
 
 def _has_content(response: ModelResponse) -> bool:

@@ -141,7 +141,7 @@ class ToolRunner:
         committed before a person is asked or an idempotent tool runs, with the start of a tool
         that is not idempotent, and at the end of the turn at the latest.
         """
-        prepared = [self._prepare(call) for call in calls]
+        prepared = list(map(self._prepare, calls))  # not a comprehension: `self` would be a cell
         self._check_bounds(prepared)
         journal = self.ctx.journal
         self._unsaved = unsaved and journal is not None
