@@ -31,14 +31,12 @@ from tools.errors import (
 )
 from workers import (
     Approver,
-    Deadlines,
     Decision,
     Event,
     EventSink,
     Model,
     NullSink,
     PlanEvent,
-    Price,
     PriceTable,
     RateLimits,
     Redactor,
@@ -46,19 +44,16 @@ from workers import (
     RunContext,
     RunEvent,
     ToolGate,
-    UsageLedger,
     Worker,
-    model_id,
 )
 from workers._hooks import as_gate
 
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
 from ._breaker import CircuitBreakers
-from ._budget import Budget, BudgetGuard
+from ._budget import Budget
 from ._ending import ActiveTime, record_end
 from ._execute import Execution, StepFailure
 from ._journal import (
-    JournalSink,
     plan_data,
     step_record,
     stored_result,
@@ -67,8 +62,9 @@ from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
 from ._resume import claim, take_up
+from ._shared import Shared
 from ._store import RunRecord, Store, open_store
-from ._stream import Both, as_sink, stream_events
+from ._stream import as_sink, stream_events
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
 
@@ -151,17 +147,16 @@ class Supervisor:
         self.step_retries = step_retries
         self.max_replans = max_replans
         self.approval_timeout_s = approval_timeout_s
-        self._redact = redact
-        self._retry = retry or RetryPolicy()
-        self._limits = limits or RateLimits()
-        self._prices = prices or PriceTable()
-        self._events: EventSink = as_sink(events) if events is not None else NullSink()
-        # State changes reach each run's own sink (its trace too), from the call that caused them.
-        self._breakers = breakers or CircuitBreakers()
-        self._deadlines = Deadlines()  # one timer per event loop for the long bounds of every run
-        # Models named by strings, resolved once: every run shares their clients and connections.
-        self._models: dict[str, Model] = {}
-        self._model_prices: dict[str, Price | None] | None = None  # by model id, once resolved
+        self._shared = Shared(
+            store=self._store,
+            gate=self._gate,
+            events=as_sink(events) if events is not None else NullSink(),
+            retry=retry,
+            limits=limits,
+            breakers=breakers,
+            prices=prices,
+            redact=redact,
+        )
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._aborts: dict[str, str] = {}
         self._planner: type[Worker] | None = None
@@ -235,7 +230,7 @@ class Supervisor:
             return stored_result(
                 record, self.workers, self.output
             )  # asked again: the same answer, nothing runs twice
-        ctx = self._context(run_id, listener)
+        ctx = self._shared.context(run_id, listener, self.budget, self.workers, self.model)
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
@@ -318,13 +313,8 @@ class Supervisor:
 
     async def aclose(self) -> None:
         """Write what the store has queued and release it; close the models' connections."""
-        models = list(self._models.values())
-        self._models.clear()
         try:
-            for model in models:
-                close = getattr(model, "aclose", None)
-                if close is not None:
-                    await close()
+            await self._shared.aclose()
         finally:
             await self._store.aclose()
 
@@ -333,45 +323,6 @@ class Supervisor:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def _sink(self, run_id: str, listener: EventSink | None) -> EventSink:
-        """The run's sink: the user's (and the run's listener), plus the journal when the store
-        keeps a trace."""
-        events = self._events
-        for_run = getattr(events, "for_run", None)  # a sink that keeps state per run (OTelSink)
-        if callable(for_run):
-            events = for_run(run_id)
-        if listener is not None:
-            events = Both(events, listener)
-        if not getattr(self._store, "keeps_events", True):
-            return events  # a NullSink here means no event object is even built
-        return JournalSink(events, self._store, run_id)
-
-    def _context(self, run_id: str, listener: EventSink | None = None) -> RunContext:
-        ctx = RunContext(
-            run_id=run_id,
-            retry=self._retry,
-            limits=self._limits,
-            prices=self._prices,
-            events=self._sink(run_id, listener),
-            gate=self._gate,
-            usage=UsageLedger(),
-            breakers=self._breakers,
-            max_turns=self.budget.max_turns_per_worker,
-            workers=self.workers,
-            redact=self._redact,
-            deadlines=self._deadlines,
-            models=self._models,
-        )
-        prices = self._model_prices
-        if prices is None:
-            prices = {}
-            for spec in [self.model, *(w.model_spec for w in self.workers.values())]:
-                model = ctx.model(spec)
-                prices[model_id(model)] = getattr(model, "price", None)
-            self._model_prices = prices
-        ctx.guard = BudgetGuard(self.budget, prices, ctx.events, run_id)
-        return ctx
 
     async def _plan_and_execute(
         self, goal: str | None, plan: Plan | None, ctx: RunContext, execution: Execution
