@@ -137,9 +137,9 @@ class Supervisor:
         self._store: Store = open_store(store)
         self._takeover = False  # set by a backend that hands each run to one process (DBOS)
         if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
-            self._gate: ToolGate = StoreGate(self._store, approval_timeout_s or 600.0)
+            gate: ToolGate = StoreGate(self._store, approval_timeout_s or 600.0)
         else:
-            self._gate = as_gate(approver, approval_timeout_s)
+            gate = as_gate(approver, approval_timeout_s)
         self.workers: Mapping[str, Worker] = by_name
         self.model = model
         self.budget = budget or Budget()
@@ -149,7 +149,7 @@ class Supervisor:
         self.approval_timeout_s = approval_timeout_s
         self._shared = Shared(
             store=self._store,
-            gate=self._gate,
+            gate=gate,
             events=as_sink(events) if events is not None else NullSink(),
             retry=retry,
             limits=limits,
@@ -162,6 +162,15 @@ class Supervisor:
         self._planner: type[Worker] | None = None
         self._synthesizer: type[Worker] | None = None
         self._token = uuid.uuid4().hex[:12]  # tells this supervisor's runs from another's in-process
+
+    @property
+    def _gate(self) -> ToolGate:
+        """Who decides on risky calls (one gate for every run; a backend may replace it)."""
+        return self._shared.gate
+
+    @_gate.setter
+    def _gate(self, gate: ToolGate) -> None:
+        self._shared.gate = gate
 
     def _owner(self) -> str:
         """Who runs this supervisor's runs: host, process (read now: a fork is another), instance."""
