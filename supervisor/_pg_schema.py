@@ -175,6 +175,11 @@ class Statements:
     finish: str
     call: str
     event: str
+    owned_call: str
+    owned_step: str
+    owned_plan: str
+    owned_usage: str
+    owned_finish: str
     add_approval: str
     decide: str
     runs: str
@@ -201,6 +206,24 @@ class Statements:
             call=f"INSERT INTO {s}.calls ({CALL}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, key) "
             "DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, at = EXCLUDED.at, seq = DEFAULT",
             event=f"INSERT INTO {s}.events ({EVENT}) VALUES (%s, %s, %s, %s)",
+            # The same writes, fenced: they change nothing once another process owns the run (a
+            # process cut off from the database, whose run was taken over, must not write on).
+            owned_call=f"INSERT INTO {s}.calls ({CALL}) SELECT %s, %s, %s, %s, %s::double precision "
+            f"WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s) "
+            "ON CONFLICT (run_id, key) "
+            "DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, at = EXCLUDED.at, seq = DEFAULT",
+            owned_step=f"INSERT INTO {s}.steps ({STEP}) SELECT %s, %s, %s, %s, %s, %s::integer, "
+            f"%s::double precision WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s "
+            "AND owner IS NOT DISTINCT FROM %s) "
+            "ON CONFLICT (run_id, step_id) DO UPDATE SET worker = EXCLUDED.worker, "
+            "output = EXCLUDED.output, usage = EXCLUDED.usage, attempts = EXCLUDED.attempts, "
+            "finished_at = EXCLUDED.finished_at",
+            owned_plan=f"UPDATE {s}.runs SET plan = %s, updated_at = %s WHERE run_id = %s "
+            "AND owner IS NOT DISTINCT FROM %s",
+            owned_usage=f"UPDATE {s}.runs SET usage = %s, updated_at = %s WHERE run_id = %s "
+            "AND owner IS NOT DISTINCT FROM %s",
+            owned_finish=f"UPDATE {s}.runs SET status = %s, usage = %s, output = %s, error = %s, "
+            "updated_at = %s WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s",
             add_approval=f"INSERT INTO {s}.approvals ({APPROVAL}) VALUES ({', '.join(['%s'] * 16)})",
             # Of two processes deciding at once, the second UPDATE matches no row once the first
             # committed: PostgreSQL checks the condition again on the row the first one wrote.

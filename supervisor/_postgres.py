@@ -6,8 +6,11 @@ SQLite store does, table for table: checkpoints are awaited until committed, tra
 buffered journal records ride along with the next commit, and the writes of every run of the
 process are committed together (group commit, `_pg_writer.py`) on one connection; reads use a
 second one. Two processes on two hosts never both take up a run: taking one up is a compare
-and swap in SQL, and so is deciding an approval. psycopg is imported when a store is made, not
-with `supervisor`.
+and swap in SQL, and so is deciding an approval. A process's writes to a run it took up are
+fenced by its owner: once another process has taken the run over, they change nothing, and
+its next awaited journal write (the start of a tool that is not idempotent, say) raises
+`ResumeError`, so it starts nothing more. psycopg is imported when a store is made, not with
+`supervisor`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import ConfigurationError, RunNotFound, StoreError
+from tools.errors import ConfigurationError, ResumeError, RunNotFound, StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json
@@ -35,6 +38,15 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 __all__ = ["PostgresStore"]
+
+
+def owned_call_row(run_id: str, record: CallRecord, at: float, owner: str | None) -> tuple[Any, ...]:
+    """A `calls` row, then the run and the owner that fence it."""
+    return (*call_row(run_id, record, at), run_id, owner)
+
+
+def owned_call_item(item: tuple[str, CallRecord, float, str | None]) -> tuple[Any, ...]:
+    return owned_call_row(*item)
 
 
 class PostgresStore:
@@ -70,6 +82,9 @@ class PostgresStore:
         self._checked = False
         self._sql = Statements.of(s)
         self._s = s
+        # The runs this process took up, with the owner it wrote: their writes are fenced, so a
+        # process whose run another took over (it was cut off, its lock expired) changes nothing.
+        self._owners: dict[str, str | None] = {}
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
@@ -151,23 +166,37 @@ class PostgresStore:
             plan = json.dumps(run.plan) if run.plan is not None else None
             usage = json.dumps(dict(run.usage))
             row = (run.run_id, run.goal, run.status, plan, workers, usage, run.created_at, now, run.owner)
-            return await self._writer.commit(self._sql.new_run, row) == 1
-        was = (previous.owner, previous.status, previous.updated_at)
-        params = (run.status, workers, run.owner, now, run.run_id, *was)
-        return await self._writer.commit(self._sql.take_up, params) == 1
+            taken = await self._writer.commit(self._sql.new_run, row) == 1
+        else:
+            was = (previous.owner, previous.status, previous.updated_at)
+            params = (run.status, workers, run.owner, now, run.run_id, *was)
+            taken = await self._writer.commit(self._sql.take_up, params) == 1
+        if taken:
+            self._owners[run.run_id] = run.owner
+        return taken
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
         """Record the plan (committed within milliseconds, before any later checkpoint; a lost
         plan is made again from the planner's journaled response)."""
-        self._writer.soon(self._sql.plan, (json.dumps(plan), time.time(), run_id))
+        row = (json.dumps(plan), time.time(), run_id)
+        if run_id in self._owners:
+            self._writer.soon(self._sql.owned_plan, (*row, self._owners[run_id]))
+        else:
+            self._writer.soon(self._sql.plan, row)
 
     async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
         """Record a finished step and the run's usage so far (committed within milliseconds; a
         lost step is replayed from its journaled calls)."""
         used = json.dumps(dict(step.usage))
         row = (run_id, step.step_id, step.worker, step.output_json, used, step.attempts, step.finished_at)
-        self._writer.soon(self._sql.step, row)
-        self._writer.soon(self._sql.usage, (json.dumps(dict(usage)), time.time(), run_id))
+        usage_row = (json.dumps(dict(usage)), time.time(), run_id)
+        if run_id in self._owners:
+            owned = (run_id, self._owners[run_id])
+            self._writer.soon(self._sql.owned_step, (*row, *owned))
+            self._writer.soon(self._sql.owned_usage, (*usage_row, owned[1]))
+        else:
+            self._writer.soon(self._sql.step, row)
+            self._writer.soon(self._sql.usage, usage_row)
 
     async def finish(
         self,
@@ -179,7 +208,10 @@ class PostgresStore:
     ) -> None:
         """Record how the run ended."""
         row = (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
-        await self._writer.commit(self._sql.finish, row)
+        if run_id in self._owners:  # another owner's run keeps the state that owner gives it
+            await self._writer.commit(self._sql.owned_finish, (*row, self._owners.pop(run_id)))
+        else:
+            await self._writer.commit(self._sql.finish, row)
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Buffer trace events; written with the next commit, serialised when it is built."""
@@ -189,14 +221,28 @@ class PostgresStore:
     def put_call(self, run_id: str, record: CallRecord, *, now: bool = False) -> None:
         """Buffer a journaled call, committed with the next checkpoint; with `now`, queue it (and
         what is buffered) at once."""
-        self._writer.buffer(self._sql.call, call_item, (run_id, record, time.time()))
+        if run_id in self._owners:
+            item = (run_id, record, time.time(), self._owners[run_id])
+            self._writer.buffer(self._sql.owned_call, owned_call_item, item)
+        else:
+            self._writer.buffer(self._sql.call, call_item, (run_id, record, time.time()))
         if now:
             self._writer.flush()
 
     async def save_call(self, run_id: str, record: CallRecord) -> None:
         """Write a journaled call (and what was buffered before it); committed when this returns."""
         # encoded when its batch is built
-        await self._writer.commit(self._sql.call, functools.partial(call_row, run_id, record, time.time()))
+        if run_id not in self._owners:
+            await self._writer.commit(
+                self._sql.call, functools.partial(call_row, run_id, record, time.time())
+            )
+            return
+        owner = self._owners[run_id]
+        row = functools.partial(owned_call_row, run_id, record, time.time(), owner)
+        if await self._writer.commit(self._sql.owned_call, row) == 0:  # its end stays fenced too
+            raise ResumeError(
+                run_id, f"another process has taken it over (it is no longer {owner}'s): this one stops"
+            )
 
     async def commit_calls(self) -> None:
         """Commit the journaled calls buffered so far."""

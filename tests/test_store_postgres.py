@@ -13,6 +13,7 @@ tested for both stores in tests/test_store.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from supervisor import RunAborted, StepFailed, Supervisor
+from supervisor import Plan, RunAborted, Step, StepFailed, Supervisor
 from supervisor._approvals import ApprovalRecord, StoreGate
 from supervisor._calls import CallRecord
 from supervisor._pg_schema import SCHEMA_VERSION, public_url
@@ -32,9 +33,19 @@ from supervisor._sqlite import SQLiteStore
 from supervisor._store import RunRecord, StepRecord, open_store
 from tests import test_trace
 from tests.test_store import PLAN, Checker, Verdict, Writer
-from tools.errors import ConfigurationError, StoreError
-from workers import ApprovalRequest, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolRecord, Usage
-from workers.testing import FunctionModel, ScriptedModel, reply
+from tools import tool
+from tools.errors import ConfigurationError, ResumeError, StoreError
+from workers import (
+    ApprovalRequest,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolRecord,
+    Usage,
+    Worker,
+)
+from workers.testing import FunctionModel, Reply, ScriptedModel, reply
 
 Check = Callable[[Any], Any]
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +194,69 @@ async def test_of_two_processes_claiming_one_loaded_run_only_one_wins(postgres_u
     assert not await first.start(RunRecord("r", None, owner="h:7"), loaded)  # loaded before: stale
     await first.aclose()
     await second.aclose()
+
+
+async def test_once_another_process_takes_a_run_over_the_first_one_writes_nothing_more(
+    postgres_url: str,
+) -> None:
+    """A process that lost its run (cut off, its lock expired, another took the run up) may
+    still be running it: its journal, steps and end change nothing, and its next awaited
+    journal write fails, so it starts no tool after losing the run."""
+    old, new = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    assert await old.start(RunRecord("f", "goal", "running", None, ("Writer",), owner="a:1"))
+    await old.save_call("f", CallRecord("1/s.1/0/Writer/1", RESPONSE))  # still its owner: written
+    loaded = await new.load("f")
+    assert await new.start(RunRecord("f", "goal", "running", None, ("Writer",), owner="b:2"), loaded)
+
+    old.put_call("f", CallRecord("1/s.1/0/Writer/2", RESPONSE))
+    await old.save_step("f", StepRecord("s", "Writer", '"late"', {}, 1, 1.0), {"requests": 9})
+    with pytest.raises(ResumeError, match="taken it over"):
+        await old.save_call("f", CallRecord("1/s.1/0/Writer/1/0", ToolRecord("pay", "started", 1, "{}")))
+    await old.finish("f", "failed", {"requests": 9}, None, "lost")
+    await old.aclose()
+
+    assert [c.key for c in await new.calls("f")] == ["1/s.1/0/Writer/1"]
+    run = await new.load("f")
+    assert run is not None and (run.owner, run.status, run.steps, run.error) == ("b:2", "running", {}, None)
+    await new.save_call("f", CallRecord("1/s.1/0/Writer/2", RESPONSE))  # the new owner writes on
+    await new.finish("f", "succeeded", {"requests": 2}, '"done"', None)
+    run = await new.load("f")
+    assert run is not None and run.status == "succeeded"
+    assert [c.key for c in await new.calls("f")] == ["1/s.1/0/Writer/1", "1/s.1/0/Writer/2"]
+    await new.aclose()
+
+
+async def test_a_supervisor_whose_run_another_process_took_over_starts_no_tool(postgres_url: str) -> None:
+    paid: list[int] = []
+
+    @tool
+    async def pay(amount: int) -> str:
+        """Pay (not idempotent: it must never run twice)."""
+        paid.append(amount)
+        return "paid"
+
+    class Payer(Worker):
+        """Pays."""
+
+        tools = [pay]
+
+    async def taken_over_then_pay(request: ModelRequest) -> Reply:
+        other = PostgresStore(postgres_url)  # meanwhile, another process takes the run up
+        loaded = await other.load("t")
+        assert loaded is not None
+        assert await other.start(dataclasses.replace(loaded, owner="elsewhere:1"), loaded)
+        await other.aclose()
+        return reply.tool_call("pay", amount=5)
+
+    payer = FunctionModel(taken_over_then_pay)
+    async with Supervisor([Payer(model=payer)], model=ScriptedModel([]), store=postgres_url) as sup:
+        with pytest.raises(ResumeError, match="taken it over"):
+            await sup.run_plan(Plan(steps=[Step("p", "Payer", "pay 5")]), run_id="t")
+    assert paid == []  # its start could not be recorded as this process's, so it never ran
+    store = PostgresStore(postgres_url)
+    run = await store.load("t")
+    await store.aclose()
+    assert run is not None and (run.owner, run.status) == ("elsewhere:1", "running")
 
 
 async def test_an_approval_is_decided_once_when_two_processes_decide_at_once(postgres_url: str) -> None:
