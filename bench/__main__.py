@@ -228,6 +228,11 @@ def main() -> None:
     if sys.argv[1:2] == ["soak"]:
         soak(float(sys.argv[2]) if len(sys.argv) > 2 else 180.0)
         return
+    if sys.argv[1:2] == ["instructions"]:
+        from bench.instructions import rows as instruction_rows
+
+        _table(instruction_rows(), "instructions-results.json")
+        return
     if sys.argv[1:2] == ["dbos"]:
         from bench.dbos_runs import dbos_rows
 
@@ -287,7 +292,8 @@ def _table(rows: list[tuple[str, float | None, float]], file: str) -> None:
     print(f"| {'measure'.ljust(width)} | goal | measured |")
     print(f"|{'-' * (width + 2)}|------|----------|")
     for name, goal, value in rows:
-        print(f"| {name.ljust(width)} | {'-' if goal is None else f'{goal:g}'} | {value:.4f} |")
+        shown = f"{value:,.0f}" if value >= 1000 else f"{value:.4f}"
+        print(f"| {name.ljust(width)} | {'-' if goal is None else f'{goal:g}'} | {shown} |")
     results = {name: {"goal": goal, "value": value} for name, goal, value in rows}
     (HERE / file).write_text(json.dumps({"python": sys.version.split()[0], "results": results}, indent=2))
 

@@ -24,6 +24,7 @@ from tools.errors import (
     ResumeError,
     RunAborted,
     RunNotFound,
+    RunTakenOver,
     StepFailed,
     StoreError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "ProviderError",
     "RecordedFailure",
     "ResumeError",
+    "RunTakenOver",
     "ReplayMismatch",
     "RunNotFound",
     "RunRecord",

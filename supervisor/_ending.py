@@ -11,7 +11,7 @@ import time
 from typing import Any, Literal
 
 from tools import serialize_result
-from tools.errors import RunAborted
+from tools.errors import RunAborted, RunTakenOver
 from workers import RunContext, RunEvent, ToolGate
 
 from ._approvals import StoreGate, supersede_pending
@@ -85,6 +85,8 @@ async def _finish(
     usage: dict[str, Any],
     resumed: bool,
 ) -> None:
+    if isinstance(outcome, RunTakenOver):  # the run is another process's now: leave it as it is
+        return
     try:
         if resumed or (isinstance(gate, StoreGate) and gate.asked(run_id)):
             await supersede_pending(store, run_id)  # nobody waits on them any more

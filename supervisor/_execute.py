@@ -11,6 +11,7 @@ the caller to re-plan or give up. Nothing finished is lost.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -94,6 +95,7 @@ class Execution:
         self._pending: dict[str, Step] = {}  # the current plan's steps not started yet
         self._failure: StepFailure | None = None  # the current plan's first failed step
         self._group: asyncio.TaskGroup | None = None
+        self._context = contextvars.Context()
 
     async def run(self, plan: Plan) -> StepFailure | None:
         """Run the steps of `plan` not yet done; the first failure, or None when all finished.
@@ -103,6 +105,9 @@ class Execution:
         """
         self._pending = _not_done(plan, self.done)
         self._failure = None
+        # Steps start from the task of the step they waited for: each gets a copy of the run's
+        # context, as when the run's own task started them, not of that step's.
+        self._context = contextvars.copy_context()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -120,7 +125,7 @@ class Execution:
             return
         for step in _ready(self._pending, self.done):
             del self._pending[step.id]
-            group.create_task(self._run_step(step))
+            group.create_task(self._run_step(step), context=self._context.copy())
 
     async def _run_step(self, step: Step) -> None:
         attempt = 0

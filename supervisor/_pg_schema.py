@@ -208,13 +208,16 @@ class Statements:
             event=f"INSERT INTO {s}.events ({EVENT}) VALUES (%s, %s, %s, %s)",
             # The same writes, fenced: they change nothing once another process owns the run (a
             # process cut off from the database, whose run was taken over, must not write on).
+            # FOR SHARE: a take-up committing meanwhile is waited for and seen, and a take-up
+            # waits for the write, so its reading of the journal includes it.
             owned_call=f"INSERT INTO {s}.calls ({CALL}) SELECT %s, %s, %s, %s, %s::double precision "
-            f"WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s) "
+            f"WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s "
+            "FOR SHARE) "
             "ON CONFLICT (run_id, key) "
             "DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, at = EXCLUDED.at, seq = DEFAULT",
             owned_step=f"INSERT INTO {s}.steps ({STEP}) SELECT %s, %s, %s, %s, %s, %s::integer, "
             f"%s::double precision WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s "
-            "AND owner IS NOT DISTINCT FROM %s) "
+            "AND owner IS NOT DISTINCT FROM %s FOR SHARE) "
             "ON CONFLICT (run_id, step_id) DO UPDATE SET worker = EXCLUDED.worker, "
             "output = EXCLUDED.output, usage = EXCLUDED.usage, attempts = EXCLUDED.attempts, "
             "finished_at = EXCLUDED.finished_at",

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import ConfigurationError, ResumeError, RunNotFound, StoreError
+from tools.errors import ConfigurationError, RunNotFound, RunTakenOver, StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json
@@ -240,9 +240,7 @@ class PostgresStore:
         owner = self._owners[run_id]
         row = functools.partial(owned_call_row, run_id, record, time.time(), owner)
         if await self._writer.commit(self._sql.owned_call, row) == 0:  # its end stays fenced too
-            raise ResumeError(
-                run_id, f"another process has taken it over (it is no longer {owner}'s): this one stops"
-            )
+            raise RunTakenOver(run_id, owner)
 
     async def commit_calls(self) -> None:
         """Commit the journaled calls buffered so far."""

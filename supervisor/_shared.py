@@ -65,6 +65,7 @@ class Shared:
         self.deadlines = Deadlines()  # one timer per event loop for the long bounds of every run
         self.models: dict[str, Model] = {}  # resolved from strings once, closed by `aclose`
         self._model_prices: dict[str, Price | None] | None = None  # by model id, once resolved
+        self._priced: tuple[object, ...] = ()  # the model specs `_model_prices` is for
 
     def context(
         self,
@@ -91,13 +92,15 @@ class Shared:
             deadlines=self.deadlines,
             models=self.models,
         )
+        specs = [planner_model, *(w.model_spec for w in workers.values())]
+        key = tuple(spec if isinstance(spec, str) else id(spec) for spec in specs)
         prices = self._model_prices
-        if prices is None:
+        if prices is None or key != self._priced:  # the models changed since: price them again
             prices = {}
-            for spec in [planner_model, *(w.model_spec for w in workers.values())]:
+            for spec in specs:
                 model = ctx.model(spec)
                 prices[model_id(model)] = getattr(model, "price", None)
-            self._model_prices = prices
+            self._model_prices, self._priced = prices, key
         ctx.guard = BudgetGuard(budget, prices, events, run_id)
         return ctx
 

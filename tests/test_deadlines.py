@@ -104,3 +104,35 @@ async def test_a_model_calls_total_time_is_bounded_on_the_shared_timer() -> None
             deadlines=coarse(),
         )
     assert caught.value.timeout and time.monotonic() - started < 1.0
+
+
+def test_two_event_loops_at_once_each_get_their_bounds_kept() -> None:
+    deadlines = coarse()
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop()]
+
+    async def bounded(seconds: float) -> str:
+        try:
+            async with deadlines.bound(seconds):
+                await asyncio.sleep(1)
+        except TimeoutError:
+            return "timed out"
+        return "finished"
+
+    try:
+        # The first loop's bound is registered, then the second loop runs while it is pending.
+        first = loops[0].create_task(bounded(0.1))
+        loops[0].run_until_complete(asyncio.sleep(0.01))
+        assert loops[1].run_until_complete(bounded(0.1)) == "timed out"
+        assert loops[0].run_until_complete(first) == "timed out"
+    finally:
+        for loop in loops:
+            loop.close()
+
+
+async def test_a_bound_is_entered_once() -> None:
+    bound = coarse().bound(10)
+    async with bound:
+        pass
+    with pytest.raises(RuntimeError, match="one block"):
+        async with bound:
+            pass

@@ -156,3 +156,59 @@ def test_integral_floats_and_booleans_follow_jsonschema() -> None:
     assert not check({"n": True})  # a bool is not an integer; jsonschema decides the rest
     assert compile_check({"type": "integer"})(2.0)  # type: ignore[misc]
     assert not compile_check({"type": "number"})(False)  # type: ignore[misc]
+
+
+class Chain(BaseModel):
+    value: int
+    child: Chain | None = None
+
+
+class _IntLevel(enum.IntEnum):
+    ONE = 1
+
+
+def test_values_of_other_types_than_json_parses_to_are_left_to_jsonschema() -> None:
+    from collections import OrderedDict
+    from decimal import Decimal
+    from fractions import Fraction
+
+    class Items(list[Any]):
+        pass
+
+    class Text(str):
+        pass
+
+    cases: list[tuple[dict[str, Any], object]] = [
+        ({"required": ["a"]}, OrderedDict()),
+        ({"properties": {"a": {"type": "integer"}}}, OrderedDict(a="x")),
+        ({"items": {"type": "integer"}}, Items(["x"])),
+        ({"minItems": 2}, Items()),
+        ({"minLength": 3}, Text("a")),
+        ({"minimum": 5}, _IntLevel.ONE),
+        ({"minimum": 5}, Decimal(1)),
+        ({"maximum": 0}, Fraction(1, 2)),
+    ]
+    for schema, value in cases:
+        check = compile_check(schema)
+        assert check is not None and not check(value), (schema, value)
+        assert not Draft202012Validator(schema).is_valid(value)
+
+
+def test_refs_with_pointer_escapes_and_malformed_keywords_get_no_check() -> None:
+    defs = {"a/b": {"type": "string"}, "a": {"b": {"type": "integer"}}, "a b": {"type": "string"}}
+    assert compile_check({"$defs": defs, "$ref": "#/$defs/a/b"}) is None
+    assert compile_check({"$defs": defs, "$ref": "#/$defs/a%20b"}) is None
+    for broken in ({"type": None}, {"anyOf": None}, {"$ref": None}):
+        assert compile_check(broken) is None
+
+
+def test_arguments_nested_deeper_than_the_check_goes_are_decided_by_jsonschema() -> None:
+    @tool
+    def walk(chain: Chain) -> str:
+        """Walk a chain."""
+        return "ok"
+
+    deep: dict[str, Any] = {"value": 0}
+    for i in range(1, 150):
+        deep = {"value": i, "child": deep}
+    assert walk.issues({"chain": deep}) == []  # valid, though too deep for the compiled check

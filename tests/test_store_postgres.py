@@ -34,7 +34,7 @@ from supervisor._store import RunRecord, StepRecord, open_store
 from tests import test_trace
 from tests.test_store import PLAN, Checker, Verdict, Writer
 from tools import tool
-from tools.errors import ConfigurationError, ResumeError, StoreError
+from tools.errors import ConfigurationError, RunTakenOver, StoreError
 from workers import (
     ApprovalRequest,
     ModelRequest,
@@ -210,7 +210,7 @@ async def test_once_another_process_takes_a_run_over_the_first_one_writes_nothin
 
     old.put_call("f", CallRecord("1/s.1/0/Writer/2", RESPONSE))
     await old.save_step("f", StepRecord("s", "Writer", '"late"', {}, 1, 1.0), {"requests": 9})
-    with pytest.raises(ResumeError, match="taken it over"):
+    with pytest.raises(RunTakenOver, match="taken it over"):
         await old.save_call("f", CallRecord("1/s.1/0/Writer/1/0", ToolRecord("pay", "started", 1, "{}")))
     await old.finish("f", "failed", {"requests": 9}, None, "lost")
     await old.aclose()
@@ -245,18 +245,26 @@ async def test_a_supervisor_whose_run_another_process_took_over_starts_no_tool(p
         loaded = await other.load("t")
         assert loaded is not None
         assert await other.start(dataclasses.replace(loaded, owner="elsewhere:1"), loaded)
+        # ... and asks a person about a call of its own: the process that lost the run leaves it be
+        asked = ApprovalRecord("new-1", "t", "Payer", "pay", "c1", {"amount": 5}, {}, "", 1.0, 1e12)
+        await other.add_approval(asked)
         await other.aclose()
         return reply.tool_call("pay", amount=5)
 
+    seed = PostgresStore(postgres_url)  # a run that failed before: this process takes it up
+    assert await seed.start(RunRecord("t", None, "failed", None, ("Payer",)))
+    await seed.aclose()
     payer = FunctionModel(taken_over_then_pay)
     async with Supervisor([Payer(model=payer)], model=ScriptedModel([]), store=postgres_url) as sup:
-        with pytest.raises(ResumeError, match="taken it over"):
+        with pytest.raises(RunTakenOver, match="taken it over"):
             await sup.run_plan(Plan(steps=[Step("p", "Payer", "pay 5")]), run_id="t")
     assert paid == []  # its start could not be recorded as this process's, so it never ran
     store = PostgresStore(postgres_url)
     run = await store.load("t")
+    pending = await store.pending_approvals("t")
     await store.aclose()
     assert run is not None and (run.owner, run.status) == ("elsewhere:1", "running")
+    assert [a.approval_id for a in pending] == ["new-1"]  # not superseded by the run it lost
 
 
 async def test_an_approval_is_decided_once_when_two_processes_decide_at_once(postgres_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 from collections.abc import Callable
@@ -653,3 +654,37 @@ async def test_the_terminal_approver_takes_a_persons_answers(checked: Check) -> 
     assert [r.content for r in model.requests[1].tool_results] == ["refunded 5.0 on 42"]
     assert [r.content for r in model.requests[2].tool_results] == ["A person denied this call: too much."]
     assert '"amount": 50' in screen.getvalue() and "Please answer one of" in screen.getvalue()
+
+
+_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="unset")
+
+
+@tool
+async def mark_and_peek(value: str) -> str:
+    """Set the context variable, after saying what it was."""
+    seen = _MARK.get()
+    _MARK.set(value)
+    return seen
+
+
+class Marker(Worker):
+    """Marks."""
+
+    tools = [mark_and_peek]
+
+
+async def test_a_step_does_not_see_context_variables_its_dependency_set(checked: Check) -> None:
+    marker = checked(
+        ScriptedModel(
+            [
+                reply.tool_call("mark_and_peek", value="set by a"),
+                reply.text("a done"),
+                reply.tool_call("mark_and_peek", value="set by b"),
+                reply.text("b done"),
+            ]
+        )
+    )
+    sup = Supervisor([Marker(model=marker)], model=checked(ScriptedModel([])))
+    await sup.run_plan(Plan(steps=[Step("a", "Marker", "x"), Step("b", "Marker", "y", ["a"])]))
+    results = [r.tool_results[0].content for r in marker.requests if r.tool_results]
+    assert results == ["unset", "unset"]  # b starts from the run's context, not from a's

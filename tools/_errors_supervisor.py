@@ -174,3 +174,12 @@ class ResumeError(AgentError):
     def __init__(self, run_id: str, reason: str) -> None:
         super().__init__(f"cannot resume run {run_id}: {reason}", run_id=run_id)
         self.reason = reason
+
+
+class RunTakenOver(ResumeError):
+    """Another process took the run over while this one ran it: this one writes and starts nothing more."""
+
+    def __init__(self, run_id: str, owner: str | None) -> None:
+        reason = f"another process has taken it over (it is no longer {owner}'s): this one stops"
+        super().__init__(run_id, reason)
+        self.owner = owner

@@ -66,6 +66,17 @@ _TYPES: dict[str, Check] = {
 }
 
 
+# Keywords that apply to one type pass other values; only values of the exact JSON types do
+# here (a subclass, a Decimal, an OrderedDict is left to jsonschema, whose rules are isinstance).
+_JSON = frozenset({dict, list, str, int, float, bool, type(None)})
+_OTHER_JSON = {
+    "object": _JSON - {dict},
+    "array": _JSON - {list},
+    "string": _JSON - {str},
+    "number": _JSON - {int, float},
+}
+
+
 class _Compiler:
     def __init__(self, defs: Mapping[str, Any]) -> None:
         self.defs = defs
@@ -85,9 +96,9 @@ class _Compiler:
         return lambda v: all(check(v) for check in checks)
 
     def _type(self, schema: Mapping[str, Any]) -> Check | None:
-        kind = schema.get("type")
-        if kind is None:
+        if "type" not in schema:
             return None
+        kind = schema["type"]
         names = [kind] if isinstance(kind, str) else kind
         if not isinstance(names, list) or not names or any(n not in _TYPES for n in names):
             raise _Unsupported
@@ -97,12 +108,14 @@ class _Compiler:
         return lambda v: any(test(v) for test in tests)
 
     def _ref(self, schema: Mapping[str, Any]) -> Check | None:
-        ref = schema.get("$ref")
-        if ref is None:
+        if "$ref" not in schema:
             return None
-        if not isinstance(ref, str) or not ref.startswith("#/$defs/") or ref[8:] not in self.defs:
+        ref = schema["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
             raise _Unsupported
         name = ref[8:]
+        if name not in self.defs or any(c in name for c in "/~%"):  # pointer escapes: jsonschema's
+            raise _Unsupported
         if name not in self.refs:  # a placeholder first, so that a recursive model compiles
             box: list[Check] = []
             self.refs[name] = lambda v: box[0](v)
@@ -110,9 +123,9 @@ class _Compiler:
         return self.refs[name]
 
     def _any_of(self, schema: Mapping[str, Any]) -> Check | None:
-        options = schema.get("anyOf")
-        if options is None:
+        if "anyOf" not in schema:
             return None
+        options = schema["anyOf"]
         if not isinstance(options, list) or not options:
             raise _Unsupported
         tests = [self.compile(option) for option in options]
@@ -133,8 +146,8 @@ class _Compiler:
             return []
 
         def check(value: object) -> bool:
-            if type(value) is not dict:
-                return True  # these keywords apply to objects only
+            if type(value) is not dict:  # these keywords apply to objects only
+                return type(value) in _OTHER_JSON["object"]
             for name in required:
                 if name not in value:
                     return False
@@ -153,12 +166,12 @@ class _Compiler:
         checks: list[Check] = []
         if "items" in schema:
             test = self.compile(schema["items"])
-            checks.append(lambda v: type(v) is not list or all(test(item) for item in v))
+            checks.append(lambda v: all(map(test, v)) if type(v) is list else type(v) in _OTHER_JSON["array"])
         low, high = _bound(schema, "minItems"), _bound(schema, "maxItems")
         if low is not None:
-            checks.append(lambda v: type(v) is not list or len(v) >= low)
+            checks.append(lambda v: len(v) >= low if type(v) is list else type(v) in _OTHER_JSON["array"])
         if high is not None:
-            checks.append(lambda v: type(v) is not list or len(v) <= high)
+            checks.append(lambda v: len(v) <= high if type(v) is list else type(v) in _OTHER_JSON["array"])
         return checks
 
     def _values(self, schema: Mapping[str, Any]) -> list[Check]:
@@ -171,9 +184,9 @@ class _Compiler:
                 checks.append(_one_of(allowed))
         low, high = _bound(schema, "minLength"), _bound(schema, "maxLength")
         if low is not None:
-            checks.append(lambda v: type(v) is not str or len(v) >= low)
+            checks.append(lambda v: len(v) >= low if type(v) is str else type(v) in _OTHER_JSON["string"])
         if high is not None:
-            checks.append(lambda v: type(v) is not str or len(v) <= high)
+            checks.append(lambda v: len(v) <= high if type(v) is str else type(v) in _OTHER_JSON["string"])
         for key, test in _LIMITS.items():
             if key in schema:
                 limit = schema[key]
@@ -192,7 +205,7 @@ _LIMITS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _within(test: Callable[[Any, Any], bool], limit: object) -> Check:
-    return lambda v: not _is_number(v) or test(v, limit)
+    return lambda v: test(v, limit) if _is_number(v) else type(v) in _OTHER_JSON["number"]
 
 
 def _bound(schema: Mapping[str, Any], key: str) -> int | None:

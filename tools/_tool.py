@@ -163,8 +163,12 @@ class Tool:
 
             self._validator = Draft202012Validator(self.parameters)
             self._accepts = compile_check(self.parameters)
-        if self._accepts is not None and self._accepts(arguments):  # the common case, decided fast
-            return []
+        if self._accepts is not None:
+            try:
+                if self._accepts(arguments):  # the common case, decided fast
+                    return []
+            except RecursionError:  # nested deeper than the compiled check goes: jsonschema decides
+                pass
         found: list[ArgumentIssue] = []
         errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
         for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):

@@ -35,6 +35,7 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     ├── HandoffLoop                 handoffs cycling with nothing new, or past max_handoffs
     ├── StoreError                  the run store cannot be used (not ours, newer schema, write failed)
     ├── ResumeError                 a run that no longer matches the code cannot be resumed
+    │   └── RunTakenOver            another process took the run over: this one stops writing
     ├── RunNotFound                 a run id the store does not have
     ├── ReplayMismatch              a replayed run asked for a call its recording does not have
     ├── RecordedFailure             on resume: a step attempt that failed before, given back as is
@@ -107,6 +108,7 @@ from ._errors_supervisor import (
     ReplayMismatch,
     ResumeError,
     RunNotFound,
+    RunTakenOver,
     StepFailed,
     StoreError,
 )
@@ -121,6 +123,7 @@ __all__ = [
     "ResumeError",
     "ReplayMismatch",
     "RunNotFound",
+    "RunTakenOver",
     "StepFailed",
     "StoreError",
     "AgentError",

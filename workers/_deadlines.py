@@ -38,6 +38,14 @@ class Deadlines:
         """A context manager that cancels its block after `seconds` (None: never)."""
         if seconds is None or seconds < self.precise_below_s:
             return asyncio.timeout(seconds)
+        loop = self._loop
+        if (
+            loop is not None
+            and self._buckets
+            and loop is not asyncio.get_running_loop()
+            and not loop.is_closed()
+        ):
+            return asyncio.timeout(seconds)  # another loop still has bounds here: one timer serves one loop
         return _Bound(self, seconds)
 
     def _add(self, bound: _Bound, seconds: float) -> int:
@@ -96,6 +104,8 @@ class _Bound:
             self._task.cancel()
 
     async def __aenter__(self) -> _Bound:
+        if self._tick:
+            raise RuntimeError("a deadline bounds one block: make another with Deadlines.bound()")
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a deadline must be used inside a task")
