@@ -23,6 +23,7 @@ from workers import (
     ToolGate,
     UsageLedger,
     Worker,
+    close_models,
     model_id,
 )
 
@@ -119,9 +120,4 @@ class Shared:
 
     async def aclose(self) -> None:
         """Close the connections of the models resolved from strings."""
-        models = list(self.models.values())
-        self.models.clear()
-        for model in models:
-            close = getattr(model, "aclose", None)
-            if close is not None:
-                await close()
+        await close_models(self.models)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -316,9 +317,9 @@ async def test_a_journaled_run_through_the_real_sdk_keeps_no_key_in_the_store_or
     assert KEY not in render(tree) and all(KEY not in line for line in to_jsonl(tree))
 
 
-async def test_runs_of_one_supervisor_share_a_models_client_and_its_connections(
-    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _gpt_writer_supervisor(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A supervisor whose planner and one worker are "openai:gpt-4o-mini", resolved from the
+    environment, which points at the server; and the plan of one step for it."""
     from supervisor import Plan, Step, Supervisor
     from workers import Worker
 
@@ -330,10 +331,17 @@ async def test_runs_of_one_supervisor_share_a_models_client_and_its_connections(
 
         model = "openai:gpt-4o-mini"
 
+    return Supervisor([Writer()], model="openai:gpt-4o-mini"), Plan(steps=[Step("w", "Writer", "write")])
+
+
+async def test_runs_of_one_supervisor_share_a_models_client_and_its_connections(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sup, plan = _gpt_writer_supervisor(server, monkeypatch)
     for i in range(3):
         server.queue(Answer(200, openai_completion(f"written {i}")))
-    async with Supervisor([Writer()], model="openai:gpt-4o-mini") as sup:
-        outputs = [(await sup.run_plan(Plan(steps=[Step("w", "Writer", "write")]))).output for _ in range(3)]
+    async with sup:
+        outputs = [(await sup.run_plan(plan)).output for _ in range(3)]
         assert outputs == ["written 0", "written 1", "written 2"]
         # One client for the three runs: its kept-alive connection carried every request.
         assert len(server.received) == 3 and len(server.connections) == 1
@@ -348,19 +356,7 @@ def test_a_supervisor_runs_under_one_event_loop_after_another(
     import asyncio
     import gc
 
-    from supervisor import Plan, Step, Supervisor
-    from workers import Worker
-
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
-
-    class Writer(Worker):
-        """Writes."""
-
-        model = "openai:gpt-4o-mini"
-
-    sup = Supervisor([Writer()], model="openai:gpt-4o-mini")
-    plan = Plan(steps=[Step("w", "Writer", "write")])
+    sup, plan = _gpt_writer_supervisor(server, monkeypatch)
     for i in range(2):  # the first loop's client went with its loop; the second makes its own
         server.queue(Answer(200, openai_completion(f"written {i}")))
         assert asyncio.run(sup.run_plan(plan)).output == f"written {i}"

@@ -34,7 +34,7 @@ from tools.errors import (
 )
 
 from ._anthropic import AnthropicModel
-from ._context import Redactor, RunContext
+from ._context import Redactor, RunContext, close_models
 from ._deadlines import Deadlines
 from ._events import (
     ApprovalEvent,
@@ -165,6 +165,7 @@ __all__ = [
     "WorkerInputError",
     "WorkerResult",
     "call_model",
+    "close_models",
     "estimate_prompt_tokens",
     "estimate_tokens",
     "model_id",

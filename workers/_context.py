@@ -18,7 +18,7 @@ from ._retry import Breakers, RetryPolicy, call_model
 from ._usage import UsageLedger
 from ._window import Calibration
 
-__all__ = ["Redactor", "RunContext"]
+__all__ = ["Redactor", "RunContext", "close_models"]
 
 # redact(tool, "arguments" or "result", text) -> the text to show in events and traces.
 Redactor = Callable[[str, str, str], str]
@@ -133,9 +133,14 @@ class RunContext:
 
     async def aclose(self) -> None:
         """Close the clients of the models this context resolved from strings."""
-        models = list(self.models.values())
-        self.models.clear()
-        for model in models:
-            close = getattr(model, "aclose", None)
-            if close is not None:
-                await close()
+        await close_models(self.models)
+
+
+async def close_models(models: dict[str, Model]) -> None:
+    """Close the clients of these models (those that have any) and forget them."""
+    closing = list(models.values())
+    models.clear()
+    for model in closing:
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            await close()

@@ -111,8 +111,9 @@ def _retry_delay(error: ProviderError, attempt: int, policy: RetryPolicy, elapse
     return delay
 
 
-def _failed(
-    error: ProviderError,
+def _record(
+    error: ProviderError | None,
+    response: ModelResponse | None,
     breaker: Breaker | None,
     limiter: ModelLimiter | None,
     reserved: int,
@@ -120,35 +121,21 @@ def _failed(
     mid: str,
     latency_s: float,
 ) -> None:
-    """Tell the breaker and the limiter that an attempt failed."""
-    if breaker is not None and error.retryable:  # a 400 says nothing about the provider's health
+    """Tell the breaker and the limiter how an attempt went: `error`, or answered with `response`."""
+    if breaker is not None and (error is None or error.retryable):  # a 400 says nothing of health
         # A 429 is a healthy provider pacing us (the limits and retry-after handle it):
         # it ends a run of failures rather than adding to one.
         state = getattr(breaker, "state", None)
-        breaker.record(not isinstance(error, ProviderRateLimited), latency_s)
+        breaker.record(error is not None and not isinstance(error, ProviderRateLimited), latency_s)
         _changed(events, mid, breaker, state)
-    if limiter is not None:
-        limiter.settle(reserved, 0)
-        limiter.observe(None, error.retry_after_s)
-
-
-def _succeeded(
-    response: ModelResponse,
-    breaker: Breaker | None,
-    limiter: ModelLimiter | None,
-    reserved: int,
-    events: EventSink,
-    mid: str,
-    latency_s: float,
-) -> None:
-    """Tell the breaker and the limiter that an attempt was answered."""
-    if breaker is not None:
-        state = getattr(breaker, "state", None)
-        breaker.record(False, latency_s)
-        _changed(events, mid, breaker, state)
-    if limiter is not None:
+    if limiter is None:
+        return
+    if response is not None:
         limiter.settle(reserved, response.usage.input_tokens + response.usage.output_tokens)
         limiter.observe(response.rate_limit)
+    else:
+        limiter.settle(reserved, 0)
+        limiter.observe(None, error.retry_after_s if error is not None else None)
 
 
 async def call_model(
@@ -212,14 +199,14 @@ async def call_model(
                 ) from None
         except ProviderError as error:
             error.attempts = attempt
-            _failed(error, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
+            _record(error, None, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
             delay = _retry_delay(error, attempt, policy, time.monotonic() - started)
             if delay is None:
                 raise
             events.emit(ModelRetryEvent(mid, attempt, delay, str(error), error.status_code))
             await sleep(delay)
             continue
-        _succeeded(response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
+        _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
         if attempt > 1:
             response = replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
         _emit_call(events, mid, response, worker, scope)
