@@ -199,6 +199,47 @@ async def test_a_stop_while_a_start_is_written_records_the_call_as_not_run(tmp_p
     assert effects == []  # it never ran, and the model was told so (and answered "done")
 
 
+async def test_a_run_stopped_while_a_plain_functions_thread_runs_keeps_its_result(tmp_path: Path) -> None:
+    """A thread cannot be stopped, so its effect happens: the stop waits for it and keeps its
+    result, and the run taken up afterwards goes on without running it again (no ToolInterrupted)."""
+    effects: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    @tool
+    def record(entry: str) -> str:
+        """Writes an entry (not safe to repeat)."""
+        entered.set()
+        release.wait(5)
+        effects.append(entry)
+        return "written"
+
+    attributes = {"__doc__": "Keeps the books.", "model": "openai:gpt-4o", "tools": [record]}
+    clerk = type("Clerk", (Worker,), attributes)
+    path = tmp_path / "r.db"
+    plan = Plan(steps=[Step("s", "Clerk", "go")])
+    sup = Supervisor([clerk(model=FunctionModel(_books))], model=FunctionModel(_books), store=path)
+    task = asyncio.create_task(sup.run_plan(plan, run_id="r"))
+    assert await asyncio.to_thread(entered.wait, 5)
+    task.cancel()  # the run stops while the thread writes
+    await asyncio.sleep(0.1)
+    assert not task.done()  # it waits for the thread...
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await sup.aclose()
+    assert effects == ["x"]  # ...whose effect happened once
+    seen: list[str] = []
+
+    def books(request: ModelRequest) -> Any:
+        seen.extend(p.content for m in request.messages for p in m.parts if p.kind == "tool_result")
+        return _books(request)
+
+    again = Supervisor([clerk(model=FunctionModel(books))], model=FunctionModel(books), store=path)
+    assert (await again.run_plan(plan, run_id="r")).output == "done"
+    await again.aclose()
+    assert effects == ["x"] and seen == ["written"]  # the kept result, not a second run
+
+
 def test_each_event_loop_gets_its_own_bound_on_commits(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     store = SQLiteStore(path, commit_timeout_s=0.5)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import Tool, parse_arguments_text, serialize_result, truncate_result
+from tools import Tool, parse_arguments_text
 from tools.errors import (
     LoopDetected,
     ResumeError,
@@ -31,6 +31,7 @@ from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
 from ._hooks import ApprovalRequest
 from ._messages import ToolCallPart, ToolResultPart
 from ._replay import ToolRecord
+from ._toolrun import outcome
 
 __all__ = ["ToolRunner"]
 
@@ -73,13 +74,6 @@ def _parsed(call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
         return dict(call.arguments), []
     value, issues = parse_arguments_text(call.raw_arguments)
     return (value, []) if isinstance(value, dict) and not issues else (None, issues)
-
-
-def _timed_out(tool: Tool) -> str:
-    text = f"The tool timed out after {tool.timeout_s:g} s."
-    if tool.is_sync:  # a thread cannot be stopped: say so, so the model does not blindly repeat it
-        text += " It may still be running, and its effect may still happen: check before calling it again."
-    return text
 
 
 def _streaks(
@@ -312,25 +306,7 @@ class ToolRunner:
                 raise
             self._unsaved = False  # the start was committed with the response
         started = time.monotonic()
-        status: ToolStatus = "ok"
-        deadline = asyncio.timeout(tool.timeout_s)
-        try:
-            async with deadline:
-                value = await tool.invoke(kwargs)
-        except TimeoutError as exc:
-            if deadline.expired():
-                text, status = _timed_out(tool), "timeout"
-            else:  # the tool's own TimeoutError is its failure, not our timeout
-                text, status = f"The tool failed: TimeoutError: {exc}", "error"
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the run itself is being cancelled
-            text, status = "The tool was cancelled before it finished.", "error"
-        except Exception as exc:  # a tool's failure is the model's to handle, not a crash
-            text, status = f"The tool failed: {type(exc).__name__}: {exc}", "error"
-        else:
-            text = truncate_result(serialize_result(value), self.max_result_chars) or "(empty result)"
+        text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
         item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
         duration = time.monotonic() - started
         if journal is not None:
@@ -345,6 +321,8 @@ class ToolRunner:
             "" if status == "ok" else text,
             arguments_json,
         )
+        if stopping:  # recorded: now the run stops, as it was asked to
+            raise asyncio.CancelledError
 
     def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
