@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from supervisor import Plan, ResumeError, RunAborted, Step, StepFailed, Supervisor
 from supervisor._sqlite import SCHEMA_VERSION, SQLiteStore
-from supervisor._store import RunRecord
+from supervisor._store import RunRecord, open_store
 from tools.errors import StoreError
 from workers import ModelRequest, Worker
 from workers.testing import FunctionModel, ScriptedModel, reply
@@ -145,7 +145,11 @@ async def test_resume_refuses_a_run_that_no_longer_matches(checked: Check, tmp_p
     await only_writer.aclose()
 
 
-async def test_an_aborted_run_is_recorded_with_its_finished_steps(checked: Check, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_an_aborted_run_is_recorded_with_its_finished_steps_and_taken_up_again(
+    checked: Check, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    db = str(tmp_path / "runs.db") if kind == "sqlite" else request.getfixturevalue("postgres_url")
     started = asyncio.Event()
 
     async def hang(request: ModelRequest) -> Any:
@@ -156,7 +160,7 @@ async def test_an_aborted_run_is_recorded_with_its_finished_steps(checked: Check
     sup = Supervisor(
         [Checker(model=checker), Writer(model=checked(FunctionModel(hang)))],
         model=checked(ScriptedModel([])),
-        store=tmp_path / "runs.db",
+        store=db,
     )
     run = asyncio.create_task(sup.run_plan(PLAN, run_id="r5"))
     await started.wait()
@@ -165,9 +169,18 @@ async def test_an_aborted_run_is_recorded_with_its_finished_steps(checked: Check
         await run
     (record,) = await sup.runs()
     assert record.status == "aborted" and "customer called back" in (record.error or "")
-    loaded = await SQLiteStore(tmp_path / "runs.db").load("r5")
-    assert loaded is not None and list(loaded.steps) == ["check"]
     await sup.aclose()
+    store = open_store(db)
+    loaded = await store.load("r5")
+    await store.aclose()
+    assert loaded is not None and list(loaded.steps) == ["check"]
+    writer = checked(ScriptedModel([reply.text("finished later")]))
+    async with Supervisor(
+        [Checker(model=checked(ScriptedModel([]))), Writer(model=writer)],
+        model=checked(ScriptedModel([])),
+        store=db,
+    ) as again:
+        assert (await again.run_plan(PLAN, run_id="r5")).output == "finished later"
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path) -> None:
