@@ -163,15 +163,6 @@ class Supervisor:
         self._synthesizer: type[Worker] | None = None
         self._token = uuid.uuid4().hex[:12]  # tells this supervisor's runs from another's in-process
 
-    @property
-    def _gate(self) -> ToolGate:
-        """Who decides on risky calls (one gate for every run; a backend may replace it)."""
-        return self._shared.gate
-
-    @_gate.setter
-    def _gate(self, gate: ToolGate) -> None:
-        self._shared.gate = gate
-
     def _owner(self) -> str:
         """Who runs this supervisor's runs: host, process (read now: a fork is another), instance."""
         return f"{socket.gethostname()}:{os.getpid()}:{self._token}"
@@ -295,7 +286,7 @@ class Supervisor:
             if isinstance(outcome, AgentError):
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
-            await record_end(self._store, self._gate, run_id, outcome, ctx, record is not None, active)
+            await record_end(self._store, self._shared.gate, run_id, outcome, ctx, record is not None, active)
 
     def _save_step(
         self, run_id: str, ctx: RunContext, active: ActiveTime, result: StepResult
@@ -312,8 +303,9 @@ class Supervisor:
         status = STATUS_OF[decision.kind]
         args = (decision.reason or None, decision.arguments, decision.by or "code")
         taken = await self._store.decide(approval_id, status, *args)
-        if taken and isinstance(self._gate, StoreGate):
-            await self._gate.decided(approval_id, status)  # wakes the run where it waits
+        gate = self._shared.gate
+        if taken and isinstance(gate, StoreGate):
+            await gate.decided(approval_id, status)  # wakes the run where it waits
         return taken
 
     async def runs(self) -> list[RunRecord]:

@@ -283,9 +283,9 @@ class DBOSBackend:
             # DBOS hands a run to one live executor: the previous owner of a run it hands over
             # is dead or written off, even on another host that this process cannot ask.
             self._supervisor._takeover = True
-            gate = self._supervisor._gate
+            gate = self._supervisor._shared.gate
             if type(gate) is StoreGate:  # no approver given: wait on DBOS messages, not polls
-                self._supervisor._gate = MessageGate(self, gate.store, gate.timeout_s)
+                self._supervisor._shared.gate = MessageGate(self, gate.store, gate.timeout_s)
         return self._supervisor
 
     # --- plumbing -----------------------------------------------------------------------------
