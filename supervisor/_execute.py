@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tools.errors import (
     WorkerInputError,
 )
 from workers import Handoff, HandoffEvent, RunContext, StepEvent, UsageSum, Worker, WorkerResult
+from workers._loop import run_loop
 
 from ._calls import RunJournal
 from ._plan import Plan, Step
@@ -55,6 +55,7 @@ _FATAL = (
     ResumeError,  # the journal does not describe this run: a retry would go on without it
 )
 _DEFAULT_MAX_HANDOFFS = 10
+_BASE_RUN = Worker.run  # a worker class that keeps it is run by calling its turn loop directly
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +142,14 @@ class Execution:
                 # than in a helper coroutine: a thousand runs in flight hold a frame less a step.
                 chain = _Chain(self.workers[step.worker], step.input)
                 upstream = _outputs(step, self.done)
-                for hops in itertools.count():  # bounded: _follow raises past max_handoffs
+                hops = 0
+                while True:  # bounded: _follow raises past max_handoffs
                     ctx = self.scoped(f"{self.version}/{step.id}.{attempt}/{hops}")
-                    result = await chain.worker.run(chain.task, context=ctx, upstream=upstream)
+                    result = await _worker_run(chain.worker, chain.task, ctx, upstream)
                     if result.handoff is None:
                         break
                     self._follow(step, chain, result)
+                    hops += 1
             except _FATAL:
                 raise
             except AgentError as error:
@@ -255,6 +258,16 @@ def _ready(pending: Mapping[str, Step], done: Mapping[str, StepResult]) -> list[
 def _outputs(step: Step, done: Mapping[str, StepResult]) -> dict[str, Any]:
     """The typed outputs of the steps `step` depends on."""
     return {dep: done[dep].output for dep in step.depends_on}
+
+
+def _worker_run(
+    worker: Worker, task: object, ctx: RunContext, upstream: Mapping[str, Any]
+) -> Awaitable[WorkerResult]:
+    """`worker.run(task)` in the run's context: its turn loop itself when the class keeps the
+    base `run` (which adds nothing here), so a waiting step holds a frame less."""
+    if type(worker).run is _BASE_RUN:
+        return run_loop(worker, task, ctx, upstream)
+    return worker.run(task, context=ctx, upstream=upstream)
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

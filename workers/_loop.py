@@ -68,10 +68,11 @@ class _Turns:
         self.key = ""  # the journal key of the current turn
         self.fitter: Fitter | None = None  # keeps requests inside the context window
         self.model: Any = None
+        self.mid = ""  # the model's "provider:name"
         self.full = False  # the provider said the window was full: compact before the next call
         self.unsaved = False  # its response is recorded but not yet committed
         self.call_ids: set[str] = set()  # every tool call id of the conversation
-        self.handoffs, self.base = _template(cls, plan, ctx.workers)
+        self.handoffs, self.base, self.overhead = _template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,
             cls._plan.tools,
@@ -81,39 +82,47 @@ class _Turns:
             max_result_chars=cls.max_result_chars,
         )
 
-    async def call(self, model: Any, mid: str, turn: int) -> ModelResponse:
+    def recorded(self, turn: int) -> ModelResponse | None:
+        """A resumed run's recorded answer to this turn; None when the model must be asked."""
         journal = self.ctx.journal
-        if journal is not None:
-            self.key = key = f"{self.ctx.scope}/{self.name}/{turn}"
-            recorded = journal.response(key)
-            if recorded is not None:  # a resumed run: the run's total already counts this call
-                self.usage.add(recorded.usage)
-                return recorded
+        if journal is None:
+            return None
+        self.key = key = f"{self.ctx.scope}/{self.name}/{turn}"
+        recorded = journal.response(key)
+        if recorded is not None:  # the run's total already counts this call
+            self.usage.add(recorded.usage)
+        return recorded
+
+    async def resend(self, error: ProviderError) -> ModelResponse:
+        """The answer after the provider refused the prompt as too long: compacted harder and
+        sent again, at most twice; any other error stands."""
         refused = 0
-        while True:  # bounded: a prompt refused as too long is compacted harder, at most twice
-            await self._fit(mid, refused)
+        while True:  # bounded: refused grows each time round
+            if self.fitter is None or not prompt_too_long(error):
+                raise error
+            refused += 1
+            if refused > 2:
+                tokens = int(self.fitter.estimate * self.ctx.calibration.ratio(self.mid))
+                raise ContextOverflow(
+                    self.name, self.fitter.window, tokens, self.max_tokens, refused
+                ) from error
+            await self._fit(self.mid, refused)
             try:
-                response = await self.ctx.call(model, mid, self._request(), worker=self.name)
-            except ProviderError as error:
-                if self.fitter is None or not prompt_too_long(error):
-                    raise
-                refused += 1
-                if refused > 2:
-                    tokens = int(self.fitter.estimate * self.ctx.calibration.ratio(mid))
-                    raise ContextOverflow(
-                        self.name, self.fitter.window, tokens, self.max_tokens, refused
-                    ) from error
-                continue
-            break
+                return await self.ctx.call(self.model, self.mid, self._request(), worker=self.name)
+            except ProviderError as again:
+                error = again
+
+    async def received(self, response: ModelResponse) -> None:
+        """Count a live answer and journal it."""
         if self.fitter is not None:  # the estimate learns the provider's count
-            self.ctx.calibration.observe(mid, self.fitter.estimate, response.usage.input_tokens)
+            self.ctx.calibration.observe(self.mid, self.fitter.estimate, response.usage.input_tokens)
+        journal = self.ctx.journal
         if journal is not None:
             # A turn of tool calls commits its response with its first tool start (or at its end).
             self.unsaved = self._runs_tools(response)
             await journal.save_response(self.key, response, durable=not self.unsaved)
         self.usage.add(response.usage)
         self.ctx.usage.record(self.name, response.usage)
-        return response
 
     async def _fit(self, mid: str, refused: int) -> None:
         fitter = self.fitter
@@ -301,8 +310,9 @@ class _Turns:
 
 def _template(
     cls: type[Worker], plan: OutputPlan, workers: Mapping[str, Any]
-) -> tuple[dict[str, tuple[str, Any]], ModelRequest]:
-    """A worker's handoff actions and the request every turn starts from.
+) -> tuple[dict[str, tuple[str, Any]], ModelRequest, int]:
+    """A worker's handoff actions, the request every turn starts from, and the estimated
+    tokens that request carries besides the conversation.
 
     The same for every run of the class with this output plan and these settings, so it is
     built once; handoffs named by string depend on the run's workers and are built each time.
@@ -328,9 +338,21 @@ def _template(
         max_tokens=cls.max_tokens,
         temperature=cls.temperature,
     )
+    overhead = estimate_prompt_tokens(base) + (base.output.size // 4 if base.output is not None else 0)
     if not any(isinstance(target, str) for target in cls.handoffs):
-        cls._plan.bases[key] = (handoffs, base)
-    return handoffs, base
+        cls._plan.bases[key] = (handoffs, base, overhead)
+    return handoffs, base, overhead
+
+
+def _limits(cls: type[Worker], mid: str) -> tuple[int, int]:
+    """The model's output limit (at least the worker's max_tokens) and the worker's context
+    window on it: looked up by model name once per class and model."""
+    key = (mid, cls.context_window, cls.max_tokens)  # settings may change after the class is made
+    limits = cls._plan.limits.get(key)
+    if limits is None:
+        window = cls.context_window or context_window(mid)
+        limits = cls._plan.limits[key] = (max(output_limit(mid), cls.max_tokens), window)
+    return limits
 
 
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -364,14 +386,10 @@ async def run_loop(
     model = ctx.model(worker.model_spec)
     mid = model_id(model)
     turns = _Turns(worker, ctx, output_plan(cls, model), text)
-    turns.output_limit = max(output_limit(mid), cls.max_tokens)
-    turns.model = model
+    turns.output_limit, window = _limits(cls, mid)
+    turns.model, turns.mid = model, mid
     if cls.compaction:
-        overhead = estimate_prompt_tokens(turns.base)
-        if turns.base.output is not None:
-            overhead += turns.base.output.size // 4
-        window = cls.context_window or context_window(mid)
-        turns.fitter = Fitter(worker.name, ctx, model, cls.summary_model, window, overhead)
+        turns.fitter = Fitter(worker.name, ctx, model, cls.summary_model, window, turns.overhead)
     if upstream:
         upstream_text = worker.render_upstream(upstream)
         if turns.fitter is not None:
@@ -382,8 +400,19 @@ async def run_loop(
             text = f"{text}\n\n{upstream_text}"
         turns.messages = [UserMessage.of(text)]
     max_turns = min(cls.max_turns, ctx.max_turns) if ctx.max_turns else cls.max_turns
+    # The model is called from here, not from a method of `turns`: a waiting worker holds
+    # one frame less.
     for turn in range(1, max_turns + 1):
-        finished = await turns.handle(await turns.call(model, mid, turn))
+        response = turns.recorded(turn)
+        if response is None:
+            if turns.fitter is not None:
+                await turns._fit(mid, 0)
+            try:
+                response = await ctx.call(model, mid, turns._request(), worker=turns.name)
+            except ProviderError as error:
+                response = await turns.resend(error)
+            await turns.received(response)
+        finished = await turns.handle(response)
         if finished is not None:
             usage, messages = turns.usage.value(), tuple(turns.messages)
             return WorkerResult(worker.name, finished.output, usage, turn, messages, finished.handoff)

@@ -19,6 +19,7 @@ from tools.errors import ProviderConnectionError, ProviderError, ProviderRateLim
 
 from ._deadlines import Deadlines
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
+from ._hooks import ModelCallGuard
 from ._model import Model, ModelRequest, ModelResponse
 from ._ratelimit import ModelLimiter, RateLimits
 from ._resolve import model_id
@@ -83,6 +84,30 @@ def _changed(events: EventSink, mid: str, breaker: Breaker, before: object) -> N
     after = getattr(breaker, "state", None)
     if after != before and type(events) is not NullSink:
         events.emit(BreakerEvent(mid, after, getattr(breaker, "failures", 0)))  # type: ignore[arg-type]
+
+
+def _check(breaker: Breaker, events: EventSink, mid: str) -> None:
+    """Raise (CircuitOpen) when the breaker is open; a probe it lets through is an event."""
+    state = getattr(breaker, "state", None)
+    try:
+        breaker.check()
+    finally:
+        _changed(events, mid, breaker, state)
+
+
+async def _acquire(limiter: ModelLimiter, request: ModelRequest, events: EventSink, mid: str) -> int:
+    """Wait for room under the rate limits; the tokens reserved."""
+    reserved, waited = await limiter.acquire(estimate_tokens(request))
+    if waited > 0.001:
+        events.emit(RateLimitWaitEvent(mid, waited, "rate limit"))
+    return reserved
+
+
+def _attempted(response: ModelResponse, attempt: int) -> ModelResponse:
+    """The response, its usage counting every attempt."""
+    if attempt == 1:
+        return response
+    return replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
 
 
 def _emit_call(events: EventSink, mid: str, response: ModelResponse, worker: str, scope: str) -> None:
@@ -150,11 +175,15 @@ async def call_model(
     worker: str = "",
     scope: str = "",
     deadlines: Deadlines | None = None,
+    guard: ModelCallGuard | None = None,
+    guard_as: str = "",
 ) -> ModelResponse:
     """Send `request` to `model` through the rate limiter, retrying as `policy` allows.
 
     The response's usage counts every attempt (`requests`) and the retries among them.
     `deadlines` keeps the policy's total-time bound on a shared timer (see `Deadlines`).
+    `guard` reserves the call before it is sent (as `guard_as`, `worker` by default) and
+    settles it once it answered or failed; a call the guard refuses is not sent.
 
     Raises:
         ProviderError: the last error, with `attempts` set, when it was not retryable or the
@@ -163,51 +192,54 @@ async def call_model(
     mid = model_id(model)
     limiter = limits.for_model(mid) if limits is not None else None
     breaker = breakers.for_model(mid) if breakers is not None else None
+    name = guard_as or worker
+    if guard is not None:
+        request = await guard.before_model_call(name, mid, request)
     started = time.monotonic()
     attempt = 0
-    while True:
-        attempt += 1
-        if breaker is not None:
-            state = getattr(breaker, "state", None)
+    try:
+        while True:
+            attempt += 1
+            if breaker is not None:
+                _check(breaker, events, mid)
+            reserved = 0
+            if limiter is not None and not limiter.idle:
+                reserved = await _acquire(limiter, request, events, mid)
+            sent = time.monotonic()
+            # The attempt is cut off when the policy's total time runs out (awaited here, not in a
+            # helper coroutine: a thousand runs in flight hold one frame less each).
+            left = max(policy.max_total_s - (sent - started), 0.0)
+            deadline = asyncio.timeout(left) if deadlines is None else deadlines.bound(left)
             try:
-                breaker.check()
-            finally:
-                _changed(events, mid, breaker, state)
-        reserved = 0
-        if limiter is not None and not limiter.idle:
-            reserved, waited = await limiter.acquire(estimate_tokens(request))
-            if waited > 0.001:
-                events.emit(RateLimitWaitEvent(mid, waited, "rate limit"))
-        sent = time.monotonic()
-        # The attempt is cut off when the policy's total time runs out (awaited here, not in a
-        # helper coroutine: a thousand runs in flight hold one frame less each).
-        left = max(policy.max_total_s - (sent - started), 0.0)
-        deadline = asyncio.timeout(left) if deadlines is None else deadlines.bound(left)
-        try:
-            try:
-                async with deadline:
-                    response = await model.request(request)
-            except TimeoutError:
-                if not deadline.expired():
+                try:
+                    async with deadline:
+                        response = await model.request(request)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    raise ProviderConnectionError(
+                        "no answer within the retry policy's max_total_s",
+                        provider=model.provider,
+                        model=model.name,
+                        timeout=True,
+                        attempts=attempt,
+                    ) from None
+            except ProviderError as error:
+                error.attempts = attempt
+                _record(error, None, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
+                delay = _retry_delay(error, attempt, policy, time.monotonic() - started)
+                if delay is None:
                     raise
-                raise ProviderConnectionError(
-                    "no answer within the retry policy's max_total_s",
-                    provider=model.provider,
-                    model=model.name,
-                    timeout=True,
-                    attempts=attempt,
-                ) from None
-        except ProviderError as error:
-            error.attempts = attempt
-            _record(error, None, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
-            delay = _retry_delay(error, attempt, policy, time.monotonic() - started)
-            if delay is None:
-                raise
-            events.emit(ModelRetryEvent(mid, attempt, delay, str(error), error.status_code))
-            await sleep(delay)
-            continue
-        _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
-        if attempt > 1:
-            response = replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
-        _emit_call(events, mid, response, worker, scope)
-        return response
+                events.emit(ModelRetryEvent(mid, attempt, delay, str(error), error.status_code))
+                await sleep(delay)
+                continue
+            _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
+            response = _attempted(response, attempt)
+            _emit_call(events, mid, response, worker, scope)
+            if guard is not None:  # last: a call settled is not released again below
+                guard.after_model_call(name, mid, request, response)
+            return response
+    except BaseException:
+        if guard is not None:
+            guard.after_model_call(name, mid, request, None)  # the reservation is released
+        raise

@@ -36,24 +36,29 @@ _PER_MESSAGE = 16
 _TOOLS_PREAMBLE = 600
 
 
+def _utf8_len(text: str) -> int:
+    """The UTF-8 size of `text`, without encoding it when it is ASCII (the common case)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def worst_case_prompt_tokens(request: ModelRequest) -> int:
     """An upper bound on a request's prompt tokens, for budgets that must never be overshot.
 
     Byte-level tokenizers never make more tokens than UTF-8 bytes, so the encoded size of every
     part plus a per-message and tool allowance bounds the count from above.
     """
-    size = len(request.system.encode())
+    size = _utf8_len(request.system)
     for tool in request.tools:
         size += tool.size + _PER_MESSAGE
     for message in request.messages:
         size += _PER_MESSAGE
         for part in message.parts:
             if part.kind == "tool_call":
-                size += len(part.name) + len(part.raw_arguments.encode()) + _PER_MESSAGE
+                size += len(part.name) + _utf8_len(part.raw_arguments) + _PER_MESSAGE
             elif part.kind == "tool_result":
-                size += len(part.content.encode()) + _PER_MESSAGE
+                size += _utf8_len(part.content) + _PER_MESSAGE
             else:
-                size += len(part.text.encode())
+                size += _utf8_len(part.text)
     if request.output is not None:
         size += request.output.size
     return size + (_TOOLS_PREAMBLE if request.tools else 0) + _PER_MESSAGE

@@ -70,7 +70,9 @@ class _Plan:
     output: OutputPlan | None  # None until the model is known, when output_mode is "auto"
     by_mode: dict[OutputMode, OutputPlan] = dataclasses.field(default_factory=dict)  # "auto", once per mode
     # The handoff actions and base request of a run, once per output plan and settings (see _loop).
-    bases: dict[tuple[Any, ...], tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+    bases: dict[tuple[Any, ...], tuple[Any, Any, int]] = dataclasses.field(default_factory=dict)
+    # A model's output limit and context window, by model id (see _loop).
+    limits: dict[tuple[str, int | None, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
 
 
 class Worker:
