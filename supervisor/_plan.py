@@ -137,7 +137,7 @@ def planner_output_model(
     """
     from typing import Annotated, Literal
 
-    from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+    from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
     variants = []
     for name, worker in workers.items():
@@ -163,12 +163,15 @@ def planner_output_model(
         model_config = ConfigDict(extra="forbid")
         reasoning: str = Field(description="How the steps reach the goal")
         steps: list[step_type]  # type: ignore[valid-type]
+        _plan: Plan | None = PrivateAttr(default=None)  # the checked plan, built once
 
         @model_validator(mode="after")
         def _rules(self) -> PlanOutput:
-            issues = check_plan(to_plan(self), workers, max_steps, done)
+            plan = to_plan(self)
+            issues = check_plan(plan, workers, max_steps, done)
             if issues:
                 raise ValueError("; ".join(issues))
+            self._plan = plan
             return self
 
     return PlanOutput
@@ -176,5 +179,8 @@ def planner_output_model(
 
 def to_plan(output: Any) -> Plan:
     """The `Plan` of a planner output."""
+    checked = getattr(output, "_plan", None)
+    if checked is not None:
+        return checked  # type: ignore[no-any-return]
     steps = tuple(Step(s.id, s.worker, s.input, tuple(s.depends_on), s.reason) for s in output.steps)
     return Plan(steps, output.reasoning)

@@ -52,11 +52,12 @@ def message_chars(message: Message) -> int:
 class History:
     """The estimated size of a conversation, kept up to date in O(new messages) per call."""
 
-    __slots__ = ("sizes", "total")
+    __slots__ = ("sizes", "total", "last")
 
     def __init__(self) -> None:
         self.sizes: list[int] = []
         self.total = 0
+        self.last: Message | None = None  # the last message measured
 
     def tokens(self, messages: Sequence[Message]) -> int:
         """The conversation's estimated tokens; measures only the messages new since last time."""
@@ -64,19 +65,23 @@ class History:
             self.reset(messages)
             return self.total // _CHARS_PER_TOKEN + 1
         sizes = self.sizes
-        if sizes:  # the last message may have grown in place (a nudge merged into it)
-            self.total += message_chars(messages[len(sizes) - 1]) - sizes[-1]
-            sizes[-1] = message_chars(messages[len(sizes) - 1])
-        for message in messages[len(sizes) :]:
-            size = message_chars(message)
+        known = len(sizes)
+        if known and messages[known - 1] is not self.last:  # replaced (a nudge merged into it)
+            size = message_chars(messages[known - 1])
+            self.total += size - sizes[-1]
+            sizes[-1] = size
+        for i in range(known, len(messages)):
+            size = message_chars(messages[i])
             sizes.append(size)
             self.total += size
+        self.last = messages[-1] if messages else None
         return self.total // _CHARS_PER_TOKEN + 1
 
     def reset(self, messages: Sequence[Message]) -> None:
         """Measure everything again (after the conversation was replaced)."""
         self.sizes = [message_chars(m) for m in messages]
         self.total = sum(self.sizes)
+        self.last = messages[-1] if messages else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Fitter"]
 
+_ZERO = Usage()  # immutable: one for every fitter that has not summarised anything
 _SUMMARY_TOKENS = 1024
 _NEAR = 0.7  # of the window: where an exact count can change the decision (compaction targets 0.6)
 _SUMMARY_PROMPT = (
@@ -88,13 +89,13 @@ class Fitter:
         self.history = History()
         self.estimate = 0  # the last request's estimated prompt tokens (before calibration)
         self.key = ""  # the journal key of the current turn
-        self.usage = Usage()  # the summaries' usage not yet counted in the worker's own sum
+        self.usage = _ZERO  # the summaries' usage not yet counted in the worker's own sum
         self._summaries = 0  # this turn's summaries so far (their journal keys count them)
         self._summaries_of = ""
 
     def take_usage(self) -> Usage:
         """What the summaries since the last call cost (counted once: taking it resets it)."""
-        usage, self.usage = self.usage, Usage()
+        usage, self.usage = self.usage, _ZERO
         return usage
 
     def over(self, messages: Sequence[Message], mid: str, max_tokens: int) -> bool:

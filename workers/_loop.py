@@ -161,7 +161,9 @@ class _Turns:
 
     async def handle(self, response: ModelResponse) -> _Finished | None:
         """Take one response: the output when it is one, else extend the conversation."""
-        response = self._unique_ids(response)
+        calls = response.tool_calls
+        if calls:
+            response, calls = self._unique_ids(response, calls)
         if response.stop_reason == "max_tokens":
             self._truncated(response.raw_stop_reason)
             return None
@@ -169,7 +171,6 @@ class _Turns:
             self._refused(response)
             return None
         # No comprehension here: it would make locals cells for as long as the tools run.
-        calls = response.tool_calls
         output_call = _first_named(calls, self.plan.tool_name) if self.plan.mode == "tool" else None
         if output_call is not None:
             return self._output(response, output_call)
@@ -206,12 +207,15 @@ class _Turns:
         self._failed_output(errors, output_call.raw_arguments, nudge=None)
         return None
 
-    def _unique_ids(self, response: ModelResponse) -> ModelResponse:
-        """The response with every tool call id unique in the conversation and of the form the
-        APIs accept: a model that repeats or garbles an id would otherwise get every later
-        request refused ("tool_use ids must be unique")."""
-        if not response.tool_calls:
-            return response
+    def _unique_ids(
+        self, response: ModelResponse, calls: tuple[ToolCallPart, ...]
+    ) -> tuple[ModelResponse, tuple[ToolCallPart, ...]]:
+        """The response (and its calls) with every tool call id unique in the conversation and
+        of the form the APIs accept: a model that repeats or garbles an id would otherwise get
+        every later request refused ("tool_use ids must be unique")."""
+        if len(calls) == 1 and calls[0].id not in self.call_ids and _CALL_ID.fullmatch(calls[0].id):
+            self.call_ids.add(calls[0].id)  # the common case: one call, a good new id
+            return response, calls
         parts: list[AssistantPart] = []
         changed = False
         for part in response.parts:
@@ -223,14 +227,22 @@ class _Turns:
                     part, changed = replace(part, id=new), True
                 self.call_ids.add(part.id)
             parts.append(part)
-        return replace(response, parts=tuple(parts)) if changed else response
+        if not changed:
+            return response, calls
+        response = replace(response, parts=tuple(parts))
+        return response, response.tool_calls
 
     def _runs_tools(self, response: ModelResponse) -> bool:
         """Whether `handle` will give this response's calls to the tool runner."""
-        if response.stop_reason in ("max_tokens", "refusal") or not response.tool_calls:
+        calls = response.tool_calls
+        if not calls or response.stop_reason in ("max_tokens", "refusal"):
             return False
         output = self.plan.tool_name if self.plan.mode == "tool" else None
-        return all(c.name != output and c.name not in self.handoffs for c in response.tool_calls)
+        handoffs = self.handoffs
+        for call in calls:
+            if call.name == output or call.name in handoffs:
+                return False
+        return True
 
     def _hand_off(self, response: ModelResponse, call: Any) -> _Finished | None:
         """A valid handoff ends the run; an invalid one goes back to the model like bad arguments."""

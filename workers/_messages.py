@@ -74,12 +74,18 @@ AssistantPart = TextPart | ToolCallPart
 
 def text_of(parts: tuple[AssistantPart, ...]) -> str:
     """All text parts joined."""
-    return "".join(p.text for p in parts if isinstance(p, TextPart))
+    if len(parts) == 1:
+        part = parts[0]
+        return part.text if isinstance(part, TextPart) else ""
+    return "".join([p.text for p in parts if isinstance(p, TextPart)])
 
 
 def tool_calls_of(parts: tuple[AssistantPart, ...]) -> tuple[ToolCallPart, ...]:
     """The tool calls, in the order the model made them."""
-    return tuple(p for p in parts if isinstance(p, ToolCallPart))
+    if len(parts) == 1:  # most answers: one text or one call
+        part = parts[0]
+        return (part,) if isinstance(part, ToolCallPart) else ()
+    return tuple([p for p in parts if isinstance(p, ToolCallPart)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,8 @@ def _record(
         # it ends a run of failures rather than adding to one.
         state = getattr(breaker, "state", None)
         breaker.record(error is not None and not isinstance(error, ProviderRateLimited), latency_s)
-        _changed(events, mid, breaker, state)
+        if getattr(breaker, "state", None) != state:
+            _changed(events, mid, breaker, state)
     if limiter is None:
         return
     if response is not None:
@@ -200,7 +201,9 @@ async def call_model(
     try:
         while True:
             attempt += 1
-            if breaker is not None:
+            if (
+                breaker is not None and getattr(breaker, "state", None) != "closed"
+            ):  # closed: nothing to check
                 _check(breaker, events, mid)
             reserved = 0
             if limiter is not None and not limiter.idle:
