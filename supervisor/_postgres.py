@@ -205,9 +205,11 @@ class PostgresStore:
         usage: Mapping[str, Any],
         output_json: str | None,
         error: str | None,
+        *,
+        aborted_by: str | None = None,
     ) -> None:
-        """Record how the run ended."""
-        row = (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
+        """Record how the run ended (`aborted_by`: who aborted it, when a person did)."""
+        row = (status, json.dumps(dict(usage)), output_json, error, aborted_by, time.time(), run_id)
         if run_id in self._owners:  # another owner's run keeps the state that owner gives it
             await self._writer.commit(self._sql.owned_finish, (*row, self._owners.pop(run_id)))
         else:

@@ -296,10 +296,12 @@ class DBOSBackend:
         async def foreman_run(goal: str, run_id: str) -> str:
             supervisor = backend._build()
             record = await supervisor._store.load(run_id)
-            if record is not None and record.status == "failed":
-                # It ended before DBOS recorded so (a crash in between): taken up again, it
-                # would run on. A run aborted by a stopping worker does resume.
-                return f"failed: {record.error}"
+            if record is not None and (record.status == "failed" or record.aborted_by is not None):
+                # It ended (failed, or a person aborted it) before DBOS recorded so: a worker
+                # died in between. Taken up again, it would run on (and a person aborted it
+                # would be asked again); it ends as recorded. A run aborted because its worker
+                # was stopping has no `aborted_by`, and resumes.
+                return f"{record.status}: {record.error}"
             try:
                 await supervisor._run(goal, None, run_id)
             except AgentError as error:  # the store has it; DBOS records the run as ended
