@@ -191,6 +191,8 @@ class Statements:
     owned_finish: str
     add_approval: str
     decide: str
+    owned_add_approval: str
+    owned_decide: str
     runs: str
 
     @classmethod
@@ -241,5 +243,16 @@ class Statements:
             # committed: PostgreSQL checks the condition again on the row the first one wrote.
             decide=f"UPDATE {s}.approvals SET status = %s, decision_reason = %s, edited_arguments = %s, "
             "decided_by = %s, decided_at = %s WHERE approval_id = %s AND status = 'pending'",
+            # The approvals the run's owner files and closes (an expiry, the run's end), fenced as
+            # its other writes: a process that lost the run does not close one the new owner
+            # waits on. A person's decision (`decide`) is not: it counts from any process.
+            owned_add_approval=f"INSERT INTO {s}.approvals ({APPROVAL}) SELECT %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s::double precision, %s::double precision, %s, %s, %s, %s, %s::double precision, %s "
+            f"WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s "
+            "FOR SHARE)",
+            owned_decide=f"UPDATE {s}.approvals SET status = %s, decision_reason = %s, "
+            "edited_arguments = %s, decided_by = %s, decided_at = %s WHERE approval_id = %s "
+            f"AND status = 'pending' AND EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s "
+            "AND owner IS NOT DISTINCT FROM %s FOR SHARE)",
             runs=f"SELECT {RUN} FROM {s}.runs",
         )

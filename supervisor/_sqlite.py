@@ -261,8 +261,14 @@ class SQLiteStore:
         reason: str | None,
         edited: Mapping[str, Any] | None,
         by: str,
+        *,
+        owner_of: str | None = None,
     ) -> bool:
-        """Take a decision only if still pending (one UPDATE: two approvers cannot both win)."""
+        """Take a decision only if still pending (one UPDATE: two approvers cannot both win).
+
+        `owner_of` fences nothing here, as no write to a SQLite file is fenced: a run in one is
+        taken over only from a process taken to be dead (gone from its host's process table, or
+        silent for an hour on another host)."""
         sql = (
             "UPDATE approvals SET status = ?, decision_reason = ?, edited_arguments = ?, decided_by = ?, "
             "decided_at = ? WHERE approval_id = ? AND status = 'pending'"

@@ -173,8 +173,10 @@ class MemoryStore:
         reason: str | None,
         edited: Mapping[str, Any] | None,
         by: str,
+        *,
+        owner_of: str | None = None,
     ) -> bool:
-        """Take a decision only if still pending."""
+        """Take a decision only if still pending (in memory, a run has one owner: no fence)."""
         record = self._approvals.get(approval_id)
         if record is None or record.status != "pending":
             return False
