@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from tools.errors import RunTakenOver
 from workers import ApprovalRequest, Decision
 
 __all__ = [
@@ -79,8 +80,15 @@ class ApprovalStore(Protocol):
         reason: str | None,
         edited: Mapping[str, Any] | None,
         by: str,
+        *,
+        owner_of: str | None = None,
     ) -> bool:
-        """Take a decision, only if the approval is still pending; True when this one took it."""
+        """Take a decision, only if the approval is still pending; True when this one took it.
+
+        `owner_of`: the run whose owner takes it (an expiry, the run's end), rather than a
+        person: fenced like the run's other writes, it changes nothing once another process
+        has taken the run over, and raises `RunTakenOver` then. A person's decision is never
+        fenced: it counts from any process."""
         ...
 
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
@@ -99,9 +107,13 @@ async def supersede_pending(store: ApprovalStore, run_id: str) -> int:
     """
     closed = 0
     for record in await store.pending_approvals(run_id):
-        closed += await store.decide(
-            record.approval_id, "superseded", "superseded: the run ended", None, "run end"
-        )
+        why = "superseded: the run ended"
+        try:
+            closed += await store.decide(
+                record.approval_id, "superseded", why, None, "run end", owner_of=run_id
+            )
+        except RunTakenOver:  # the run is another process's now, and its approvals with it
+            break
     return closed
 
 
@@ -151,7 +163,10 @@ class StoreGate:
             left = record.expires_at - time.time()
             if left <= 0:
                 why = f"no answer within {self.timeout_s:g} s"
-                if await self.store.decide(record.approval_id, "expired", why, None, "timeout"):
+                # As the run's owner: a process that lost the run does not expire an approval the
+                # new owner waits on (`RunTakenOver` stops this one instead).
+                run = record.run_id or None
+                if await self.store.decide(record.approval_id, "expired", why, None, "timeout", owner_of=run):
                     return Decision.deny(why, by="timeout")
                 continue  # a decision came in at the last moment: read it
             await self.wait(record, left)

@@ -17,7 +17,7 @@ from workers import RunContext, RunEvent, ToolGate
 from ._approvals import StoreGate, supersede_pending
 from ._calls import usage_data
 from ._result import RunResult
-from ._store import RunRecord, Store
+from ._store import UNNAMED, RunRecord, Store
 
 __all__ = ["ActiveTime", "record_end"]
 
@@ -92,6 +92,8 @@ async def _finish(
             await supersede_pending(store, run_id)  # nobody waits on them any more
         if isinstance(outcome, RunResult):
             await store.finish(run_id, status, usage, serialize_result(outcome.output), None)
+        elif isinstance(outcome, RunAborted):  # kept apart from a stop: it is not taken up by itself
+            await store.finish(run_id, status, usage, None, str(outcome), aborted_by=outcome.by or UNNAMED)
         else:
             await store.finish(run_id, status, usage, None, str(outcome))
     except asyncio.CancelledError:

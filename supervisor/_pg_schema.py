@@ -7,7 +7,8 @@ version wrote, is refused before anything is written; a missing or empty one is 
 an advisory lock so that two processes starting at once do not both create it.
 
 Schema 1: runs (with their owner), finished steps, the call journal, the approval queue (with
-each approval's call key) and trace events: what SQLite's schema 3 has.
+each approval's call key) and trace events: what SQLite's schema 3 has. 2: who aborted a run,
+when a person did, as SQLite's schema 4.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tools.errors import StoreError
+
+from ._store import UNNAMED
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -32,7 +35,7 @@ __all__ = [
     "schema_version",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP = "foreman"
 # MIGRATIONS[n] brings a schema from version n to n + 1; "{s}" is the quoted schema name.
 MIGRATIONS = [
@@ -67,6 +70,12 @@ MIGRATIONS = [
     );
     CREATE INDEX approvals_pending ON {s}.approvals (status, created_at);
     CREATE INDEX approvals_by_key ON {s}.approvals (run_id, call_key);
+    """,
+    # As SQLite's schema 4: a run a person aborted is known by RunAborted's message (a stopped
+    # run's CancelledError has none).
+    f"""
+    ALTER TABLE {{s}}.runs ADD COLUMN aborted_by text;
+    UPDATE {{s}}.runs SET aborted_by = '{UNNAMED}' WHERE status = 'aborted' AND error LIKE 'run aborted%';
     """,
 ]
 
@@ -153,7 +162,7 @@ async def prepare(conn: AsyncConnection, schema: str, where: str) -> None:
         )
 
 
-RUN = "run_id, goal, status, plan, workers, usage, output, error, created_at, updated_at, owner"
+RUN = "run_id, goal, status, plan, workers, usage, output, error, created_at, updated_at, owner, aborted_by"
 STEP = "run_id, step_id, worker, output, usage, attempts, finished_at"
 CALL = "run_id, key, kind, body, at"
 EVENT = "run_id, kind, at, body"
@@ -182,18 +191,20 @@ class Statements:
     owned_finish: str
     add_approval: str
     decide: str
+    owned_add_approval: str
+    owned_decide: str
     runs: str
 
     @classmethod
     def of(cls, s: str) -> Statements:
         """The statements for the quoted schema name `s`."""
         return cls(
-            new_run=f"INSERT INTO {s}.runs ({RUN}) VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, %s) "
-            "ON CONFLICT (run_id) DO NOTHING",
+            new_run=f"INSERT INTO {s}.runs ({RUN}) VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, %s, "
+            "NULL) ON CONFLICT (run_id) DO NOTHING",
             # Compare and swap: only if nobody, in any process, changed the run since it was loaded.
             take_up=f"UPDATE {s}.runs SET status = %s, workers = %s, owner = %s, output = NULL, "
-            "error = NULL, updated_at = %s WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s "
-            "AND status = %s AND updated_at = %s",
+            "error = NULL, aborted_by = NULL, updated_at = %s WHERE run_id = %s "
+            "AND owner IS NOT DISTINCT FROM %s AND status = %s AND updated_at = %s",
             plan=f"UPDATE {s}.runs SET plan = %s, updated_at = %s WHERE run_id = %s",
             step=f"INSERT INTO {s}.steps ({STEP}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (run_id, step_id) DO UPDATE SET worker = EXCLUDED.worker, "
@@ -201,7 +212,7 @@ class Statements:
             "finished_at = EXCLUDED.finished_at",
             usage=f"UPDATE {s}.runs SET usage = %s, updated_at = %s WHERE run_id = %s",
             finish=f"UPDATE {s}.runs SET status = %s, usage = %s, output = %s, error = %s, "
-            "updated_at = %s WHERE run_id = %s",
+            "aborted_by = %s, updated_at = %s WHERE run_id = %s",
             # A record written again moves to the end, as SQLite's INSERT OR REPLACE does.
             call=f"INSERT INTO {s}.calls ({CALL}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, key) "
             "DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, at = EXCLUDED.at, seq = DEFAULT",
@@ -226,11 +237,22 @@ class Statements:
             owned_usage=f"UPDATE {s}.runs SET usage = %s, updated_at = %s WHERE run_id = %s "
             "AND owner IS NOT DISTINCT FROM %s",
             owned_finish=f"UPDATE {s}.runs SET status = %s, usage = %s, output = %s, error = %s, "
-            "updated_at = %s WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s",
+            "aborted_by = %s, updated_at = %s WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s",
             add_approval=f"INSERT INTO {s}.approvals ({APPROVAL}) VALUES ({', '.join(['%s'] * 16)})",
             # Of two processes deciding at once, the second UPDATE matches no row once the first
             # committed: PostgreSQL checks the condition again on the row the first one wrote.
             decide=f"UPDATE {s}.approvals SET status = %s, decision_reason = %s, edited_arguments = %s, "
             "decided_by = %s, decided_at = %s WHERE approval_id = %s AND status = 'pending'",
+            # The approvals the run's owner files and closes (an expiry, the run's end), fenced as
+            # its other writes: a process that lost the run does not close one the new owner
+            # waits on. A person's decision (`decide`) is not: it counts from any process.
+            owned_add_approval=f"INSERT INTO {s}.approvals ({APPROVAL}) SELECT %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s::double precision, %s::double precision, %s, %s, %s, %s, %s::double precision, %s "
+            f"WHERE EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s AND owner IS NOT DISTINCT FROM %s "
+            "FOR SHARE)",
+            owned_decide=f"UPDATE {s}.approvals SET status = %s, decision_reason = %s, "
+            "edited_arguments = %s, decided_by = %s, decided_at = %s WHERE approval_id = %s "
+            f"AND status = 'pending' AND EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = %s "
+            "AND owner IS NOT DISTINCT FROM %s FOR SHARE)",
             runs=f"SELECT {RUN} FROM {s}.runs",
         )

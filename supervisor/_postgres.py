@@ -9,8 +9,9 @@ second one. Two processes on two hosts never both take up a run: taking one up i
 and swap in SQL, and so is deciding an approval. A process's writes to a run it took up are
 fenced by its owner: once another process has taken the run over, they change nothing, and
 its next awaited journal write (the start of a tool that is not idempotent, say) raises
-`ResumeError`, so it starts nothing more. psycopg is imported when a store is made, not with
-`supervisor`.
+`ResumeError`, so it starts nothing more. So are the approvals it files and closes itself
+(expired, superseded), but not a person's decision, which counts from any process. psycopg is
+imported when a store is made, not with `supervisor`.
 """
 
 from __future__ import annotations
@@ -205,9 +206,11 @@ class PostgresStore:
         usage: Mapping[str, Any],
         output_json: str | None,
         error: str | None,
+        *,
+        aborted_by: str | None = None,
     ) -> None:
-        """Record how the run ended."""
-        row = (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
+        """Record how the run ended (`aborted_by`: who aborted it, when a person did)."""
+        row = (status, json.dumps(dict(usage)), output_json, error, aborted_by, time.time(), run_id)
         if run_id in self._owners:  # another owner's run keeps the state that owner gives it
             await self._writer.commit(self._sql.owned_finish, (*row, self._owners.pop(run_id)))
         else:
@@ -249,8 +252,15 @@ class PostgresStore:
     # --- the approval queue ----------------------------------------------------------------------
 
     async def add_approval(self, record: ApprovalRecord) -> None:
-        """Record a pending approval."""
-        await self._writer.commit(self._sql.add_approval, record_row(record))
+        """Record a pending approval; `RunTakenOver` (and nothing recorded) when the run this
+        process took up has another owner now."""
+        if record.run_id not in self._owners:
+            await self._writer.commit(self._sql.add_approval, record_row(record))
+            return
+        owner = self._owners[record.run_id]
+        params = (*record_row(record), record.run_id, owner)
+        if await self._writer.commit(self._sql.owned_add_approval, params) == 0:
+            raise RunTakenOver(record.run_id, owner)
 
     async def decide(
         self,
@@ -259,11 +269,24 @@ class PostgresStore:
         reason: str | None,
         edited: Mapping[str, Any] | None,
         by: str,
+        *,
+        owner_of: str | None = None,
     ) -> bool:
-        """Take a decision only if still pending: across processes, one decision wins."""
+        """Take a decision only if still pending: across processes, one decision wins.
+
+        With `owner_of` (a run this process took up), the decision is the run owner's, fenced:
+        `RunTakenOver` when another process owns the run now."""
         edited_json = json.dumps(dict(edited)) if edited is not None else None
         params = (status, reason, edited_json, by, time.time(), approval_id)
-        return await self._writer.commit(self._sql.decide, params) == 1
+        if owner_of is None or owner_of not in self._owners:
+            return await self._writer.commit(self._sql.decide, params) == 1
+        owner = self._owners[owner_of]
+        if await self._writer.commit(self._sql.owned_decide, (*params, owner_of, owner)) == 1:
+            return True
+        rows = await self._read(f"SELECT owner FROM {self._s}.runs WHERE run_id = %s", (owner_of,))
+        if rows and rows[0][0] == owner:
+            return False  # still the owner: a person decided first
+        raise RunTakenOver(owner_of, owner)
 
     async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         """One approval, or None."""

@@ -33,7 +33,7 @@ def call_item(item: tuple[str, CallRecord, float]) -> tuple[Any, ...]:
 
 def run_from_row(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRecord:
     """The run of a `runs` row, with its finished steps."""
-    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner = row
+    run_id, goal, status, plan, workers, usage, output, error, created, updated, owner, aborted_by = row
     return RunRecord(
         run_id=run_id,
         goal=goal,
@@ -47,4 +47,5 @@ def run_from_row(row: tuple[Any, ...], steps: Mapping[str, StepRecord]) -> RunRe
         created_at=created,
         updated_at=updated,
         owner=owner,
+        aborted_by=aborted_by,
     )

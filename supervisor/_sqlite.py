@@ -75,7 +75,7 @@ class SQLiteStore:
         workers = json.dumps(list(run.workers))
         if previous is None:
             sql = (
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?) "
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, NULL) "
                 "ON CONFLICT(run_id) DO NOTHING"
             )
             plan = json.dumps(run.plan) if run.plan is not None else None
@@ -94,7 +94,8 @@ class SQLiteStore:
         else:  # compare and swap: only if nobody changed the run since it was loaded
             sql = (
                 "UPDATE runs SET status = ?, workers = ?, owner = ?, output = NULL, error = NULL, "
-                "updated_at = ? WHERE run_id = ? AND owner IS ? AND status = ? AND updated_at = ?"
+                "aborted_by = NULL, updated_at = ? "
+                "WHERE run_id = ? AND owner IS ? AND status = ? AND updated_at = ?"
             )
             params = (
                 run.status,
@@ -147,12 +148,16 @@ class SQLiteStore:
         usage: Mapping[str, Any],
         output_json: str | None,
         error: str | None,
+        *,
+        aborted_by: str | None = None,
     ) -> None:
-        """Record how the run ended."""
-        sql = "UPDATE runs SET status = ?, usage = ?, output = ?, error = ?, updated_at = ? WHERE run_id = ?"
-        await self._writer.commit(
-            sql, (status, json.dumps(dict(usage)), output_json, error, time.time(), run_id)
+        """Record how the run ended (`aborted_by`: who aborted it, when a person did)."""
+        sql = (
+            "UPDATE runs SET status = ?, usage = ?, output = ?, error = ?, aborted_by = ?, updated_at = ? "
+            "WHERE run_id = ?"
         )
+        used = json.dumps(dict(usage))
+        await self._writer.commit(sql, (status, used, output_json, error, aborted_by, time.time(), run_id))
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Buffer trace events; they go to the writer thread in batches, serialised there."""
@@ -256,8 +261,14 @@ class SQLiteStore:
         reason: str | None,
         edited: Mapping[str, Any] | None,
         by: str,
+        *,
+        owner_of: str | None = None,
     ) -> bool:
-        """Take a decision only if still pending (one UPDATE: two approvers cannot both win)."""
+        """Take a decision only if still pending (one UPDATE: two approvers cannot both win).
+
+        `owner_of` fences nothing here, as no write to a SQLite file is fenced: a run in one is
+        taken over only from a process taken to be dead (gone from its host's process table, or
+        silent for an hour on another host)."""
         sql = (
             "UPDATE approvals SET status = ?, decision_reason = ?, edited_arguments = ?, decided_by = ?, "
             "decided_at = ? WHERE approval_id = ? AND status = 'pending'"

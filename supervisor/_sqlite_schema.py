@@ -1,7 +1,9 @@
 """The SQLite store's schema: its migrations, and the check that a file is ours and not newer.
 
 Schema 1: runs, finished steps, trace events. 2: the approval queue. 3: the call journal (model
-responses and tool calls inside a step), each run's owner, and each approval's call key.
+responses and tool calls inside a step), each run's owner, and each approval's call key. 4: who
+aborted a run, when a person did (a run stopped with its process is taken up again; one a person
+aborted is not, by an engine that recovers runs by itself).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from pathlib import Path
 
 from tools.errors import StoreError
 
+from ._store import UNNAMED
+
 __all__ = ["APP", "MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP = "foreman"
 # MIGRATIONS[n] brings a store from schema n to n + 1.
 MIGRATIONS = [
@@ -51,6 +55,12 @@ MIGRATIONS = [
     ALTER TABLE runs ADD COLUMN owner TEXT;
     ALTER TABLE approvals ADD COLUMN call_key TEXT NOT NULL DEFAULT '';
     CREATE INDEX approvals_by_key ON approvals (run_id, call_key);
+    """,
+    # Runs a person aborted before this column existed are known by RunAborted's message, the
+    # only "aborted" end whose error is not empty (a stopped run's CancelledError has none).
+    f"""
+    ALTER TABLE runs ADD COLUMN aborted_by TEXT;
+    UPDATE runs SET aborted_by = '{UNNAMED}' WHERE status = 'aborted' AND error LIKE 'run aborted%';
     """,
 ]
 

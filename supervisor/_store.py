@@ -19,9 +19,10 @@ from tools.errors import ConfigurationError
 from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
 from ._calls import CallRecord, CallStore
 
-__all__ = ["open_store", "MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
+__all__ = ["UNNAMED", "open_store", "MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
 
 RunStatus = Literal["running", "succeeded", "failed", "aborted"]
+UNNAMED = "unnamed"  # `aborted_by` of a run a person aborted without giving a name
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ class RunRecord:
         created_at: When it started (epoch seconds).
         updated_at: When it last changed.
         owner: The process running it ("host:pid"), so two processes never run it at once.
+        aborted_by: Who aborted the run, when a person did (at an approval, or by run id): the
+            name their decision gave (`UNNAMED` when none). None for every other end: a run
+            "aborted" because its process stopped (cancelled, SIGTERM) has None, and an engine
+            that recovers runs by itself (DBOS) takes it up again; one a person aborted, it
+            leaves as it is. Taking a run up by hand clears it.
     """
 
     run_id: str
@@ -67,6 +73,7 @@ class RunRecord:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     owner: str | None = None
+    aborted_by: str | None = None
 
 
 class Store(ApprovalStore, CallStore, Protocol):
@@ -98,8 +105,10 @@ class Store(ApprovalStore, CallStore, Protocol):
         usage: Mapping[str, Any],
         output_json: str | None,
         error: str | None,
+        *,
+        aborted_by: str | None = None,
     ) -> None:
-        """Record how the run ended."""
+        """Record how the run ended (`aborted_by`: who aborted it, when a person did)."""
         ...
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
@@ -164,8 +173,10 @@ class MemoryStore:
         reason: str | None,
         edited: Mapping[str, Any] | None,
         by: str,
+        *,
+        owner_of: str | None = None,
     ) -> bool:
-        """Take a decision only if still pending."""
+        """Take a decision only if still pending (in memory, a run has one owner: no fence)."""
         record = self._approvals.get(approval_id)
         if record is None or record.status != "pending":
             return False
@@ -220,11 +231,15 @@ class MemoryStore:
         usage: Mapping[str, Any],
         output_json: str | None,
         error: str | None,
+        *,
+        aborted_by: str | None = None,
     ) -> None:
         """Record how the run ended."""
         if status == "succeeded":  # nothing left to resume: the calls are not needed any more
             self._calls.pop(run_id, None)
-        self._runs[run_id].change(status=status, usage=dict(usage), output_json=output_json, error=error)
+        self._runs[run_id].change(
+            status=status, usage=dict(usage), output_json=output_json, error=error, aborted_by=aborted_by
+        )
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
         """Drop the events: an in-memory run has no trace to keep them for."""

@@ -35,9 +35,12 @@ until their runs end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound
@@ -52,6 +55,53 @@ if TYPE_CHECKING:
 __all__ = ["DBOSBackend", "notify_decision"]
 
 _WORKFLOW = "foreman_run"
+
+
+async def _launch(dbos: Any) -> None:
+    """`DBOS.launch()` off the event loop (it migrates DBOS's tables and lists the runs to
+    recover: database round trips), its runs still on this loop.
+
+    DBOS runs async workflows on the loop that was running in the thread it launched from, and a
+    thread has none; it keeps a loop set before, when it finds none (dbos 3.4 `_event_loop.py`).
+    So this loop is set first: the runs must share it with the supervisor and its store, which
+    belong to one loop. A DBOS without that hook launches here, on the loop, as it documents."""
+    from dbos import DBOS
+
+    set_loop = getattr(getattr(dbos, "_background_event_loop", None), "set_main_loop", None)
+    if not callable(set_loop):
+        DBOS.launch()
+        return
+    set_loop()
+    await _off_loop(DBOS.launch)
+
+
+async def _destroy() -> None:
+    """`DBOS.destroy()` off the event loop: it joins DBOS's threads (10 s each at most), and one
+    of them may wait on this loop to hand over a run, which a loop blocked in the join never does.
+
+    DBOS made its thread pool this loop's default one (asyncio.to_thread's) and shuts the pool
+    down with itself; the loop gets a pool of its own back, or every later to_thread would fail
+    ("cannot schedule new futures after shutdown")."""
+    from dbos import DBOS
+
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(thread_name_prefix="foreman")  # shut down by asyncio.run, as a default
+    loop.set_default_executor(pool)
+    await _off_loop(functools.partial(DBOS.destroy, workflow_completion_timeout_sec=0))
+    loop.set_default_executor(pool)  # a DBOS call meanwhile may have made its pool the default again
+
+
+async def _off_loop(call: Callable[[], object]) -> None:
+    """A blocking DBOS call in a thread. Cancelled meanwhile, it waits for the thread all the same
+    (DBOS bounds its own waits): a thread cannot be stopped, and DBOS destroyed while it still
+    launches would race with it."""
+    thread = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # cancelled: that is what this raises
+            await thread
+        raise
 
 
 class DBOSBackend:
@@ -176,7 +226,7 @@ class DBOSBackend:
             DBOS.workflow(name=_WORKFLOW)(self._workflow())
             DBOS.workflow(name=APPROVAL)(approval_workflow)
             try:
-                DBOS.launch()  # takes up this executor id's unfinished runs first
+                await _launch(dbos_module._dbos_global_instance)  # this executor's unfinished runs first
                 await self._queues(update_limits)
                 for dead in recover:
                     held = await self._executor_lock(dead, "it is alive and keeps its runs")
@@ -189,7 +239,8 @@ class DBOSBackend:
                 await stop.wait()
             finally:
                 await self._stop_runs(supervisor)
-                DBOS.destroy(workflow_completion_timeout_sec=0)
+                await _destroy()
+                await self._stop_runs(supervisor)  # one DBOS handed over while it shut down
         finally:
             await supervisor.aclose()
             self._supervisor = None
@@ -245,10 +296,12 @@ class DBOSBackend:
         async def foreman_run(goal: str, run_id: str) -> str:
             supervisor = backend._build()
             record = await supervisor._store.load(run_id)
-            if record is not None and record.status == "failed":
-                # It ended before DBOS recorded so (a crash in between): taken up again, it
-                # would run on. A run aborted by a stopping worker does resume.
-                return f"failed: {record.error}"
+            if record is not None and (record.status == "failed" or record.aborted_by is not None):
+                # It ended (failed, or a person aborted it) before DBOS recorded so: a worker
+                # died in between. Taken up again, it would run on (and a person aborted it
+                # would be asked again); it ends as recorded. A run aborted because its worker
+                # was stopping has no `aborted_by`, and resumes.
+                return f"{record.status}: {record.error}"
             try:
                 await supervisor._run(goal, None, run_id)
             except AgentError as error:  # the store has it; DBOS records the run as ended

@@ -5,6 +5,8 @@ a line appended to the file named by FOREMAN_EFFECTS), then answer. The models a
 `workers.testing` function models that take FOREMAN_LATENCY_S seconds per call, so a worker can
 be killed mid-run.
 `make_payer_supervisor`: one risky payment a run, which waits for a person's approval.
+`make_payer_dying_after_an_abort`: the same, in a process that dies (exit code 3) right after its
+store records that a person aborted a run, before DBOS records the run's workflow as ended.
 `start_worker` starts a worker process on one of them, for the tests and the bench.
 """
 
@@ -15,9 +17,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from supervisor import Supervisor
+from supervisor._postgres import PostgresStore
+from supervisor._store import RunStatus
 from tools import tool
 from workers import ModelRequest, Worker
 from workers.testing import FunctionModel, reply
@@ -95,6 +101,30 @@ async def _payer_model(request: ModelRequest) -> object:
 def make_payer_supervisor(store: str) -> Supervisor:
     model = FunctionModel(_payer_model)
     return Supervisor([Payer(model=model)], model=model, store=store, approval_timeout_s=120)
+
+
+class _DiesAfterAnAbort(PostgresStore):
+    """A kill at exactly the point where the run's end is recorded and DBOS's is not yet."""
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        usage: Mapping[str, Any],
+        output_json: str | None,
+        error: str | None,
+        *,
+        aborted_by: str | None = None,
+    ) -> None:
+        await super().finish(run_id, status, usage, output_json, error, aborted_by=aborted_by)
+        if aborted_by is not None:
+            os._exit(3)
+
+
+def make_payer_dying_after_an_abort(store: str) -> Supervisor:
+    model = FunctionModel(_payer_model)
+    store_object = _DiesAfterAnAbort(store)
+    return Supervisor([Payer(model=model)], model=model, store=store_object, approval_timeout_s=120)
 
 
 ROOT = Path(__file__).resolve().parent.parent
