@@ -24,14 +24,17 @@ async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tupl
     the run stops; a resumed run finds the call finished rather than caught half-way.
     """
     running = asyncio.ensure_future(tool.invoke(kwargs)) if tool.is_sync else None
-    deadline = asyncio.timeout(tool.timeout_s)
+    deadline = asyncio.timeout(tool.timeout_s) if tool.timeout_s is not None else None
     try:
-        async with deadline:
+        if deadline is None:  # no limit: no timeout to enter and leave at every call
             value = await (asyncio.shield(running) if running is not None else tool.invoke(kwargs))
+        else:
+            async with deadline:
+                value = await (asyncio.shield(running) if running is not None else tool.invoke(kwargs))
     except TimeoutError as exc:
         if running is not None:
             running.cancel()  # the thread runs on; nothing waits for it any more
-        if deadline.expired():
+        if deadline is not None and deadline.expired():
             return _timed_out(tool), "timeout", False
         return f"The tool failed: TimeoutError: {exc}", "error", False  # its own, not ours
     except asyncio.CancelledError:
