@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.memory_journal import journal_write_ms, memory_per_run_kb
-from bench.supervisor_runs import concurrent_wall_over_ideal, cpu_per_model_call_ms, journal_added_ms
+from bench.supervisor_runs import (
+    bookkeeping_ms,
+    concurrent_wall_over_ideal,
+    cpu_per_model_call_ms,
+    journal_added_ms,
+)
 from tools import tool
 from workers import (
     AnthropicModel,
@@ -268,6 +273,7 @@ def main() -> None:
         ),
         ("worker loop per turn, one tool call (ms CPU/turn)", 0.2, worker_turn_ms()),
         ("supervisor run, 4 workers, 10 calls (ms CPU/model call)", 0.3, cpu_per_model_call_ms()),
+        ("  of which the supervisor's own bookkeeping (ms CPU/model call)", 0.1, bookkeeping_ms()),
         ("  added by the SQLite journal, 50 runs at once (ms CPU/model call)", 0.1, journal_added_ms(50)),
         ("  added by the SQLite journal, one run at a time (ms CPU/model call)", 0.1, journal_added_ms(1)),
         ("SQLite journal: one committed write, alone (ms CPU)", 0.1, journal_write_ms(1)),

@@ -14,7 +14,7 @@ from typing import Any
 
 from supervisor import Budget, Supervisor
 from tools import tool
-from workers import ModelRequest, ModelResponse, Price, TextPart, ToolCallPart, Usage, Worker
+from workers import ModelRequest, ModelResponse, Price, RunContext, TextPart, ToolCallPart, Usage, Worker
 
 PRICE = Price(input=1.0, output=5.0)
 USAGE = Usage(input_tokens=400, output_tokens=40, requests=1, known_cost_usd=PRICE.cost(400, 40))
@@ -115,6 +115,51 @@ def _cpu_rounds(runs: int, concurrency: int, rounds: int) -> tuple[list[float], 
             plain.append(asyncio.run(batch(None)))
             journal.append(asyncio.run(batch(os.path.join(folder, f"runs{i}.db"))))
     return plain, journal
+
+
+class _Answer(Worker):
+    """Answers in one turn, as the planner and the final answer do (no tools)."""
+
+    model = "test:bench"
+
+
+def bookkeeping_ms(runs: int = 300, rounds: int = 5) -> float:
+    """The supervisor's own CPU per model call: a supervisor run minus the same model calls
+    made by the same workers run alone (4 workers of 2 turns, 2 one-turn answers in place of
+    the plan and the final answer) in one shared context. What remains is planning's
+    validation, the steps, the budget's reservations, the breakers, the in-memory journal
+    and the run's record. Measured in alternating rounds, best of each."""
+
+    async def supervised() -> float:
+        model = BenchModel(0.0)
+        sup = supervisor(model)
+        start = time.process_time()
+        for _ in range(runs):
+            await sup.run("check every desk")
+        spent = time.process_time() - start
+        await sup.aclose()
+        return spent
+
+    async def alone() -> float:
+        model = BenchModel(0.0)
+        desks = [d(model=model) for d in DESKS]
+        answer = _Answer(model=model)
+        start = time.process_time()
+        for _ in range(runs):
+            context = RunContext()
+            await answer.run("plan", context=context)
+            await asyncio.gather(*(desk.run(f"part {i}", context=context) for i, desk in enumerate(desks)))
+            await answer.run("answer", context=context)
+        spent = time.process_time() - start
+        assert model.calls == runs * 10, model.calls
+        return spent
+
+    with_supervisor: list[float] = []
+    without: list[float] = []
+    for _ in range(rounds):
+        with_supervisor.append(asyncio.run(supervised()))
+        without.append(asyncio.run(alone()))
+    return (min(with_supervisor) - min(without)) / (runs * 10) * 1000
 
 
 def concurrent_wall_over_ideal(runs: int, latency_s: float, rounds: int = 3) -> float:
