@@ -389,6 +389,19 @@ def test_history_measures_again_after_the_conversation_shrank() -> None:
     assert history.tokens(short) == sum(message_chars(m) for m in short) // 4 + 1
 
 
+def test_history_counts_a_last_message_replaced_by_a_longer_one() -> None:
+    """A nudge merged into the last user message replaces it: the estimate follows it."""
+    from workers._compact import History, message_chars
+
+    history = History()
+    messages: list[Any] = [UserMessage.of("task")]
+    history.tokens(messages)
+    messages[-1] = UserMessage.of("task" + " and a nudge" * 100)
+    assert history.tokens(messages) == message_chars(messages[0]) // 4 + 1
+    messages.append(UserMessage.of("more"))
+    assert history.tokens(messages) == sum(message_chars(m) for m in messages) // 4 + 1
+
+
 async def test_summaries_are_numbered_per_turn_so_a_resumed_run_finds_them_again() -> None:
     from workers import RunContext
     from workers._fit import Fitter

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.recorders import Events
-from tools.errors import ProviderBadRequest, ProviderRateLimited, ProviderUnavailable
+from tools.errors import BudgetExceeded, ProviderBadRequest, ProviderRateLimited, ProviderUnavailable
 from workers import (
     ModelRequest,
     ModelRetryEvent,
@@ -158,3 +158,47 @@ async def test_usage_of_a_retried_call_counts_tokens_once() -> None:
 
 def test_worst_case_estimate_includes_max_tokens() -> None:
     assert estimate_tokens(ASK) > ASK.max_tokens
+
+
+class Ledger:
+    """A model-call guard that records what it reserved and settled, and may refuse."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.seen: list[tuple[str, str, int, bool | None]] = []
+
+    async def before_model_call(self, worker: str, model: str, request: ModelRequest) -> ModelRequest:
+        if self.refuse:
+            raise BudgetExceeded("max_tokens", 10, 10, request.max_tokens)
+        lowered = ModelRequest(messages=request.messages, max_tokens=5)
+        self.seen.append(("reserve", worker, lowered.max_tokens, None))
+        return lowered
+
+    def after_model_call(
+        self, worker: str, model: str, request: ModelRequest, response: object | None
+    ) -> None:
+        self.seen.append(("settle", worker, request.max_tokens, response is not None))
+
+
+async def test_a_guarded_call_is_reserved_once_and_settled_once_with_the_request_it_sent() -> None:
+    model = ScriptedModel([reply.error(503), reply.text("ok")])
+    guard = Ledger()
+    await call_model(model, ASK, policy=RetryPolicy(), sleep=Sleeps(), guard=guard, worker="w")
+    # one reservation for the call, retries included; the lowered request is what was sent
+    assert guard.seen == [("reserve", "w", 5, None), ("settle", "w", 5, True)]
+    assert [r.max_tokens for r in model.requests] == [5, 5]
+
+
+async def test_a_failed_guarded_call_releases_its_reservation() -> None:
+    model = ScriptedModel([reply.error(400)])
+    guard = Ledger()
+    with pytest.raises(ProviderBadRequest):
+        await call_model(model, ASK, policy=RetryPolicy(), guard=guard, worker="w", guard_as="w (summary)")
+    assert guard.seen == [("reserve", "w (summary)", 5, None), ("settle", "w (summary)", 5, False)]
+
+
+async def test_a_call_the_guard_refuses_is_never_sent() -> None:
+    model = ScriptedModel([reply.text("never")])
+    with pytest.raises(BudgetExceeded):
+        await call_model(model, ASK, policy=RetryPolicy(), guard=Ledger(refuse=True))
+    assert model.requests == []
