@@ -56,6 +56,20 @@ class Budget:
 class BudgetGuard:
     """The budget of one run, as the workers' model-call guard."""
 
+    __slots__ = (
+        "_open",
+        "_settled",
+        "_warned",
+        "budget",
+        "events",
+        "prices",
+        "reserved_tokens",
+        "reserved_usd",
+        "run_id",
+        "spent_tokens",
+        "spent_usd",
+    )
+
     def __init__(
         self, budget: Budget, prices: dict[str, Price | None], events: EventSink, run_id: str | None
     ) -> None:

@@ -81,6 +81,22 @@ def _allowed(worker: Worker) -> set[str]:
 class Execution:
     """The steps of one run: what is done, and how to run more."""
 
+    __slots__ = (
+        "_context",
+        "_failure",
+        "_group",
+        "_pending",
+        "ctx",
+        "done",
+        "handoffs",
+        "journal",
+        "max_handoffs",
+        "on_finished",
+        "step_retries",
+        "version",
+        "workers",
+    )
+
     def __init__(
         self, workers: Mapping[str, Worker], ctx: RunContext, *, step_retries: int, max_handoffs: int | None
     ) -> None:

@@ -71,6 +71,21 @@ class Fitter:
             prompt, tool definitions, output schema).
     """
 
+    __slots__ = (
+        "_summaries",
+        "_summaries_of",
+        "ctx",
+        "estimate",
+        "history",
+        "key",
+        "model",
+        "overhead",
+        "summary_model",
+        "usage",
+        "window",
+        "worker",
+    )
+
     def __init__(
         self,
         worker: str,

@@ -54,6 +54,32 @@ class _Finished:
 class _Turns:
     """State of one worker run; each method is one phase of a turn."""
 
+    __slots__ = (
+        "base",
+        "call_ids",
+        "cls",
+        "ctx",
+        "fitter",
+        "full",
+        "handoffs",
+        "key",
+        "last_calls",
+        "max_tokens",
+        "messages",
+        "mid",
+        "model",
+        "name",
+        "output_failures",
+        "output_limit",
+        "overhead",
+        "plan",
+        "runner",
+        "truncations",
+        "unsaved",
+        "usage",
+        "worker",
+    )
+
     def __init__(self, worker: Worker, ctx: RunContext, plan: OutputPlan, task: str) -> None:
         cls = type(worker)
         self.worker, self.cls, self.ctx, self.plan = worker, cls, ctx, plan

@@ -104,6 +104,19 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 class ToolRunner:
     """Runs the tool calls of one worker run, keeping the repair and loop counters across turns."""
 
+    __slots__ = (
+        "_seen",
+        "_streak",
+        "_unknown",
+        "_unsaved",
+        "ctx",
+        "loop_limit",
+        "max_result_chars",
+        "repairs",
+        "tools",
+        "worker",
+    )
+
     def __init__(
         self,
         worker: str,
