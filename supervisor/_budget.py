@@ -53,6 +53,16 @@ class Budget:
     min_answer_tokens: int = 256
 
 
+def _band(price: Price, prompt_tokens: int) -> Price:
+    """The price a request with this many prompt tokens is billed at (see `Price.long_prompt`)."""
+    # Bounded: bands nest finitely (a frozen Price cannot contain itself).
+    while price.long_prompt is not None and price.long_prompt_over is not None:
+        if prompt_tokens <= price.long_prompt_over:
+            break
+        price = price.long_prompt
+    return price
+
+
 class BudgetGuard:
     """The budget of one run, as the workers' model-call guard."""
 
@@ -112,9 +122,12 @@ class BudgetGuard:
         room = answer
         if budget.max_tokens is not None:
             room = min(room, budget.max_tokens - self.spent_tokens - self.reserved_tokens - prompt)
-        if budget.max_usd is not None and price is not None:
-            left = budget.max_usd - self.spent_usd - self.reserved_usd - price.cost(prompt, 0)
-            room = min(room, int(left * 1_000_000 / price.output) if price.output else answer)
+        # The request is billed at one band, by its prompt's length: its answer is priced there.
+        band = _band(price, prompt) if price is not None else None
+        prompt_usd = band.cost(prompt, 0) if band is not None else 0.0
+        if budget.max_usd is not None and band is not None:
+            left = budget.max_usd - self.spent_usd - self.reserved_usd - prompt_usd
+            room = min(room, int(left * 1_000_000 / band.output) if band.output else answer)
         if room < min(answer, budget.min_answer_tokens):
             if not refuse:
                 return None
@@ -122,7 +135,7 @@ class BudgetGuard:
         if room < answer:
             self.events.emit(BudgetEvent(worker, model, "lowered", f"max_tokens {answer} -> {room}"))
             request = replace(request, max_tokens=room)
-        usd = price.cost(prompt, request.max_tokens) if price is not None else 0.0
+        usd = prompt_usd + request.max_tokens * band.output / 1_000_000 if band is not None else 0.0
         tokens = prompt + request.max_tokens
         self.reserved_usd += usd
         self.reserved_tokens += tokens

@@ -688,3 +688,21 @@ async def test_a_step_does_not_see_context_variables_its_dependency_set(checked:
     await sup.run_plan(Plan(steps=[Step("a", "Marker", "x"), Step("b", "Marker", "y", ["a"])]))
     results = [r.tool_results[0].content for r in marker.requests if r.tool_results]
     assert results == ["unset", "unset"]  # b starts from the run's context, not from a's
+
+
+async def test_a_long_prompt_priced_in_its_own_band_is_lowered_to_fit_at_that_band() -> None:
+    """The room left for the answer is counted at the price the request is billed at: a model
+    priced higher above a prompt length must not get an answer sized at its lower price."""
+    from supervisor import BudgetGuard
+    from workers import NullSink, UserMessage, worst_case_prompt_tokens
+
+    band = Price(input=2.0, output=100.0)
+    price = Price(input=1.0, output=1.0, long_prompt_over=10, long_prompt=band)
+    request = ModelRequest(messages=(UserMessage.of("x" * 400),), max_tokens=4000)
+    prompt = worst_case_prompt_tokens(request)
+    assert prompt > 10  # billed in the long-prompt band
+    limit = band.cost(prompt, 1000)  # room for 1000 answer tokens at the band's price
+    guard = BudgetGuard(Budget(max_usd=limit, min_answer_tokens=10), {"test:m": price}, NullSink(), None)
+    sent = await guard.before_model_call("W", "test:m", request)
+    assert sent.max_tokens <= 1000
+    assert guard.reserved_usd <= limit
