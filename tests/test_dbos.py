@@ -186,7 +186,9 @@ async def _pending(url: str, count: int) -> list[Any]:
     return pending
 
 
-def _approve_at_terminal(url: str, run_id: str) -> None:
+def _decide_at_terminal(url: str, run_id: str, key: str, said: str, *dialog: tuple[str, str]) -> None:
+    """Answer the run's approval with `key` in `python -m supervisor approve`, then each
+    (prompt, reply) of `dialog`; the command must say `said` and end."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "supervisor", "approve", "--store", url, "--run", run_id],
@@ -197,11 +199,18 @@ def _approve_at_terminal(url: str, run_id: str) -> None:
     try:
         child.expect("Payer wants to call pay")
         child.expect(r"\[s\]kip\? ")
-        child.sendline("a")
-        child.expect("approved")
+        child.sendline(key)
+        for prompt, reply_text in dialog:
+            child.expect(prompt)
+            child.sendline(reply_text)
+        child.expect(said)
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def _approve_at_terminal(url: str, run_id: str) -> None:
+    _decide_at_terminal(url, run_id, "a", "approved")
 
 
 async def test_an_approval_through_dbos_wakes_the_run_and_survives_its_worker_dying(

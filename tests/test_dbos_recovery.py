@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 
 from supervisor import RunAborted, Supervisor
 from supervisor._postgres import PostgresStore
 from supervisor.dbos import DBOSBackend
-from tests.dbos_app import ROOT
-from tests.test_dbos import PAYER, Workers, _approve_at_terminal, _lines, _pending
+from tests.test_dbos import PAYER, Workers, _approve_at_terminal, _decide_at_terminal, _lines, _pending
 from workers import ModelRequest, Worker
 from workers.testing import FunctionModel, ScriptedModel, reply
 
@@ -107,23 +104,7 @@ async def test_the_recovered_workflow_leaves_a_run_a_person_aborted_and_resumes_
 
 
 def _abort_at_terminal(url: str, run_id: str) -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "supervisor", "approve", "--store", url, "--run", run_id],
-        cwd=str(ROOT),
-        encoding="utf-8",
-        timeout=30,
-    )
-    try:
-        child.expect("Payer wants to call pay")
-        child.expect(r"\[s\]kip\? ")
-        child.sendline("b")
-        child.expect("Reason: ")
-        child.sendline("wrong customer")
-        child.expect("aborted")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
+    _decide_at_terminal(url, run_id, "b", "aborted", ("Reason: ", "wrong customer"))
 
 
 async def test_a_run_a_person_aborted_stays_aborted_when_its_worker_died_before_dbos_saw_the_end(
