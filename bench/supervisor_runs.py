@@ -138,6 +138,7 @@ def bookkeeping_ms(runs: int = 300, rounds: int = 5) -> float:
             await sup.run("check every desk")
         spent = time.process_time() - start
         await sup.aclose()
+        assert model.calls == runs * 10, model.calls
         return spent
 
     async def alone() -> float:

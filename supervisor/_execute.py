@@ -281,7 +281,7 @@ def _worker_run(
 ) -> Awaitable[WorkerResult]:
     """`worker.run(task)` in the run's context: its turn loop itself when the class keeps the
     base `run` (which adds nothing here), so a waiting step holds a frame less."""
-    if type(worker).run is _BASE_RUN:
+    if type(worker).run is _BASE_RUN and "run" not in getattr(worker, "__dict__", ()):  # not wrapped
         return run_loop(worker, task, ctx, upstream)
     return worker.run(task, context=ctx, upstream=upstream)
 

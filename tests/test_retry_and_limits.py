@@ -202,3 +202,22 @@ async def test_a_call_the_guard_refuses_is_never_sent() -> None:
     with pytest.raises(BudgetExceeded):
         await call_model(model, ASK, policy=RetryPolicy(), guard=Ledger(refuse=True))
     assert model.requests == []
+
+
+async def test_a_guard_whose_settling_raises_is_not_released_as_well() -> None:
+    """A guard may stop a run from its settling (a run that overspent); the call it settled is
+    not then released as if it had failed."""
+
+    class Strict(Ledger):
+        def after_model_call(
+            self, worker: str, model: str, request: ModelRequest, response: object | None
+        ) -> None:
+            super().after_model_call(worker, model, request, response)
+            if response is not None:
+                raise RuntimeError("over budget")
+
+    guard = Strict()
+    with pytest.raises(RuntimeError, match="over budget"):
+        await call_model(ScriptedModel([reply.text("x")]), ASK, policy=RetryPolicy(), guard=guard, worker="w")
+    assert [entry[0] for entry in guard.seen] == ["reserve", "settle"]
+    assert guard.seen[-1][3] is True

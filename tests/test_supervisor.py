@@ -706,3 +706,17 @@ async def test_a_long_prompt_priced_in_its_own_band_is_lowered_to_fit_at_that_ba
     sent = await guard.before_model_call("W", "test:m", request)
     assert sent.max_tokens <= 1000
     assert guard.reserved_usd <= limit
+
+
+async def test_a_run_method_set_on_a_worker_object_is_what_the_supervisor_calls() -> None:
+    """A wrapper set on the instance (instrumentation, mock.patch.object) is not bypassed."""
+    worker = Writer(model=ScriptedModel([reply.text("done")]))
+    original, seen = worker.run, []
+
+    async def wrapped(task: object, **options: Any) -> Any:
+        seen.append(task)
+        return await original(task, **options)
+
+    worker.run = wrapped  # type: ignore[method-assign]
+    await Supervisor([worker], model=ScriptedModel([])).run_plan(Plan(steps=[Step("a", "Writer", "go")]))
+    assert seen == ["go"]

@@ -29,7 +29,11 @@ __all__ = ["Breaker", "Breakers", "RetryPolicy", "call_model"]
 
 
 class Breaker(Protocol):
-    """The circuit breaker of one model, as the call path sees it (implemented by the supervisor)."""
+    """The circuit breaker of one model, as the call path sees it (implemented by the supervisor).
+
+    A breaker with a `state` attribute that reads "closed" is not asked to `check`: calls go
+    through while it is closed (the common case, kept cheap).
+    """
 
     def check(self) -> None:
         """Raise (CircuitOpen) when calls must fail fast now."""
@@ -239,10 +243,11 @@ async def call_model(
             _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
             response = _attempted(response, attempt)
             _emit_call(events, mid, response, worker, scope)
-            if guard is not None:  # last: a call settled is not released again below
-                guard.after_model_call(name, mid, request, response)
-            return response
+            break
     except BaseException:
         if guard is not None:
             guard.after_model_call(name, mid, request, None)  # the reservation is released
         raise
+    if guard is not None:  # outside the try: an error of the settling stands, nothing is released
+        guard.after_model_call(name, mid, request, response)
+    return response
