@@ -26,6 +26,8 @@ from workers import (
     Usage,
 )
 
+from ._json import compact
+
 __all__ = [
     "CallRecord",
     "FailedAttempt",
@@ -240,7 +242,7 @@ def spent(records: Iterable[CallRecord]) -> tuple[Usage | None, dict[str, Usage]
 # as the values. The first element is the format's version.
 
 _FORMAT = 1
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps builds one per call
+_ENCODE = compact  # the json module's C encoder, built once (json.dumps builds one per call)
 
 
 def call_json(value: ModelResponse | ToolRecord | FailedAttempt) -> tuple[str, str]:

@@ -103,33 +103,8 @@ def restore_steps(
     return restored
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def event_data(value: Any) -> Any:
-    """An event as JSON-able data, field by field (dataclasses.asdict deep-copies: too slow here)."""
-    fields = getattr(type(value), "__dataclass_fields__", None)
-    if fields is not None:
-        data = {}
-        for name in fields:
-            item = getattr(value, name)
-            data[name] = item if item.__class__ in _SCALARS else event_data(item)
-        return data
-    if isinstance(value, tuple | list):
-        return [v if v.__class__ in _SCALARS else event_data(v) for v in value]
-    return value
-
-
-# Built once: json.dumps with any option builds a new encoder on every call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-def event_json(event: Event) -> str:
-    """One event as the JSON the trace stores."""
-    return _ENCODE(event_data(event))
-
-
 _JOURNALED = frozenset({"ok", "error", "timeout", "denied"})  # the call journal has these calls
+_STEP_KEPT_ELSEWHERE = frozenset({"started", "finished"})  # call keys name attempts; a step row its end
 
 
 class JournalSink:
@@ -152,13 +127,18 @@ class JournalSink:
 
         Nothing is stored twice: the call journal keeps each model response (usage, latency,
         stop reason, request id) and each tool call that ran (arguments, result, status,
-        duration) under a key naming the step and the worker, and a finished step has its row
-        (worker, attempts, when), so those events are not kept.
+        duration) under a key naming the plan version, the step, the attempt and the worker; a
+        finished step has its row (worker, attempts, when), and the run's row its start and end
+        (goal, status, error, when). So model-call, finished-tool, run and step start and finish
+        events are not kept (a step's retries and failures are, with their errors).
         """
         self._inner.emit(event)
-        if event.kind == "model_call" or (isinstance(event, ToolCallEvent) and event.status in _JOURNALED):
+        kind = event.kind
+        if kind == "model_call" or kind == "run":
             return
-        if isinstance(event, StepEvent) and event.status == "finished":  # the step's row says it
+        if isinstance(event, ToolCallEvent) and event.status in _JOURNALED:
+            return
+        if isinstance(event, StepEvent) and event.status in _STEP_KEPT_ELSEWHERE:
             return
         if isinstance(event, BudgetEvent) and event.action == "reserved":  # one per call: live sinks only
             return

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._calls import CallRecord, call_json
-from ._journal import event_json
+from ._json import event_json
 from ._store import RunRecord, StepRecord
 
 __all__ = ["call_item", "call_row", "event_row", "run_from_row"]

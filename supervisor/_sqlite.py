@@ -23,6 +23,7 @@ from tools.errors import RunNotFound, StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json
+from ._json import usage_json
 from ._rows import call_item, call_row, event_row, run_from_row
 from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 from ._store import RunRecord, RunStatus, StepRecord
@@ -32,6 +33,9 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _EVENT_SQL = "INSERT INTO events (run_id, kind, at, body) VALUES (?, ?, ?, ?)"
 _CALL_SQL = "INSERT OR REPLACE INTO calls (run_id, key, kind, body, at) VALUES (?, ?, ?, ?, ?)"
+_PLAN_SQL = "UPDATE runs SET plan = ?, updated_at = ? WHERE run_id = ?"
+_STEP_SQL = "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)"
+_USAGE_SQL = "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?"
 
 
 class SQLiteStore:
@@ -54,6 +58,7 @@ class SQLiteStore:
             finally:
                 db.close()
         self._writer = Writer(str(self.path), self._connect, commit_timeout_s)
+        self._workers: tuple[tuple[str, ...], str] = ((), "[]")  # the last workers' JSON: one team
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
 
@@ -72,14 +77,17 @@ class SQLiteStore:
         """Record a new run, or take up `previous` as it was loaded (its steps and creation time
         kept); False when another process created or took the run meanwhile."""
         now = time.time()
-        workers = json.dumps(list(run.workers))
+        team = tuple(run.workers)
+        if self._workers[0] != team:
+            self._workers = (team, json.dumps(list(team)))
+        workers = self._workers[1]
         if previous is None:
             sql = (
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, NULL) "
                 "ON CONFLICT(run_id) DO NOTHING"
             )
             plan = json.dumps(run.plan) if run.plan is not None else None
-            usage = json.dumps(dict(run.usage))
+            usage = usage_json(run.usage)
             params: tuple[Any, ...] = (
                 run.run_id,
                 run.goal,
@@ -110,36 +118,25 @@ class SQLiteStore:
         return await self._writer.commit(sql, params) == 1
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
-        """Record the plan (committed within milliseconds, before any later checkpoint).
+        """Record the plan: committed with the run's next checkpoint, encoded in the writer thread.
 
         Not waited for: if it were lost, the resumed run would plan again from the planner's
-        journaled response, without calling the model.
+        journaled response, without calling the model. A later plan of the run buffered
+        meanwhile replaces it.
         """
-        self._writer.soon(
-            "UPDATE runs SET plan = ?, updated_at = ? WHERE run_id = ?",
-            (json.dumps(plan), time.time(), run_id),
-        )
+        self._writer.buffer(_PLAN_SQL, _plan_row, (plan, time.time(), run_id), key=run_id)
 
     async def save_step(self, run_id: str, step: StepRecord, usage: Mapping[str, Any]) -> None:
-        """Record a finished step and the run's usage so far (committed within milliseconds).
+        """Record a finished step and the run's usage so far: committed with the next checkpoint
+        (the step's last response was committed before the step finished), encoded in the writer
+        thread.
 
         Not waited for: if it were lost, the resumed run would replay the step from its
-        journaled calls, calling no model and no tool again.
+        journaled calls, calling no model and no tool again. Of the usage sums buffered for a
+        run, only the last is written.
         """
-        row = (
-            run_id,
-            step.step_id,
-            step.worker,
-            step.output_json,
-            json.dumps(dict(step.usage)),
-            step.attempts,
-            step.finished_at,
-        )
-        self._writer.soon("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-        self._writer.soon(
-            "UPDATE runs SET usage = ?, updated_at = ? WHERE run_id = ?",
-            (json.dumps(dict(usage)), time.time(), run_id),
-        )
+        self._writer.buffer(_STEP_SQL, _step_row, (run_id, step))
+        self._writer.buffer(_USAGE_SQL, _usage_row, (usage, time.time(), run_id), key=run_id)
 
     async def finish(
         self,
@@ -156,7 +153,7 @@ class SQLiteStore:
             "UPDATE runs SET status = ?, usage = ?, output = ?, error = ?, aborted_by = ?, updated_at = ? "
             "WHERE run_id = ?"
         )
-        used = json.dumps(dict(usage))
+        used = usage_json(usage)
         await self._writer.commit(sql, (status, used, output_json, error, aborted_by, time.time(), run_id))
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
@@ -177,7 +174,7 @@ class SQLiteStore:
 
     async def commit_calls(self) -> None:
         """Commit the journaled calls buffered so far."""
-        await self._writer.commit("SELECT 1", ())
+        await self._writer.commit(None, ())
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
@@ -300,6 +297,29 @@ class SQLiteStore:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _plan_row(item: tuple[Mapping[str, Any], float, str]) -> tuple[str, float, str]:
+    plan, at, run_id = item
+    return (json.dumps(plan), at, run_id)
+
+
+def _step_row(item: tuple[str, StepRecord]) -> tuple[Any, ...]:
+    run_id, step = item
+    return (
+        run_id,
+        step.step_id,
+        step.worker,
+        step.output_json,
+        usage_json(step.usage),
+        step.attempts,
+        step.finished_at,
+    )
+
+
+def _usage_row(item: tuple[Mapping[str, Any], float, str]) -> tuple[str, float, str]:
+    usage, at, run_id = item
+    return (usage_json(usage), at, run_id)
 
 
 _COPIES = (

@@ -19,10 +19,32 @@ from tools.errors import ConfigurationError
 from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
 from ._calls import CallRecord, CallStore
 
-__all__ = ["UNNAMED", "open_store", "MemoryStore", "RunRecord", "RunStatus", "StepRecord", "Store"]
+__all__ = [
+    "UNNAMED",
+    "new_run_id",
+    "open_store",
+    "MemoryStore",
+    "RunRecord",
+    "RunStatus",
+    "StepRecord",
+    "Store",
+]
 
 RunStatus = Literal["running", "succeeded", "failed", "aborted"]
 UNNAMED = "unnamed"  # `aborted_by` of a run a person aborted without giving a name
+
+
+def new_run_id() -> str:
+    """A new run's id: a UUID version 7 as 32 hex digits, its time (in ms) first, then 74 random bits.
+
+    Ids made one after another sort in time order, so the store's tables and indexes, keyed by
+    run id first, grow at their end: the runs of a busy process write to the same few pages of
+    the file, where random ids (version 4) gave each run pages of its own in every commit.
+    """
+    ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 12 and 62 of them are used
+    value = ms << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    return f"{value:032x}"
 
 
 @dataclass(frozen=True, slots=True)

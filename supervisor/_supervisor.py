@@ -63,7 +63,7 @@ from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
 from ._resume import claim, take_up
 from ._shared import Shared
-from ._store import RunRecord, Store, open_store
+from ._store import RunRecord, Store, new_run_id, open_store
 from ._stream import as_sink, stream_events
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
@@ -220,7 +220,7 @@ class Supervisor:
         self, goal: str | None, plan: Plan | None, run_id: str | None, listener: EventSink | None = None
     ) -> RunResult:
         new = run_id is None
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id or new_run_id()
         task = asyncio.current_task()
         record, calls = await claim(
             self._store, self._running, run_id, new, task, self._owner(), self._takeover

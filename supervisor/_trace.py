@@ -120,11 +120,17 @@ class _Builder:
         return plans
 
     def _handoffs(self) -> dict[tuple[str, int], list[Any]]:
-        """Handoffs by (step, attempt): the step's start events tell the attempts apart."""
+        """Handoffs by (step, attempt): a step's retry events tell its attempts apart (attempt 1
+        until the first retry; every plan starts its steps again at 1). Stores written before
+        step starts were left out of the trace have those too, saying the same."""
         attempt: dict[str, int] = {}
         found: dict[tuple[str, int], list[Any]] = {}
         for kind, _, body in self.events:
-            if kind == "step" and body["status"] == "started":
+            if kind == "plan":
+                attempt.clear()
+            elif kind == "step" and body["status"] == "retrying":
+                attempt[body["step"]] = body["attempt"] + 1
+            elif kind == "step" and body["status"] == "started":
                 attempt[body["step"]] = body["attempt"]
             elif kind == "handoff":
                 found.setdefault((body["step"], attempt.get(body["step"], 1)), []).append(body)

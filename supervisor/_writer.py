@@ -3,26 +3,31 @@
 Writes are queued to the thread, which drains what is queued and commits it as one
 transaction, so concurrent runs share commits. Three kinds of write:
 
-- `commit(sql, params)`: a checkpoint; waits until committed and returns the rows changed.
+- `commit(sql, params)`: a checkpoint; waits until committed and returns the rows changed
+  (`sql` None: a checkpoint of what came before, with no statement of its own).
 - `soon(sql, params)`: handed to the thread now, committed within milliseconds, not waited for.
-- `buffer(sql, encode, item)`: kept until the next checkpoint (or a full batch), then written
-  with it; `encode` turns items into rows in the thread, off the event loop.
+- `buffer(sql, encode, item, key=...)`: kept until the next checkpoint (or a full batch), then
+  written with it; `encode` turns items into rows in the thread, off the event loop. An item
+  buffered under the `key` of one still buffered replaces it (a later value of the same row).
 
 Everything reaches the file in the order it was handed over: a checkpoint commits what was
 buffered and queued before it. Every wait for a commit is bounded (`timeout_s`) by one timer
 per event loop rather than one per wait: a timer costs more than the rest of a checkpoint.
+
+A checkpoint is the costly part of a write on the event loop (a future, a wake-up), so the
+path from `commit` to the queue does only what it must: one look-up of the running loop, no
+lock unless the thread is not running or another loop waited last.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import queue
 import sqlite3
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from tools.errors import StoreError
@@ -30,7 +35,9 @@ from tools.errors import StoreError
 __all__ = ["Params", "Writer"]
 
 Params = Sequence[Any] | Callable[[], Sequence[Any]]
-_Write = tuple[str, Params, "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
+# (sql, params, future, loop); sql None: what was buffered (params a `_Buffered`), or nothing
+# (params empty: a checkpoint of what came before).
+_Write = tuple[str | None, Params, "asyncio.Future[int] | None", "asyncio.AbstractEventLoop | None"]
 _STOP = object()
 _BATCH = 256
 
@@ -52,39 +59,74 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._buffers: dict[str, tuple[Callable[[Any], tuple[Any, ...]], list[Any]]] = {}
+        self._keyed: dict[str, tuple[Callable[[Any], tuple[Any, ...]], dict[Hashable, Any]]] = {}
+        self._count = 0  # items buffered
         # Per event loop: the commits waited for, oldest first, and the one timer that bounds them.
         self._watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = (
             weakref.WeakKeyDictionary()
         )
+        self._last: _Watch | None = None  # the watch of the loop that waited last (the usual case)
 
     # --- on the event loop -------------------------------------------------------------------
 
-    def buffer(self, sql: str, encode: Callable[[Any], tuple[Any, ...]], item: Any) -> None:
-        """Keep `item` for the next checkpoint; written as `encode(item)`, in the thread."""
-        items = self._buffers.setdefault(sql, (encode, []))[1]
-        items.append(item)
-        if len(items) >= _BATCH:
+    def buffer(
+        self, sql: str, encode: Callable[[Any], tuple[Any, ...]], item: Any, key: Hashable = None
+    ) -> None:
+        """Keep `item` for the next checkpoint; written as `encode(item)`, in the thread.
+
+        With a `key`, it replaces the item buffered under that key, if any (and takes its place
+        in the order): for writes whose later value makes an earlier one pointless.
+        """
+        if key is None:
+            items = self._buffers.get(sql)
+            if items is None:
+                items = self._buffers[sql] = (encode, [])
+            items[1].append(item)
+        else:
+            keyed = self._keyed.get(sql)
+            if keyed is None:
+                keyed = self._keyed[sql] = (encode, {})
+            keyed[1][key] = item
+        self._count += 1
+        if self._count >= _BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Hand what is buffered to the thread."""
-        if self._buffers:
-            buffers, self._buffers = self._buffers, {}
-            for sql, (encode, items) in buffers.items():
-                self._put(sql, functools.partial(_rows, encode, items), None)
+        """Hand what is buffered to the thread (as one write: one hand-over, however many rows)."""
+        if self._count:
+            self._count = 0
+            groups: list[tuple[str, Callable[[Any], tuple[Any, ...]], list[Any]]] = []
+            if self._keyed:
+                keyed, self._keyed = self._keyed, {}
+                groups.extend((sql, encode, list(by_key.values())) for sql, (encode, by_key) in keyed.items())
+            if self._buffers:
+                buffers, self._buffers = self._buffers, {}
+                groups.extend((sql, encode, items) for sql, (encode, items) in buffers.items())
+            self._put((None, _Buffered(groups), None, None))
 
     def soon(self, sql: str, params: Params) -> None:
         """Hand a write to the thread after what is buffered; committed within milliseconds."""
-        self.flush()
-        self._put(sql, params, None)
+        if self._count:
+            self.flush()
+        self._put((sql, params, None, None))
 
-    async def commit(self, sql: str, params: Params) -> int:
+    async def commit(self, sql: str | None, params: Params) -> int:
         """Write after what is buffered and wait until it is committed; the rows changed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self.flush()
-        self._put(sql, params, future)
-        self._watch(loop, future)
+        if self._count:
+            self.flush()
+        self._put((sql, params, future, loop))
+        watch = self._last
+        if watch is None or watch.loop() is not loop:
+            watch = self._watch_of(loop)
+        waiting = watch.waiting
+        while waiting and waiting[0][1].done():  # commits settle in order: the deque stays short
+            waiting.popleft()
+        deadline = loop.time() + self._timeout_s
+        waiting.append((deadline, future))
+        if watch.timer is None:
+            watch.timer = loop.call_at(deadline, self._expire, loop, watch)
         return await future
 
     async def aclose(self) -> None:
@@ -96,25 +138,23 @@ class Writer:
             await asyncio.to_thread(thread.join, 30)
             self._thread = None
 
-    def _put(self, sql: str, params: Params, future: asyncio.Future[int] | None) -> None:
-        with self._lock:
-            if self._thread is None:  # the first write, or the last thread could not open the file
-                self._thread = threading.Thread(target=self._run, name=f"store:{self._where}", daemon=True)
-                self._thread.start()
-        self._queue.put((sql, params, future, asyncio.get_running_loop() if future is not None else None))
+    def _put(self, write: _Write) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:  # the first write, or the last thread could not open the file
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"store:{self._where}", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put(write)
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[int]) -> None:
+    def _watch_of(self, loop: asyncio.AbstractEventLoop) -> _Watch:
         with self._lock:  # loops in other threads may share the store
             watch = self._watches.get(loop)
             if watch is None:
-                watch = self._watches[loop] = _Watch()
-        waiting = watch.waiting
-        while waiting and waiting[0][1].done():  # commits settle in order: the deque stays short
-            waiting.popleft()
-        deadline = loop.time() + self._timeout_s
-        waiting.append((deadline, future))
-        if watch.timer is None:
-            watch.timer = loop.call_at(deadline, self._expire, loop, watch)
+                watch = self._watches[loop] = _Watch(loop)
+        self._last = watch
+        return watch
 
     def _expire(self, loop: asyncio.AbstractEventLoop, watch: _Watch) -> None:
         """Fail this loop's waits past their deadline; wake again at the next deadline."""
@@ -150,28 +190,41 @@ class Writer:
             self._settle_all(writes, [], error)  # type: ignore[arg-type]
             return
         try:
+            cursor = db.cursor()
+            get, empty = self._queue.get, self._queue.empty
             while True:
-                item = self._queue.get()
-                batch = [item]
-                while not self._queue.empty():  # everything queued meanwhile goes in one transaction
-                    batch.append(self._queue.get())
+                batch = [get()]
+                while not empty():  # everything queued meanwhile goes in one transaction
+                    batch.append(get())
                 writes = [w for w in batch if w is not _STOP]
-                self._commit(db, writes)  # type: ignore[arg-type]
+                self._commit(db, cursor, writes)  # type: ignore[arg-type]
                 if len(writes) != len(batch):
                     return
         finally:
             db.close()
 
-    def _commit(self, db: sqlite3.Connection, writes: list[_Write]) -> None:
+    def _commit(self, db: sqlite3.Connection, cursor: sqlite3.Cursor, writes: list[_Write]) -> None:
         error: BaseException | None = None
         counts: list[int] = []
+        if not writes:
+            return
         try:
-            db.execute("BEGIN IMMEDIATE")
+            execute, executemany = cursor.execute, cursor.executemany
+            execute("BEGIN IMMEDIATE")
             for sql, params, _, _ in writes:
+                if sql is None:  # what was buffered, or nothing (a checkpoint of what came before)
+                    if params:
+                        for buffered_sql, rows in params():  # type: ignore[operator]
+                            executemany(buffered_sql, rows)
+                    counts.append(0)
+                    continue
                 values = params() if callable(params) else params  # computed here, off the event loop
-                cursor = db.executemany(sql, values) if isinstance(values, list) else db.execute(sql, values)
+                if type(values) is list:
+                    executemany(sql, values)
+                else:
+                    execute(sql, values)
                 counts.append(cursor.rowcount)
-            db.execute("COMMIT")
+            execute("COMMIT")
         except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -183,7 +236,10 @@ class Writer:
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
         for i, (_, _, future, loop) in enumerate(writes):
             if future is not None and loop is not None:
-                settled.setdefault(loop, []).append((future, counts[i] if error is None else 0))
+                found = settled.get(loop)
+                if found is None:
+                    found = settled[loop] = []
+                found.append((future, counts[i] if error is None else 0))
         for loop, futures in settled.items():  # one wake-up of each loop per batch, not per write
             try:
                 loop.call_soon_threadsafe(_settle, futures, error)
@@ -194,15 +250,27 @@ class Writer:
 class _Watch:
     """One event loop's waits for commits, and its timer."""
 
-    __slots__ = ("waiting", "timer")
+    __slots__ = ("loop", "waiting", "timer")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = weakref.ref(loop)
         self.waiting: deque[tuple[float, asyncio.Future[int]]] = deque()
         self.timer: asyncio.TimerHandle | None = None
 
 
-def _rows(encode: Callable[[Any], tuple[Any, ...]], items: list[Any]) -> list[tuple[Any, ...]]:
-    return [encode(item) for item in items]
+class _Buffered:
+    """What was buffered, by statement: each item encoded into its row when the thread calls it."""
+
+    __slots__ = ("groups",)
+
+    def __init__(self, groups: list[tuple[str, Callable[[Any], tuple[Any, ...]], list[Any]]]) -> None:
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __call__(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        return [(sql, list(map(encode, items))) for sql, encode, items in self.groups]
 
 
 def _settle(futures: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:

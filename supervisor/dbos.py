@@ -155,9 +155,9 @@ class DBOSBackend:
     async def submit(self, goal: str, *, run_id: str | None = None) -> str:
         """Enqueue a run of `goal`; its id (a new one unless given). Submitting an id again
         attaches to the run that has it: it runs once."""
-        import uuid
+        from ._store import new_run_id
 
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id or new_run_id()
         options = {
             "workflow_name": _WORKFLOW,
             "queue_name": self.queue,
