@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +161,17 @@ class SQLiteStore:
         if now:
             self._writer.flush()
 
-    async def save_call(self, run_id: str, record: CallRecord) -> None:
-        """Write a journaled call (and what was buffered before it); committed when this returns."""
-        await self._writer.commit(_CALL_SQL, functools.partial(call_row, run_id, record, time.time()))
+    def save_call(self, run_id: str, record: CallRecord) -> Coroutine[Any, Any, None]:
+        """Write a journaled call (and what was buffered before it); committed when awaited.
 
-    async def commit_calls(self) -> None:
-        """Commit the journaled calls buffered so far."""
-        await self._writer.commit(None, ())
+        The writer's own coroutine, not one around it: a checkpoint is waited for at every model
+        call, and each coroutine in the chain costs as much to resume as to make.
+        """
+        return self._writer.wait(_CALL_SQL, functools.partial(call_row, run_id, record, time.time()))
+
+    def commit_calls(self) -> Coroutine[Any, Any, None]:
+        """Commit the journaled calls buffered so far (awaited: committed)."""
+        return self._writer.wait(None, ())
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
