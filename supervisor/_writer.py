@@ -104,6 +104,11 @@ class Writer:
                 groups.extend((sql, encode, items) for sql, (encode, items) in buffers.items())
             self._put((None, _Buffered(groups), None, None))
 
+    @property
+    def buffered(self) -> bool:
+        """Whether anything waits in the buffers for the next checkpoint."""
+        return self._count > 0
+
     def soon(self, sql: str, params: Params) -> None:
         """Hand a write to the thread after what is buffered; committed within milliseconds."""
         if self._count:
