@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,22 +168,33 @@ class SQLiteStore:
         if now:
             self._writer.flush()
 
-    async def save_call(self, run_id: str, record: CallRecord) -> None:
-        """Write a journaled call (and what was buffered before it); committed when this returns."""
-        await self._writer.commit(_CALL_SQL, functools.partial(call_row, run_id, record, time.time()))
+    def save_call(self, run_id: str, record: CallRecord) -> Coroutine[Any, Any, None]:
+        """Write a journaled call (and what was buffered before it); committed when awaited.
 
-    async def commit_calls(self) -> None:
-        """Commit the journaled calls buffered so far."""
-        await self._writer.commit(None, ())
+        The writer's own coroutine, not one around it: a checkpoint is waited for at every model
+        call, and each coroutine in the chain costs as much to resume as to make.
+        """
+        return self._writer.wait(_CALL_SQL, functools.partial(call_row, run_id, record, time.time()))
+
+    def commit_calls(self) -> Coroutine[Any, Any, None]:
+        """Commit the journaled calls buffered so far (awaited: committed)."""
+        return self._writer.wait(None, ())
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
+        await self._own_writes()
         rows = await asyncio.to_thread(
             self._read, "SELECT key, kind, body FROM calls WHERE run_id = ? ORDER BY at", (run_id,)
         )
         return [CallRecord(key, call_from_json(kind, body)) for key, kind, body in rows]
 
     # --- reads: in a thread, on a connection of their own ------------------------------------
+
+    async def _own_writes(self) -> None:
+        """Commit what this store still buffers, so that a read sees this process's own writes
+        (a run taken up again in the process that stopped it finds its last steps and usage)."""
+        if self._writer.buffered:
+            await self._writer.wait(None, ())
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._read_lock:  # one read-only connection, shared by the reading threads in turn
@@ -195,6 +206,7 @@ class SQLiteStore:
 
     async def load(self, run_id: str) -> RunRecord | None:
         """The run with this id and its finished steps, or None."""
+        await self._own_writes()
         rows = await asyncio.to_thread(self._read, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             return None
@@ -216,11 +228,13 @@ class SQLiteStore:
 
     async def runs(self) -> list[RunRecord]:
         """Every run, newest first (without their steps)."""
+        await self._own_writes()
         rows = await asyncio.to_thread(self._read, "SELECT * FROM runs ORDER BY created_at DESC", ())
         return [run_from_row(row, {}) for row in rows]
 
     async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]:
         """The trace events of a run, in order."""
+        await self._own_writes()
         rows = await asyncio.to_thread(
             self._read, "SELECT kind, at, body FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
         )

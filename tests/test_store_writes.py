@@ -145,6 +145,16 @@ async def test_a_buffered_row_and_a_checkpoint_that_follows_it_are_one_transacti
     await store.aclose()
 
 
+async def test_a_read_sees_what_this_process_buffered_and_a_take_up_compares_with_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "runs.db")
+    assert await store.start(RunRecord("r", "goal", workers=("W",), owner="h:1"))
+    await store.save_step("r", StepRecord("a", "W", '"out"', USAGE), {**USAGE, "active_s": 0.5})
+    loaded = await store.load("r")  # the step and the usage are still buffered: committed first
+    assert loaded is not None and set(loaded.steps) == {"a"} and loaded.usage["active_s"] == 0.5
+    assert await store.start(RunRecord("r", "goal", workers=("W",), owner="h:2"), loaded)
+    await store.aclose()
+
+
 def test_a_new_run_id_is_a_uuid7_and_ids_sort_in_the_order_they_were_made() -> None:
     first = new_run_id()
     time.sleep(0.002)
