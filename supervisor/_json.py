@@ -10,10 +10,13 @@ each number (anything unusual goes to `json.dumps` itself).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import json.encoder
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from workers import Usage
 
 __all__ = ["compact", "event_json", "usage_json"]
 
@@ -49,16 +52,7 @@ event_json = _encoder(_fields)
 """A trace event (a dataclass) as the JSON object of its fields, in order; nested dataclasses
 become objects too, tuples arrays, and anything else its `str`."""
 
-_USAGE_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "requests",
-    "retries",
-    "known_cost_usd",
-    "unpriced_requests",
-)
+_USAGE_KEYS = tuple(f.name for f in dataclasses.fields(Usage))  # in the order usage_data writes them
 
 
 def _template(keys: tuple[str, ...]) -> str:

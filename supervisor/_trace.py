@@ -20,7 +20,7 @@ from typing import Any
 
 from workers import ModelResponse, ToolRecord, Usage
 
-from ._calls import CallRecord, FailedAttempt, usage_from
+from ._calls import CallRecord, FailedAttempt, usage_data, usage_from
 from ._store import RunRecord
 
 __all__ = ["TraceNode", "build_trace", "from_jsonl", "render", "to_jsonl"]
@@ -311,23 +311,11 @@ def render(node: TraceNode, *, colour: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-_USAGE = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "requests",
-    "retries",
-    "known_cost_usd",
-    "unpriced_requests",
-)
-
-
 def to_jsonl(node: TraceNode) -> Iterable[str]:
     """One JSON object per node, parents first; `path` names its place ("0", "0.2", "0.2.1")."""
 
     def walk(current: TraceNode, path: str) -> Iterable[str]:
-        usage = None if current.usage is None else {k: getattr(current.usage, k) for k in _USAGE}
+        usage = None if current.usage is None else usage_data(current.usage)
         data = {
             "path": path,
             "kind": current.kind,
