@@ -75,6 +75,7 @@ def rows() -> list[tuple[str, float | None, float]]:
     if shutil.which("valgrind") is None:
         raise SystemExit("python -m bench instructions needs valgrind (apt-get install valgrind)")
     alone = per_model_call(1, journal=False)
+    alone_journal = per_model_call(1, journal=True)
     many = per_model_call(300, journal=False, calls=3000)
     plain_50 = per_model_call(50, journal=False)
     journal_50 = per_model_call(50, journal=True)
@@ -84,4 +85,6 @@ def rows() -> list[tuple[str, float | None, float]]:
         ("  50 at once, no journal (instructions/model call)", None, plain_50),
         ("  50 at once, SQLite journal (instructions/model call)", None, journal_50),
         ("  added by the journal (instructions/model call)", None, journal_50 - plain_50),
+        ("  one at a time, SQLite journal (instructions/model call)", None, alone_journal),
+        ("  added by the journal, one at a time (instructions/model call)", None, alone_journal - alone),
     ]
