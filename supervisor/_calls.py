@@ -25,6 +25,7 @@ from workers import (
     ToolStatus,
     Usage,
 )
+from workers._records import fast_init
 
 from ._json import compact
 
@@ -62,6 +63,7 @@ def usage_from(data: Mapping[str, Any]) -> Usage:
     return Usage(**{k: v for k, v in data.items() if k in _USAGE_FIELDS})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FailedAttempt:
     """A step attempt that failed: its error's class name and message."""
@@ -70,6 +72,7 @@ class FailedAttempt:
     message: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """One journaled call under its key: a model response, a tool call, or a failed attempt."""

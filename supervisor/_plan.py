@@ -16,10 +16,12 @@ from typing import Any
 
 from tools.errors import WorkerInputError
 from workers import Worker
+from workers._records import fast_init
 
 __all__ = ["Plan", "Step", "check_plan", "planner_output_model"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Step:
     """One step of a plan: a worker, its input, and the steps it waits for.
@@ -39,6 +41,7 @@ class Step:
     reason: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Steps to run; a step starts as soon as the steps it depends on are done."""

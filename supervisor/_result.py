@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from workers import Handoff, Usage
+from workers._records import fast_init
 
 from ._plan import Plan
 
 __all__ = ["RunResult", "StepResult"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """One finished step.
@@ -34,6 +36,7 @@ class StepResult:
     handoffs: Sequence[Handoff] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """The result of `Supervisor.run` or `run_plan`.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from tools.errors import ConfigurationError
+from workers._records import fast_init
 
 from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
 from ._calls import CallRecord, CallStore
@@ -47,6 +48,7 @@ def new_run_id() -> str:
     return f"{value:032x}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     """A finished step as stored: its output as JSON text (typed again on load)."""
@@ -59,6 +61,7 @@ class StepRecord:
     finished_at: float = field(default_factory=time.time)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """A run as stored.

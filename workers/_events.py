@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ._records import fast_init
 from ._usage import Usage
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunEvent:
     """A supervisor run started, or ended ("succeeded", "failed", "aborted", with why)."""
@@ -64,6 +66,7 @@ class RateLimitWaitEvent:
     kind: Literal["rate_limit_wait"] = "rate_limit_wait"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ModelCallEvent:
     """A model call finished (after any retries).
@@ -86,6 +89,7 @@ class ModelCallEvent:
 ToolStatus = Literal["ok", "error", "invalid", "unknown", "timeout", "denied"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ToolCallEvent:
     """One tool call of a worker, run or refused.
@@ -131,6 +135,7 @@ class RepairEvent:
     kind: Literal["repair"] = "repair"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PlanEvent:
     """A plan was made (or re-made): the steps, and why each worker was chosen."""
@@ -141,6 +146,7 @@ class PlanEvent:
     kind: Literal["plan"] = "plan"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StepEvent:
     """A plan step started, finished, failed or is retried."""

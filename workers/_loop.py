@@ -31,6 +31,7 @@ from ._limits import output_limit
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart, UserMessage
 from ._model import ModelRequest, ModelResponse, ToolSpec
 from ._output import OutputPlan, repair_prompt
+from ._records import fast_init
 from ._resolve import model_id
 from ._tokens import estimate_prompt_tokens
 from ._toolcalls import ToolRunner
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["run_loop"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Finished:
     """A turn that produced the worker's output, or handed the task over."""

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._records import fast_init
+
 __all__ = [
     "AssistantMessage",
     "AssistantPart",
@@ -28,6 +30,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TextPart:
     """Plain text from the user or the model."""
@@ -36,6 +39,7 @@ class TextPart:
     kind: Literal["text"] = "text"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ToolCallPart:
     """A tool call the model asked for.
@@ -57,6 +61,7 @@ class ToolCallPart:
     kind: Literal["tool_call"] = "tool_call"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ToolResultPart:
     """The answer to one tool call, sent back to the model."""
@@ -88,6 +93,7 @@ def tool_calls_of(parts: tuple[AssistantPart, ...]) -> tuple[ToolCallPart, ...]:
     return tuple([p for p in parts if isinstance(p, ToolCallPart)])
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UserMessage:
     """A message from the user's side: the task, or the results of the previous tool calls."""
@@ -106,6 +112,7 @@ class UserMessage:
         return tuple(p for p in self.parts if isinstance(p, ToolResultPart))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AssistantMessage:
     """What the model said: text and tool calls, in the order it produced them."""

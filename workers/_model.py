@@ -19,6 +19,7 @@ from ._messages import (
     text_of,
     tool_calls_of,
 )
+from ._records import fast_init
 from ._usage import Usage
 
 __all__ = [
@@ -87,6 +88,7 @@ class ForcedTool:
 ToolChoice = Literal["auto", "required", "none"] | ForcedTool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
     """Everything one model call needs, in provider-neutral form."""
@@ -125,6 +127,7 @@ class RateLimitInfo:
     tokens_reset_s: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ModelResponse:
     """One complete answer from a model, streamed or not.

@@ -24,10 +24,12 @@ from typing import Literal, Protocol
 from ._events import ToolStatus
 from ._messages import ToolCallPart, ToolResultPart
 from ._model import ModelResponse
+from ._records import fast_init
 
 __all__ = ["CallJournal", "ToolRecord"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ToolRecord:
     """A tool call as journaled.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._records import fast_init
+
 __all__ = ["Usage", "UsageLedger", "UsageSum"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens, requests and cost of one model call or of a sum of them.

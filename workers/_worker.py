@@ -32,6 +32,7 @@ from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
 from ._model import Model, ToolSpec
 from ._output import OUTPUT_TOOL, OutputMode, OutputPlan, is_model_class
+from ._records import fast_init
 from ._usage import Usage
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Worker", "WorkerResult"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class WorkerResult:
     """What a worker run produced.
