@@ -2,7 +2,8 @@
 
 The journal encodes a few dozen small records per run (call records, usage sums, trace events).
 `json.dumps` and `JSONEncoder.encode` build a new C encoder at every call and wrap it in Python
-(about a third of the cost of encoding a record); here the C encoders are built once. A usage
+(about a third of the cost of encoding a record); here the C encoders are built once
+(`tools._jsontext`). A usage
 sum of the usual keys and numbers is formatted directly. The text is always what `json` makes
 of the same value: the same C encoder, or, for a usage sum, the same separators and `repr` of
 each number (anything unusual goes to `json.dumps` itself).
@@ -12,17 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import json.encoder
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from tools._jsontext import json_encoder
 from workers import Usage
 
 __all__ = ["compact", "event_json", "usage_json"]
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _fields(value: Any) -> Any:
@@ -33,22 +30,10 @@ def _fields(value: Any) -> Any:
     return {name: getattr(value, name) for name in fields}
 
 
-def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """`json.dumps(value, separators=(",", ":"), default=default)`, its encoder built once."""
-    make = getattr(json.encoder, "c_make_encoder", None)  # the C encoder `JSONEncoder` builds per call
-    if make is None:  # a Python without the json module's C speedups
-        return json.JSONEncoder(separators=(",", ":"), default=default).encode
-    # No circular check (markers None): records are trees. The rest as JSONEncoder passes it.
-    strings = json.encoder.encode_basestring_ascii
-    encode = make(None, default, strings, None, ":", ",", False, False, True)
-    join = "".join
-    return lambda value: join(encode(value, 0))
-
-
-compact = _encoder(_refuse)
+compact = json_encoder()
 """`json.dumps(value, separators=(",", ":"))`: a call record's JSON."""
 
-event_json = _encoder(_fields)
+event_json = json_encoder(default=_fields)
 """A trace event (a dataclass) as the JSON object of its fields, in order; nested dataclasses
 become objects too, tuples arrays, and anything else its `str`."""
 

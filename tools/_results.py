@@ -7,6 +7,8 @@ import enum
 import json
 from typing import Any
 
+from ._jsontext import json_encoder
+
 __all__ = ["DEFAULT_MAX_RESULT_CHARS", "serialize_result", "truncate_result"]
 
 DEFAULT_MAX_RESULT_CHARS = 20_000
@@ -24,8 +26,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-# Built once: json.dumps with options makes a new encoder on every call.
-_SORTED = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
+_SORTED = json_encoder(sort_keys=True, ensure_ascii=False, default=_plain, separators=(", ", ": "))
 
 
 def serialize_result(value: Any) -> str:
@@ -35,8 +36,9 @@ def serialize_result(value: Any) -> str:
     if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
         return str(value.model_dump_json())
     try:
-        return _SORTED.encode(value)
-    except (TypeError, ValueError):  # keys that cannot be sorted (mixed types), values JSON cannot hold
+        return _SORTED(value)
+    # Keys that cannot be sorted (mixed types), values JSON cannot hold, a value inside itself.
+    except (TypeError, ValueError, RecursionError):
         try:
             return json.dumps(value, ensure_ascii=False, default=_plain, separators=(", ", ": "))
         except (TypeError, ValueError):

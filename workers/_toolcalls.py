@@ -8,13 +8,13 @@ as error results while repairs are allowed; past the bounds they end the worker 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tools import Tool, parse_arguments_text
+from tools._jsontext import json_encoder
 from tools.errors import (
     LoopDetected,
     ResumeError,
@@ -93,12 +93,8 @@ def _streaks(
     return hit
 
 
-def _canonical(arguments: Mapping[str, Any]) -> str:
-    return _CANONICAL.encode(arguments)
-
-
-# Built once: json.dumps with options makes a new encoder on every call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+# Arguments as sorted, compact JSON: parsed from JSON (or edited by a person), never circular.
+_canonical: Callable[[Mapping[str, Any]], str] = json_encoder(sort_keys=True, default=str)
 
 
 class ToolRunner:
