@@ -143,9 +143,17 @@ class StoreGate:
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self._asked: set[str] = set()  # runs with approvals filed here and not yet closed
+        self._reasking: set[str] = set()  # runs taken up after a person's abort ended them
+
+    def taken_up(self, run_id: str, *, after_abort: bool) -> None:
+        """Told when a run is taken up again: `after_abort` when a person's abort had ended it
+        (it asks again), not when it stopped with its process (an abort decided meanwhile ends it)."""
+        if after_abort:
+            self._reasking.add(run_id)
 
     def asked(self, run_id: str) -> bool:
-        """Whether the run filed approvals here (forgotten once asked: the run is ending)."""
+        """Whether the run filed approvals here; the run is ending, and is forgotten here."""
+        self._reasking.discard(run_id)
         if run_id in self._asked:
             self._asked.discard(run_id)
             return True
@@ -183,17 +191,19 @@ class StoreGate:
     async def _filed(self, request: ApprovalRequest) -> ApprovalRecord:
         """The request's record: the one a resumed run filed before it stopped, else a new one.
 
-        A decision taken while the asking process was dead applies when the run resumes, and an
-        approved call is not asked for twice. A request closed because its run ended, or
-        answered by aborting the run, is filed again.
+        A decision taken while the asking process was dead applies when the run resumes (an
+        abort too: the run ends aborted), and an approved call is not asked for twice. A request
+        closed because its run ended is filed again, and so is one whose abort ended the run
+        before a person took it up again.
         """
-        if request.run_id:
-            self._asked.add(request.run_id)
-        if request.key and request.run_id:
-            earlier = await self.store.approval_for(request.run_id, request.key)
-            # An abort stopped the run; taking it up again means asking again.
-            if earlier is not None and earlier.status not in ("superseded", "aborted"):
-                return earlier
+        run_id = request.run_id
+        if run_id:
+            self._asked.add(run_id)
+        if request.key and run_id:
+            earlier = await self.store.approval_for(run_id, request.key)
+            if earlier is not None and earlier.status != "superseded":
+                if earlier.status != "aborted" or run_id not in self._reasking:
+                    return earlier
         now = time.time()
         record = ApprovalRecord(
             approval_id=uuid.uuid4().hex,

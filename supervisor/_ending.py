@@ -88,7 +88,8 @@ async def _finish(
     if isinstance(outcome, RunTakenOver):  # the run is another process's now: leave it as it is
         return
     try:
-        if resumed or (isinstance(gate, StoreGate) and gate.asked(run_id)):
+        asked = isinstance(gate, StoreGate) and gate.asked(run_id)  # also forgets the run there
+        if resumed or asked:
             await supersede_pending(store, run_id)  # nobody waits on them any more
         if isinstance(outcome, RunResult):
             await store.finish(run_id, status, usage, serialize_result(outcome.output), None)

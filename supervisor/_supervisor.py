@@ -251,6 +251,9 @@ class Supervisor:
         except BaseException:
             self._running.pop(run_id, None)
             raise
+        gate = self._shared.gate
+        if record is not None and isinstance(gate, StoreGate):  # forgotten at the run's end
+            gate.taken_up(run_id, after_abort=record.aborted_by is not None)
         # A partial, not a lambda: a closure would make these variables cells for the whole run.
         execution.on_finished = functools.partial(self._save_step, run_id, ctx, active)
         deadline = asyncio.timeout(active.left(self.budget.deadline_s))

@@ -347,3 +347,56 @@ def test_parallel_steps_of_one_worker_resume_each_from_its_own_records(tmp_path:
     log = _log(tmp_path)
     assert log.count("record x") == 1 and log.count("record x-audit") == 1
     assert log.count("model clerk 2") == 1 and log.count("model clerk audit 2") == 1
+
+
+def test_an_abort_decided_while_the_process_was_dead_ends_the_run_on_resume_without_asking_again(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "LOG": str(tmp_path / "log"), "DB": str(tmp_path / "runs.db"), "APPROVER": "queue"}
+    child = subprocess.Popen(
+        [sys.executable, str(_child(tmp_path))], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        approval_id = _wait_for_pending(tmp_path / "runs.db")
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
+
+    async def decide() -> bool:
+        store = SQLiteStore(tmp_path / "runs.db")
+        try:
+            return await store.decide(approval_id, "aborted", "not this week", None, "alice")
+        finally:
+            await store.aclose()
+
+    import asyncio
+
+    assert asyncio.run(decide())
+    resumed = _run(tmp_path, approver="queue")
+    assert resumed.stdout.startswith("ERR RunAborted") and "not this week" in resumed.stdout, resumed.stderr
+    assert "pay 5" not in _log(tmp_path)
+    with sqlite3.connect(tmp_path / "runs.db") as db:  # the person's decision stands: not asked again
+        assert db.execute("SELECT status, decided_by FROM approvals").fetchall() == [("aborted", "alice")]
+        assert db.execute("SELECT status, aborted_by FROM runs").fetchall() == [("aborted", "alice")]
+    # Taken up once more after the abort ended it, the run asks again (a person chose to resume it).
+    again = _run(tmp_path, approver="callable")
+    assert again.stdout.strip() == "OK all done 6", again.stderr
+    assert _log(tmp_path).count("pay 5") == 1
+
+
+def _wait_for_pending(db_path: Path) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if db_path.exists():
+            with sqlite3.connect(db_path) as db:
+                try:
+                    rows = db.execute(
+                        "SELECT approval_id, tool FROM approvals WHERE status = 'pending'"
+                    ).fetchall()
+                except sqlite3.OperationalError:  # the schema is still being written
+                    rows = []
+            if rows:
+                assert rows[0][1] == "pay"
+                return str(rows[0][0])
+    raise AssertionError("the run never asked for approval")

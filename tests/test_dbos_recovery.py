@@ -158,3 +158,25 @@ async def test_a_run_stopped_with_its_worker_while_it_waits_for_a_person_resumes
         await backend.aclose()
     assert record.status == "succeeded", record.error
     assert _lines(tmp_path / "effects.txt") == ["paid 7"]
+
+
+async def test_an_abort_decided_while_the_worker_was_dead_ends_the_recovered_run_without_asking_again(
+    workers: Workers, postgres_url: str, tmp_path: Path
+) -> None:
+    workers.start("w1", app=PAYER)
+    backend = DBOSBackend(postgres_url, PAYER)
+    try:
+        run_id = await backend.submit("pay 9", run_id="run-z")
+        await _pending(postgres_url, 1)
+        workers.kill("w1")  # SIGKILL: the run stays "running", its request pending
+        await asyncio.to_thread(_abort_at_terminal, postgres_url, run_id)
+
+        workers.start("w1", app=PAYER)  # DBOS recovers the workflow at launch
+        await backend.result(run_id, timeout_s=60)
+        record, approvals, _, _ = await _everything(postgres_url, run_id)
+    finally:
+        await backend.aclose()
+    assert record.status == "aborted" and "wrong customer" in (record.error or "")
+    assert [status for _, status, _ in approvals] == ["aborted"]  # the person was not asked again
+    assert record.aborted_by == approvals[0][2] and record.aborted_by.startswith("terminal:")
+    assert _lines(tmp_path / "effects.txt") == []
