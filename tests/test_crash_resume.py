@@ -245,44 +245,7 @@ def test_killed_inside_a_risky_tool_asks_the_person_again_saying_it_may_have_run
 def test_an_approval_decided_while_the_process_was_dead_applies_on_resume_and_runs_once(
     tmp_path: Path,
 ) -> None:
-    env = {
-        **os.environ,
-        "LOG": str(tmp_path / "log"),
-        "DB": str(tmp_path / "runs.db"),
-        "APPROVER": "queue",
-    }
-    child = subprocess.Popen(
-        [sys.executable, str(_child(tmp_path))], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 30
-        pending: list[tuple[str, str]] = []
-        while not pending and time.monotonic() < deadline:
-            time.sleep(0.05)
-            if (tmp_path / "runs.db").exists():
-                with sqlite3.connect(tmp_path / "runs.db") as db:
-                    try:
-                        pending = db.execute(
-                            "SELECT approval_id, tool FROM approvals WHERE status = 'pending'"
-                        ).fetchall()
-                    except sqlite3.OperationalError:  # the schema is still being written
-                        pending = []
-        assert pending and pending[0][1] == "pay"
-    finally:
-        child.kill()
-        child.communicate(timeout=30)
-    approval_id = pending[0][0]
-
-    async def decide() -> bool:
-        store = SQLiteStore(tmp_path / "runs.db")
-        try:
-            return await store.decide(approval_id, "approved", None, None, "alice")
-        finally:
-            await store.aclose()
-
-    import asyncio
-
-    assert asyncio.run(decide())
+    _killed_waiting_then_decided(tmp_path, "approved", None)
     resumed = _run(tmp_path, approver="queue")
     assert resumed.stdout.strip() == "OK all done 6", resumed.stderr
     log = _log(tmp_path)
@@ -352,6 +315,24 @@ def test_parallel_steps_of_one_worker_resume_each_from_its_own_records(tmp_path:
 def test_an_abort_decided_while_the_process_was_dead_ends_the_run_on_resume_without_asking_again(
     tmp_path: Path,
 ) -> None:
+    _killed_waiting_then_decided(tmp_path, "aborted", "not this week")
+    resumed = _run(tmp_path, approver="queue")
+    assert resumed.stdout.startswith("ERR RunAborted") and "not this week" in resumed.stdout, resumed.stderr
+    assert "pay 5" not in _log(tmp_path)
+    with sqlite3.connect(tmp_path / "runs.db") as db:  # the person's decision stands: not asked again
+        assert db.execute("SELECT status, decided_by FROM approvals").fetchall() == [("aborted", "alice")]
+        assert db.execute("SELECT status, aborted_by FROM runs").fetchall() == [("aborted", "alice")]
+    # Taken up once more after the abort ended it, the run asks again (a person chose to resume it).
+    again = _run(tmp_path, approver="callable")
+    assert again.stdout.strip() == "OK all done 6", again.stderr
+    assert _log(tmp_path).count("pay 5") == 1
+
+
+def _killed_waiting_then_decided(tmp_path: Path, status: str, reason: str | None) -> None:
+    """The child killed while its run waits in the store's queue; then alice decides, as at the
+    `approve` command, while no process runs it."""
+    import asyncio
+
     env = {**os.environ, "LOG": str(tmp_path / "log"), "DB": str(tmp_path / "runs.db"), "APPROVER": "queue"}
     child = subprocess.Popen(
         [sys.executable, str(_child(tmp_path))], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -365,23 +346,11 @@ def test_an_abort_decided_while_the_process_was_dead_ends_the_run_on_resume_with
     async def decide() -> bool:
         store = SQLiteStore(tmp_path / "runs.db")
         try:
-            return await store.decide(approval_id, "aborted", "not this week", None, "alice")
+            return await store.decide(approval_id, status, reason, None, "alice")  # type: ignore[arg-type]
         finally:
             await store.aclose()
 
-    import asyncio
-
     assert asyncio.run(decide())
-    resumed = _run(tmp_path, approver="queue")
-    assert resumed.stdout.startswith("ERR RunAborted") and "not this week" in resumed.stdout, resumed.stderr
-    assert "pay 5" not in _log(tmp_path)
-    with sqlite3.connect(tmp_path / "runs.db") as db:  # the person's decision stands: not asked again
-        assert db.execute("SELECT status, decided_by FROM approvals").fetchall() == [("aborted", "alice")]
-        assert db.execute("SELECT status, aborted_by FROM runs").fetchall() == [("aborted", "alice")]
-    # Taken up once more after the abort ended it, the run asks again (a person chose to resume it).
-    again = _run(tmp_path, approver="callable")
-    assert again.stdout.strip() == "OK all done 6", again.stderr
-    assert _log(tmp_path).count("pay 5") == 1
 
 
 def _wait_for_pending(db_path: Path) -> str:
