@@ -150,6 +150,8 @@ class StoreGate:
         (it asks again), not when it stopped with its process (an abort decided meanwhile ends it)."""
         if after_abort:
             self._reasking.add(run_id)
+        else:
+            self._reasking.discard(run_id)
 
     def asked(self, run_id: str) -> bool:
         """Whether the run filed approvals here; the run is ending, and is forgotten here."""

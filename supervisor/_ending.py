@@ -85,10 +85,10 @@ async def _finish(
     usage: dict[str, Any],
     resumed: bool,
 ) -> None:
+    asked = isinstance(gate, StoreGate) and gate.asked(run_id)  # the gate forgets the run here
     if isinstance(outcome, RunTakenOver):  # the run is another process's now: leave it as it is
         return
     try:
-        asked = isinstance(gate, StoreGate) and gate.asked(run_id)  # also forgets the run there
         if resumed or asked:
             await supersede_pending(store, run_id)  # nobody waits on them any more
         if isinstance(outcome, RunResult):

@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
+import typing
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -41,6 +42,11 @@ def test_the_hot_records_use_the_fast_constructor() -> None:
 @pytest.mark.parametrize("cls", FAST, ids=lambda cls: cls.__qualname__)
 def test_a_fast_constructor_has_the_dataclass_signature(cls: type[Any]) -> None:
     assert inspect.signature(cls.__init__) == inspect.signature(cls.__init__.__dataclass_init__)
+
+
+@pytest.mark.parametrize("cls", FAST, ids=lambda cls: cls.__qualname__)
+def test_a_fast_constructor_s_type_hints_resolve_as_the_dataclass_s_do(cls: type[Any]) -> None:
+    assert typing.get_type_hints(cls.__init__) == typing.get_type_hints(cls.__init__.__dataclass_init__)
 
 
 @pytest.mark.parametrize("cls", FAST, ids=lambda cls: cls.__qualname__)
@@ -90,10 +96,28 @@ def test_defaults_factories_keyword_only_fields_post_init_and_freezing_behave_as
         first.name = "changed"  # type: ignore[misc]
 
 
-def test_only_frozen_slotted_dataclasses_are_accepted() -> None:
+def test_what_it_cannot_build_faithfully_is_refused_at_decoration() -> None:
     @dataclass(frozen=True)
     class NoSlots:
         x: int
 
     with pytest.raises(TypeError, match="frozen=True, slots=True"):
         fast_init(NoSlots)
+
+    @dataclass(frozen=True, slots=True)
+    class OwnInit:
+        x: int
+
+        def __init__(self, y: int) -> None:
+            object.__setattr__(self, "x", y * 2)
+
+    with pytest.raises(TypeError, match="its own __init__"):
+        fast_init(OwnInit)
+
+    @dataclass(frozen=True, slots=True)
+    class Shadowing:
+        _fi_missing: int
+        items: list[int] = field(default_factory=list)
+
+    with pytest.raises(TypeError, match="a field is named '_fi_missing'"):
+        fast_init(Shadowing)

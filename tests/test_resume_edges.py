@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from supervisor import Budget, Decision, MemoryStore, Plan, Step, Supervisor
+from supervisor._approvals import StoreGate
+from supervisor._ending import _finish
 from supervisor._sqlite import SQLiteStore
 from tools import tool
-from tools.errors import AgentError, BudgetExceeded, RunAborted, StepFailed, StoreError
-from workers import ModelRequest, Worker
+from tools.errors import AgentError, BudgetExceeded, RunAborted, RunTakenOver, StepFailed, StoreError
+from workers import ApprovalRequest, ModelRequest, Worker
 from workers.testing import FunctionModel, reply
 
 Check = Callable[[Any], Any]
@@ -299,3 +301,16 @@ async def test_a_taken_up_run_gets_what_its_deadline_has_left_not_a_new_deadline
     took = time.monotonic() - started
     assert caught.value.limit == "deadline_s" and 0.3 <= took <= 0.95, took
     await sup.aclose()
+
+
+async def test_a_run_taken_over_by_another_process_leaves_no_state_that_changes_a_later_take_up() -> None:
+    store = MemoryStore()
+    gate = StoreGate(store, timeout_s=60)
+    request = ApprovalRequest("r1", "Payer", "pay", {"amount": 5}, key="k1")
+    gate.taken_up("r1", after_abort=True)  # taken up by hand after a person's abort ended it...
+    await _finish(store, gate, "r1", RunTakenOver("r1", "elsewhere"), "failed", {}, True)  # ...and lost
+    filed = await gate._filed(request)  # later: asked again, its process died, a person aborts
+    assert await store.decide(filed.approval_id, "aborted", "not now", None, "alice")
+    gate.taken_up("r1", after_abort=False)  # this process recovers the run
+    again = await gate._filed(request)
+    assert (again.approval_id, again.status) == (filed.approval_id, "aborted")  # the abort applies
