@@ -190,11 +190,12 @@ class Execution:
             self._start_ready()
             return
 
-    def scoped(self, scope: str) -> RunContext:
-        """The run's context for one place in the run, so the journal keys its calls there."""
+    def scoped(self, scope: str, *, final: bool = False) -> RunContext:
+        """The run's context for one place in the run, so the journal keys its calls there
+        (`final`: the run ends with the answer given there; see `RunContext.final`)."""
         if self.ctx.journal is None:
             return self.ctx
-        return self.ctx.at(scope)
+        return self.ctx.at(scope, final=final)
 
     def _follow(self, step: Step, chain: _Chain, result: WorkerResult) -> None:
         """Hand the step's task over: check the handoff and the chain's bounds, then move on."""

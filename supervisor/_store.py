@@ -108,9 +108,13 @@ class Store(ApprovalStore, CallStore, Protocol):
         """The run with this id, with its finished steps, or None."""
         ...
 
-    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
+    async def start(self, run: RunRecord, previous: RunRecord | None = None, *, fresh: bool = False) -> bool:
         """Record a new run, or take up `previous` (as loaded); False when another process
-        created or took the run in between."""
+        created or took the run in between.
+
+        `fresh`: the run's id was just made by the caller, so no other process can know it; the
+        store may write the new run with its next checkpoint rather than at once (before
+        anything else of the run)."""
         ...
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
@@ -133,7 +137,8 @@ class Store(ApprovalStore, CallStore, Protocol):
         *,
         aborted_by: str | None = None,
     ) -> None:
-        """Record how the run ended (`aborted_by`: who aborted it, when a person did)."""
+        """Record how the run ended (`aborted_by`: who aborted it, when a person did); a
+        checkpoint: what `put_call` queued before it is committed with it."""
         ...
 
     def add_events(self, run_id: str, events: Sequence[tuple[Any, float]]) -> None:
@@ -228,7 +233,7 @@ class MemoryStore:
         run = self._runs.get(run_id)
         return run.record() if run is not None else None
 
-    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
+    async def start(self, run: RunRecord, previous: RunRecord | None = None, *, fresh: bool = False) -> bool:
         """Record a new run, or take up `previous`, keeping its steps and creation time."""
         old = self._runs.get(run.run_id)
         old_record = old.record() if old is not None else None

@@ -246,7 +246,7 @@ class Supervisor:
                 active.usage(ctx),
                 owner=self._owner(),
             )
-            if not await self._store.start(started, record):
+            if not await self._store.start(started, record, fresh=new):
                 raise ResumeError(run_id, "another process started or took it up at the same moment")
         except BaseException:
             self._running.pop(run_id, None)
@@ -342,7 +342,7 @@ class Supervisor:
                 ) from failure.error
             replans += 1
             plan = await self._make_plan(goal, ctx, execution, failure)
-        output = await self._answer(goal, plan, execution.done, execution.scoped("answer"))
+        output = await self._answer(goal, plan, execution.done, execution.scoped("answer", final=True))
         usage = ctx.usage
         assert ctx.run_id is not None
         return RunResult(

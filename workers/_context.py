@@ -51,6 +51,9 @@ class RunContext:
             that to whoever made the dict).
         deadlines: Keeps the long bounds of model calls (the retry policy's total time) on one
             timer per event loop; share one object between contexts to share the timer.
+        final: The run ends once this context's worker has answered: its answer is committed
+            with the run's end rather than on its own (a repair turn commits it first, so no
+            model call is sent before it is in the journal).
     """
 
     run_id: str | None = None
@@ -70,9 +73,11 @@ class RunContext:
     calibration: Calibration = field(default_factory=Calibration)
     deadlines: Deadlines = field(default_factory=Deadlines)
     models: dict[str, Model] = field(default_factory=dict, repr=False)
+    final: bool = False
 
-    def at(self, scope: str) -> RunContext:
-        """This context for another place in the run: everything shared, but the scope.
+    def at(self, scope: str, *, final: bool = False) -> RunContext:
+        """This context for another place in the run: everything shared, but the scope (and
+        whether the run ends with the answer given there, `final`).
 
         Copied field by field, written out: `dataclasses.replace` runs the generated __init__
         again and a loop over the slots costs as much, on every step attempt (a test checks
@@ -95,6 +100,7 @@ class RunContext:
         other.calibration = self.calibration
         other.deadlines = self.deadlines
         other.models = self.models
+        other.final = final
         return other
 
     def model(self, spec: str | Model) -> Model:

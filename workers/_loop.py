@@ -61,6 +61,7 @@ class _Turns:
         "call_ids",
         "cls",
         "ctx",
+        "deferred",
         "fitter",
         "full",
         "handoffs",
@@ -99,6 +100,7 @@ class _Turns:
         self.mid = ""  # the model's "provider:name"
         self.full = False  # the provider said the window was full: compact before the next call
         self.unsaved = False  # its response is recorded but not yet committed
+        self.deferred = False  # its answer is recorded, to be committed with the run's end
         self.call_ids: set[str] = set()  # every tool call id of the conversation
         self.handoffs, self.base, self.overhead = _template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
@@ -146,9 +148,11 @@ class _Turns:
             self.ctx.calibration.observe(self.mid, self.fitter.estimate, response.usage.input_tokens)
         journal = self.ctx.journal
         if journal is not None:
-            # A turn of tool calls commits its response with its first tool start (or at its end).
+            # A turn of tool calls commits its response with its first tool start (or at its end);
+            # the run's last answer, with the run's end.
             self.unsaved = self._runs_tools(response)
-            await journal.save_response(self.key, response, durable=not self.unsaved)
+            self.deferred = not self.unsaved and self.ctx.final
+            await journal.save_response(self.key, response, durable=not (self.unsaved or self.deferred))
         self.usage.add(response.usage)
         self.ctx.usage.record(self.name, response.usage)
 
@@ -445,6 +449,9 @@ async def run_loop(
     for turn in range(1, max_turns + 1):
         response = turns.recorded(turn)
         if response is None:
+            if turns.deferred and ctx.journal is not None:  # an answer to repair: committed first
+                turns.deferred = False
+                await ctx.journal.commit()
             if turns.fitter is not None:
                 await turns._fit(mid, 0)
             try:
