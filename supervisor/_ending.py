@@ -66,14 +66,15 @@ async def record_end(
     resumed: bool,
     active: ActiveTime,
 ) -> None:
-    """Emit the run's last event, then record its end (also when the sink raised)."""
+    """Record the run's end, then emit its last event: whoever is told of the end finds it
+    recorded, with the run's final answer (committed with the end, see `RunContext.final`)."""
     status = _status(outcome)
     usage = active.usage(ctx)
-    try:  # the user's sink may raise: the run's end is recorded all the same
+    try:
+        await _finish(store, gate, run_id, outcome, status, usage, resumed)
+    finally:  # the user's sink may raise: the end is recorded already
         detail = str(outcome) if status != "succeeded" and outcome is not None else ""
         ctx.events.emit(RunEvent(run_id, status, None, detail))
-    finally:
-        await _finish(store, gate, run_id, outcome, status, usage, resumed)
 
 
 async def _finish(

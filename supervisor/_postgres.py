@@ -159,7 +159,7 @@ class PostgresStore:
 
     # --- writes, through the writer ------------------------------------------------------------
 
-    async def start(self, run: RunRecord, previous: RunRecord | None = None, *, fresh: bool = False) -> bool:
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
         """Record a new run, or take up `previous` as it was loaded (its steps and creation time
         kept); False when another process created or took the run meanwhile."""
         now, workers = time.time(), json.dumps(list(run.workers))

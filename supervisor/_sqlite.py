@@ -73,13 +73,9 @@ class SQLiteStore:
 
     # --- writes, through the writer thread ----------------------------------------------------
 
-    async def start(self, run: RunRecord, previous: RunRecord | None = None, *, fresh: bool = False) -> bool:
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
         """Record a new run, or take up `previous` as it was loaded (its steps and creation time
-        kept); False when another process created or took the run meanwhile.
-
-        A `fresh` run (an id made here, which nobody else can know) is written with the run's
-        first checkpoint: a run alone saves a transaction, and before that checkpoint it has
-        nothing to resume."""
+        kept); False when another process created or took the run meanwhile."""
         now = time.time()
         team = tuple(run.workers)
         if self._workers[0] != team:
@@ -119,9 +115,6 @@ class SQLiteStore:
                 previous.status,
                 previous.updated_at,
             )
-        if fresh and previous is None:
-            self._writer.buffer(sql, _as_row, params)
-            return True
         return await self._writer.commit(sql, params) == 1
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
@@ -318,10 +311,6 @@ class SQLiteStore:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
-
-
-def _as_row(params: tuple[Any, ...]) -> tuple[Any, ...]:
-    return params
 
 
 def _plan_row(item: tuple[Mapping[str, Any], float, str]) -> tuple[str, float, str]:

@@ -108,13 +108,9 @@ class Store(ApprovalStore, CallStore, Protocol):
         """The run with this id, with its finished steps, or None."""
         ...
 
-    async def start(self, run: RunRecord, previous: RunRecord | None = None, *, fresh: bool = False) -> bool:
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
         """Record a new run, or take up `previous` (as loaded); False when another process
-        created or took the run in between.
-
-        `fresh`: the run's id was just made by the caller, so no other process can know it; the
-        store may write the new run with its next checkpoint rather than at once (before
-        anything else of the run)."""
+        created or took the run in between."""
         ...
 
     async def save_plan(self, run_id: str, plan: Mapping[str, Any]) -> None:
@@ -233,7 +229,7 @@ class MemoryStore:
         run = self._runs.get(run_id)
         return run.record() if run is not None else None
 
-    async def start(self, run: RunRecord, previous: RunRecord | None = None, *, fresh: bool = False) -> bool:
+    async def start(self, run: RunRecord, previous: RunRecord | None = None) -> bool:
         """Record a new run, or take up `previous`, keeping its steps and creation time."""
         old = self._runs.get(run.run_id)
         old_record = old.record() if old is not None else None

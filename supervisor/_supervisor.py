@@ -246,7 +246,7 @@ class Supervisor:
                 active.usage(ctx),
                 owner=self._owner(),
             )
-            if not await self._store.start(started, record, fresh=new):
+            if not await self._store.start(started, record):
                 raise ResumeError(run_id, "another process started or took it up at the same moment")
         except BaseException:
             self._running.pop(run_id, None)

@@ -127,10 +127,17 @@ def approve(request):
     return os.environ.get("APPROVER") != "deny"
 
 
+def told(event):
+    if event.kind == "run" and event.status != "started":
+        die_at("told-the-end")
+
+
 async def main():
     approver = None if os.environ.get("APPROVER") == "queue" else approve
     clerks = [Clerk(model=FunctionModel(clerk))]
-    sup = Supervisor(clerks, model=FunctionModel(boss), store=os.environ["DB"], approver=approver)
+    sup = Supervisor(
+        clerks, model=FunctionModel(boss), store=os.environ["DB"], approver=approver, events=told
+    )
     async with sup:
         try:
             result = await sup.run("do the books", run_id="books")
@@ -252,6 +259,12 @@ def test_an_approval_decided_while_the_process_was_dead_applies_on_resume_and_ru
     assert log.count("pay 5") == 1 and log.count("record x") == 1 and log.count("model clerk 3") == 1
     with sqlite3.connect(tmp_path / "runs.db") as db:  # asked once, decided once, never re-filed
         assert db.execute("SELECT status, decided_by FROM approvals").fetchall() == [("approved", "alice")]
+
+
+def test_a_run_killed_as_its_end_is_announced_has_its_answer_and_is_not_run_again(tmp_path: Path) -> None:
+    # The final answer is committed with the run's end, and the end before anyone is told.
+    assert _killed_then_resumed(tmp_path, "told-the-end") == "OK all done 6"
+    assert _log(tmp_path) == ONCE
 
 
 def test_a_run_killed_after_an_approved_call_does_not_run_it_or_ask_again(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 """When the SQLite journal commits what: the promises resume relies on, checked in the file
 itself while the run goes on (read by another connection, as another process would).
 
-Promises: no model call is sent before the answers that came before it are committed; a new
-run is written with its first checkpoint (it has nothing to resume before it); the run's final
-answer is committed with the run's end, and an answer that needs repair is committed before
-the model is asked again.
+Promises: a run is in the file before its first model call is sent; no model call is sent
+before the answers that came before it are committed; the run's final answer is committed
+with the run's end, before anyone is told the run ended, and an answer that needs repair is
+committed before the model is asked again.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _committed(path: Path) -> tuple[int, list[str]]:
     return runs, keys
 
 
-async def test_a_run_is_written_with_its_first_checkpoint_and_its_answers_before_the_next_call(
+async def test_a_run_and_its_answers_are_committed_before_the_next_model_call(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "runs.db"
@@ -65,8 +65,8 @@ async def test_a_run_is_written_with_its_first_checkpoint_and_its_answers_before
     async with sup:
         result = await sup.run("report")
     assert result.output == Summary(verdict="fine")
-    # At the planner's call the new run had nothing to resume: it was not written yet.
-    assert seen["planner"][0] == 0
+    # At the planner's call: the run (another process asked to run it too is refused).
+    assert seen["planner"] == (1, [])
     # Before the writer's call: the run, and the planner's answer.
     assert seen["writer"] == (1, ["plan1/Planner/1"])
     # Before the final answer's call: the writer's answer (the step's work is not lost).
