@@ -245,13 +245,12 @@ def spent(records: Iterable[CallRecord]) -> tuple[Usage | None, dict[str, Usage]
 # as the values. The first element is the format's version.
 
 _FORMAT = 1
-_ENCODE = compact  # the json module's C encoder, built once (json.dumps builds one per call)
 
 
 def call_json(value: ModelResponse | ToolRecord | FailedAttempt) -> tuple[str, str]:
     """The record's kind ("model", "tool" or "failed") and its JSON."""
     if isinstance(value, FailedAttempt):
-        return "failed", _ENCODE([_FORMAT, value.error_type, value.message])
+        return "failed", compact([_FORMAT, value.error_type, value.message])
     if isinstance(value, ModelResponse):
         u = value.usage
         body: list[Any] = [
@@ -279,7 +278,7 @@ def call_json(value: ModelResponse | ToolRecord | FailedAttempt) -> tuple[str, s
             value.refusal,
             value.raw_stop_reason,
         ]
-        return "model", _ENCODE(body)
+        return "model", compact(body)
     result = value.result
     answer = None if result is None else [result.call_id, result.content, result.is_error]
     body = [
@@ -293,7 +292,7 @@ def call_json(value: ModelResponse | ToolRecord | FailedAttempt) -> tuple[str, s
         value.duration_s,
         value.shown,
     ]
-    return "tool", _ENCODE(body)
+    return "tool", compact(body)
 
 
 def _call_part(data: Any) -> TextPart | ToolCallPart:

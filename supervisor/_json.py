@@ -3,10 +3,9 @@
 The journal encodes a few dozen small records per run (call records, usage sums, trace events).
 `json.dumps` and `JSONEncoder.encode` build a new C encoder at every call and wrap it in Python
 (about a third of the cost of encoding a record); here the C encoders are built once
-(`tools._jsontext`). A usage
-sum of the usual keys and numbers is formatted directly. The text is always what `json` makes
-of the same value: the same C encoder, or, for a usage sum, the same separators and `repr` of
-each number (anything unusual goes to `json.dumps` itself).
+(`tools._jsontext`). A usage sum of the usual keys and numbers is formatted directly. The text
+is always what `json` makes of the same value: the same C encoder, or, for a usage sum, the
+same separators and `repr` of each number (anything unusual goes to `json.dumps` itself).
 """
 
 from __future__ import annotations

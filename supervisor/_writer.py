@@ -11,9 +11,9 @@ transaction, so concurrent runs share commits. Three kinds of write:
   buffered under the `key` of one still buffered replaces it (a later value of the same row).
 
 Everything reaches the file in the order it was handed over, but for buffered writes, which
-are written before the checkpoint that takes them, grouped by statement, keyed ones last (they
-update rows the others may create). A checkpoint commits what was buffered and queued before
-it. Every wait for a commit is bounded (`timeout_s`) by one timer per event loop rather than
+are written before the checkpoint that takes them, grouped by statement (keyed ones first: they
+update the rows of runs that exist by then). A checkpoint commits what was buffered and queued
+before it. Every wait for a commit is bounded (`timeout_s`) by one timer per event loop rather than
 one per wait: a timer costs more than the rest of a checkpoint.
 
 A checkpoint is the costly part of a write on the event loop (a future, a wake-up), so the
@@ -77,7 +77,7 @@ class Writer:
         """Keep `item` for the next checkpoint; written as `encode(item)`, in the thread.
 
         With a `key`, it replaces the item buffered under that key, if any: for writes whose
-        later value makes an earlier one pointless (written after the unkeyed ones).
+        later value makes an earlier one pointless.
         """
         if key is None:
             items = self._buffers.get(sql)
@@ -98,14 +98,12 @@ class Writer:
         if self._count:
             self._count = 0
             groups: list[tuple[str, Callable[[Any], tuple[Any, ...]], list[Any]]] = []
-            # Keyed writes last: they change rows that may be created by what is buffered with
-            # them (a run's row, written with its first checkpoint).
-            if self._buffers:
-                buffers, self._buffers = self._buffers, {}
-                groups.extend((sql, encode, items) for sql, (encode, items) in buffers.items())
             if self._keyed:
                 keyed, self._keyed = self._keyed, {}
                 groups.extend((sql, encode, list(by_key.values())) for sql, (encode, by_key) in keyed.items())
+            if self._buffers:
+                buffers, self._buffers = self._buffers, {}
+                groups.extend((sql, encode, items) for sql, (encode, items) in buffers.items())
             self._put((None, _Buffered(groups), None, None))
 
     @property
