@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tools._jsontext import json_encoder
 from tools.errors import (
     AgentError,
     BudgetExceeded,
@@ -68,10 +68,14 @@ class StepFailure:
     error: AgentError
 
 
+_SORTED = json_encoder(sort_keys=True, default=str)
+
+
 def _canonical(value: Any) -> str:
+    """The same text for equal tasks: a task seen before is a handoff going round in a loop."""
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
-    return json.dumps(value, sort_keys=True, default=str)
+    return _SORTED(value)
 
 
 def _allowed(worker: Worker) -> set[str]:

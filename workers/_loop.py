@@ -8,13 +8,11 @@ answered (cut by max_tokens) is dropped and asked again with more room rather th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import (
-    ConfigurationError,
     ContextOverflow,
     MaxTurnsExceeded,
     ModelRefused,
@@ -23,20 +21,20 @@ from tools.errors import (
     ResponseTruncated,
 )
 
+from ._callids import unique_call_ids
 from ._context import RunContext
 from ._events import RepairEvent
 from ._fit import Fitter
-from ._handoff import Handoff, handoff_tools
-from ._limits import output_limit
-from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart, UserMessage
-from ._model import ModelRequest, ModelResponse, ToolSpec
+from ._handoff import Handoff
+from ._messages import Message, TextPart, ToolCallPart, ToolResultPart, UserMessage
+from ._model import ModelRequest, ModelResponse
 from ._output import OutputPlan, repair_prompt
 from ._records import fast_init
 from ._resolve import model_id
-from ._tokens import estimate_prompt_tokens
+from ._template import model_limits, request_template
 from ._toolcalls import ToolRunner
 from ._usage import UsageSum
-from ._window import context_window, prompt_too_long
+from ._window import prompt_too_long
 
 if TYPE_CHECKING:
     from ._worker import Worker, WorkerResult
@@ -102,7 +100,7 @@ class _Turns:
         self.unsaved = False  # its response is recorded but not yet committed
         self.deferred = False  # its answer is recorded, to be committed with the run's end
         self.call_ids: set[str] = set()  # every tool call id of the conversation
-        self.handoffs, self.base, self.overhead = _template(cls, plan, ctx.workers)
+        self.handoffs, self.base, self.overhead = request_template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,
             cls._plan.tools,
@@ -195,7 +193,7 @@ class _Turns:
         """Take one response: the output when it is one, else extend the conversation."""
         calls = response.tool_calls
         if calls:
-            response, calls = self._unique_ids(response, calls)
+            response, calls = unique_call_ids(response, calls, self.call_ids)
         if response.stop_reason == "max_tokens":
             self._truncated(response.raw_stop_reason)
             return None
@@ -238,31 +236,6 @@ class _Turns:
         self.messages.append(UserMessage(tuple(results)))
         self._failed_output(errors, output_call.raw_arguments, nudge=None)
         return None
-
-    def _unique_ids(
-        self, response: ModelResponse, calls: tuple[ToolCallPart, ...]
-    ) -> tuple[ModelResponse, tuple[ToolCallPart, ...]]:
-        """The response (and its calls) with every tool call id unique in the conversation and
-        of the form the APIs accept: a model that repeats or garbles an id would otherwise get
-        every later request refused ("tool_use ids must be unique")."""
-        if len(calls) == 1 and calls[0].id not in self.call_ids and _CALL_ID.fullmatch(calls[0].id):
-            self.call_ids.add(calls[0].id)  # the common case: one call, a good new id
-            return response, calls
-        parts: list[AssistantPart] = []
-        changed = False
-        for part in response.parts:
-            if isinstance(part, ToolCallPart):
-                if part.id in self.call_ids or not _CALL_ID.fullmatch(part.id):
-                    new = f"call_{len(self.call_ids)}"
-                    while new in self.call_ids:  # bounded: the set is finite
-                        new += "_"
-                    part, changed = replace(part, id=new), True
-                self.call_ids.add(part.id)
-            parts.append(part)
-        if not changed:
-            return response, calls
-        response = replace(response, parts=tuple(parts))
-        return response, response.tool_calls
 
     def _runs_tools(self, response: ModelResponse) -> bool:
         """Whether `handle` will give this response's calls to the tool runner."""
@@ -352,56 +325,6 @@ class _Turns:
             self.messages.append(UserMessage.of(text))
 
 
-def _template(
-    cls: type[Worker], plan: OutputPlan, workers: Mapping[str, Any]
-) -> tuple[dict[str, tuple[str, Any]], ModelRequest, int]:
-    """A worker's handoff actions, the request every turn starts from, and the estimated
-    tokens that request carries besides the conversation.
-
-    The same for every run of the class with this output plan and these settings, so it is
-    built once; handoffs named by string depend on the run's workers and are built each time.
-    """
-    key = (plan, cls.instructions, cls.max_tokens, cls.temperature, tuple(cls.handoffs))
-    cached = cls._plan.bases.get(key)
-    if cached is not None:
-        return cached
-    name = cls.__name__
-    handoffs = handoff_tools(name, tuple(cls.handoffs), workers)
-    clash = sorted(set(handoffs) & set(cls._plan.tools))
-    if clash:
-        raise ConfigurationError(f"worker {name}: tool {clash[0]!r} has the name of a handoff action")
-    handoff_specs = tuple(ToolSpec(t.name, t.description, t.parameters) for _, t in handoffs.values())
-    tools = cls._plan.specs + handoff_specs + ((plan.tool,) if plan.tool is not None else ())
-    system = "\n\n".join(p for p in (cls.instructions, plan.instructions) if p)
-    base = ModelRequest(
-        messages=(),
-        system=system,
-        tools=tools,
-        tool_choice="required" if plan.mode == "tool" else "auto",
-        output=plan.spec,
-        max_tokens=cls.max_tokens,
-        temperature=cls.temperature,
-    )
-    overhead = estimate_prompt_tokens(base) + (base.output.size // 4 if base.output is not None else 0)
-    if not any(isinstance(target, str) for target in cls.handoffs):
-        cls._plan.bases[key] = (handoffs, base, overhead)
-    return handoffs, base, overhead
-
-
-def _limits(cls: type[Worker], mid: str) -> tuple[int, int]:
-    """The model's output limit (at least the worker's max_tokens) and the worker's context
-    window on it: looked up by model name once per class and model."""
-    key = (mid, cls.context_window, cls.max_tokens)  # settings may change after the class is made
-    limits = cls._plan.limits.get(key)
-    if limits is None:
-        window = cls.context_window or context_window(mid)
-        limits = cls._plan.limits[key] = (max(output_limit(mid), cls.max_tokens), window)
-    return limits
-
-
-_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
 def _first_named(calls: tuple[ToolCallPart, ...], names: str | Mapping[str, Any]) -> ToolCallPart | None:
     """The first call of the tool named `names` (or of one of the names in the mapping)."""
     for call in calls:
@@ -430,7 +353,7 @@ async def run_loop(
     model = ctx.model(worker.model_spec)
     mid = model_id(model)
     turns = _Turns(worker, ctx, output_plan(cls, model), text)
-    turns.output_limit, window = _limits(cls, mid)
+    turns.output_limit, window = model_limits(cls, mid)
     turns.model, turns.mid = model, mid
     if cls.compaction:
         turns.fitter = Fitter(worker.name, ctx, model, cls.summary_model, window, turns.overhead)

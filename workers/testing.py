@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tools._jsontext import json_encoder
 from tools.errors import ProviderConnectionError, ScriptError, excerpt, http_error_class
 
 from ._messages import AssistantPart, TextPart, ToolCallPart
@@ -94,10 +95,13 @@ class _Context:
         )
 
 
+_SORTED = json_encoder(sort_keys=True, default=str)
+
+
 def _dump(value: object) -> str:
     if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
         return str(value.model_dump_json())
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return _SORTED(value)
 
 
 class _ReplyFactory:

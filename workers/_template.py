@@ -1,0 +1,70 @@
+"""What every request of a worker class starts from, and the limits of its model.
+
+Both are the same for every run of a class with the same settings, so they are built once per
+class and kept on the class's plan; a turn only adds its conversation and `max_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tools.errors import ConfigurationError
+
+from ._handoff import handoff_tools
+from ._limits import output_limit
+from ._model import ModelRequest, ToolSpec
+from ._output import OutputPlan
+from ._tokens import estimate_prompt_tokens
+from ._window import context_window
+
+if TYPE_CHECKING:
+    from ._worker import Worker
+
+__all__ = ["model_limits", "request_template"]
+
+
+def request_template(
+    cls: type[Worker], plan: OutputPlan, workers: Mapping[str, Any]
+) -> tuple[dict[str, tuple[str, Any]], ModelRequest, int]:
+    """A worker's handoff actions, the request every turn starts from, and the estimated
+    tokens that request carries besides the conversation.
+
+    Handoffs named by string depend on the run's workers: a class with any is built each time.
+    """
+    key = (plan, cls.instructions, cls.max_tokens, cls.temperature, tuple(cls.handoffs))
+    cached = cls._plan.bases.get(key)
+    if cached is not None:
+        return cached
+    name = cls.__name__
+    handoffs = handoff_tools(name, tuple(cls.handoffs), workers)
+    clash = sorted(set(handoffs) & set(cls._plan.tools))
+    if clash:
+        raise ConfigurationError(f"worker {name}: tool {clash[0]!r} has the name of a handoff action")
+    handoff_specs = tuple(ToolSpec(t.name, t.description, t.parameters) for _, t in handoffs.values())
+    tools = cls._plan.specs + handoff_specs + ((plan.tool,) if plan.tool is not None else ())
+    system = "\n\n".join(p for p in (cls.instructions, plan.instructions) if p)
+    base = ModelRequest(
+        messages=(),
+        system=system,
+        tools=tools,
+        tool_choice="required" if plan.mode == "tool" else "auto",
+        output=plan.spec,
+        max_tokens=cls.max_tokens,
+        temperature=cls.temperature,
+    )
+    overhead = estimate_prompt_tokens(base) + (base.output.size // 4 if base.output is not None else 0)
+    if not any(isinstance(target, str) for target in cls.handoffs):
+        cls._plan.bases[key] = (handoffs, base, overhead)
+    return handoffs, base, overhead
+
+
+def model_limits(cls: type[Worker], mid: str) -> tuple[int, int]:
+    """The model's output limit (at least the worker's max_tokens) and the worker's context
+    window on it: looked up by model name once per class and model."""
+    key = (mid, cls.context_window, cls.max_tokens)  # settings may change after the class is made
+    limits = cls._plan.limits.get(key)
+    if limits is None:
+        window = cls.context_window or context_window(mid)
+        limits = cls._plan.limits[key] = (max(output_limit(mid), cls.max_tokens), window)
+    return limits
