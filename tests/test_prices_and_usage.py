@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from workers import AnthropicModel, OpenAIModel, Price, PriceTable, Usage, UsageLedger, UsageSum
+from workers import (
+    AnthropicModel,
+    ModelRequest,
+    ModelResponse,
+    OpenAIModel,
+    Price,
+    PriceTable,
+    RunContext,
+    TextPart,
+    Usage,
+    UsageLedger,
+    UsageSum,
+    Worker,
+)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +100,35 @@ def test_usage_sums_every_field_and_a_resumed_ledger_starts_from_what_was_spent(
     ledger.record("Billing", Usage(1, 1, requests=1))
     ledger.by_worker["Billing"] = Usage()  # a copy: the ledger's own sums do not change
     assert ledger.total == Usage(101, 11, requests=3) == ledger.by_worker["Billing"]
+
+
+class _OwnModel:
+    """A user's own model object: it reports tokens, not requests or cost."""
+
+    def __init__(self, provider: str, name: str) -> None:
+        self.provider, self.name = provider, name
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        return ModelResponse((TextPart("hello"),), "end", Usage(input_tokens=1_000_000, output_tokens=0))
+
+
+async def test_a_users_own_model_is_counted_and_unpriced_never_free() -> None:
+    class Local(Worker):
+        """Answers."""
+
+    result = await Local(model=_OwnModel("local", "llama-3-70b")).run("hi")
+    assert (result.usage.requests, result.usage.unpriced_requests, result.usage.cost_usd) == (1, 1, None)
+    assert "unpriced" in str(result.usage)
+
+
+async def test_a_users_own_model_of_a_known_or_registered_name_is_priced() -> None:
+    class Local(Worker):
+        """Answers."""
+
+    known = await Local(model=_OwnModel("openai", "gpt-4o")).run("hi")
+    assert known.usage.cost_usd == pytest.approx(2.5)
+    table = PriceTable()
+    table.register("local:llama-3-70b", Price(0.5, 1))
+    ctx = RunContext(prices=table)
+    registered = await Local(model=_OwnModel("local", "llama-3-70b")).run("hi", context=ctx)
+    assert (registered.usage.requests, registered.usage.cost_usd) == (1, pytest.approx(0.5))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import threading
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
@@ -136,6 +137,53 @@ def test_parameter_names_that_clash_with_pydantic_still_work() -> None:
 
     assert set(describe.parameters["properties"]) == {"schema", "json"}
     assert describe.validated({"schema": "s", "json": 2}) == ({"schema": "s", "json": 2}, [])
+
+
+async def test_a_parameter_named_with_a_leading_underscore_is_offered_and_passed() -> None:
+    # pydantic makes such a name private: the parameter vanished from the schema, and a call crashed
+    @tool
+    def lookup(_id: int, id_: int = 0) -> str:
+        """Look up a record."""
+        return f"record {_id} {id_}"
+
+    assert lookup.parameters["properties"].keys() == {"_id", "id_"}
+    assert lookup.parameters["required"] == ["_id"]
+    kwargs, issues = lookup.validated({"_id": 7})
+    assert issues == [] and kwargs == {"_id": 7, "id_": 0}
+    assert await lookup.invoke(kwargs) == "record 7 0"
+    assert lookup.validated({}) == (None, [("$._id", None, "is required but missing")])
+
+
+async def test_an_async_tool_behind_a_plain_decorator_is_awaited() -> None:
+    # A functools.wraps wrapper is a sync function returning the coroutine: it was run in a
+    # thread and the coroutine's repr went to the model as the result.
+    ran: list[str] = []
+
+    def logged(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    @tool
+    @logged
+    async def fetch(invoice_id: str) -> dict[str, str]:
+        """Fetch an invoice."""
+        ran.append(invoice_id)
+        return {"invoice_id": invoice_id}
+
+    class Later:  # a callable object whose __call__ returns a coroutine
+        async def _go(self) -> str:
+            return "later"
+
+        def __call__(self) -> Any:
+            return self._go()
+
+    later = Tool.from_schema(Later(), name="later", description="", parameters={"type": "object"})
+    assert not fetch.is_sync
+    assert await fetch.invoke({"invoice_id": "42"}) == {"invoice_id": "42"} and ran == ["42"]
+    assert await later.invoke({}) == "later"
 
 
 async def test_a_tool_from_an_explicit_json_schema() -> None:

@@ -132,7 +132,9 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
         raise ToolDefinitionError(f"tool {name!r}: cannot read its type hints: {exc}", tool=name) from exc
     fields: dict[str, Any] = {}
     names: dict[str, str] = {}
-    for param in inspect.signature(fn).parameters.values():
+    parameters = inspect.signature(fn).parameters
+    signature_names = set(parameters)
+    for param in parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
             raise ToolDefinitionError(
                 f"tool {name!r}: parameter {param.name!r} must be a plain named parameter", tool=name
@@ -145,8 +147,13 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
         if param.name in arg_docs:
             annotation = Annotated[annotation, Field(description=arg_docs[param.name])]
         default = ... if param.default is inspect.Parameter.empty else param.default
-        # Names that clash with BaseModel's own attributes get a private field name and an alias.
-        field = param.name if not hasattr(BaseModel, param.name) else f"{param.name}_"
+        # Names pydantic cannot take as fields (BaseModel's own attributes, a leading underscore,
+        # which it makes private) get a field name of their own and the parameter's as alias.
+        field = param.name
+        if field.startswith("_") or hasattr(BaseModel, field):
+            field = f"arg_{field.lstrip('_')}"
+            while field in signature_names or field in fields:  # bounded: names are finite
+                field += "_"
         if field != param.name:
             annotation = Annotated[annotation, Field(alias=param.name)]
         fields[field] = (annotation, default)

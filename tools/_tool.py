@@ -110,7 +110,7 @@ class Tool:
         self._arguments = arguments
         self._validator: Any = None
         self._accepts: Callable[[object], bool] | None = None  # see _fastcheck
-        self._is_async = inspect.iscoroutinefunction(function)
+        self._is_async = _is_async(function)
 
     @property
     def is_sync(self) -> bool:
@@ -210,7 +210,21 @@ class Tool:
         """Run the function. Sync functions run in a worker thread so they cannot block the loop."""
         if self._is_async:
             return await self.function(**kwargs)
-        return await asyncio.to_thread(functools.partial(self.function, **kwargs))
+        result = await asyncio.to_thread(functools.partial(self.function, **kwargs))
+        if inspect.isawaitable(result):  # a callable that returns a coroutine (a sync wrapper, say)
+            result = await result
+        return result
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """An async function, also behind a plain decorator (`functools.wraps`) whose own wrapper is
+    sync but returns the coroutine: called on the event loop, the coroutine awaited."""
+    if inspect.iscoroutinefunction(function):
+        return True
+    try:
+        return inspect.iscoroutinefunction(inspect.unwrap(function))
+    except ValueError:  # a cycle of __wrapped__
+        return False
 
 
 def _make(

@@ -133,6 +133,7 @@ class RunContext:
             deadlines=self.deadlines,
             guard=None if type(self.guard) is NoGuard else self.guard,
             guard_as=guard_as or worker,
+            prices=self.prices,
         )
 
     async def aclose(self) -> None:

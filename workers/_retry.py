@@ -21,9 +21,11 @@ from ._deadlines import Deadlines
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._hooks import ModelCallGuard
 from ._model import Model, ModelRequest, ModelResponse
+from ._prices import PriceTable
 from ._ratelimit import ModelLimiter, RateLimits
 from ._resolve import model_id
 from ._tokens import estimate_tokens
+from ._usage import Usage
 
 __all__ = ["Breaker", "Breakers", "RetryPolicy", "call_model"]
 
@@ -107,11 +109,27 @@ async def _acquire(limiter: ModelLimiter, request: ModelRequest, events: EventSi
     return reserved
 
 
-def _attempted(response: ModelResponse, attempt: int) -> ModelResponse:
-    """The response, its usage counting every attempt."""
-    if attempt == 1:
+def _attempted(response: ModelResponse, attempt: int, mid: str, prices: PriceTable | None) -> ModelResponse:
+    """The response, its usage counting every attempt (and priced, if its model did not)."""
+    usage = response.usage
+    if usage.requests == 0:
+        usage = _counted(usage, mid, prices)
+    elif attempt == 1:
         return response
-    return replace(response, usage=replace(response.usage, requests=attempt, retries=attempt - 1))
+    return replace(response, usage=replace(usage, requests=attempt, retries=attempt - 1))
+
+
+def _counted(usage: Usage, mid: str, prices: PriceTable | None) -> Usage:
+    """The usage of a model object that reported tokens but no request (a user's own model):
+    one request, priced from the table, and unpriced rather than free when its price is unknown."""
+    if usage.known_cost_usd or usage.unpriced_requests:  # it priced itself
+        return replace(usage, requests=1)
+    from ._provider import make_usage
+
+    price = (prices if prices is not None else PriceTable()).lookup(mid)
+    return make_usage(
+        price, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+    )
 
 
 def _emit_call(events: EventSink, mid: str, response: ModelResponse, worker: str, scope: str) -> None:
@@ -182,10 +200,13 @@ async def call_model(
     deadlines: Deadlines | None = None,
     guard: ModelCallGuard | None = None,
     guard_as: str = "",
+    prices: PriceTable | None = None,
 ) -> ModelResponse:
     """Send `request` to `model` through the rate limiter, retrying as `policy` allows.
 
-    The response's usage counts every attempt (`requests`) and the retries among them.
+    The response's usage counts every attempt (`requests`) and the retries among them. A model
+    that reports tokens only (no `requests`) is priced here from `prices` (the built-in prices
+    by default); without a known price its call is counted as unpriced, never as free.
     `deadlines` keeps the policy's total-time bound on a shared timer (see `Deadlines`).
     `guard` reserves the call before it is sent (as `guard_as`, `worker` by default) and
     settles it once it answered or failed; a call the guard refuses is not sent.
@@ -241,7 +262,7 @@ async def call_model(
                 await sleep(delay)
                 continue
             _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
-            response = _attempted(response, attempt)
+            response = _attempted(response, attempt, mid, prices)
             _emit_call(events, mid, response, worker, scope)
             break
     except BaseException:
