@@ -5,6 +5,7 @@ streams, malformed bodies, rate-limit headers, timeouts, missing keys)."""
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.provider_server import (
 from tests.recorders import Events
 from workers import (
     AnthropicModel,
+    MalformedAPIKey,
     MalformedResponse,
     MissingAPIKey,
     ModelRequest,
@@ -38,6 +40,7 @@ from workers import (
     call_model,
     resolve_model,
 )
+from workers._provider import redact
 
 ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32)
 FAST = RetryPolicy(base_delay_s=0.01, max_delay_s=2.0)
@@ -315,6 +318,42 @@ async def test_a_journaled_run_through_the_real_sdk_keeps_no_key_in_the_store_or
     tree = build_trace((await store.load("k")), await store.calls("k"), await store.events("k"))  # type: ignore[arg-type]
     await store.aclose()
     assert KEY not in render(tree) and all(KEY not in line for line in to_jsonl(tree))
+
+
+@pytest.mark.parametrize(
+    ("provider", "flaw", "problem"),
+    [
+        ("anthropic", "\n", "whitespace"),
+        ("anthropic", " ", "whitespace"),
+        ("openai", "\n", "whitespace"),
+        ("openai", "\u2013", "not ASCII"),  # the anthropic SDK sends it: a 401 says so
+    ],
+)
+async def test_a_pasted_key_that_no_header_can_carry_is_named_never_quoted_and_not_retried(
+    server: ProviderServer, provider: str, flaw: str, problem: str
+) -> None:
+    # h11 refuses such a header quoting its value, key included; the error reached the run store.
+    bad = KEY + flaw if flaw.isspace() else KEY[:6] + flaw + KEY[6:]
+    if provider == "anthropic":
+        model: Any = AnthropicModel("claude-haiku-4-5", api_key=bad, base_url=server.url, timeout_s=5)
+    else:
+        model = OpenAIModel("gpt-4o-mini", api_key=bad, base_url=server.url + "/v1", timeout_s=5)
+    server.opened.append(model)
+    events = Events()
+    with pytest.raises(MalformedAPIKey) as caught:
+        await call_model(model, ASK, policy=FAST, events=events)
+    error = caught.value
+    assert problem in error.problem and error.env_var == f"{provider.upper()}_API_KEY"
+    assert server.received == [] and not events.of(ModelRetryEvent)  # nothing to send again
+    shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
+    assert KEY[8:] not in shown and error.__cause__ is None
+
+
+def test_text_from_a_local_exception_is_cleared_of_the_key_and_of_tokens() -> None:
+    text = f"Illegal header value b'Bearer {KEY}\\n' and x-api-key: other-token-1234, api_key='sk-9'"
+    cleared = redact(text, KEY + "\n")
+    assert KEY not in cleared and "other-token-1234" not in cleared and "sk-9" not in cleared
+    assert cleared.startswith("Illegal header value b'Bearer [redacted]")
 
 
 def _gpt_writer_supervisor(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> Any:

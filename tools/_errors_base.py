@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AgentError", "ConfigurationError", "ModelNameError", "MissingAPIKey", "ScriptError", "excerpt"]
+__all__ = [
+    "AgentError",
+    "ConfigurationError",
+    "MalformedAPIKey",
+    "MissingAPIKey",
+    "ModelNameError",
+    "ScriptError",
+    "excerpt",
+]
 
 _EXCERPT_CHARS = 300
 
@@ -63,6 +71,26 @@ class MissingAPIKey(ConfigurationError):
         )
         self.provider = provider
         self.env_var = env_var
+
+
+class MalformedAPIKey(ConfigurationError):
+    """The API key (or another request header) holds a character HTTP headers cannot carry:
+    a stray newline or space, or a non-ASCII character, most often from a copy and paste.
+
+    Attributes:
+        provider: The provider the request was for.
+        env_var: The environment variable the SDK reads the key from.
+        problem: What is wrong, never the key itself.
+    """
+
+    def __init__(self, provider: str, env_var: str, problem: str) -> None:
+        super().__init__(
+            f"the request to {provider} cannot be sent: {problem}; check {env_var} (or the api_key "
+            "passed to the model) for pasted whitespace or characters that are not ASCII"
+        )
+        self.provider = provider
+        self.env_var = env_var
+        self.problem = problem
 
 
 class ScriptError(AgentError):

@@ -6,7 +6,8 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     AgentError                      root; carries `run_id` once a run owns the failure
     ├── ConfigurationError          the code or environment is wrong; nothing was sent
     │   ├── ModelNameError          a model string that is malformed or names an unknown provider
-    │   └── MissingAPIKey           the provider SDK found no credentials (names the env var)
+    │   ├── MissingAPIKey           the provider SDK found no credentials (names the env var)
+    │   └── MalformedAPIKey         the key holds a character a header cannot (never the key)
     ├── ProviderError               a model provider failed (provider, model, status, request id,
     │   │                           attempts, retry-after, body excerpt)
     │   ├── ProviderHTTPError       the provider answered with an error status
@@ -63,6 +64,7 @@ from __future__ import annotations
 from ._errors_base import (
     AgentError,
     ConfigurationError,
+    MalformedAPIKey,
     MissingAPIKey,
     ModelNameError,
     ScriptError,
@@ -130,6 +132,7 @@ __all__ = [
     "ConfigurationError",
     "ContextOverflow",
     "MalformedResponse",
+    "MalformedAPIKey",
     "MissingAPIKey",
     "ModelNameError",
     "ModelNotFound",

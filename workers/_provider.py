@@ -159,8 +159,10 @@ def translate_sdk_error(
     model: str,
     request_id_header: str,
     key_env_var: str,
+    secret: str | None = None,
 ) -> ProviderError | MissingAPIKey | None:
-    """Map an SDK exception to our tree; None when it is not an SDK error (let it propagate)."""
+    """Map an SDK exception to our tree; None when it is not an SDK error (let it propagate).
+    Text taken from a local exception is cleared of `secret` (the API key) and of tokens."""
     if isinstance(exc, sdk.APIStatusError):
         headers = exc.response.headers
         message = _status_message(exc.body, exc.message)
@@ -178,7 +180,7 @@ def translate_sdk_error(
         return ProviderConnectionError("request timed out", provider=provider, model=model, timeout=True)
     if isinstance(exc, sdk.APIConnectionError):
         cause = exc.__cause__
-        detail = f": {type(cause).__name__}: {cause}" if cause else ""
+        detail = redact(f": {type(cause).__name__}: {cause}", secret) if cause else ""
         return ProviderConnectionError(f"connection failed{detail}", provider=provider, model=model)
     if isinstance(exc, sdk.APIResponseValidationError):
         return MalformedResponse(
@@ -191,6 +193,46 @@ def translate_sdk_error(
     if _is_missing_credentials(exc):
         return MissingAPIKey(provider, key_env_var)
     return None
+
+
+_TOKENS = re.compile(r"(?i)(bearer\s+|x-api-key\W{0,4}|api[_-]?key\W{0,4})[^\s'\",;]+")
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the API key, nor anything that reads as a bearer token or a key's value:
+    exception text can quote a request's headers (h11 quotes a header value it refuses)."""
+    if secret:
+        for form in {secret, secret.strip()}:
+            if len(form) >= 8:  # a shorter "key" would blank out ordinary words
+                text = text.replace(form, "[API key]")
+    return _TOKENS.sub(r"\1[redacted]", text)
+
+
+def header_problem(exc: BaseException, key: str | None) -> str | None:
+    """What made the request impossible to send, when a header value could not be encoded
+    (a key with a newline, or with a character that is not ASCII); None for anything else.
+    Says what is wrong with the key, never what the key is."""
+    problem = None
+    seen: BaseException | None = exc
+    for _ in range(6):  # the SDK's error, httpx's, h11's: a short chain
+        if seen is None:
+            break
+        if isinstance(seen, UnicodeEncodeError) or (
+            type(seen).__name__ == "LocalProtocolError" and "header" in str(seen).lower()
+        ):
+            problem = "a request header holds a character HTTP headers cannot carry"
+            break
+        seen = seen.__cause__ or seen.__context__
+    if problem is None:
+        return None
+    if key is not None:
+        if key != key.strip():
+            return "the API key begins or ends with whitespace (a newline?)"
+        if not key.isascii():
+            return "the API key holds a character that is not ASCII"
+        if not key.isprintable():
+            return "the API key holds a control character"
+    return problem
 
 
 def _is_missing_credentials(exc: BaseException) -> bool:

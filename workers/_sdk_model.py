@@ -9,11 +9,11 @@ import time
 from types import ModuleType
 from typing import Any, ClassVar, Self
 
-from tools.errors import AgentError
+from tools.errors import AgentError, MalformedAPIKey
 
 from ._model import ModelRequest, ModelResponse
 from ._prices import Price, PriceTable
-from ._provider import malformed, translate_sdk_error
+from ._provider import header_problem, malformed, redact, translate_sdk_error
 
 __all__ = ["SDKModel"]
 
@@ -98,9 +98,16 @@ class SDKModel:
             return await self._send(self._get_client(sdk), request, started)
         except (getattr(sdk, self._error_class), ValueError, TypeError) as exc:
             # SDK errors, undecodable bodies, and the SDK's TypeError for missing credentials.
-            raise self._translate(exc, sdk) from exc
+            error = self._translate(exc, sdk)
+            if isinstance(error, MalformedAPIKey):  # the chained h11 error quotes the key
+                raise error from None
+            raise error from exc
 
     def _translate(self, exc: BaseException, sdk: ModuleType) -> AgentError:
+        key = getattr(self._client, "api_key", None) or self._api_key
+        problem = header_problem(exc, key if isinstance(key, str) else None)
+        if problem is not None:  # the request could not be built: no use sending it again
+            return MalformedAPIKey(self.provider, self._key_env_var, problem)
         error = translate_sdk_error(
             exc,
             sdk,
@@ -108,12 +115,14 @@ class SDKModel:
             model=self.name,
             request_id_header=self._request_id_header,
             key_env_var=self._key_env_var,
+            secret=key if isinstance(key, str) else None,
         )
-        return (
-            error
-            if error is not None
-            else malformed(self.provider, self.name, f"unreadable response ({exc})", "")
+        if error is not None:
+            return error
+        detail = redact(
+            f"unreadable response ({type(exc).__name__}: {exc})", key if isinstance(key, str) else None
         )
+        return malformed(self.provider, self.name, detail, "")
 
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
         """Send through the SDK client and convert the answer (the provider's part)."""
