@@ -6,7 +6,11 @@ request the worker sent.
 
 from __future__ import annotations
 
+import re
+
 from workers import ModelRequest
+
+_WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{1,64}")  # tool_use ids and names on both APIs
 
 
 def assert_valid_request(request: ModelRequest) -> None:
@@ -24,6 +28,9 @@ def assert_valid_request(request: ModelRequest) -> None:
             assert message.kind != messages[i - 1].kind, f"messages {i - 1} and {i} have the same role"
         if message.kind == "assistant":
             calls = [c.id for c in message.tool_calls]
+            for call in message.tool_calls:
+                assert _WELL_FORMED.fullmatch(call.id), f"message {i}: tool call id {call.id!r}"
+                assert _WELL_FORMED.fullmatch(call.name), f"message {i}: tool name {call.name!r}"
             assert len(set(calls)) == len(calls), f"message {i} repeats a tool call id"
             assert not seen_ids & set(calls), f"message {i} reuses a tool call id"
             seen_ids.update(calls)

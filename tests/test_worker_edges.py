@@ -389,3 +389,31 @@ async def test_tool_call_ids_a_model_repeats_or_garbles_are_made_unique_before_t
     assert len(sent) == 4 and len(set(sent)) == 4 and "c1" in sent
     results = [r for m in model.requests[-1].messages if m.kind == "user" for r in m.tool_results]
     assert [r.call_id for r in results] == sent and [r.content for r in results] == ["0", "1", "0", "1"]
+
+
+async def test_a_tool_name_no_api_accepts_back_is_answered_as_unknown_and_sent_back_well_formed(
+    checked: Check,
+) -> None:
+    """OpenAI models at times call their internal `multi_tool_use.parallel`: answered as an
+    unknown tool, the name was sent back as it came, and every later request was refused."""
+    wrapper = ToolCallPart("c1", "multi_tool_use.parallel", '{"tool_uses": []}', {"tool_uses": []})
+    model = checked(
+        ScriptedModel([ModelResponse(parts=(wrapper,), stop_reason="tool_use"), reply.text("done")])
+    )
+
+    @tool
+    async def echo(text: str) -> str:
+        """Echoes."""
+        return text
+
+    class Caller(Worker):
+        """Calls."""
+
+        tools = [echo]
+
+    result = await Caller(model=model).run("go")
+    assert result.output == "done"
+    sent = [c.name for m in model.requests[-1].messages if m.kind == "assistant" for c in m.tool_calls]
+    assert sent == ["multi_tool_use_parallel"]
+    answer = model.requests[-1].tool_results[0]
+    assert answer.is_error and "echo" in answer.content  # told which tools exist

@@ -1,8 +1,11 @@
-"""Tool call ids the APIs accept: unique in the conversation and of the allowed form.
+"""Tool calls the APIs accept back in the conversation: ids unique and well formed, names well
+formed.
 
-A model that repeats or garbles an id would otherwise get every later request of the
-conversation refused ("tool_use ids must be unique", or a pattern error), though the run
-itself did nothing wrong. Such ids are renamed before the calls run or are answered.
+A model that repeats or garbles an id, or calls a name no tool can have (OpenAI models at times
+call their internal `multi_tool_use.parallel`), would otherwise get every later request of the
+conversation refused ("tool_use ids must be unique", "string does not match pattern"), though
+the run itself did nothing wrong. Such ids and names are replaced before the calls run or are
+answered; a replaced name is no tool's, so the call is answered as an unknown tool.
 """
 
 from __future__ import annotations
@@ -13,28 +16,33 @@ from dataclasses import replace
 from ._messages import AssistantPart, ToolCallPart
 from ._model import ModelResponse
 
-__all__ = ["unique_call_ids"]
+__all__ = ["conforming_calls"]
 
-_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{1,64}")  # ids and names alike, on both APIs
+_OTHER = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def unique_call_ids(
+def conforming_calls(
     response: ModelResponse, calls: tuple[ToolCallPart, ...], seen: set[str]
 ) -> tuple[ModelResponse, tuple[ToolCallPart, ...]]:
-    """The response (and its calls) with each call id new to `seen` and well formed; `seen`
-    gains them."""
-    if len(calls) == 1 and calls[0].id not in seen and _CALL_ID.fullmatch(calls[0].id):
-        seen.add(calls[0].id)  # the common case: one call, a good new id
-        return response, calls
+    """The response (and its calls) with each call id new to `seen` and well formed, and each
+    name well formed; `seen` gains the ids."""
+    if len(calls) == 1:  # the common case: one call, a good new id and name
+        call = calls[0]
+        if call.id not in seen and _WELL_FORMED.fullmatch(call.id) and _WELL_FORMED.fullmatch(call.name):
+            seen.add(call.id)
+            return response, calls
     parts: list[AssistantPart] = []
     changed = False
     for part in response.parts:
         if isinstance(part, ToolCallPart):
-            if part.id in seen or not _CALL_ID.fullmatch(part.id):
+            if part.id in seen or not _WELL_FORMED.fullmatch(part.id):
                 new = f"call_{len(seen)}"
                 while new in seen:  # bounded: the set is finite
                     new += "_"
                 part, changed = replace(part, id=new), True
+            if not _WELL_FORMED.fullmatch(part.name):
+                part, changed = replace(part, name=_OTHER.sub("_", part.name)[:64] or "unnamed"), True
             seen.add(part.id)
         parts.append(part)
     if not changed:

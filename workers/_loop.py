@@ -21,7 +21,7 @@ from tools.errors import (
     ResponseTruncated,
 )
 
-from ._callids import unique_call_ids
+from ._callids import conforming_calls
 from ._context import RunContext
 from ._events import RepairEvent
 from ._fit import Fitter
@@ -193,7 +193,7 @@ class _Turns:
         """Take one response: the output when it is one, else extend the conversation."""
         calls = response.tool_calls
         if calls:
-            response, calls = unique_call_ids(response, calls, self.call_ids)
+            response, calls = conforming_calls(response, calls, self.call_ids)
         if response.stop_reason == "max_tokens":
             self._truncated(response.raw_stop_reason)
             return None
