@@ -86,3 +86,10 @@ def test_no_tools_means_no_tool_fields() -> None:
         assert "tools" not in wire and "tool_choice" not in wire and "temperature" not in wire
     assert "system" not in anthropic_wire(plain, "m")
     assert openai_wire(plain, "m")["messages"] == [{"role": "user", "content": "x"}]
+
+
+def test_openai_keeps_the_texts_of_one_user_turn_apart() -> None:
+    # The task and a repair request were glued: "Name a dogYou declined to answer..."
+    turn = UserMessage((TextPart("Name a dog."), TextPart("You declined to answer.")))
+    wire = openai_wire(ModelRequest(messages=(turn,), max_tokens=10), "gpt-4o")
+    assert wire["messages"][-1] == {"role": "user", "content": "Name a dog.\n\nYou declined to answer."}

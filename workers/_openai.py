@@ -72,7 +72,8 @@ def _messages_to_wire(system: str, messages: tuple[Message, ...]) -> list[dict[s
             if isinstance(part, ToolResultPart):
                 content = f"Error: {part.content}" if part.is_error else part.content
                 wire.append({"role": "tool", "tool_call_id": part.call_id, "content": content})
-        text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
+        # Separate texts of one turn (the task, a repair request) stay separate paragraphs.
+        text = "\n\n".join(p.text for p in message.parts if isinstance(p, TextPart))
         if text or not message.tool_results:
             wire.append({"role": "user", "content": text})
     return wire
