@@ -192,16 +192,45 @@ async def test_stream_cut_mid_way_is_stream_interrupted_and_retried(server: Prov
     assert response.tool_calls[0].arguments == {"id": "42"}
 
 
-async def test_error_event_mid_stream_is_stream_interrupted(server: ProviderServer) -> None:
+def _error_event(kind: str) -> list[tuple[str, Any]]:
     events = anthropic_tool_stream(['{"id": "1"}'], stop="tool_use")[:2]
-    events.append(
-        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-    )
+    events.append(("error", {"type": "error", "error": {"type": kind, "message": f"a {kind}"}}))
+    return events
+
+
+async def test_an_overloaded_error_event_mid_stream_is_retried(server: ProviderServer) -> None:
     server.queue(
-        Answer(events=events), Answer(events=anthropic_tool_stream(['{"id": "1"}'], stop="tool_use"))
+        Answer(events=_error_event("overloaded_error")),
+        Answer(events=anthropic_tool_stream(['{"id": "1"}'], stop="tool_use")),
     )
     retried = await call_model(claude(server, stream=True), ASK, policy=FAST)
     assert retried.usage.retries == 1 and retried.tool_calls[0].arguments == {"id": "1"}
+
+
+async def test_an_invalid_request_error_event_mid_stream_stands_at_once(server: ProviderServer) -> None:
+    # Every error event was a retryable StreamInterrupted: a refused request was sent five times.
+    server.queue(*[Answer(events=_error_event("invalid_request_error"))] * 3)
+    with pytest.raises(ProviderBadRequest) as caught:
+        await call_model(claude(server, stream=True), ASK, policy=FAST)
+    error = caught.value
+    assert (error.status_code, error.error_type, error.attempts) == (400, "invalid_request_error", 1)
+    assert len(server.received) == 1
+
+
+async def test_a_spent_quota_is_not_waited_out(server: ProviderServer) -> None:
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    server.queue(*[Answer(429, quota)] * 3)
+    with pytest.raises(ProviderRateLimited) as caught:
+        await call_model(gpt(server), ASK, policy=FAST)
+    assert caught.value.error_type == "insufficient_quota" and not caught.value.retryable
+    assert len(server.received) == 1 and "exceeded your current quota" in str(caught.value)
 
 
 async def test_body_cut_mid_transfer_is_a_connection_error(server: ProviderServer) -> None:

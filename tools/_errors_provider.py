@@ -30,6 +30,8 @@ class ProviderError(AgentError):
         attempts: How many times the request was sent (more than 1 means it was retried).
         retry_after_s: How long the provider asked us to wait, when it said.
         body_excerpt: The start of the provider's body, for diagnosis (never headers).
+        error_type: The provider's own name for the error, when it gave one
+            ("overloaded_error", "insufficient_quota", ...).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class ProviderError(AgentError):
         retry_after_s: float | None = None,
         body_excerpt: str | None = None,
         attempts: int = 1,
+        error_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -53,6 +56,7 @@ class ProviderError(AgentError):
         self.retry_after_s = retry_after_s
         self.body_excerpt = body_excerpt
         self.attempts = attempts
+        self.error_type = error_type
 
     @property
     def retried(self) -> bool:
@@ -93,7 +97,16 @@ class ModelNotFound(ProviderHTTPError):
 
 
 class ProviderRateLimited(ProviderHTTPError):
-    """429: request or token rate exceeded; `retry_after_s` says how long to wait when known."""
+    """429: request or token rate exceeded; `retry_after_s` says how long to wait when known.
+    Not retried when the account's quota or credit is spent (`error_type` says so): waiting
+    does not bring it back."""
+
+    @property
+    def retryable(self) -> bool:
+        return self.error_type not in _SPENT
+
+
+_SPENT = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
 
 
 class ProviderUnavailable(ProviderHTTPError):

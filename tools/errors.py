@@ -9,12 +9,12 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     │   ├── MissingAPIKey           the provider SDK found no credentials (names the env var)
     │   └── MalformedAPIKey         the key holds a character a header cannot (never the key)
     ├── ProviderError               a model provider failed (provider, model, status, request id,
-    │   │                           attempts, retry-after, body excerpt)
+    │   │                           attempts, retry-after, body excerpt, the provider's error type)
     │   ├── ProviderHTTPError       the provider answered with an error status
     │   │   ├── ProviderBadRequest      400, 413, 422: the request itself was refused
     │   │   ├── ProviderAuthError       401, 403: the key is wrong or lacks permission
     │   │   ├── ModelNotFound           404: the provider does not know the model
-    │   │   ├── ProviderRateLimited     429: request or token rate exceeded
+    │   │   ├── ProviderRateLimited     429: request or token rate exceeded (a spent quota: not retried)
     │   │   └── ProviderUnavailable     408, 409, 5xx, 529 overloaded
     │   ├── ProviderConnectionError connection refused or dropped, or a timeout
     │   ├── MalformedResponse       a body that is empty or not the shape the API documents

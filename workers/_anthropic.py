@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tools.errors import AgentError, excerpt
+from tools.errors import AgentError, ProviderHTTPError, excerpt
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
@@ -237,12 +237,7 @@ class AnthropicModel(SDKModel):
         except Exception as exc:
             if isinstance(exc, AgentError):
                 raise
-            raise stream_error(
-                self.provider,
-                self.name,
-                f"stream broke after {len(received)} events: {exc}",
-                " ".join(received),
-            ) from exc
+            raise self._broken(exc, received) from exc
         if not message or "stop_reason" not in message or message.get("stop_reason") is None:
             raise stream_error(
                 self.provider, self.name, "stream ended before message_delta", " ".join(received)
@@ -255,6 +250,17 @@ class AnthropicModel(SDKModel):
             content.append(block)
         message["content"] = content
         return self._from_body(message, raw.headers, time.perf_counter() - started, first_token)
+
+    def _broken(self, exc: Exception, received: list[str]) -> AgentError:
+        """The error for a stream that failed part-way: an error event is what its type says
+        (overloaded is retried, an invalid request is not); anything else broke the stream."""
+        sdk = self._sdk_module()
+        if isinstance(exc, sdk.APIStatusError):
+            error = self._translate(exc, sdk)
+            if isinstance(error, ProviderHTTPError):
+                return error
+        what = f"stream broke after {len(received)} events: {exc}"
+        return stream_error(self.provider, self.name, what, " ".join(received))
 
 
 def _apply_delta(block: dict[str, Any], delta: Any) -> None:

@@ -165,16 +165,22 @@ def translate_sdk_error(
     Text taken from a local exception is cleared of `secret` (the API key) and of tokens."""
     if isinstance(exc, sdk.APIStatusError):
         headers = exc.response.headers
-        message = _status_message(exc.body, exc.message)
-        cls = http_error_class(exc.status_code)
-        return cls(
+        message, error_type = _status_message(exc.body, exc.message)
+        status = exc.status_code
+        if status < 400:  # an error event inside a stream that began with 200
+            status = _STREAM_ERROR_STATUS.get(error_type or "", 0)
+            if not status:
+                return None
+            message = f"error event in the stream: {message}"
+        return http_error_class(status)(
             message,
             provider=provider,
             model=model,
-            status_code=exc.status_code,
+            status_code=status,
             request_id=headers.get(request_id_header),
             retry_after_s=retry_after_s(headers),
             body_excerpt=excerpt(exc.body) if exc.body is not None else None,
+            error_type=error_type,
         )
     if isinstance(exc, sdk.APITimeoutError):
         return ProviderConnectionError("request timed out", provider=provider, model=model, timeout=True)
@@ -240,15 +246,37 @@ def _is_missing_credentials(exc: BaseException) -> bool:
     return "authentication method" in text or "Missing credentials" in text or "api_key" in text
 
 
-def _status_message(body: object, fallback: str) -> str:
+def _status_message(body: object, fallback: str) -> tuple[str, str | None]:
+    """The message of an error body, and the provider's name for the error (its type or code)."""
     if isinstance(body, Mapping):
         error = body.get("error", body)
         if isinstance(error, Mapping):
-            kind = error.get("type") or error.get("code")
+            kind = (
+                error.get("code")
+                if error.get("code") in _SPENT_CODES
+                else error.get("type") or error.get("code")
+            )
+            kind = str(kind) if kind else None
             message = error.get("message")
             if message:
-                return f"{kind}: {message}" if kind else str(message)
-    return fallback
+                return (f"{kind}: {message}" if kind else str(message)), kind
+            return fallback, kind
+    return fallback, None
+
+
+# OpenAI says "insufficient_quota" in `code` and at times only a generic `type`.
+_SPENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+# The status each documented Anthropic error type stands for, for an error sent as a stream event.
+_STREAM_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
 
 
 def stream_error(provider: str, model: str, what: str, received: str) -> StreamInterrupted:
