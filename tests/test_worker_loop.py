@@ -327,6 +327,32 @@ async def test_refusals_are_asked_again_then_become_a_typed_error(checked: Check
     assert caught.value.refusal == "I can't." and len(events.of(RepairEvent)) == 2
 
 
+async def test_after_a_refusal_the_refused_turn_is_not_sent_again(checked: Check) -> None:
+    # Anthropic: "you must reset the conversation context": a conversation still holding the
+    # refused turn is refused again, each time billed.
+    model = checked(ScriptedModel([reply.refusal("Hello.."), reply.text("fine")]))
+    assert (await Chat(model=model).run("x")).output == "fine"
+    again = model.requests[1].messages
+    assert [m.kind for m in again] == ["user"] and "Hello.." not in repr(again)
+    assert "You declined to answer" in again[0].parts[-1].text  # type: ignore[union-attr]
+
+
+def test_an_anthropic_refusal_reports_the_apis_explanation() -> None:
+    from workers import AnthropicModel
+
+    body = {
+        "content": [{"type": "text", "text": "Hello.."}],
+        "stop_reason": "refusal",
+        "stop_details": {"type": "refusal", "category": "cyber", "explanation": "Declined: cyber harm."},
+        "usage": {"input_tokens": 5, "output_tokens": 2},
+    }
+    response = AnthropicModel("claude-haiku-4-5")._from_body(body, {}, 0.0, None)
+    assert response.stop_reason == "refusal"
+    assert response.refusal == "Declined: cyber harm. (category: cyber)"
+    del body["stop_details"]
+    assert AnthropicModel("claude-haiku-4-5")._from_body(body, {}, 0.0, None).refusal == "Hello.."
+
+
 async def test_arguments_cut_by_max_tokens_are_retried_with_more_room(checked: Check) -> None:
     model = checked(
         ScriptedModel(

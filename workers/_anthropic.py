@@ -204,7 +204,7 @@ class AnthropicModel(SDKModel):
             request_id=headers.get("request-id") or body.get("id"),
             latency_s=latency,
             first_token_s=first_token,
-            refusal=_refusal_text(parts) if stop == "refusal" else None,
+            refusal=_refusal_text(parts, body.get("stop_details")) if stop == "refusal" else None,
             raw_stop_reason=raw_stop,
             rate_limit=rate_limit_info(headers, _RATE_HEADERS),
         )
@@ -230,10 +230,7 @@ class AnthropicModel(SDKModel):
                         blocks.setdefault(event.index, {"type": "text", "text": "", "_json": ""}), event.delta
                     )
                 elif kind == "message_delta":
-                    message["stop_reason"] = event.delta.stop_reason
-                    message.setdefault("usage", {}).update(
-                        {k: v for k, v in event.usage.model_dump().items() if v is not None}
-                    )
+                    _end_message(message, event)
         except Exception as exc:
             if isinstance(exc, AgentError):
                 raise
@@ -261,6 +258,18 @@ class AnthropicModel(SDKModel):
                 return error
         what = f"stream broke after {len(received)} events: {exc}"
         return stream_error(self.provider, self.name, what, " ".join(received))
+
+
+def _end_message(message: dict[str, Any], event: Any) -> None:
+    """A stream's message_delta into the message: why it stopped (and, for a refusal, the
+    API's explanation), and the final usage."""
+    message["stop_reason"] = event.delta.stop_reason
+    details = getattr(event.delta, "stop_details", None)
+    if details is not None:
+        message["stop_details"] = details if isinstance(details, dict) else details.model_dump()
+    message.setdefault("usage", {}).update(
+        {k: v for k, v in event.usage.model_dump().items() if v is not None}
+    )
 
 
 def _apply_delta(block: dict[str, Any], delta: Any) -> None:
@@ -307,5 +316,12 @@ def _dump(value: object) -> str:
         return excerpt(value)
 
 
-def _refusal_text(parts: tuple[AssistantPart, ...]) -> str:
+def _refusal_text(parts: tuple[AssistantPart, ...], details: object) -> str:
+    """The API's explanation of a refusal when it gave one (`stop_details`), else what the model
+    wrote before it was stopped."""
+    if isinstance(details, dict):
+        explanation = details.get("explanation")
+        if isinstance(explanation, str) and explanation.strip():
+            category = details.get("category")
+            return f"{explanation} (category: {category})" if isinstance(category, str) else explanation
     return "".join(p.text for p in parts if isinstance(p, TextPart)) or "the model refused to answer"

@@ -301,8 +301,8 @@ class _Turns:
         if self.output_failures > self.cls.output_repairs:
             raise ModelRefused(self.name, refusal, self.output_failures)
         self.ctx.events.emit(RepairEvent(self.name, "refusal", self.output_failures, refusal))
-        if _has_content(response) and not response.tool_calls:
-            self.messages.append(response.message)
+        # The refused turn is not kept: Anthropic asks that the context be reset after a refusal
+        # (a conversation that still holds it is refused again); the user's turn is rephrased.
         self._say(
             "You declined to answer. If the task can be done within your instructions, do it now; "
             "if part of it cannot, do the rest and say which part you left out and why."
