@@ -1,4 +1,4 @@
-"""Events of one run as an async iterator, and event sinks made from plain callables."""
+"""Events of one run as an async iterator, and a sink that hands each event to two."""
 
 from __future__ import annotations
 
@@ -7,25 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from workers import Event, EventSink
+from workers._events import CallbackSink, as_sink
 
 from ._result import RunResult
 
 __all__ = ["Both", "CallbackSink", "as_sink", "stream_events"]
 
 _END = object()
-
-
-class CallbackSink:
-    """A sink that calls a function with each event."""
-
-    __slots__ = ("_callback",)
-
-    def __init__(self, callback: Callable[[Event], Any]) -> None:
-        self._callback = callback
-
-    def emit(self, event: Event) -> None:
-        """Call the function."""
-        self._callback(event)
 
 
 class Both:
@@ -50,11 +38,6 @@ class Both:
 def _for_run(sink: EventSink, run_id: str) -> EventSink:
     for_run = getattr(sink, "for_run", None)
     return for_run(run_id) if callable(for_run) else sink
-
-
-def as_sink(events: EventSink | Callable[[Event], Any]) -> EventSink:
-    """A sink as it is; a plain callable wrapped so that it is called with each event."""
-    return events if hasattr(events, "emit") else CallbackSink(events)
 
 
 async def stream_events(

@@ -584,3 +584,11 @@ async def test_plain_functions_are_wrapped_as_tools(checked: Check) -> None:
     model = checked(ScriptedModel([reply.tool_call("add", a=2, b=3), reply.text("5")]))
     await Calc(model=model).run("2+3")
     assert results_of(model.requests[1]) == [("5", False)]
+
+
+async def test_a_plain_callable_receives_a_lone_workers_events(checked: Check) -> None:
+    # As Supervisor(events=...) does: a callable crashed the run after its paid model call.
+    seen: list[object] = []
+    model = checked(ScriptedModel([reply.text("answer")]))
+    assert (await Chat(model=model).run("go", events=seen.append)).output == "answer"
+    assert [type(e).__name__ for e in seen] == ["ModelCallEvent"]

@@ -6,8 +6,9 @@ where events go. The supervisor's tracer, a progress display or a test list impl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ._records import fast_init
 from ._usage import Usage
@@ -18,6 +19,7 @@ __all__ = [
     "RunEvent",
     "BreakerEvent",
     "BudgetEvent",
+    "CallbackSink",
     "HandoffEvent",
     "PlanEvent",
     "StepEvent",
@@ -29,6 +31,7 @@ __all__ = [
     "RateLimitWaitEvent",
     "RepairEvent",
     "ToolCallEvent",
+    "as_sink",
 ]
 
 
@@ -248,3 +251,21 @@ class NullSink:
 
     def emit(self, event: Event) -> None:
         """Drop the event."""
+
+
+class CallbackSink:
+    """A sink that calls a function with each event."""
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: Callable[[Event], Any]) -> None:
+        self._callback = callback
+
+    def emit(self, event: Event) -> None:
+        """Call the function."""
+        self._callback(event)
+
+
+def as_sink(events: EventSink | Callable[[Event], Any]) -> EventSink:
+    """A sink as it is; a plain callable wrapped so that it is called with each event."""
+    return events if hasattr(events, "emit") else CallbackSink(events)

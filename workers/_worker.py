@@ -26,7 +26,7 @@ from tools import Tool, tool
 from tools.errors import ConfigurationError, ToolDefinitionError, WorkerInputError, excerpt
 
 from ._context import RunContext
-from ._events import EventSink
+from ._events import Event, EventSink, as_sink
 from ._handoff import Handoff
 from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
@@ -210,7 +210,7 @@ class Worker:
         *,
         context: RunContext | None = None,
         approver: Approver | ToolGate | None = None,
-        events: EventSink | None = None,
+        events: EventSink | Callable[[Event], Any] | None = None,
         upstream: Mapping[str, Any] | None = None,
         approval_timeout_s: float | None = 600.0,
     ) -> WorkerResult:
@@ -221,7 +221,7 @@ class Worker:
             context: The run's context; a fresh one (closed afterwards) when not given.
             approver: Decides on risky tool calls: a callable `(request) -> bool | Decision`
                 (sync or async) or a gate. Without one, risky calls are denied.
-            events: Receives the events of the run.
+            events: Receives the events of the run: a sink (with `emit`) or a plain callable.
             upstream: Outputs of the steps this one depends on, by step id (typed values).
             approval_timeout_s: An approval unanswered for this long is a denial.
 
@@ -237,7 +237,7 @@ class Worker:
             ctx = dataclasses.replace(
                 ctx,
                 gate=as_gate(approver, approval_timeout_s) if approver is not None else ctx.gate,
-                events=events if events is not None else ctx.events,
+                events=as_sink(events) if events is not None else ctx.events,
             )
         try:
             return await run_loop(self, task, ctx, upstream or {})
