@@ -264,10 +264,7 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         if t.name in by_name:
             raise ConfigurationError(f"worker {name}: two tools are named {t.name!r}")
         by_name[t.name] = t
-    for attr in ("max_turns", "max_tokens", "loop_limit"):
-        value = getattr(cls, attr)
-        if not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
+    _check_numbers(cls)
     _check_types(cls)
     for target in cls.handoffs:
         if not (isinstance(target, str) or (isinstance(target, type) and issubclass(target, Worker))):
@@ -281,6 +278,38 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         output = OutputPlan(cls.output, cls.output_mode, _output_tool_name(by_name))
     specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in tools)
     return _Plan(by_name, specs, output)
+
+
+def _check_numbers(cls: type[Worker]) -> None:
+    """The numeric settings, each of its type and range, so that a wrong one fails when the
+    class is defined rather than in a run (where "big" as a window failed deep in arithmetic)."""
+    name = cls.__name__
+
+    def whole(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for attr in ("max_turns", "max_tokens", "loop_limit"):
+        value = getattr(cls, attr)
+        if not whole(value) or value < 1:
+            raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
+    for attr in ("output_repairs", "argument_repairs", "truncation_retries"):
+        value = getattr(cls, attr)
+        if not whole(value) or value < 0:
+            raise ConfigurationError(f"worker {name}: {attr} must be an int of 0 or more, got {value!r}")
+    for attr in ("context_window", "max_result_chars"):
+        value = getattr(cls, attr)
+        if value is not None and (not whole(value) or value < 1):
+            raise ConfigurationError(f"worker {name}: {attr} must be None or a positive int, got {value!r}")
+    if cls.context_window is not None and cls.context_window <= cls.max_tokens:
+        raise ConfigurationError(
+            f"worker {name}: context_window {cls.context_window} leaves no room for a prompt beside "
+            f"max_tokens {cls.max_tokens}"
+        )
+    temperature = cls.temperature
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
+        raise ConfigurationError(f"worker {name}: temperature must be None or 0 to 2, got {temperature!r}")
 
 
 def _check_types(cls: type[Worker]) -> None:
