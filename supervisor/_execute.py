@@ -92,6 +92,7 @@ class Execution:
         "_pending",
         "ctx",
         "done",
+        "given",
         "handoffs",
         "journal",
         "max_handoffs",
@@ -111,6 +112,7 @@ class Execution:
         self.done: dict[str, StepResult] = {}
         self.handoffs = 0
         self.version = 0  # the plan's version: 1 for the first plan, one more for each re-plan
+        self.given = False  # the plan is the user's (run_plan): never replaced by a planner's
         self.journal: RunJournal | None = None
         self.on_finished: Callable[[StepResult], Awaitable[None]] | None = None  # the step checkpoint
         self._pending: dict[str, Step] = {}  # the current plan's steps not started yet

@@ -38,8 +38,9 @@ def _plain(value: Any) -> Any:
     return json.loads(value.model_dump_json()) if hasattr(value, "model_dump_json") else value
 
 
-def plan_data(plan: Plan, version: int = 1) -> dict[str, Any]:
-    """A plan as JSON-able data; `version` counts the plans of the run (1, then one per re-plan)."""
+def plan_data(plan: Plan, version: int = 1, given: bool = False) -> dict[str, Any]:
+    """A plan as JSON-able data; `version` counts the plans of the run (1, then one per re-plan);
+    `given`: the user wrote it (`run_plan`), so a failed step is never re-planned."""
     steps = [
         {
             "id": s.id,
@@ -50,7 +51,10 @@ def plan_data(plan: Plan, version: int = 1) -> dict[str, Any]:
         }
         for s in plan.steps
     ]
-    return {"reasoning": plan.reasoning, "steps": steps, "version": version}
+    data = {"reasoning": plan.reasoning, "steps": steps, "version": version}
+    if given:
+        data["given"] = True
+    return data
 
 
 def _typed(kind: Any, value: Any, load_json: bool) -> Any:

@@ -83,6 +83,7 @@ def take_up(
     if record is None:
         ctx.journal = execution.journal = RunJournal(store, run_id, redact=ctx.redact)
         execution.version = 1 if plan is not None else 0
+        execution.given = plan is not None
         return plan
     if record.goal != goal:
         raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
@@ -94,6 +95,7 @@ def take_up(
         raise ResumeError(run_id, "its plan no longer matches the plan given")
     execution.done.update(restore_steps(run_id, record.steps, workers))
     execution.version = record.plan.get("version", 1) if record.plan else 0
+    execution.given = bool(record.plan and record.plan.get("given"))
     chosen = plan or stored
     if record.status == "failed" and chosen is not None:
         unfinished = [s.id for s in chosen.steps if s.id not in execution.done]

@@ -241,7 +241,7 @@ class Supervisor:
                 run_id,
                 goal,
                 "running",
-                plan_data(plan, execution.version) if plan else None,
+                plan_data(plan, execution.version, execution.given) if plan else None,
                 tuple(self.workers),
                 active.usage(ctx),
                 owner=self._owner(),
@@ -336,7 +336,7 @@ class Supervisor:
             plan = await self._make_plan(goal, ctx, execution, None)
         replans = max(0, execution.version - 1)  # a resumed run has had its re-plans already
         while (failure := await execution.run(plan)) is not None:
-            if goal is None or replans >= self.max_replans:
+            if goal is None or execution.given or replans >= self.max_replans:  # a user's plan stands
                 raise StepFailed(
                     failure.step.id, failure.worker, failure.attempts, failure.error, run_id=ctx.run_id
                 ) from failure.error

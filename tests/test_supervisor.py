@@ -293,6 +293,23 @@ async def test_a_step_that_keeps_failing_without_a_planner_is_step_failed(checke
     assert (caught.value.step, caught.value.attempts, caught.value.run_id) == ("w", 2, "r9")
 
 
+async def test_a_users_plan_with_a_goal_is_never_replaced_by_a_planners(
+    checked: Check, tmp_path: Any
+) -> None:
+    # run_plan(plan, goal=...) asked the planner when a step failed, and ran its plan instead.
+    writer = checked(ScriptedModel([reply.text("") for _ in range(8)]))
+    never = checked(ScriptedModel([]))
+    sup = Supervisor([Writer(model=writer)], model=never, step_retries=1, store=tmp_path / "runs.db")
+    plan = Plan(steps=[Step("w", "Writer", "x")])
+    with pytest.raises(StepFailed) as caught:
+        await sup.run_plan(plan, goal="the goal", run_id="given")
+    assert caught.value.step == "w" and never.requests == []
+    with pytest.raises(StepFailed):  # resumed without the plan (as `resume` does): still the user's
+        await sup.run("the goal", run_id="given")
+    assert never.requests == []
+    await sup.aclose()
+
+
 async def test_a_failed_run_keeps_the_steps_it_finished(checked: Check) -> None:
     writer = checked(ScriptedModel([reply.text("first done")] + [reply.text("") for _ in range(3)]))
     sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])), step_retries=0)
