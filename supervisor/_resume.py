@@ -27,7 +27,7 @@ from ._journal import plan_shape, restore_plan, restore_steps
 from ._plan import Plan
 from ._store import RunRecord, Store
 
-__all__ = ["claim", "owner_alive", "take_up"]
+__all__ = ["claim", "owner_alive", "same_run", "take_up"]
 
 # A run marked running by a process on another machine is taken as alive for this long after its
 # last checkpoint: that process cannot be asked, and its runs may wait on approvals for minutes.
@@ -85,14 +85,7 @@ def take_up(
         execution.version = 1 if plan is not None else 0
         execution.given = plan is not None
         return plan
-    if record.goal != goal:
-        raise ResumeError(run_id, f"it was started for another goal ({record.goal!r})")
-    if set(record.workers) != set(workers):
-        had, has = ", ".join(sorted(record.workers)), ", ".join(sorted(workers))
-        raise ResumeError(run_id, f"it ran with workers {had}; this supervisor has {has}")
-    stored = restore_plan(run_id, record.plan, workers) if record.plan else None
-    if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
-        raise ResumeError(run_id, "its plan no longer matches the plan given")
+    stored = same_run(run_id, record, goal, plan, workers)
     execution.done.update(restore_steps(run_id, record.steps, workers))
     execution.version = record.plan.get("version", 1) if record.plan else 0
     execution.given = bool(record.plan and record.plan.get("given"))
@@ -110,6 +103,24 @@ def take_up(
         ctx.guard.spent_tokens = used.input_tokens + used.output_tokens
         ctx.guard.spent_usd = used.known_cost_usd
     return chosen
+
+
+def same_run(
+    run_id: str, record: RunRecord, goal: str | None, plan: Plan | None, workers: Mapping[str, Worker]
+) -> Plan | None:
+    """The run's stored plan, after checking that the run asked for is the one stored: the same
+    goal, workers and plan shape. Asked with another goal or plan, an id that already names a
+    run (unfinished or finished) is refused, never answered with that run's result."""
+    ended = "finished" if record.status == "succeeded" else "was started"
+    if record.goal != goal:
+        raise ResumeError(run_id, f"it {ended} for another goal ({record.goal!r})")
+    if set(record.workers) != set(workers):
+        had, has = ", ".join(sorted(record.workers)), ", ".join(sorted(workers))
+        raise ResumeError(run_id, f"it ran with workers {had}; this supervisor has {has}")
+    stored = restore_plan(run_id, record.plan, workers) if record.plan else None
+    if plan is not None and stored is not None and plan_shape(plan) != plan_shape(stored):
+        raise ResumeError(run_id, "its plan no longer matches the plan given")
+    return stored
 
 
 def owner_alive(record: RunRecord, mine: str, takeover: bool = False) -> bool:

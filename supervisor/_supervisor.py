@@ -61,7 +61,7 @@ from ._journal import (
 from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
-from ._resume import claim, take_up
+from ._resume import claim, same_run, take_up
 from ._shared import Shared
 from ._store import RunRecord, Store, new_run_id, open_store
 from ._stream import as_sink, stream_events
@@ -225,11 +225,10 @@ class Supervisor:
         record, calls = await claim(
             self._store, self._running, run_id, new, task, self._owner(), self._takeover
         )
-        if record is not None and record.status == "succeeded":
+        if record is not None and record.status == "succeeded":  # asked again: nothing runs twice
             self._running.pop(run_id, None)
-            return stored_result(
-                record, self.workers, self.output
-            )  # asked again: the same answer, nothing runs twice
+            same_run(run_id, record, goal, plan, self.workers)
+            return stored_result(record, self.workers, self.output)
         ctx = self._shared.context(run_id, listener, self.budget, self.workers, self.model)
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs

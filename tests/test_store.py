@@ -118,6 +118,24 @@ async def test_a_finished_run_asked_again_returns_its_result_and_runs_nothing(
     assert len(checker.requests) == 1 and len(writer.requests) == 1
 
 
+async def test_a_finished_runs_id_asked_with_another_goal_or_plan_is_refused(
+    checked: Check, tmp_path: Path
+) -> None:
+    # It answered with the finished run's result: "delete all data" got the refund's answer.
+    async with Supervisor(
+        [Writer(model=checked(ScriptedModel([reply.text("done")])))],
+        model=checked(ScriptedModel([])),
+        store=tmp_path / "runs.db",
+    ) as sup:
+        plan = Plan(steps=[Step("write", "Writer", "write it up")])
+        assert (await sup.run_plan(plan, run_id="r5")).output == "done"
+        with pytest.raises(ResumeError, match="it finished for another goal"):
+            await sup.run("delete all customer data", run_id="r5")
+        with pytest.raises(ResumeError, match="its plan no longer matches"):
+            await sup.run_plan(Plan(steps=[Step("other", "Writer", "x")]), run_id="r5")
+        assert (await sup.run_plan(plan, run_id="r5")).output == "done"  # the same run: its answer
+
+
 async def test_resume_refuses_a_run_that_no_longer_matches(checked: Check, tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     failing = checked(ScriptedModel([reply.text("") for _ in range(3)]))
