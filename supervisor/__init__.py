@@ -9,6 +9,7 @@ tree is drawn in `tools.errors`).
 
 from tools.errors import (
     AgentError,
+    ApproverFailed,
     BudgetExceeded,
     CircuitOpen,
     ConfigurationError,
@@ -45,6 +46,7 @@ __all__ = [
     "Both",
     "MAX_WORKERS",
     "AgentError",
+    "ApproverFailed",
     "ApprovalRequest",
     "BreakerSettings",
     "Budget",

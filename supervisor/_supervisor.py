@@ -51,6 +51,7 @@ from workers._hooks import as_gate
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
 from ._breaker import CircuitBreakers
 from ._budget import Budget
+from ._calls import CallRecord
 from ._ending import ActiveTime, record_end
 from ._execute import Execution, StepFailure
 from ._journal import (
@@ -62,14 +63,12 @@ from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
 from ._resume import claim, same_run, take_up
+from ._settings import MAX_WORKERS, checked_workers
 from ._shared import Shared
 from ._store import RunRecord, Store, new_run_id, open_store
 from ._stream import as_sink, stream_events
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
-
-MAX_WORKERS = 4  # the coordination saturation point
-_RESERVED = ("Planner", "Synthesizer")
 
 
 class Supervisor:
@@ -93,7 +92,8 @@ class Supervisor:
             sink, `Progress()`, or any callable taking the event.
         step_retries: How many times a failed step is run again before re-planning.
         max_replans: Re-plans allowed: for an invalid plan, and again after a step failed.
-        approval_timeout_s: An approval unanswered for this long is a denial.
+        approval_timeout_s: An approval unanswered for this long is a denial (0: at once). None:
+            an approver callable is waited for without a limit; the store's queue keeps 600 s.
         redact: `redact(tool, "arguments" or "result", text)` rewrites what events, progress
             and traces show of tool calls (card numbers, say). The journal keeps the values
             resume and replay need; the person asked to approve a call sees what will run.
@@ -118,26 +118,13 @@ class Supervisor:
         approval_timeout_s: float | None = 600.0,
         redact: Redactor | None = None,
     ) -> None:
-        workers = list(workers)
-        if len(workers) > MAX_WORKERS:
-            raise ConfigurationError(
-                f"{len(workers)} workers given; a supervisor coordinates at most {MAX_WORKERS}"
-            )
-        if not workers:
-            raise ConfigurationError("a supervisor needs at least one worker")
-        by_name: dict[str, Worker] = {}
-        for worker in workers:
-            if not isinstance(worker, Worker):
-                raise ConfigurationError(f"{worker!r} is not a Worker instance")
-            if worker.name in by_name:
-                raise ConfigurationError(f"two workers are named {worker.name!r}")
-            if worker.name in _RESERVED:
-                raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
-            by_name[worker.name] = worker
+        by_name = checked_workers(workers, model, approval_timeout_s)
         self._store: Store = open_store(store)
         self._takeover = False  # set by a backend that hands each run to one process (DBOS)
         if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
-            gate: ToolGate = StoreGate(self._store, approval_timeout_s or 600.0)
+            # None: the default bound (a wait on the store is never unbounded); 0: denied at once.
+            wait = 600.0 if approval_timeout_s is None else approval_timeout_s
+            gate: ToolGate = StoreGate(self._store, wait)
         else:
             gate = as_gate(approver, approval_timeout_s)
         self.workers: Mapping[str, Worker] = by_name
@@ -229,26 +216,13 @@ class Supervisor:
             self._running.pop(run_id, None)
             same_run(run_id, record, goal, plan, self.workers)
             return stored_result(record, self.workers, self.output)
-        ctx = self._shared.context(run_id, listener, self.budget, self.workers, self.model)
-        execution = Execution(
-            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
-        )
         active = ActiveTime(record)
         try:
-            plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
-            started = RunRecord(
-                run_id,
-                goal,
-                "running",
-                plan_data(plan, execution.version, execution.given) if plan else None,
-                tuple(self.workers),
-                active.usage(ctx),
-                owner=self._owner(),
-            )
-            if not await self._store.start(started, record):
-                raise ResumeError(run_id, "another process started or took it up at the same moment")
-        except BaseException:
-            self._running.pop(run_id, None)
+            ctx, execution, plan = await self._begin(run_id, record, goal, plan, calls, listener, active)
+        except BaseException as exc:
+            self._running.pop(run_id, None)  # the id is free to be asked for again
+            if isinstance(exc, AgentError) and exc.run_id is None:
+                exc.run_id = run_id
             raise
         gate = self._shared.gate
         if record is not None and isinstance(gate, StoreGate):  # forgotten at the run's end
@@ -289,6 +263,35 @@ class Supervisor:
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
             await record_end(self._store, self._shared.gate, run_id, outcome, ctx, record is not None, active)
+
+    async def _begin(
+        self,
+        run_id: str,
+        record: RunRecord | None,
+        goal: str | None,
+        plan: Plan | None,
+        calls: list[CallRecord],
+        listener: EventSink | None,
+        active: ActiveTime,
+    ) -> tuple[RunContext, Execution, Plan | None]:
+        """The run's context and execution, and its plan, once the run is recorded as running."""
+        ctx = self._shared.context(run_id, listener, self.budget, self.workers, self.model)
+        execution = Execution(
+            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
+        )
+        plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
+        started = RunRecord(
+            run_id,
+            goal,
+            "running",
+            plan_data(plan, execution.version, execution.given) if plan else None,
+            tuple(self.workers),
+            active.usage(ctx),
+            owner=self._owner(),
+        )
+        if not await self._store.start(started, record):
+            raise ResumeError(run_id, "another process started or took it up at the same moment")
+        return ctx, execution, plan
 
     def _save_step(
         self, run_id: str, ctx: RunContext, active: ActiveTime, result: StepResult

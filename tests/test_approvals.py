@@ -14,7 +14,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from supervisor import Decision, Plan, RunAborted, Step, Supervisor, TerminalApprover
+from supervisor import ConfigurationError, Decision, Plan, RunAborted, Step, Supervisor, TerminalApprover
 from supervisor._approvals import ApprovalRecord
 from supervisor._sqlite import SQLiteStore
 from supervisor._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -124,7 +124,7 @@ async def test_an_unanswered_approval_expires_and_the_call_is_denied(checked: Ch
     ) as sup:
         await sup.run_plan(PLAN, run_id="ex")
     assert [r.content for r in model.requests[1].tool_results] == [
-        "A person denied this call: no answer within 0.3 s."
+        "This call was not approved in time, so it was not run: no answer within 0.3 s."
     ]
     store = SQLiteStore(tmp_path / "r.db")
     rows = await asyncio.to_thread(store._read, "SELECT status, decided_by FROM approvals", ())
@@ -366,3 +366,86 @@ async def test_an_abandoned_terminal_question_stops_reading_and_the_next_line_an
         answered = await approver.review(request)
         assert answered.kind == "approve"
     os.close(master)
+
+
+async def test_a_sync_approver_that_blocks_is_denied_when_its_time_is_up_and_the_loop_goes_on(
+    checked: Check,
+) -> None:
+    # It ran on the event loop: the timeout could not fire, and the call ran after its deadline.
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def slow_person(request: ApprovalRequest) -> bool:
+        release.wait(5)  # bounded
+        return True
+
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    model = payer_model(checked)
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    async with Supervisor(
+        [Payer(model=model)], model=checked(ScriptedModel([])), approver=slow_person, approval_timeout_s=0.2
+    ) as sup:
+        await sup.run_plan(PLAN)
+    took = time.monotonic() - started
+    ticker.cancel()
+    release.set()
+    told = model.requests[1].tool_results[0].content
+    assert told == "This call was not approved in time, so it was not run: no answer within 0.2 s."
+    assert took < 2 and ticks >= 5  # the loop ran while the approver blocked
+
+
+async def test_an_approver_that_raises_stops_the_step_and_the_call_is_not_run(checked: Check) -> None:
+    from supervisor import ApproverFailed, StepFailed
+
+    ran: list[str] = []
+
+    @tool(risky=True)
+    async def wire(amount: float) -> str:
+        """Wire money."""
+        ran.append("wired")
+        return "wired"
+
+    class Banker(Worker):
+        """Wires money."""
+
+        tools = [wire]
+
+    def broken(request: ApprovalRequest) -> bool:
+        raise RuntimeError("approval service down")
+
+    model = checked(ScriptedModel([reply.tool_call("wire", amount=5)]))
+    async with Supervisor(
+        [Banker(model=model)], model=checked(ScriptedModel([])), approver=broken, step_retries=0
+    ) as sup:
+        with pytest.raises(StepFailed) as caught:
+            await sup.run_plan(Plan(steps=[Step("w", "Banker", "wire 5")]), run_id="ap")
+    error = caught.value.cause
+    assert isinstance(error, ApproverFailed) and ran == []
+    assert (error.tool, error.worker) == ("wire", "Banker") and isinstance(error.cause, RuntimeError)
+    shown = "the approver raised on a call of tool 'wire' by Banker (RuntimeError: approval service down)"
+    assert shown in str(caught.value)
+    assert caught.value.run_id == "ap"
+
+
+async def test_an_approval_timeout_of_zero_denies_at_once_in_the_store_queue(
+    checked: Check, tmp_path: Path
+) -> None:
+    # 0 was read as "not given": the call waited 600 s for a person.
+    model = payer_model(checked)
+    async with Supervisor(
+        [Payer(model=model)], model=checked(ScriptedModel([])), store=tmp_path / "r.db", approval_timeout_s=0
+    ) as sup:
+        await asyncio.wait_for(sup.run_plan(PLAN), 10)
+    assert "not approved in time" in model.requests[1].tool_results[0].content
+    with pytest.raises(ConfigurationError, match="approval_timeout_s must be None or 0 or more"):
+        Supervisor([Payer(model=model)], model=checked(ScriptedModel([])), approval_timeout_s=-1)

@@ -329,6 +329,32 @@ def test_more_than_four_workers_or_duplicates_are_configuration_errors() -> None
         Supervisor([Writer()], model="openai:gpt-4o", store=42)  # type: ignore[arg-type]
 
 
+def test_a_mistyped_model_or_handoff_fails_when_the_supervisor_is_made_not_in_a_run() -> None:
+    # Each failed a run only after the planner had been paid; the model name also kept the run
+    # id taken for the rest of the process.
+    from workers import ModelNameError
+
+    with pytest.raises(ModelNameError, match="bad model gpt-4o"):
+        Supervisor([Writer()], model="gpt-4o")
+    with pytest.raises(ModelNameError, match="unknown provider 'gemini'"):
+        Supervisor([Writer(model="gemini:pro")], model="openai:gpt-4o")
+
+    class Elsewhere(Worker):
+        """Not one of the supervisor's."""
+
+        model = "openai:gpt-4o"
+
+    class Router(Worker):
+        """Hands off."""
+
+        model = "openai:gpt-4o"
+        handoffs = [Elsewhere, "Writer"]
+
+    with pytest.raises(ConfigurationError, match="handoff target 'Elsewhere' is not a worker of this"):
+        Supervisor([Router(), Writer()], model="openai:gpt-4o")
+    Supervisor([Router(), Writer(), Elsewhere()], model="openai:gpt-4o")  # every target is one
+
+
 PRICE = Price(input=1.0, output=1.0)  # $1 per million tokens either way: cost = tokens / 1e6
 
 

@@ -94,7 +94,7 @@ async def test_model_text_claiming_approval_approves_nothing(checked: Check) -> 
     model = checked(ScriptedModel([claim, reply.text("done")]))
     await Payer(model=model).run("x")
     assert results(model.requests[1]) == [
-        ("A person denied this call: no approver is configured for risky tools.", True)
+        ("This call was not run: no approver is configured for risky tools.", True)
     ]
 
 
@@ -107,7 +107,9 @@ async def test_an_unanswered_approval_is_a_denial(checked: Check) -> None:
     started = time.monotonic()
     await Payer(model=model).run("x", approver=never, approval_timeout_s=0.1)
     assert time.monotonic() - started < 2
-    assert results(model.requests[1]) == [("A person denied this call: no answer within 0.1 s.", True)]
+    assert results(model.requests[1]) == [
+        ("This call was not approved in time, so it was not run: no answer within 0.1 s.", True)
+    ]
 
 
 async def test_edited_arguments_are_what_the_trace_records(checked: Check) -> None:

@@ -423,7 +423,7 @@ async def test_without_an_approver_risky_calls_are_denied_and_the_model_told(che
     events = Events()
     await Billing(model=model).run("x", events=events)
     ((text, is_error),) = results_of(model.requests[1])
-    assert is_error and text == "A person denied this call: no approver is configured for risky tools."
+    assert is_error and text == "This call was not run: no approver is configured for risky tools."
     assert [e.status for e in events.of(ToolCallEvent)] == ["denied"]
 
 

@@ -8,6 +8,7 @@ from ._schema import parse_docstring, strict_schema
 from ._tool import ArgumentIssue, Tool, parse_arguments_text, tool
 from .errors import (
     AgentError,
+    ApproverFailed,
     ConfigurationError,
     ContextOverflow,
     LoopDetected,
@@ -43,6 +44,7 @@ from .errors import (
 __all__ = [
     "DEFAULT_MAX_RESULT_CHARS",
     "AgentError",
+    "ApproverFailed",
     "ArgumentIssue",
     "ConfigurationError",
     "ContextOverflow",

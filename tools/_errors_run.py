@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._errors_base import AgentError, ConfigurationError, excerpt
 
 __all__ = [
+    "ApproverFailed",
     "ContextOverflow",
     "LoopDetected",
     "MaxTurnsExceeded",
@@ -110,6 +111,26 @@ class ToolTimeoutError(ToolError):
         super().__init__(f"tool {tool!r} timed out after {timeout_s:g} s, {attempts} times", tool=tool)
         self.timeout_s = timeout_s
         self.attempts = attempts
+
+
+class ApproverFailed(ToolError):
+    """The approver raised instead of deciding on a risky call; the call was not run.
+
+    A bug in the approver is not taken for a denial: the run stops so that it is seen.
+
+    Attributes:
+        worker: The worker whose call was to be approved.
+        cause: The approver's exception (also the `__cause__`).
+    """
+
+    def __init__(self, tool: str, worker: str, cause: BaseException) -> None:
+        raised = f"{type(cause).__name__}: {excerpt(str(cause), 200)}"
+        super().__init__(
+            f"the approver raised on a call of tool {tool!r} by {worker} ({raised}); the call was not run",
+            tool=tool,
+        )
+        self.worker = worker
+        self.cause = cause
 
 
 class RunAborted(AgentError):

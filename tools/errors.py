@@ -25,6 +25,7 @@ upwards; `workers` and `supervisor` re-export the names their users meet.
     │   │                           repairs (JSON path, bad value, rule, every issue)
     │   ├── UnknownToolError        the model kept calling a tool that does not exist
     │   ├── ToolTimeoutError        the tool kept running past `timeout_s`
+    │   ├── ApproverFailed          the approver raised instead of deciding; the call was not run
     │   └── ToolInterrupted         on resume: a call that started, never finished, and is
     │                               neither idempotent nor risky, so it is not run again
     ├── RunAborted                  a person aborted the run at an approval
@@ -84,6 +85,7 @@ from ._errors_provider import (
     http_error_class,
 )
 from ._errors_run import (
+    ApproverFailed,
     ContextOverflow,
     LoopDetected,
     MaxTurnsExceeded,
@@ -129,6 +131,7 @@ __all__ = [
     "StepFailed",
     "StoreError",
     "AgentError",
+    "ApproverFailed",
     "ConfigurationError",
     "ContextOverflow",
     "MalformedResponse",

@@ -6,6 +6,7 @@ Provider SDKs are imported on first use, never by `import workers`.
 
 from tools.errors import (
     AgentError,
+    ApproverFailed,
     ContextOverflow,
     LoopDetected,
     MalformedAPIKey,
@@ -84,6 +85,7 @@ __all__ = [
     "Deadlines",
     "BUILTIN_PRICES",
     "AgentError",
+    "ApproverFailed",
     "AnthropicModel",
     "ApprovalEvent",
     "ApprovalRequest",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from tools.errors import excerpt
+from tools.errors import ApproverFailed, excerpt
 
 from ._model import ModelRequest, ModelResponse
 
@@ -154,15 +155,59 @@ class CallableGate:
         self._approver = approver
 
     async def review(self, request: ApprovalRequest) -> Decision:
-        """Ask the callable; anything but True or a Decision is a denial."""
-        answer = self._approver(request)
-        if inspect.isawaitable(answer):
-            answer = await answer
+        """Ask the callable; anything but True or a Decision is a denial.
+
+        A sync callable runs in a thread of its own, so the event loop goes on and the timeout
+        holds: one that blocks (a person at `input()`) is denied when the time is up, and its
+        daemon thread does not hold up the process's exit. One that raises is `ApproverFailed`.
+        """
+        try:
+            if _is_async(self._approver):
+                answer = await self._approver(request)  # type: ignore[misc]
+            else:
+                answer = await _in_thread(self._approver, request)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+        except Exception as exc:
+            raise ApproverFailed(request.tool, request.worker, exc) from exc
         if isinstance(answer, Decision):
             return answer
         if answer is True:
             return Decision.approve(by="approver")
         return Decision.deny(f"denied by the approver (answered {excerpt(answer, 40)})", by="approver")
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    call = type(function).__dict__.get("__call__")  # an object whose __call__ is async
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+
+
+def _in_thread(function: Callable[[Any], Any], argument: Any) -> asyncio.Future[Any]:
+    """`function(argument)` in a daemon thread; its future on this loop (cancelling it leaves
+    the thread to finish on its own, its answer dropped)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        try:
+            value, error = function(argument), None
+        except BaseException as exc:  # handed to the loop as the call's outcome
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the loop is closed: nobody waits for the answer any more
+            pass
+
+    threading.Thread(target=run, name="approver", daemon=True).start()
+    return future
 
 
 class TimedGate:

@@ -7,7 +7,7 @@ from tools.errors import ModelNameError
 from ._model import Model
 from ._prices import PriceTable
 
-__all__ = ["PROVIDERS", "model_id", "resolve_model"]
+__all__ = ["PROVIDERS", "check_model", "model_id", "resolve_model"]
 
 PROVIDERS = ("anthropic", "openai")
 
@@ -19,22 +19,39 @@ def resolve_model(spec: str | Model, *, prices: PriceTable | None = None, stream
         ModelNameError: the string is malformed or names an unknown provider.
     """
     if not isinstance(spec, str):
-        # Duck-typed on purpose: isinstance against a runtime Protocol costs ~16 us a call.
-        if callable(getattr(spec, "request", None)) and hasattr(spec, "provider") and hasattr(spec, "name"):
-            return spec
-        raise ModelNameError(spec, "not a string and not a model object (no async request())")
-    provider, sep, name = spec.partition(":")
-    if not sep or not provider or not name.strip() or name != name.strip():
-        raise ModelNameError(spec, "missing provider or model name")
+        check_model(spec)
+        return spec
+    provider, name = _parts(spec)
     if provider == "anthropic":
         from ._anthropic import AnthropicModel
 
         return AnthropicModel(name, prices=prices, stream=stream)
-    if provider == "openai":
-        from ._openai import OpenAIModel
+    from ._openai import OpenAIModel
 
-        return OpenAIModel(name, prices=prices, stream=stream)
-    raise ModelNameError(spec, f"unknown provider {provider!r} (known: {', '.join(PROVIDERS)})")
+    return OpenAIModel(name, prices=prices, stream=stream)
+
+
+def check_model(spec: object) -> None:
+    """Raise `ModelNameError` for what `resolve_model` would refuse; build nothing.
+
+    For settings checked when they are given (a supervisor's planner and workers), so that a
+    mistyped name fails there rather than in a run, after other calls were paid for.
+    """
+    if isinstance(spec, str):
+        _parts(spec)
+        return
+    # Duck-typed on purpose: isinstance against a runtime Protocol costs ~16 us a call.
+    if not (callable(getattr(spec, "request", None)) and hasattr(spec, "provider") and hasattr(spec, "name")):
+        raise ModelNameError(spec, "not a string and not a model object (no async request())")
+
+
+def _parts(spec: str) -> tuple[str, str]:
+    provider, sep, name = spec.partition(":")
+    if not sep or not provider or not name.strip() or name != name.strip():
+        raise ModelNameError(spec, "missing provider or model name")
+    if provider not in PROVIDERS:
+        raise ModelNameError(spec, f"unknown provider {provider!r} (known: {', '.join(PROVIDERS)})")
+    return provider, name
 
 
 def model_id(model: Model) -> str:

@@ -275,9 +275,7 @@ class ToolRunner:
         if decision.kind == "abort":
             raise RunAborted(call.name, decision.reason, by=decision.by)
         if decision.kind == "deny":
-            self._answer(
-                item, f"A person denied this call: {decision.reason or 'no reason given'}.", "denied"
-            )
+            self._answer(item, _denied(decision.by, decision.reason), "denied")
         elif decision.kind == "edit":
             edited = dict(decision.arguments or {})
             kwargs, issues = tool.validated(edited)
@@ -359,3 +357,16 @@ class ToolRunner:
             self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope
         )
         self.ctx.events.emit(event)
+
+
+def _denied(by: str, reason: str) -> str:
+    """What the model is told of a denial: who denied the call (a person, the approver, no one
+    answering in time, the policy), and why."""
+    why = reason or "no reason given"
+    if by == "timeout":
+        return f"This call was not approved in time, so it was not run: {why}."
+    if by == "policy":
+        return f"This call was not run: {why}."
+    if by == "approver":
+        return f"The approver denied this call: {why}."
+    return f"A person denied this call: {why}."

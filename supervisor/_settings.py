@@ -1,0 +1,60 @@
+"""A supervisor's settings, checked when it is made: a mistake fails at construction, before a
+run has paid for a planner call, rather than part-way through a run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tools.errors import ConfigurationError
+from workers import Model, Worker
+from workers._resolve import check_model
+
+__all__ = ["MAX_WORKERS", "checked_workers"]
+
+MAX_WORKERS = 4  # the coordination saturation point
+_RESERVED = ("Planner", "Synthesizer")
+
+
+def checked_workers(
+    workers: Sequence[Worker], model: str | Model, approval_timeout_s: Any
+) -> dict[str, Worker]:
+    """The workers by name, after checking them, the models they and the planner name, their
+    handoff targets and the approval timeout.
+
+    Raises:
+        ConfigurationError: the first setting that is wrong (a `ModelNameError` for a model).
+    """
+    workers = list(workers)
+    if len(workers) > MAX_WORKERS:
+        raise ConfigurationError(
+            f"{len(workers)} workers given; a supervisor coordinates at most {MAX_WORKERS}"
+        )
+    if not workers:
+        raise ConfigurationError("a supervisor needs at least one worker")
+    by_name: dict[str, Worker] = {}
+    for worker in workers:
+        if not isinstance(worker, Worker):
+            raise ConfigurationError(f"{worker!r} is not a Worker instance")
+        if worker.name in by_name:
+            raise ConfigurationError(f"two workers are named {worker.name!r}")
+        if worker.name in _RESERVED:
+            raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
+        by_name[worker.name] = worker
+    for worker in by_name.values():
+        for target in type(worker).handoffs:
+            name = target if isinstance(target, str) else target.__name__
+            if name not in by_name:
+                raise ConfigurationError(
+                    f"worker {worker.name}: handoff target {name!r} is not a worker of this supervisor "
+                    f"(its workers: {', '.join(by_name)})"
+                )
+    if approval_timeout_s is not None and not (
+        isinstance(approval_timeout_s, int | float)
+        and not isinstance(approval_timeout_s, bool)
+        and approval_timeout_s >= 0
+    ):
+        raise ConfigurationError(f"approval_timeout_s must be None or 0 or more, got {approval_timeout_s!r}")
+    for spec in (model, *(w.model_spec for w in by_name.values())):
+        check_model(spec)
+    return by_name
