@@ -87,8 +87,14 @@ def check_plan(
     issues: list[str] = []
     if not steps:
         return ["the plan has no steps"]
-    if max_steps is not None and len(steps) > max_steps:
-        issues.append(f"the plan has {len(steps)} steps; at most {max_steps} are allowed")
+    if max_steps is not None and len(steps) + len(finished) > max_steps:  # a run's steps, not a plan's
+        if finished:
+            issues.append(
+                f"the plan has {len(steps)} new steps and {len(finished)} are finished; the run may "
+                f"take {max(max_steps - len(finished), 0)} more"
+            )
+        else:
+            issues.append(f"the plan has {len(steps)} steps; at most {max_steps} are allowed")
     ids = [s.id for s in steps]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         issues.append(f"step id {dup!r} is used more than once")

@@ -41,7 +41,8 @@ def planner_class(
         f"- {name}: {w.description or 'no description'} Input: {_input_text(w)}"
         for name, w in workers.items()
     )
-    limit = f", and at most {max_steps}" if max_steps else ""
+    left = max_steps - len(done) if max_steps else 0  # the run's budget of steps, not each plan's
+    limit = f", and at most {left}" if max_steps else ""
     attrs = {
         "__doc__": "Plans which workers do what.",
         "model": model,

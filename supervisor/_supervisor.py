@@ -338,12 +338,15 @@ class Supervisor:
             plan = await self._make_plan(goal, ctx, execution, None)
         replans = max(0, execution.version - 1)  # a resumed run has had its re-plans already
         while (failure := await execution.run(plan)) is not None:
-            if goal is None or execution.given or replans >= self.max_replans:  # a user's plan stands
+            # A run's steps, failed ones too, stay within max_steps: a re-plan needs a step left.
+            used = len(execution.done) + replans + 1
+            no_room = self.budget.max_steps is not None and used >= self.budget.max_steps
+            if goal is None or execution.given or replans >= self.max_replans or no_room:  # it stands
                 raise StepFailed(
                     failure.step.id, failure.worker, failure.attempts, failure.error, run_id=ctx.run_id
                 ) from failure.error
             replans += 1
-            plan = await self._make_plan(goal, ctx, execution, failure)
+            plan = await self._make_plan(goal, ctx, execution, failure, replans)
         output = await self._answer(goal, plan, execution.done, execution.scoped("answer", final=True))
         usage = ctx.usage
         assert ctx.run_id is not None
@@ -352,12 +355,14 @@ class Supervisor:
         )
 
     async def _make_plan(
-        self, goal: str, ctx: RunContext, execution: Execution, failure: StepFailure | None
+        self, goal: str, ctx: RunContext, execution: Execution, failure: StepFailure | None, failed: int = 0
     ) -> Plan:
         done = dict(execution.done)  # a snapshot: the planner class keeps it, and the dict grows
-        if done or self._planner is None:
-            planner = planner_class(self.workers, self.model, self.budget.max_steps, self.max_replans, done)
-            if not done:
+        if done or failed or self._planner is None:
+            max_steps = self.budget.max_steps
+            left = None if max_steps is None else max_steps - failed  # failed steps were run too
+            planner = planner_class(self.workers, self.model, left, self.max_replans, done)
+            if not done and not failed:
                 self._planner = planner  # the common case, built once: no schema work per run
         else:
             planner = self._planner

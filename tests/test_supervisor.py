@@ -285,6 +285,38 @@ async def test_a_failing_step_is_retried_then_replanned_with_the_reason(checked:
     assert "Step 'w' (Writer) failed" in planner.requests[1].messages[0].parts[0].text  # type: ignore[union-attr]
 
 
+async def test_max_steps_bounds_the_runs_steps_across_re_plans(checked: Check) -> None:
+    # It bounded each plan: with max_steps=2, re-plans ran six steps. Failed steps count: they ran.
+    planner = checked(
+        ScriptedModel(
+            [
+                plan_reply(step("a", "Writer", "first"), step("b", "Writer", "second", ["a"])),
+                plan_reply(step("c", "Writer", "third", ["a"]), step("d", "Writer", "fourth", ["c"])),
+                plan_reply(step("c", "Writer", "third", ["a"])),
+                reply.text("done"),
+            ]
+        )
+    )
+    writer = checked(ScriptedModel([reply.text("a done"), reply.text(""), reply.text("c done")]))
+    writer_class = type("Writer", (Writer,), {"output_repairs": 0})
+    sup = Supervisor([writer_class(model=writer)], model=planner, budget=Budget(max_steps=3), step_retries=0)
+    result = await sup.run("goal")
+    assert list(result.steps) == ["a", "c"] and len(writer.requests) == 3  # a, b (failed), c
+    assert "2 new steps and 1 are finished; the run may take 1 more" in repr(planner.requests[2].messages[-1])
+
+
+async def test_no_re_plan_once_the_run_has_used_its_steps(checked: Check) -> None:
+    writer_class = type("Writer", (Writer,), {"output_repairs": 0})
+    planner2 = checked(ScriptedModel([plan_reply(step("a", "Writer", "first"))]))
+    writer2 = checked(ScriptedModel([reply.text("")]))
+    sup2 = Supervisor(
+        [writer_class(model=writer2)], model=planner2, budget=Budget(max_steps=1), step_retries=0
+    )
+    with pytest.raises(StepFailed):
+        await sup2.run("goal")
+    assert len(planner2.requests) == 1  # asked once: no step left for a re-plan
+
+
 async def test_a_step_that_keeps_failing_without_a_planner_is_step_failed(checked: Check) -> None:
     writer = checked(ScriptedModel([reply.text("") for _ in range(6)]))
     sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])), step_retries=1)
