@@ -82,10 +82,14 @@ def _open_file(path: str) -> SQLiteStore:
 
 
 async def _runs(store: Store, path: str, out: TextIO) -> int:
+    from ._calls import spent
     from ._journal import usage_from
 
     try:
         runs = await store.runs()
+        # A run still marked running (live, or its process died) has its spending in its calls:
+        # its record's usage is written with its steps and its end.
+        live = {r.run_id: spent(await store.calls(r.run_id))[0] for r in runs if r.status == "running"}
     finally:
         await store.aclose()
     if not runs:
@@ -93,7 +97,7 @@ async def _runs(store: Store, path: str, out: TextIO) -> int:
         return 0
     out.write(f"{'run id':34} {'status':10} {'cost':>12}  {'started':19}  goal\n")
     for run in runs:
-        usage = usage_from(run.usage)
+        usage = live.get(run.run_id) or usage_from(run.usage)
         cost = f"${usage.cost_usd:.6f}" if usage.cost_usd is not None else "unpriced"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
         goal = (run.goal or "(plan)").replace("\n", " ")

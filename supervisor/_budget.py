@@ -36,7 +36,7 @@ class Budget:
     Attributes:
         max_usd: Total cost of every model call of the run.
         max_tokens: Total input plus output tokens of every model call.
-        max_steps: Steps in a plan.
+        max_steps: Steps in the run, across its re-plans (a failed step counts: it ran).
         max_turns_per_worker: A cap on every worker's `max_turns`.
         max_handoffs: Handoffs in one run.
         deadline_s: Wall time of the run; calls in flight are cancelled when it passes.

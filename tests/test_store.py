@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from supervisor import Plan, ResumeError, RunAborted, Step, StepFailed, Supervisor
 from supervisor._sqlite import SCHEMA_VERSION, SQLiteStore
 from supervisor._store import RunRecord, open_store
+from tools import tool
 from tools.errors import StoreError
 from workers import ModelRequest, Worker
 from workers.testing import FunctionModel, ScriptedModel, reply
@@ -245,6 +247,44 @@ async def test_in_memory_runs_resume_within_the_process(checked: Check) -> None:
     writer_models.pop(0)
     result = await sup.run_plan(PLAN, run_id="m1")
     assert result.output == "second time" and len(checker.requests) == 1
+
+
+async def test_the_runs_command_shows_what_a_run_still_running_has_spent(tmp_path: Path) -> None:
+    # It read the record's usage, written with steps and the end: a run waiting on a person
+    # (or whose process died) showed $0.000000.
+    import io
+
+    from supervisor.__main__ import _runs
+    from workers import Price
+
+    @tool(risky=True)
+    async def refund(invoice_id: str) -> str:
+        """Refund."""
+        return "ok"
+
+    class Payer(Worker):
+        """Refunds."""
+
+        model = "openai:gpt-4o"
+        tools = [refund]
+
+    price = Price(input=1_000_000.0, output=0.0)  # a dollar a token: the cost is the input tokens
+    model = ScriptedModel([reply.tool_call("refund", invoice_id="42")], price=price)
+    path = tmp_path / "runs.db"
+    async with Supervisor([Payer(model=model)], model=ScriptedModel([]), store=path) as sup:
+        run = asyncio.create_task(sup.run_plan(Plan(steps=[Step("p", "Payer", "refund 42")]), run_id="waits"))
+        for _ in range(200):  # bounded: 10 s
+            if await sup.pending_approvals():
+                break
+            await asyncio.sleep(0.05)
+        out = io.StringIO()
+        await _runs(SQLiteStore(path), str(path), out)
+        run.cancel()
+        with contextlib.suppress(BaseException):
+            await run
+    (line,) = [row for row in out.getvalue().splitlines() if row.startswith("waits")]
+    assert len(model.requests) == 1 and "running" in line
+    assert "$" in line and "$0.000000" not in line and "unpriced" not in line
 
 
 def test_the_runs_command_lists_runs_and_refuses_bad_files(tmp_path: Path) -> None:
