@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.errors import WorkerInputError
+from tools.errors import WorkerInputError, excerpt
 from workers import Worker
 from workers._records import fast_init
 
@@ -39,6 +39,10 @@ class Step:
     input: Any = ""
     depends_on: Sequence[str] = ()
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.depends_on, str):  # one id, not its letters: depends_on="a" means ["a"]
+            object.__setattr__(self, "depends_on", (self.depends_on,))
 
 
 @fast_init
@@ -123,8 +127,10 @@ def _step_issues(step: Step, workers: Mapping[str, Worker], known: set[str]) -> 
         except WorkerInputError as exc:
             first = exc.errors[0] if exc.errors else {}
             loc = ".".join(str(p) for p in first.get("loc", ())) or "input"  # type: ignore[attr-defined]
+            got = excerpt(repr(first.get("input", step.input)), 80)
             issues.append(
-                f"step {step.id!r}: input for {step.worker} does not validate: {loc}: {first.get('msg')}"
+                f"step {step.id!r}: input for {step.worker} does not validate: {loc}: {first.get('msg')} "
+                f"(got {got})"
             )
     for dep in step.depends_on:
         if dep == step.id:

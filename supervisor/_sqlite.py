@@ -50,6 +50,11 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, commit_timeout_s: float = 60.0) -> None:
         self.path = Path(path)
+        if str(path) == ":memory:" or str(path).startswith("file::memory:"):
+            # Each connection would get a database of its own: the writer's tables unseen by readers.
+            raise StoreError(str(path), "an in-memory SQLite database cannot be shared; use store=None")
+        if not self.path.parent.is_dir():
+            raise StoreError(str(self.path), f"its folder {str(self.path.parent)!r} does not exist")
         version = schema_version(self.path)  # checks before anything is written
         if version < SCHEMA_VERSION:
             db = self._connect()

@@ -307,7 +307,7 @@ class _Run:
 def open_store(store: object) -> Store:
     """The store for a `store=` argument: None in memory, a "postgresql://" URL in PostgreSQL,
     a path in SQLite, an object as it is."""
-    if store is None:
+    if store is None or store == ":memory:":  # SQLite's name for "in memory": ours is shared
         return MemoryStore()
     if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
         from ._postgres import PostgresStore

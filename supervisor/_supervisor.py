@@ -28,6 +28,7 @@ from tools.errors import (
     ResumeError,
     RunAborted,
     StepFailed,
+    excerpt,
 )
 from workers import (
     Approver,
@@ -169,7 +170,7 @@ class Supervisor:
         if plan is not None:
             issues = check_plan(plan, self.workers, self.budget.max_steps)
             if issues:
-                raise PlanError(issues, attempts=1, run_id=run_id)
+                raise PlanError(issues, attempts=0, run_id=run_id)
         elif goal is None:
             raise ConfigurationError("stream needs a goal or a plan")
         return stream_events(lambda sink: self._run(goal, plan, run_id, sink))
@@ -180,6 +181,8 @@ class Supervisor:
         Raises:
             AgentError: a typed error of the tree, carrying `run_id`.
         """
+        if not isinstance(goal, str) or not goal.strip():
+            raise ConfigurationError(f"the goal must be a non-empty string, got {excerpt(goal)}")
         return await self._run(goal, None, run_id)
 
     async def run_plan(self, plan: Plan, *, goal: str | None = None, run_id: str | None = None) -> RunResult:
@@ -191,7 +194,7 @@ class Supervisor:
         """
         issues = check_plan(plan, self.workers, self.budget.max_steps)
         if issues:
-            raise PlanError(issues, attempts=1, run_id=run_id)
+            raise PlanError(issues, attempts=0, run_id=run_id)
         return await self._run(goal, plan, run_id)
 
     def abort(self, run_id: str, reason: str = "aborted") -> bool:

@@ -361,6 +361,28 @@ def test_more_than_four_workers_or_duplicates_are_configuration_errors() -> None
         Supervisor([Writer()], model="openai:gpt-4o", store=42)  # type: ignore[arg-type]
 
 
+async def test_bad_goals_plans_and_stores_get_errors_that_say_what_was_wrong(
+    checked: Check, tmp_path: Any
+) -> None:
+    from supervisor import StoreError
+
+    sup = Supervisor([Orders(model=checked(ScriptedModel([])))], model=checked(ScriptedModel([])))
+    for goal in (None, "", 42):
+        with pytest.raises(ConfigurationError, match="the goal must be a non-empty string"):
+            await sup.run(goal)  # type: ignore[arg-type]
+    with pytest.raises(PlanError) as caught:  # was "no valid plan after 1 attempts", without the value
+        await sup.run_plan(Plan(steps=[Step("o", "Orders", {"order_id": "seven"})]))
+    assert str(caught.value).startswith("the plan given is invalid: step 'o': input for Orders")
+    assert "(got 'seven')" in str(caught.value) and caught.value.attempts == 0
+    assert Step("b", "Orders", "x", depends_on="a").depends_on == ("a",)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="its folder .* does not exist"):  # was sqlite3's own error
+        Supervisor([Writer()], model="openai:gpt-4o", store=tmp_path / "missing" / "runs.db")
+    in_memory = Supervisor(
+        [Writer(model=checked(ScriptedModel([reply.text("ok")])))], model="openai:gpt-4o", store=":memory:"
+    )
+    assert (await in_memory.run_plan(Plan(steps=[Step("w", "Writer", "x")]))).output == "ok"
+
+
 def test_a_mistyped_model_or_handoff_fails_when_the_supervisor_is_made_not_in_a_run() -> None:
     # Each failed a run only after the planner had been paid; the model name also kept the run
     # id taken for the rest of the process.
@@ -478,6 +500,7 @@ async def test_the_deadline_cancels_calls_in_flight(checked: Check) -> None:
     with pytest.raises(BudgetExceeded) as caught:
         await sup.run_plan(Plan(steps=[Step("a", "Writer", "x")]))
     assert caught.value.limit == "deadline_s" and time.monotonic() - started < 1.5
+    assert str(caught.value).startswith("budget deadline_s=0.2 passed: the run was stopped after 0.2 s")
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) == before
 

@@ -24,12 +24,14 @@ class PlanError(AgentError):
 
     Attributes:
         issues: Every problem of the last plan, as readable lines ("step b: unknown worker 'X'").
-        attempts: How many plans were tried.
+        attempts: How many plans were tried (0: the plan was the user's, given to `run_plan`).
     """
 
     def __init__(self, issues: list[str], attempts: int, *, run_id: str | None = None) -> None:
         shown = "; ".join(issues[:5]) + (f" (and {len(issues) - 5} more)" if len(issues) > 5 else "")
-        super().__init__(f"no valid plan after {attempts} attempts: {shown}", run_id=run_id)
+        # attempts 0: a plan written in Python (run_plan), refused before anything ran
+        what = "the plan given is invalid" if attempts == 0 else f"no valid plan after {attempts} attempts"
+        super().__init__(f"{what}: {shown}", run_id=run_id)
         self.issues = issues
         self.attempts = attempts
 
@@ -67,10 +69,13 @@ class BudgetExceeded(AgentError):
     def __init__(
         self, limit: str, maximum: float, used: float, requested: float, *, run_id: str | None = None
     ) -> None:
-        super().__init__(
-            f"budget {limit}={maximum:g} would be exceeded: used {used:g}, this needs up to {requested:g}",
-            run_id=run_id,
-        )
+        if limit == "deadline_s":
+            text = f"budget deadline_s={maximum:g} passed: the run was stopped after {used:g} s"
+        else:
+            text = (
+                f"budget {limit}={maximum:g} would be exceeded: used {used:g}, this needs up to {requested:g}"
+            )
+        super().__init__(text, run_id=run_id)
         self.limit = limit
         self.maximum = maximum
         self.used = used
