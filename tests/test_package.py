@@ -161,3 +161,31 @@ def test_demo_runs_offline_journals_and_reports_costs(tmp_path: Path) -> None:
         env=no_keys,
     )
     assert " succeeded " in listed.stdout and "Invoice 42 may have been charged twice" in listed.stdout
+
+
+def test_errors_survive_pickle_and_copy_with_their_fields() -> None:
+    # Their __init__s take other arguments than the message: pickle (multiprocessing,
+    # pytest-xdist) and copy.copy failed with "missing required positional argument".
+    import copy
+    import pickle
+
+    import tools.errors as te
+
+    cause = te.ToolTimeoutError("slow", 0.2, attempts=3)
+    samples = [
+        te.ToolArgumentsError("add", [("$.a", "1", "bad")], attempts=3),
+        cause,
+        te.OutputValidationError("W", [{"loc": ("a",), "msg": "m", "input": 1}], "{}", 3),
+        te.MaxTurnsExceeded("W", 3, []),
+        te.ProviderRateLimited("slow down", provider="openai", model="gpt-4o", status_code=429),
+        te.StepFailed("s", "W", 2, cause, run_id="r1"),
+        te.ApproverFailed("wire", "Banker", RuntimeError("down")),
+        te.MalformedAPIKey("openai", "OPENAI_API_KEY", "a newline"),
+    ]
+    for error in samples:
+        error.completed = {"a": 1}
+        for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+            assert type(again) is type(error) and str(again) == str(error)
+            assert again.run_id == error.run_id and again.completed == {"a": 1}
+    again = pickle.loads(pickle.dumps(samples[5]))
+    assert again.cause.timeout_s == 0.2 and again.step == "s"  # type: ignore[attr-defined]

@@ -45,6 +45,18 @@ class AgentError(Exception):
         """Whether sending the same request again may succeed."""
         return False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the message and the fields, not by calling __init__ again (whose
+        # arguments differ per class): pickle (multiprocessing, pytest-xdist) and copy work.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[AgentError], args: tuple[Any, ...], state: dict[str, Any]) -> AgentError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigurationError(AgentError):
     """The code or environment is misconfigured; raised before anything is sent."""
