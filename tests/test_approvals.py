@@ -42,8 +42,9 @@ class Payer(Worker):
 PLAN = Plan(steps=[Step("pay", "Payer", "refund invoice 42")])
 
 
-def payer_model(check: Check) -> ScriptedModel:
-    model = ScriptedModel([reply.tool_call("refund", invoice_id="42", amount=30), reply.text("finished")])
+def payer_model(check: Check, *, allow_unused: bool = False) -> ScriptedModel:
+    script = [reply.tool_call("refund", invoice_id="42", amount=30), reply.text("finished")]
+    model = ScriptedModel(script, allow_unused=allow_unused)
     return check(model)  # type: ignore[no-any-return]
 
 
@@ -102,7 +103,9 @@ async def test_deny_and_edit_decided_from_code(checked: Check, decision: Decisio
 
 async def test_abort_stops_the_run_and_records_it(checked: Check, tmp_path: Path) -> None:
     sup = Supervisor(
-        [Payer(model=payer_model(checked))], model=checked(ScriptedModel([])), store=tmp_path / "r.db"
+        [Payer(model=payer_model(checked, allow_unused=True))],
+        model=checked(ScriptedModel([])),
+        store=tmp_path / "r.db",
     )
     run = asyncio.create_task(sup.run_plan(PLAN, run_id="ab"))
     pending = await first_pending(sup)

@@ -79,7 +79,7 @@ async def test_retry_after_is_honoured_exactly() -> None:
 
 
 async def test_total_time_is_bounded() -> None:
-    model = ScriptedModel([reply.error(429, retry_after_s=40), reply.text("never sent")])
+    model = ScriptedModel([reply.error(429, retry_after_s=40), reply.text("never sent")], allow_unused=True)
     with pytest.raises(ProviderRateLimited):
         await call_model(model, ASK, policy=RetryPolicy(max_total_s=30), sleep=Sleeps())
     assert len(model.requests) == 1
@@ -100,7 +100,7 @@ async def test_non_retryable_error_after_retries_keeps_its_attempt_count() -> No
 
 async def test_requests_per_minute_limit_holds_the_next_request_back() -> None:
     limits = RateLimits({"test:scripted": RateLimit(requests_per_minute=2, max_wait_s=0.3)})
-    model = ScriptedModel([reply.text("1"), reply.text("2"), reply.text("3")])
+    model = ScriptedModel([reply.text("1"), reply.text("2"), reply.text("3")], allow_unused=True)
     await call_model(model, ASK, policy=RetryPolicy(), limits=limits)
     await call_model(model, ASK, policy=RetryPolicy(), limits=limits)
     started = time.monotonic()
@@ -131,7 +131,7 @@ async def test_token_bucket_waits_when_empty() -> None:
 
 async def test_limits_are_shared_by_every_caller_holding_the_same_object() -> None:
     limits = RateLimits({"test": RateLimit(requests_per_minute=3, max_wait_s=0.2)})
-    models = [ScriptedModel([reply.text("ok")]) for _ in range(4)]
+    models = [ScriptedModel([reply.text("ok")], allow_unused=True) for _ in range(4)]  # one is refused
     outcomes = await asyncio.gather(
         *(call_model(m, ASK, policy=RetryPolicy(), limits=limits) for m in models), return_exceptions=True
     )
@@ -198,7 +198,7 @@ async def test_a_failed_guarded_call_releases_its_reservation() -> None:
 
 
 async def test_a_call_the_guard_refuses_is_never_sent() -> None:
-    model = ScriptedModel([reply.text("never")])
+    model = ScriptedModel([reply.text("never")], allow_unused=True)
     with pytest.raises(BudgetExceeded):
         await call_model(model, ASK, policy=RetryPolicy(), guard=Ledger(refuse=True))
     assert model.requests == []

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel
 
@@ -51,7 +56,10 @@ async def test_scripted_model_fails_on_an_extra_call() -> None:
 
 
 async def test_scripted_model_reports_unused_replies() -> None:
-    with pytest.raises(ScriptError) as caught, ScriptedModel([reply.text("a"), reply.text("b")]) as model:
+    with (
+        pytest.raises(ScriptError) as caught,
+        ScriptedModel([reply.text("a"), reply.text("b")], allow_unused=True) as model,
+    ):
         await model.request(ASK)
     assert caught.value.unused == 1 and "reply.text(b)" in str(caught.value)
 
@@ -154,10 +162,52 @@ async def test_a_ready_made_response_and_a_plain_string_are_accepted() -> None:
 
 async def test_answers_stop_at_max_tokens_as_a_real_provider_does() -> None:
     request = ModelRequest(messages=ASK.messages, max_tokens=10)
-    response = await ScriptedModel([reply.text("y" * 400), reply.text("short")]).request(request)
+    response = await ScriptedModel([reply.text("y" * 400), reply.text("short")], allow_unused=True).request(
+        request
+    )
     assert (response.stop_reason, response.usage.output_tokens) == ("max_tokens", 10)
     given = await ScriptedModel([reply.text("z", usage=Usage(input_tokens=5, output_tokens=50))]).request(
         request
     )
     assert given.usage.output_tokens == 10 and given.stop_reason == "max_tokens"
     assert response.request_id == "req_1"
+
+
+def test_a_test_that_leaves_scripted_replies_unused_fails(tmp_path: Path) -> None:
+    # "fails on an extra or unused call": the unused half needed assert_done(); the plugin this
+    # package registers (entry point pytest11) fails the test when it ends.
+    (tmp_path / "test_user.py").write_text(
+        textwrap.dedent(
+            '''
+            import asyncio
+            from workers import Worker
+            from workers.testing import ScriptedModel, reply
+
+            class W(Worker):
+                """w"""
+
+            def test_leaves_one():
+                model = ScriptedModel([reply.text("used"), reply.text("never asked for")])
+                assert asyncio.run(W(model=model).run("go")).output == "used"
+
+            def test_allowed():
+                model = ScriptedModel([reply.text("used"), reply.text("spare")], allow_unused=True)
+                asyncio.run(W(model=model).run("go"))
+
+            def test_a_script_over_two_runs():
+                model = ScriptedModel([reply.text("one"), reply.text("two")])
+                asyncio.run(W(model=model).run("go"))
+                asyncio.run(W(model=model).run("again"))
+            '''
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "3 passed, 1 error" in done.stdout, done.stdout  # the error: at the teardown of the first
+    assert "ERROR test_user.py::test_leaves_one" in done.stdout
+    assert "scripted: 1 unused: [reply.text(never asked for)]" in done.stdout

@@ -316,7 +316,7 @@ async def test_more_room_stops_at_the_models_output_limit(checked: Check) -> Non
         model = "anthropic:claude-3-haiku-20240307"
 
     cut = [reply.raw_tool_call("fine", "{", truncated=True) for _ in range(3)]
-    model = checked(ScriptedModel(cut, name="claude-3-haiku-20240307"))
+    model = checked(ScriptedModel(cut, name="claude-3-haiku-20240307", allow_unused=True))
     model.provider = "anthropic"  # type: ignore[misc]  # priced and limited as the real model
     with pytest.raises(ResponseTruncated):
         await Old(model=model).run("x")

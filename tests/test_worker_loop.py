@@ -497,7 +497,11 @@ class Budget:
 
 
 async def test_the_model_call_guard_sees_every_call_and_can_refuse(checked: Check) -> None:
-    model = checked(ScriptedModel([reply.tool_call("lookup_invoice", invoice_id="1"), reply.text("never")]))
+    model = checked(
+        ScriptedModel(
+            [reply.tool_call("lookup_invoice", invoice_id="1"), reply.text("never")], allow_unused=True
+        )
+    )
     guard = Budget(calls=1)
     with pytest.raises(ConfigurationError, match="budget exhausted"):
         await Chat(model=model).run("x", context=RunContext(guard=guard))

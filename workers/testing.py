@@ -14,10 +14,12 @@ so retries can be tested without a network.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -35,7 +37,7 @@ from ._usage import Usage
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-__all__ = ["FunctionModel", "Reply", "ScriptError", "ScriptedModel", "reply"]
+__all__ = ["FunctionModel", "Reply", "ScriptError", "ScriptedModel", "collecting_scripted_models", "reply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +228,11 @@ class _TestModel:
 class ScriptedModel(_TestModel):
     """Answers each request with the next scripted reply.
 
-    A request after the last reply raises `ScriptError`; `assert_done()` (or leaving a
-    `with` block) raises `ScriptError` when replies were left unused. `requests` keeps every
-    request received, for assertions on what was sent.
+    A request after the last reply raises `ScriptError`. Replies left unused fail the test
+    that made the model when it ends (the pytest plugin this package registers), unless
+    `allow_unused=True`; outside pytest, `assert_done()` (or leaving a `with` block) raises
+    `ScriptError` for them. `requests` keeps every request received, for assertions on what
+    was sent.
     """
 
     def __init__(
@@ -238,10 +242,15 @@ class ScriptedModel(_TestModel):
         name: str = "scripted",
         price: Price | None = None,
         native_output: bool = False,
+        allow_unused: bool = False,
     ) -> None:
         super().__init__(name, price, native_output)
         self._replies = list(replies)
         self._next = 0
+        self.allow_unused = allow_unused
+        made = _MADE.get()
+        if made is not None:  # under the pytest plugin: checked for unused replies when the test ends
+            made.append(self)
 
     @property
     def unused(self) -> list[Reply | ModelResponse | str]:
@@ -280,6 +289,22 @@ class ScriptedModel(_TestModel):
 
 
 FunctionResult = Reply | ModelResponse | str
+
+# The scripted models made in the current test, when the pytest plugin collects them.
+_MADE: contextvars.ContextVar[list[ScriptedModel] | None] = contextvars.ContextVar(
+    "scripted_models", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting_scripted_models() -> Iterator[list[ScriptedModel]]:
+    """Collect the `ScriptedModel`s made inside the block (and in tasks started from it)."""
+    made: list[ScriptedModel] = []
+    token = _MADE.set(made)
+    try:
+        yield made
+    finally:
+        _MADE.reset(token)
 
 
 class FunctionModel(_TestModel):
