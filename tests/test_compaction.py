@@ -123,6 +123,15 @@ async def test_compaction_trims_first_then_summarises_then_drops() -> None:
     summarised = await compact(small, 800, summarise)
     assert summarised is not None and summarised.strategy == "trim+summarise"  # in the order
     assert summarised.messages[0].parts[1].text.endswith("what happened before")
+    read: list[str] = []
+
+    async def reading(messages: Any) -> str:
+        read.extend(p.content for m in messages for p in m.parts if p.kind == "tool_result")
+        return "what the tools said"
+
+    seen = await compact(small, 800, reading)  # it read the stubs trimming had left
+    assert seen is not None and read and all("removed to fit" not in text for text in read)
+    assert read[0] == small[2].parts[0].content  # type: ignore[union-attr]
     dropped = await compact(small, 300)  # too small for trimming alone, and no summariser
     assert dropped is not None and dropped.strategy == "trim+drop" and len(dropped.messages) < len(small)
     assert "earlier turns" in dropped.messages[0].parts[1].text

@@ -187,25 +187,29 @@ async def compact(
     """
     before = _tokens(messages)
     work = list(messages)
+    # The same turns untrimmed, index for index: a summary is written from what the tools
+    # returned, not from the stubs trimming left (the transcript bounds its own size).
+    source = list(messages)
     strategies: list[str] = []
     for keep in (2, 1):
         starts = _turn_starts(work)
         upto = starts[-keep] if len(starts) >= keep else len(work)
         if _trim(work, upto, budget):
-            return Compacted(work, "trim", before, _tokens(work))
+            return Compacted(work, _named([*strategies, "trim"]), before, _tokens(work))
         if _tokens(work) < before and "trim" not in strategies:
             strategies.append("trim")
         # Room for the summary itself: cut a little deeper when one will replace the turns.
         cut = _cut_for(work, budget - min(budget // 4, 300) if summarise else budget, keep)
         if cut > 1 and summarise is not None:
             earlier = _note(work[0], _SUMMARY_MARK)
-            folded = ([UserMessage.of(f"Summary so far:{earlier}")] if earlier else []) + work[1:cut]
+            folded = ([UserMessage.of(f"Summary so far:{earlier}")] if earlier else []) + source[1:cut]
             try:
                 summary = await summarise(folded)
             except ProviderError:  # a summary that failed falls back to dropping the turns
                 summary = ""
             if summary:
                 work = [_with_note(work[0], _SUMMARY_MARK, "\n" + summary), *work[cut:]]
+                source = [work[0], *source[cut:]]
                 strategies.append("summarise")
                 if _tokens(work) <= budget:
                     return Compacted(work, _named(strategies), before, _tokens(work))
@@ -214,6 +218,7 @@ async def compact(
             removed = len([i for i in _turn_starts(work) if i < cut]) + _dropped_before(work[0])
             note = f"{removed} earlier turn{'s' if removed > 1 else ''}.]"
             work = [_with_note(work[0], _DROPPED_MARK, note), *work[cut:]]
+            source = [work[0], *source[cut:]]
             strategies.append("drop")
             if _tokens(work) <= budget:
                 return Compacted(work, _named(strategies), before, _tokens(work))
