@@ -411,6 +411,31 @@ async def test_the_same_call_again_and_again_is_a_loop(checked: Check) -> None:
     assert len(model.requests) == 3  # the third identical call was not run
 
 
+async def test_polling_the_same_call_is_not_a_loop_while_its_result_changes(checked: Check) -> None:
+    # Every identical call counted, whatever it returned: polling a job was ended as a loop.
+    states = iter(["queued", "running", "almost", "done"])
+
+    @tool
+    def job_status(job_id: str) -> str:
+        """The job's state."""
+        return next(states)
+
+    class Poller(Worker):
+        """Polls."""
+
+        model = "openai:gpt-4o"
+        tools = [job_status]
+
+    poll = reply.tool_call("job_status", job_id="7")
+    model = checked(ScriptedModel([poll, poll, poll, poll, reply.text("job 7 is done")]))
+    assert (await Poller(model=model).run("wait for job 7")).output == "job 7 is done"
+    stuck = checked(ScriptedModel([poll, poll, poll]))
+    states = iter(["running"] * 3)
+    with pytest.raises(LoopDetected) as caught:  # the same answer twice: a third call is refused
+        await Poller(model=stuck).run("wait for job 7")
+    assert caught.value.count == 3 and next(states) == "running"  # the tool ran twice
+
+
 async def test_without_an_approver_risky_calls_are_denied_and_the_model_told(checked: Check) -> None:
     model = checked(
         ScriptedModel(

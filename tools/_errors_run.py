@@ -183,11 +183,13 @@ class MaxTurnsExceeded(WorkerError):
 
 
 class LoopDetected(WorkerError):
-    """The model called the same tool with the same arguments `count` times."""
+    """The model called the same tool with the same arguments a `count`-th time in a row after
+    it had returned the same result each time (the last call was not run)."""
 
     def __init__(self, worker: str, tool: str, arguments: str, count: int) -> None:
         super().__init__(
-            f"loop: {tool}({excerpt(arguments, 120)}) called {count} times with the same arguments",
+            f"loop: {tool}({excerpt(arguments, 120)}) called {count} times with the same arguments, "
+            "and it had returned the same result each time",
             worker=worker,
         )
         self.tool = tool

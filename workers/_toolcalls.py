@@ -132,7 +132,8 @@ class ToolRunner:
         # Turns in a row with invalid arguments ("invalid", tool) or a timeout ("timeout", tool).
         self._streak: dict[tuple[str, str], int] = {}
         self._unknown = 0
-        self._seen: dict[tuple[str, str], int] = {}  # calls per (tool, canonical arguments)
+        # per (tool, canonical arguments): calls in a row with the same result, and its hash
+        self._seen: dict[tuple[str, str], tuple[int, int]] = {}
         self._unsaved = False
 
     async def run_turn(
@@ -175,6 +176,7 @@ class ToolRunner:
                 self._answer(item, "The tool did not finish.", "error")
         await self._commit()
         self._count_timeouts(prepared)
+        self._note_results(prepared)
         return tuple(item.result for item in prepared if item.result is not None)
 
     async def _commit(self) -> None:
@@ -197,11 +199,27 @@ class ToolRunner:
             self._answer(item, _issues_text(call.name, issues), "invalid", issues)
             return item
         item.kwargs, item.arguments = kwargs, arguments
-        key = (call.name, item.arguments_json())
-        seen = self._seen[key] = self._seen.get(key, 0) + 1
-        if seen >= self.loop_limit:
-            raise LoopDetected(self.worker, call.name, key[1], seen)
+        same = self._seen.get((call.name, item.arguments_json()))
+        if same is not None and same[0] >= self.loop_limit - 1:  # this call would be one more
+            raise LoopDetected(self.worker, call.name, item.canonical, same[0] + 1)
         return item
+
+    def _note_results(self, prepared: Sequence[_Prepared]) -> None:
+        """Count, per tool and arguments, the calls in a row that returned the same result: a
+        call repeated with nothing new is a loop; one whose result changes (a job's status,
+        polled) is progress. Errors are bounded by their own counts (timeouts, repairs)."""
+        seen = self._seen
+        for item in prepared:
+            result = item.result
+            if result is None or item.arguments is None or item.status not in (None, "ok"):
+                continue
+            key = (item.call.name, item.arguments_json())
+            if result.is_error:
+                seen.pop(key, None)
+                continue
+            digest = hash(result.content)
+            before = seen.get(key)
+            seen[key] = (before[0] + 1, digest) if before is not None and before[1] == digest else (1, digest)
 
     def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
         """Take up what a resumed run's journal says of this call."""

@@ -101,7 +101,9 @@ class Worker:
             the model supports it).
         output_repairs: How many invalid outputs (or refusals) the model may repair.
         argument_repairs: How many times in a row a tool's arguments may fail before the run ends.
-        loop_limit: The same tool with the same arguments this many times ends the run.
+        loop_limit: The same tool with the same arguments this many times in a row, its result the
+            same each time, ends the run (the last of them is not run; polling whose result
+            changes is not a loop).
         max_result_chars: Tool results longer than this are truncated with a visible marker.
         truncation_retries: How many times an answer cut by max_tokens is retried with more room.
     """
