@@ -296,3 +296,15 @@ def test_an_invented_property_inside_an_optional_model_is_named() -> None:
         ("$.item.zz", 2, "unknown property 'zz' is not allowed (allowed: qty, sku)")
     ]
     assert f.issues({"item": 5}) == [("$.item", 5, "5 is not of type 'object' or 'null'")]
+
+
+async def test_a_decorated_function_can_still_be_called_from_code() -> None:
+    # `@tool` returned an object that could not be called: add(1, 2) was a TypeError.
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    assert add(1, 2) == 3 and await issue_refund("42", 5.0) == "42:5.0:duplicate:None:Color.RED:None"
+    with pytest.raises(ToolDefinitionError, match="is already a tool"):
+        tool(add)

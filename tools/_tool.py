@@ -112,6 +112,11 @@ class Tool:
         self._accepts: Callable[[object], bool] | None = None  # see _fastcheck
         self._is_async = _is_async(function)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function itself, unchecked: a decorated function stays usable from code (and
+        in its own unit tests). Models' calls go through `validated` and `invoke`."""
+        return self.function(*args, **kwargs)
+
     @property
     def is_sync(self) -> bool:
         """A plain function (run in a thread, which a timeout cannot stop)."""
@@ -230,6 +235,8 @@ def _is_async(function: Callable[..., Any]) -> bool:
 def _make(
     fn: Callable[..., Any], name: str | None, risky: bool, timeout_s: float | None, idempotent: bool
 ) -> Tool:
+    if isinstance(fn, Tool):
+        raise ToolDefinitionError(f"{fn!r} is already a tool", tool=fn.name)
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {excerpt(fn)}", tool=str(name or fn))
     tool_name = name or str(getattr(fn, "__name__", ""))
