@@ -179,7 +179,8 @@ async def test_anthropic_native_structured_output_streamed(cassette: Recording) 
     response = await AnthropicModel("claude-opus-4-6", stream=True).request(request)
     assert response.stop_reason == "end"
     assert isinstance(json.loads(response.text), dict)
-    assert sent_bodies(cassette)[0]["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    sent = {"type": "json_schema", "schema": {**schema, "additionalProperties": False}}  # as recorded
+    assert sent_bodies(cassette)[0]["output_config"] == {"format": sent}
 
 
 @pytest.mark.cassette("anthropic/mirascope__test_authentication_error__anthropic_claude_sonnet_4_0.yaml")

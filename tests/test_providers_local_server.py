@@ -430,3 +430,33 @@ def test_a_supervisor_runs_under_one_event_loop_after_another(
         assert asyncio.run(sup.run_plan(plan)).output == f"written {i}"
     asyncio.run(sup.aclose())
     gc.collect()  # the first loop's transports are collected (and warned about) inside this test
+
+
+async def test_anthropic_native_output_sends_a_schema_structured_outputs_accept(
+    server: ProviderServer,
+) -> None:
+    # The model's own schema was sent: `minimum` and `maxLength` are refused by the API (400).
+    from pydantic import BaseModel, Field
+
+    from workers import Worker
+
+    class Refund(BaseModel):
+        invoice_id: str = Field(max_length=20)
+        amount_cents: int = Field(ge=0)
+
+    model = AnthropicModel("claude-haiku-4-5", api_key=KEY, base_url=server.url, native_output=True)
+    server.opened.append(model)
+
+    class Refunder(Worker):
+        """Refunds."""
+
+        output = Refund
+
+    server.queue(Answer(200, anthropic_message('{"invoice_id": "42", "amount_cents": -5}')))
+    server.queue(Answer(200, anthropic_message('{"invoice_id": "42", "amount_cents": 5}')))
+    result = await Refunder(model=model).run("refund 42")
+    assert result.output == Refund(invoice_id="42", amount_cents=5)  # the constraint held: repaired
+    sent = server.received[0].body["output_config"]["format"]["schema"]
+    fields = sent["properties"]
+    assert "minimum" not in fields["amount_cents"] and "maxLength" not in fields["invoice_id"]
+    assert "{minimum: 0}" in sent["properties"]["amount_cents"]["description"]

@@ -14,7 +14,7 @@ from typing import Any
 from tools.errors import AgentError, ProviderHTTPError, excerpt
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart
-from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
+from ._model import ForcedTool, ModelRequest, ModelResponse, OutputSpec, StopReason, ToolChoice
 from ._prices import Price, PriceTable
 from ._provider import (
     json_body,
@@ -155,15 +155,31 @@ class AnthropicModel(SDKModel):
             timeout_s=timeout_s,
         )
         self.native_output = native_output
+        # The output schemas as the API takes them, per output spec (kept alive with its entry).
+        self._schemas: dict[int, tuple[OutputSpec, dict[str, Any]]] = {}
 
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
-        raw = await client.messages.with_raw_response.create(
-            **to_wire(request, self.name), stream=self.stream
-        )
+        params = to_wire(request, self.name)
+        if request.output is not None:
+            params["output_config"] = {
+                "format": {"type": "json_schema", "schema": self._schema(request.output)}
+            }
+        raw = await client.messages.with_raw_response.create(**params, stream=self.stream)
         if self.stream:
             return await self._read_stream(raw, started)
         body = json_body(await raw.text(), self.provider, self.name)
         return self._from_body(body, raw.headers, time.perf_counter() - started, None)
+
+    def _schema(self, output: OutputSpec) -> dict[str, Any]:
+        """The output schema as structured outputs accept it: the SDK's own transform moves what
+        the API refuses (`minimum`, `maxLength`, a schema in `additionalProperties`, ...) into
+        descriptions. The answer is still validated against the full model, and repaired."""
+        found = self._schemas.get(id(output))
+        if found is None:
+            transform = getattr(self._sdk_module(), "transform_schema", None)
+            schema = dict(output.schema)
+            found = self._schemas[id(output)] = (output, transform(schema) if transform else schema)
+        return found[1]
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """The prompt tokens of `request` as Claude counts them (the count-tokens endpoint)."""
