@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import enum
 import functools
 import threading
 from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tools import Tool, parse_arguments_text, serialize_result, tool, truncate_result
 from tools.errors import ConfigurationError, ToolDefinitionError
@@ -308,3 +309,53 @@ async def test_a_decorated_function_can_still_be_called_from_code() -> None:
     assert add(1, 2) == 3 and await issue_refund("42", 5.0) == "42:5.0:duplicate:None:Color.RED:None"
     with pytest.raises(ToolDefinitionError, match="is already a tool"):
         tool(add)
+
+
+class Card(BaseModel):
+    kind: Literal["card"]
+    number: str
+
+
+class Bank(BaseModel):
+    kind: Literal["bank"]
+    iban: str
+
+
+def test_a_union_of_models_is_explained_by_the_member_whose_kind_matches() -> None:
+    # The deepest member was chosen, whatever its kind: a bank payment was told of the card's
+    # `number`, and a card with a bad number was told of the bank's `iban`.
+    @tool
+    def pay(method: Card | Bank) -> str:
+        """Pay."""
+        return "ok"
+
+    assert pay.validated({"method": {"kind": "bank"}})[1] == [
+        ("$.method.iban", None, "is required but missing")
+    ]
+    assert pay.validated({"method": {"kind": "card", "number": 5}})[1] == [
+        ("$.method.number", 5, "5 is not of type 'string'")
+    ]
+
+
+class Positive(BaseModel):
+    x: int
+
+    @field_validator("x")
+    @classmethod
+    def positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+def test_what_only_pydantic_checks_is_named_by_a_json_path_and_the_value() -> None:
+    # The value was left out, and a union member's name stood in the path ($.thing.A.x).
+    @tool
+    def book(when: datetime.date, thing: Positive) -> str:
+        """Book."""
+        return "ok"
+
+    _, issues = book.validated({"when": "next tuesday", "thing": {"x": -1}})
+    paths = {path: rule for path, _, rule in issues}
+    assert paths["$.when"].endswith("(got next tuesday)")
+    assert paths["$.thing.x"] == "Value error, must be positive (got -1)"

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-from .errors import ToolDefinitionError
+from .errors import ToolDefinitionError, excerpt
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -111,12 +111,7 @@ class ArgumentModel:
             instance = self.model.model_validate(arguments)
         except ValidationError as exc:
             return None, [
-                (
-                    json_path(e["loc"]),
-                    e.get("input"),
-                    e["msg"],
-                )
-                for e in exc.errors()
+                (json_path(_in_value(arguments, e["loc"])), e.get("input"), _rule(e)) for e in exc.errors()
             ]
         return {param: getattr(instance, field) for field, param in self.fields.items()}, []
 
@@ -168,3 +163,27 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
             f"tool {name!r}: no JSON Schema for its parameters: {exc}", tool=name
         ) from exc
     return description, schema, ArgumentModel(model, names)
+
+
+def _in_value(value: object, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic's error location as a path into the arguments: the steps it adds that are no
+    key or index of the value (a union member's name, a validator's tag) are left out; the last
+    step stays (a missing property is named by it)."""
+    path: list[Any] = []
+    last = len(loc) - 1
+    for i, step in enumerate(loc):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value):
+            value = value[step]
+        elif i != last:
+            continue
+        path.append(step)
+    return tuple(path)
+
+
+def _rule(error: Any) -> str:
+    """Pydantic's message with the offending value, as the schema's own messages have it."""
+    if error.get("type") == "missing":
+        return "is required but missing"
+    return f"{error['msg']} (got {excerpt(error.get('input'), 80)})"

@@ -40,13 +40,15 @@ def _specific(error: Any) -> list[Any]:
     for sub in error.context:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
 
-    def rank(subs: list[Any]) -> tuple[int, bool]:
-        # Deeper first; at equal depth, a branch that matched the type and failed inside it
+    def rank(subs: list[Any]) -> tuple[bool, int, bool]:
+        # A branch whose tag matched (no `const` or `enum` failed: a Literal kind) first; then
+        # deeper first; at equal depth, a branch that matched the type and failed inside it
         # (an invented property, a bound) beats one that failed on the type itself.
-        return max(len(e.absolute_path) for e in subs), any(e.validator != "type" for e in subs)
+        tagged = not any(e.validator in ("const", "enum") for e in subs)
+        return tagged, max(len(e.absolute_path) for e in subs), any(e.validator != "type" for e in subs)
 
     best = max(branches.values(), key=rank)
-    depth, specific = rank(best)
+    _, depth, specific = rank(best)
     if depth == len(error.absolute_path) and not specific:
         types = [sub.validator_value for sub in error.context if sub.validator == "type"]
         error.message = f"{error.instance!r} is not of type " + " or ".join(repr(t) for t in types)
