@@ -18,6 +18,7 @@ from supervisor import (
     CircuitOpen,
     ConfigurationError,
     HandoffLoop,
+    MaxTurnsExceeded,
     Plan,
     PlanError,
     RunAborted,
@@ -597,6 +598,21 @@ async def test_an_invalid_handoff_payload_goes_back_to_the_model(checked: Check)
     sup = Supervisor([Triage(model=triage), Orders(model=orders), Writer()], model=checked(ScriptedModel([])))
     await sup.run_plan(Plan(steps=[Step("t", "Triage", "x")]))
     assert "$.input.order_id: 'five' is not of type 'integer'" in triage.requests[1].tool_results[0].content
+
+
+async def test_turns_spent_on_invalid_handoffs_are_reported_with_them(checked: Check) -> None:
+    # MaxTurnsExceeded said "last calls: no tool calls" after turns of refused handoffs.
+    bad = reply.tool_call("transfer_to_Orders", reason="order", input={"order_id": "five"})
+    limited = type("Triage", (Triage,), {"max_turns": 2, "output_repairs": 5})
+    triage = checked(ScriptedModel([bad, bad]))
+    sup = Supervisor(
+        [limited(model=triage), Orders(), Writer()], model=checked(ScriptedModel([])), step_retries=0
+    )
+    with pytest.raises(StepFailed) as caught:
+        await sup.run_plan(Plan(steps=[Step("t", "Triage", "x")]))
+    error = caught.value.cause
+    assert isinstance(error, MaxTurnsExceeded)
+    assert [name for name, _ in error.last_calls] == ["transfer_to_Orders"] * 2
 
 
 class PingA(Worker):

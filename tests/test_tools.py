@@ -359,3 +359,42 @@ def test_what_only_pydantic_checks_is_named_by_a_json_path_and_the_value() -> No
     paths = {path: rule for path, _, rule in issues}
     assert paths["$.when"].endswith("(got next tuesday)")
     assert paths["$.thing.x"] == "Value error, must be positive (got -1)"
+
+
+def test_parameter_descriptions_come_from_rest_and_numpy_docstrings_and_a_field_wins() -> None:
+    # Only Google style was read: the others went whole into the description; and the
+    # docstring's text replaced an explicit Field(description=...).
+    @tool
+    def rest(a: int, b: int = 0) -> int:
+        """Add.
+
+        :param a: The first number,
+            on two lines.
+        :param int b: The second.
+        :returns: The sum.
+        """
+        return a + b
+
+    @tool
+    def numpy(a: int, b: Annotated[int, Field(description="From the field.")] = 0) -> int:
+        """Add.
+
+        Parameters
+        ----------
+        a : int
+            The first number.
+        b : int, optional
+            From the docstring.
+
+        Returns
+        -------
+        int
+        """
+        return a + b
+
+    for made in (rest, numpy):
+        assert made.description == "Add."
+    assert rest.parameters["properties"]["a"]["description"] == "The first number, on two lines."
+    assert rest.parameters["properties"]["b"]["description"] == "The second."
+    assert numpy.parameters["properties"]["a"]["description"] == "The first number."
+    assert numpy.parameters["properties"]["b"]["description"] == "From the field."

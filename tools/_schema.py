@@ -36,7 +36,13 @@ def json_path(parts: Any) -> str:
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Split a Google-style docstring into (description, {parameter: description})."""
+    """Split a docstring into (description, {parameter: description}): Google style ("Args:"),
+    reST (":param name: ...") or NumPy ("Parameters" underlined)."""
+    if _REST_FIELD.search(doc):
+        return _parse_rest(doc)
+    numpy = _NUMPY_SECTION.search(doc)
+    if numpy:
+        return _parse_numpy(doc, numpy)
     summary: list[str] = []
     args: dict[str, str] = {}
     section: str | None = None
@@ -58,6 +64,54 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             elif current is not None:
                 args[current] = f"{args[current]} {line.strip()}".strip()
     return "\n".join(summary).strip(), args
+
+
+_REST_FIELD = re.compile(r"^\s*:(param|parameter|arg|argument|type|returns?|raises?|rtype)\b", re.M)
+_REST_PARAM = re.compile(r"^:(?:param|parameter|arg|argument)\s+(?:[^:]*\s)?(\*{0,2}\w+)\s*:\s*(.*)$")
+_NUMPY_SECTION = re.compile(r"^[ \t]*(\w[\w ]*)\n[ \t]*-{3,}[ \t]*$", re.M)
+_NUMPY_ENTRY = re.compile(r"^(\*{0,2}\w+)\s*(?::.*)?$")
+
+
+def _parse_rest(doc: str) -> tuple[str, dict[str, str]]:
+    summary: list[str] = []
+    args: dict[str, str] = {}
+    current: str | None = None
+    for line in doc.splitlines():
+        text = line.strip()
+        if text.startswith(":"):
+            match = _REST_PARAM.match(text)
+            current = match.group(1).lstrip("*") if match else None
+            if match:
+                args[current] = match.group(2).strip()  # type: ignore[index]
+        elif current is not None and text:
+            args[current] = f"{args[current]} {text}".strip()
+        elif current is None and not args:
+            summary.append(line)
+    return "\n".join(summary).strip(), args
+
+
+def _parse_numpy(doc: str, first: re.Match[str]) -> tuple[str, dict[str, str]]:
+    summary = doc[: first.start()].strip()
+    args: dict[str, str] = {}
+    sections = list(_NUMPY_SECTION.finditer(doc))
+    for i, section in enumerate(sections):
+        if section.group(1).strip() not in ("Parameters", "Args", "Arguments", "Other Parameters"):
+            continue
+        end = sections[i + 1].start() if i + 1 < len(sections) else len(doc)
+        current: str | None = None
+        base: int | None = None
+        for line in doc[section.end() : end].splitlines():
+            if not line.strip():
+                continue
+            indent = len(line) - len(line.lstrip())
+            base = indent if base is None else base
+            match = _NUMPY_ENTRY.match(line.strip())
+            if indent <= base and match:
+                current = match.group(1).lstrip("*")
+                args[current] = ""
+            elif current is not None:
+                args[current] = f"{args[current]} {line.strip()}".strip()
+    return summary, args
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +193,7 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
                 f"tool {name!r}: parameter {param.name!r} has no type annotation", tool=name
             )
         annotation = hints[param.name]
-        if param.name in arg_docs:
+        if param.name in arg_docs and not _described(annotation):  # an explicit Field's stands
             annotation = Annotated[annotation, Field(description=arg_docs[param.name])]
         default = ... if param.default is inspect.Parameter.empty else param.default
         # Names pydantic cannot take as fields (BaseModel's own attributes, a leading underscore,
@@ -187,3 +241,8 @@ def _rule(error: Any) -> str:
     if error.get("type") == "missing":
         return "is required but missing"
     return f"{error['msg']} (got {excerpt(error.get('input'), 80)})"
+
+
+def _described(annotation: Any) -> bool:
+    """Whether an `Annotated[...]` hint already carries a `Field(description=...)`."""
+    return any(getattr(meta, "description", None) for meta in getattr(annotation, "__metadata__", ()))

@@ -253,6 +253,7 @@ class _Turns:
         """A valid handoff ends the run; an invalid one goes back to the model like bad arguments."""
         target, action = self.handoffs[call.name]
         payload, issues = action.validated(call.arguments) if call.arguments is not None else (None, [])
+        self.last_calls.append((call.name, call.raw_arguments))  # what MaxTurnsExceeded reports
         self.messages.append(response.message)
         if payload is None:
             issues = issues or [("$", call.raw_arguments, "arguments are not a JSON object")]
