@@ -361,6 +361,18 @@ def test_malformed_usage_or_text_in_a_provider_body_is_a_typed_error() -> None:
         OpenAIModel("gpt-4o")._from_body(openai_body, {}, 0.0, None)
 
 
+@tool
+async def echo(text: str) -> str:
+    """Echoes."""
+    return text
+
+
+class Caller(Worker):
+    """Calls."""
+
+    tools = [echo]
+
+
 async def test_tool_call_ids_a_model_repeats_or_garbles_are_made_unique_before_they_are_sent_back(
     checked: Check,
 ) -> None:
@@ -374,16 +386,6 @@ async def test_tool_call_ids_a_model_repeats_or_garbles_are_made_unique_before_t
         return ModelResponse(parts=calls, stop_reason="tool_use")
 
     model = checked(ScriptedModel([turn("c1", "c1"), turn("c1", "bad id!"), reply.text("done")]))
-
-    @tool
-    async def echo(text: str) -> str:
-        """Echoes."""
-        return text
-
-    class Caller(Worker):
-        """Calls."""
-
-        tools = [echo]
 
     result = await Caller(model=model).run("go")
     assert result.output == "done"
@@ -402,16 +404,6 @@ async def test_a_tool_name_no_api_accepts_back_is_answered_as_unknown_and_sent_b
     model = checked(
         ScriptedModel([ModelResponse(parts=(wrapper,), stop_reason="tool_use"), reply.text("done")])
     )
-
-    @tool
-    async def echo(text: str) -> str:
-        """Echoes."""
-        return text
-
-    class Caller(Worker):
-        """Calls."""
-
-        tools = [echo]
 
     result = await Caller(model=model).run("go")
     assert result.output == "done"
