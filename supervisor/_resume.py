@@ -88,7 +88,9 @@ def take_up(
     stored = same_run(run_id, record, goal, plan, workers)
     execution.done.update(restore_steps(run_id, record.steps, workers))
     execution.version = record.plan.get("version", 1) if record.plan else 0
-    execution.given = bool(record.plan and record.plan.get("given"))
+    # A plan passed again is the user's (run_plan); the record says so for a run taken up
+    # without one (`resume`). Runs recorded before the flag existed count as given when passed.
+    execution.given = plan is not None or bool(record.plan and record.plan.get("given"))
     chosen = plan or stored
     if record.status == "failed" and chosen is not None:
         unfinished = [s.id for s in chosen.steps if s.id not in execution.done]

@@ -132,3 +132,13 @@ async def test_a_users_own_model_of_a_known_or_registered_name_is_priced() -> No
     ctx = RunContext(prices=table)
     registered = await Local(model=_OwnModel("local", "llama-3-70b")).run("hi", context=ctx)
     assert (registered.usage.requests, registered.usage.cost_usd) == (1, pytest.approx(0.5))
+
+
+async def test_a_users_own_model_with_its_own_price_is_priced_by_it() -> None:
+    class Local(Worker):
+        """Answers."""
+
+    model = _OwnModel("local", "llama-3-70b")
+    model.price = Price(10.0, 10.0)  # type: ignore[attr-defined]
+    result = await Local(model=model).run("hi")
+    assert result.usage.cost_usd == pytest.approx(10.0)  # a million input tokens at $10

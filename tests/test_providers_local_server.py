@@ -375,7 +375,13 @@ async def test_a_pasted_key_that_no_header_can_carry_is_named_never_quoted_and_n
     assert problem in error.problem and error.env_var == f"{provider.upper()}_API_KEY"
     assert server.received == [] and not events.of(ModelRetryEvent)  # nothing to send again
     shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
-    assert KEY[8:] not in shown and error.__cause__ is None
+    assert KEY[8:] not in shown and error.__cause__ is None and error.__context__ is None  # not held
+
+
+async def test_a_body_that_cannot_be_encoded_is_not_blamed_on_the_key(server: ProviderServer) -> None:
+    ask = ModelRequest(messages=(UserMessage.of("file name: report\udcff.txt"),), max_tokens=32)
+    with pytest.raises(MalformedResponse):  # a lone surrogate in the text: no fault of the key
+        await call_model(gpt(server), ask, policy=FAST)
 
 
 def test_text_from_a_local_exception_is_cleared_of_the_key_and_of_tokens() -> None:
@@ -460,3 +466,26 @@ async def test_anthropic_native_output_sends_a_schema_structured_outputs_accept(
     fields = sent["properties"]
     assert "minimum" not in fields["amount_cents"] and "maxLength" not in fields["invoice_id"]
     assert "{minimum: 0}" in sent["properties"]["amount_cents"]["description"]
+
+
+async def test_an_output_schema_the_sdk_cannot_shape_is_sent_as_it_is(server: ProviderServer) -> None:
+    from typing import Any as AnyValue
+
+    from pydantic import BaseModel
+
+    from workers import Worker
+
+    class Loose(BaseModel):
+        answer: str
+        data: AnyValue  # `{}` in JSON Schema: the SDK's transform refuses it
+
+    model = AnthropicModel("claude-haiku-4-5", api_key=KEY, base_url=server.url, native_output=True)
+    server.opened.append(model)
+
+    class Answerer(Worker):
+        """Answers."""
+
+        output = Loose
+
+    server.queue(Answer(200, anthropic_message('{"answer": "a", "data": 1}')))
+    assert (await Answerer(model=model).run("go")).output == Loose(answer="a", data=1)

@@ -181,10 +181,23 @@ async def test_an_async_tool_behind_a_plain_decorator_is_awaited() -> None:
         def __call__(self) -> Any:
             return self._go()
 
+    def facade(fn: Any) -> Any:  # async_to_sync: a sync function running its own event loop
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(fn(*args, **kwargs))
+
+        return run
+
+    @tool
+    @facade
+    async def convert(amount: int) -> str:
+        """Convert."""
+        return f"{amount} EUR"
+
     later = Tool.from_schema(Later(), name="later", description="", parameters={"type": "object"})
-    assert not fetch.is_sync
     assert await fetch.invoke({"invoice_id": "42"}) == {"invoice_id": "42"} and ran == ["42"]
     assert await later.invoke({}) == "later"
+    assert convert.is_sync and await convert.invoke({"amount": 30}) == "30 EUR"  # still in its thread
 
 
 async def test_a_tool_from_an_explicit_json_schema() -> None:

@@ -408,6 +408,29 @@ async def test_a_tool_name_no_api_accepts_back_is_answered_as_unknown_and_sent_b
     result = await Caller(model=model).run("go")
     assert result.output == "done"
     sent = [c.name for m in model.requests[-1].messages if m.kind == "assistant" for c in m.tool_calls]
-    assert sent == ["multi_tool_use_parallel"]
+    assert sent == ["not_a_tool_multi_tool_use_parallel"]
     answer = model.requests[-1].tool_results[0]
     assert answer.is_error and "echo" in answer.content  # told which tools exist
+
+
+async def test_a_malformed_name_is_never_cleaned_into_a_tools_name(checked: Check) -> None:
+    # "e.cho" cleaned to "e_cho" would have run that tool, which the model never named.
+    ran: list[str] = []
+
+    @tool
+    async def e_cho(text: str) -> str:
+        """Echoes, with a side effect."""
+        ran.append(text)
+        return text
+
+    class Careful(Worker):
+        """Calls."""
+
+        tools = [e_cho]
+
+    garbled = ToolCallPart("c1", "e.cho", '{"text": "x"}', {"text": "x"})
+    model = checked(
+        ScriptedModel([ModelResponse(parts=(garbled,), stop_reason="tool_use"), reply.text("done")])
+    )
+    assert (await Careful(model=model).run("go")).output == "done"
+    assert ran == [] and model.requests[-1].tool_results[0].is_error

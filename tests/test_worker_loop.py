@@ -436,6 +436,27 @@ async def test_polling_the_same_call_is_not_a_loop_while_its_result_changes(chec
     assert caught.value.count == 3 and next(states) == "running"  # the tool ran twice
 
 
+async def test_the_same_failing_or_denied_call_again_is_a_loop_too(checked: Check) -> None:
+    attempts: list[str] = []
+
+    @tool
+    def flaky(job_id: str) -> str:
+        """Fails the same way each time."""
+        attempts.append(job_id)
+        raise RuntimeError("the job store is down")
+
+    class Retrier(Worker):
+        """Retries."""
+
+        model = "openai:gpt-4o"
+        tools = [flaky]
+
+    call = reply.tool_call("flaky", job_id="7")
+    with pytest.raises(LoopDetected):
+        await Retrier(model=checked(ScriptedModel([call, call, call]))).run("go")
+    assert attempts == ["7", "7"]
+
+
 async def test_without_an_approver_risky_calls_are_denied_and_the_model_told(checked: Check) -> None:
     model = checked(
         ScriptedModel(

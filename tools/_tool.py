@@ -112,7 +112,10 @@ class Tool:
         self._arguments = arguments
         self._validator: Any = None
         self._accepts: Callable[[object], bool] | None = None  # see _fastcheck
-        self._is_async = _is_async(function)
+        # A sync callable runs in a thread; one that returns a coroutine (a plain decorator over
+        # an async function) has it awaited on the loop, while a sync facade that runs its own
+        # event loop (async_to_sync) keeps its thread.
+        self._is_async = inspect.iscoroutinefunction(function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function itself, unchecked: a decorated function stays usable from code (and
@@ -221,17 +224,6 @@ class Tool:
         if inspect.isawaitable(result):  # a callable that returns a coroutine (a sync wrapper, say)
             result = await result
         return result
-
-
-def _is_async(function: Callable[..., Any]) -> bool:
-    """An async function, also behind a plain decorator (`functools.wraps`) whose own wrapper is
-    sync but returns the coroutine: called on the event loop, the coroutine awaited."""
-    if inspect.iscoroutinefunction(function):
-        return True
-    try:
-        return inspect.iscoroutinefunction(inspect.unwrap(function))
-    except ValueError:  # a cycle of __wrapped__
-        return False
 
 
 def _make(

@@ -176,9 +176,15 @@ class AnthropicModel(SDKModel):
         descriptions. The answer is still validated against the full model, and repaired."""
         found = self._schemas.get(id(output))
         if found is None:
-            transform = getattr(self._sdk_module(), "transform_schema", None)
             schema = dict(output.schema)
-            found = self._schemas[id(output)] = (output, transform(schema) if transform else schema)
+            transform = getattr(self._sdk_module(), "transform_schema", None)
+            try:
+                shaped = transform(schema) if transform is not None else schema
+            except (ValueError, TypeError, KeyError):  # a schema it cannot shape (`Any`): as it is
+                shaped = schema
+            if len(self._schemas) >= 64:  # planners are made per re-plan: keep the cache bounded
+                self._schemas.clear()
+            found = self._schemas[id(output)] = (output, shaped)
         return found[1]
 
     async def count_tokens(self, request: ModelRequest) -> int:

@@ -193,7 +193,7 @@ class _Turns:
         """Take one response: the output when it is one, else extend the conversation."""
         calls = response.tool_calls
         if calls:
-            response, calls = conforming_calls(response, calls, self.call_ids)
+            response, calls = conforming_calls(response, calls, self.call_ids, self.runner.tools)
         if response.stop_reason == "max_tokens":
             self._truncated(response.raw_stop_reason)
             return None

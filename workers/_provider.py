@@ -223,7 +223,9 @@ def header_problem(exc: BaseException, key: str | None) -> str | None:
     for _ in range(6):  # the SDK's error, httpx's, h11's: a short chain
         if seen is None:
             break
-        if isinstance(seen, UnicodeEncodeError) or (
+        # An encoding error is the key's only when the key is not ASCII: a body can fail to
+        # encode too (a lone surrogate in a file name), and that is no key's fault.
+        if (isinstance(seen, UnicodeEncodeError) and key is not None and not key.isascii()) or (
             type(seen).__name__ == "LocalProtocolError" and "header" in str(seen).lower()
         ):
             problem = "a request header holds a character HTTP headers cannot carry"

@@ -21,7 +21,7 @@ from ._deadlines import Deadlines
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._hooks import ModelCallGuard
 from ._model import Model, ModelRequest, ModelResponse
-from ._prices import PriceTable
+from ._prices import Price, PriceTable
 from ._ratelimit import ModelLimiter, RateLimits
 from ._resolve import model_id
 from ._tokens import estimate_tokens
@@ -109,24 +109,29 @@ async def _acquire(limiter: ModelLimiter, request: ModelRequest, events: EventSi
     return reserved
 
 
-def _attempted(response: ModelResponse, attempt: int, mid: str, prices: PriceTable | None) -> ModelResponse:
+def _attempted(
+    response: ModelResponse, attempt: int, model: Model, prices: PriceTable | None
+) -> ModelResponse:
     """The response, its usage counting every attempt (and priced, if its model did not)."""
     usage = response.usage
     if usage.requests == 0:
-        usage = _counted(usage, mid, prices)
+        usage = _counted(usage, model, prices)
     elif attempt == 1:
         return response
     return replace(response, usage=replace(usage, requests=attempt, retries=attempt - 1))
 
 
-def _counted(usage: Usage, mid: str, prices: PriceTable | None) -> Usage:
+def _counted(usage: Usage, model: Model, prices: PriceTable | None) -> Usage:
     """The usage of a model object that reported tokens but no request (a user's own model):
-    one request, priced from the table, and unpriced rather than free when its price is unknown."""
+    one request, priced by the model's own `price` or the table, and unpriced rather than free
+    when neither knows it."""
     if usage.known_cost_usd or usage.unpriced_requests:  # it priced itself
         return replace(usage, requests=1)
     from ._provider import make_usage
 
-    price = (prices if prices is not None else PriceTable()).lookup(mid)
+    price = getattr(model, "price", None)
+    if not isinstance(price, Price):
+        price = (prices if prices is not None else PriceTable()).lookup(model_id(model))
     return make_usage(
         price, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
     )
@@ -262,7 +267,7 @@ async def call_model(
                 await sleep(delay)
                 continue
             _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
-            response = _attempted(response, attempt, mid, prices)
+            response = _attempted(response, attempt, model, prices)
             _emit_call(events, mid, response, worker, scope)
             break
     except BaseException:

@@ -99,9 +99,11 @@ class SDKModel:
         except (getattr(sdk, self._error_class), ValueError, TypeError) as exc:
             # SDK errors, undecodable bodies, and the SDK's TypeError for missing credentials.
             error = self._translate(exc, sdk)
-            if isinstance(error, MalformedAPIKey):  # the chained h11 error quotes the key
-                raise error from None
-            raise error from exc
+            if not isinstance(error, MalformedAPIKey):
+                raise error from exc
+        # Raised here, outside the handler: neither its cause nor its context may hold the
+        # h11 error, which quotes the header value, key included.
+        raise error
 
     def _translate(self, exc: BaseException, sdk: ModuleType) -> AgentError:
         key = getattr(self._client, "api_key", None) or self._api_key

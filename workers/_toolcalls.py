@@ -61,6 +61,9 @@ class _Prepared:
         return self.canonical
 
 
+_OWN_BOUNDS = frozenset({"timeout", "invalid", "unknown"})  # ToolTimeoutError, repairs, UnknownToolError
+
+
 def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
     lines = "\n".join(f"- {path}: {rule}" for path, _, rule in issues[:20])
     return f"Invalid arguments for tool {tool!r}:\n{lines}\nFix the arguments and call the tool again."
@@ -132,8 +135,8 @@ class ToolRunner:
         # Turns in a row with invalid arguments ("invalid", tool) or a timeout ("timeout", tool).
         self._streak: dict[tuple[str, str], int] = {}
         self._unknown = 0
-        # per (tool, canonical arguments): calls in a row with the same result, and its hash
-        self._seen: dict[tuple[str, str], tuple[int, int]] = {}
+        # per (tool, canonical arguments): calls in a row with the same result, and that result
+        self._seen: dict[tuple[str, str], tuple[int, str]] = {}
         self._unsaved = False
 
     async def run_turn(
@@ -205,21 +208,20 @@ class ToolRunner:
         return item
 
     def _note_results(self, prepared: Sequence[_Prepared]) -> None:
-        """Count, per tool and arguments, the calls in a row that returned the same result: a
-        call repeated with nothing new is a loop; one whose result changes (a job's status,
-        polled) is progress. Errors are bounded by their own counts (timeouts, repairs)."""
+        """Count, per tool and arguments, the calls in a row that were answered the same: a call
+        repeated with nothing new (the same result, the same error, the same denial) is a loop;
+        one whose result changes (a job's status, polled) is progress. Timeouts, invalid
+        arguments and unknown tools have bounds of their own."""
         seen = self._seen
         for item in prepared:
             result = item.result
-            if result is None or item.arguments is None or item.status not in (None, "ok"):
+            if result is None or item.arguments is None or item.status in _OWN_BOUNDS:
                 continue
             key = (item.call.name, item.arguments_json())
-            if result.is_error:
-                seen.pop(key, None)
-                continue
-            digest = hash(result.content)
+            content = result.content  # kept by the conversation anyway: no copy, no hash
             before = seen.get(key)
-            seen[key] = (before[0] + 1, digest) if before is not None and before[1] == digest else (1, digest)
+            same = before is not None and before[1] == content
+            seen[key] = (before[0] + 1, content) if same else (1, content)  # type: ignore[index]
 
     def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
         """Take up what a resumed run's journal says of this call."""
