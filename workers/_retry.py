@@ -114,26 +114,27 @@ def _attempted(
 ) -> ModelResponse:
     """The response, its usage counting every attempt (and priced, if its model did not)."""
     usage = response.usage
-    if usage.requests == 0:
-        usage = _counted(usage, model, prices)
-    elif attempt == 1:
-        return response
-    return replace(response, usage=replace(usage, requests=attempt, retries=attempt - 1))
+    if usage.requests:
+        if attempt == 1:
+            return response
+        return replace(response, usage=replace(usage, requests=attempt, retries=attempt - 1))
+    return replace(response, usage=_counted(usage, model, prices, attempt))
 
 
-def _counted(usage: Usage, model: Model, prices: PriceTable | None) -> Usage:
+def _counted(usage: Usage, model: Model, prices: PriceTable | None, attempt: int) -> Usage:
     """The usage of a model object that reported tokens but no request (a user's own model):
-    one request, priced by the model's own `price` or the table, and unpriced rather than free
+    its attempts, priced by the model's own `price` or the table, and unpriced rather than free
     when neither knows it."""
+    tokens = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
     if usage.known_cost_usd or usage.unpriced_requests:  # it priced itself
-        return replace(usage, requests=1)
-    from ._provider import make_usage
-
-    price = getattr(model, "price", None)
-    if not isinstance(price, Price):
-        price = (prices if prices is not None else PriceTable()).lookup(model_id(model))
-    return make_usage(
-        price, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+        cost, unpriced = usage.known_cost_usd, usage.unpriced_requests
+    else:
+        price = getattr(model, "price", None)
+        if not isinstance(price, Price):
+            price = (prices if prices is not None else PriceTable()).lookup(model_id(model))
+        cost, unpriced = (price.cost(*tokens), 0) if price is not None else (0.0, 1)
+    return Usage(
+        *tokens, requests=attempt, retries=attempt - 1, known_cost_usd=cost, unpriced_requests=unpriced
     )
 
 
