@@ -434,3 +434,39 @@ async def test_a_malformed_name_is_never_cleaned_into_a_tools_name(checked: Chec
     )
     assert (await Careful(model=model).run("go")).output == "done"
     assert ran == [] and model.requests[-1].tool_results[0].is_error
+
+
+def test_a_plain_function_stuck_past_its_timeout_does_not_hold_the_process_open(tmp_path: Any) -> None:
+    # Its thread was the default executor's: asyncio.run, then the interpreter, waited for it.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        textwrap.dedent(
+            '''
+            import asyncio, time
+            from tools import tool
+            from workers import Worker
+            from workers.testing import ScriptedModel, reply
+
+            @tool(timeout_s=0.2)
+            def stuck() -> str:
+                """Blocks."""
+                time.sleep(20)
+                return "late"
+
+            class W(Worker):
+                """w"""
+                tools = [stuck]
+
+            model = ScriptedModel([reply.tool_call("stuck"), reply.text("gave up")])
+            print(asyncio.run(W(model=model).run("go")).output)
+            '''
+        )
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "gave up", done.stderr
+    assert time.monotonic() - started < 10  # the tool's 20 s were not waited for

@@ -7,7 +7,6 @@ reach the function.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -17,6 +16,7 @@ from typing import Any, overload
 
 from ._fastcheck import compile_check
 from ._schema import ArgumentModel, function_schema, json_path
+from ._threads import in_daemon_thread
 from .errors import ToolDefinitionError, excerpt
 
 __all__ = ["ArgumentIssue", "Tool", "parse_arguments_text", "tool"]
@@ -220,7 +220,8 @@ class Tool:
         """Run the function. Sync functions run in a worker thread so they cannot block the loop."""
         if self._is_async:
             return await self.function(**kwargs)
-        result = await asyncio.to_thread(functools.partial(self.function, **kwargs))
+        # A daemon thread: one still blocked past its timeout does not hold the process open.
+        result = await in_daemon_thread(functools.partial(self.function, **kwargs), f"tool:{self.name}")
         if inspect.isawaitable(result):  # a callable that returns a coroutine (a sync wrapper, say)
             result = await result
         return result

@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from tools._threads import in_daemon_thread
 from tools.errors import ApproverFailed, excerpt
 
 from ._model import ModelRequest, ModelResponse
@@ -165,7 +166,7 @@ class CallableGate:
             if _is_async(self._approver):
                 answer = await self._approver(request)  # type: ignore[misc]
             else:
-                answer = await _in_thread(self._approver, request)
+                answer = await in_daemon_thread(functools.partial(self._approver, request), "approver")
                 if inspect.isawaitable(answer):
                     answer = await answer
         except Exception as exc:
@@ -180,34 +181,6 @@ class CallableGate:
 def _is_async(function: Callable[..., Any]) -> bool:
     call = type(function).__dict__.get("__call__")  # an object whose __call__ is async
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
-
-
-def _in_thread(function: Callable[[Any], Any], argument: Any) -> asyncio.Future[Any]:
-    """`function(argument)` in a daemon thread; its future on this loop (cancelling it leaves
-    the thread to finish on its own, its answer dropped)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
-    def run() -> None:
-        try:
-            value, error = function(argument), None
-        except BaseException as exc:  # handed to the loop as the call's outcome
-            value, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, value, error)
-        except RuntimeError:  # the loop is closed: nobody waits for the answer any more
-            pass
-
-    threading.Thread(target=run, name="approver", daemon=True).start()
-    return future
 
 
 class TimedGate:
