@@ -452,3 +452,15 @@ async def test_an_approval_timeout_of_zero_denies_at_once_in_the_store_queue(
     assert "not approved in time" in model.requests[1].tool_results[0].content
     with pytest.raises(ConfigurationError, match="approval_timeout_s must be None or 0 or more"):
         Supervisor([Payer(model=model)], model=checked(ScriptedModel([])), approval_timeout_s=-1)
+
+
+async def test_an_approver_that_raises_one_of_our_errors_is_not_wrapped(checked: Check) -> None:
+    def stop_everything(request: ApprovalRequest) -> bool:
+        raise RunAborted("refund", "the approver stopped the run", by="approver")
+
+    model = payer_model(checked, allow_unused=True)
+    async with Supervisor(
+        [Payer(model=model)], model=checked(ScriptedModel([])), approver=stop_everything
+    ) as sup:
+        with pytest.raises(RunAborted, match="the approver stopped the run"):
+            await sup.run_plan(PLAN)

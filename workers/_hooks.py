@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from tools._threads import in_daemon_thread
-from tools.errors import ApproverFailed, excerpt
+from tools.errors import AgentError, ApproverFailed, excerpt
 
 from ._model import ModelRequest, ModelResponse
 
@@ -169,6 +169,8 @@ class CallableGate:
                 answer = await in_daemon_thread(functools.partial(self._approver, request), "approver")
                 if inspect.isawaitable(answer):
                     answer = await answer
+        except AgentError:
+            raise  # one of ours (a RunAborted, say): it says what happened already
         except Exception as exc:
             raise ApproverFailed(request.tool, request.worker, exc) from exc
         if isinstance(answer, Decision):
