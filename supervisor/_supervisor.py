@@ -168,11 +168,14 @@ class Supervisor:
         Leaving the loop early cancels the run (recorded as aborted, resumable).
         """
         if plan is not None:
+            _check_goal(goal, optional=True)
             issues = check_plan(plan, self.workers, self.budget.max_steps)
             if issues:
                 raise PlanError(issues, attempts=0, run_id=run_id)
         elif goal is None:
             raise ConfigurationError("stream needs a goal or a plan")
+        else:
+            _check_goal(goal)
         return stream_events(lambda sink: self._run(goal, plan, run_id, sink))
 
     async def run(self, goal: str, run_id: str | None = None) -> RunResult:
@@ -181,8 +184,7 @@ class Supervisor:
         Raises:
             AgentError: a typed error of the tree, carrying `run_id`.
         """
-        if not isinstance(goal, str) or not goal.strip():
-            raise ConfigurationError(f"the goal must be a non-empty string, got {excerpt(goal)}")
+        _check_goal(goal)
         return await self._run(goal, None, run_id)
 
     async def run_plan(self, plan: Plan, *, goal: str | None = None, run_id: str | None = None) -> RunResult:
@@ -192,6 +194,7 @@ class Supervisor:
         outputs; otherwise the output is the last step's output (a dict by step id when several
         steps end the plan).
         """
+        _check_goal(goal, optional=True)
         issues = check_plan(plan, self.workers, self.budget.max_steps)
         if issues:
             raise PlanError(issues, attempts=0, run_id=run_id)
@@ -383,3 +386,11 @@ class Supervisor:
         if self._synthesizer is None:
             self._synthesizer = synthesizer_class(self.model, self.output)
         return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
+
+
+def _check_goal(goal: object, *, optional: bool = False) -> None:
+    """A goal is a non-empty string (or None, where a plan is given instead)."""
+    if optional and goal is None:
+        return
+    if not isinstance(goal, str) or not goal.strip():
+        raise ConfigurationError(f"the goal must be a non-empty string, got {excerpt(goal)}")

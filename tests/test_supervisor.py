@@ -371,6 +371,11 @@ async def test_bad_goals_plans_and_stores_get_errors_that_say_what_was_wrong(
     for goal in (None, "", 42):
         with pytest.raises(ConfigurationError, match="the goal must be a non-empty string"):
             await sup.run(goal)  # type: ignore[arg-type]
+    for goal in ("  ", 42):
+        with pytest.raises(ConfigurationError, match="the goal must be a non-empty string"):
+            sup.stream(goal)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="the goal must be a non-empty string"):
+            await sup.run_plan(Plan(steps=[Step("o", "Orders", {"order_id": 1})]), goal=goal)  # type: ignore[arg-type]
     with pytest.raises(PlanError) as caught:  # was "no valid plan after 1 attempts", without the value
         await sup.run_plan(Plan(steps=[Step("o", "Orders", {"order_id": "seven"})]))
     assert str(caught.value).startswith("the plan given is invalid: step 'o': input for Orders")
