@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tools._jsontext import json_encoder
+from tools._jsontext import canonical_json
 from tools.errors import (
     AgentError,
     BudgetExceeded,
@@ -68,14 +68,11 @@ class StepFailure:
     error: AgentError
 
 
-_SORTED = json_encoder(sort_keys=True, default=str)
-
-
 def _canonical(value: Any) -> str:
     """The same text for equal tasks: a task seen before is a handoff going round in a loop."""
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
-    return _SORTED(value)
+    return canonical_json(value)
 
 
 def _allowed(worker: Worker) -> set[str]:

@@ -10,13 +10,13 @@ from tools.errors import ConfigurationError
 from workers import Model, Worker
 from workers._resolve import check_model
 
-__all__ = ["MAX_WORKERS", "checked_workers"]
+__all__ = ["MAX_WORKERS", "checked_settings"]
 
 MAX_WORKERS = 4  # the coordination saturation point
 _RESERVED = ("Planner", "Synthesizer")
 
 
-def checked_workers(
+def checked_settings(
     workers: Sequence[Worker], model: str | Model, approval_timeout_s: Any
 ) -> dict[str, Worker]:
     """The workers by name, after checking them, the models they and the planner name, their

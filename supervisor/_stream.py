@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from workers import Event, EventSink
-from workers._events import CallbackSink, as_sink
+from workers._events import CallbackSink
 
 from ._result import RunResult
 
-__all__ = ["Both", "CallbackSink", "as_sink", "stream_events"]
+__all__ = ["Both", "stream_events"]
 
 _END = object()
 

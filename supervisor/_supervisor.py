@@ -47,6 +47,7 @@ from workers import (
     ToolGate,
     Worker,
 )
+from workers._events import as_sink
 from workers._hooks import as_gate
 
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate
@@ -64,10 +65,10 @@ from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
 from ._resume import claim, same_run, take_up
-from ._settings import MAX_WORKERS, checked_workers
+from ._settings import MAX_WORKERS, checked_settings
 from ._shared import Shared
 from ._store import RunRecord, Store, new_run_id, open_store
-from ._stream import as_sink, stream_events
+from ._stream import stream_events
 
 __all__ = ["MAX_WORKERS", "Supervisor"]
 
@@ -119,7 +120,7 @@ class Supervisor:
         approval_timeout_s: float | None = 600.0,
         redact: Redactor | None = None,
     ) -> None:
-        by_name = checked_workers(workers, model, approval_timeout_s)
+        by_name = checked_settings(workers, model, approval_timeout_s)
         self._store: Store = open_store(store)
         self._takeover = False  # set by a backend that hands each run to one process (DBOS)
         if approver is None:  # no one to ask here: risky calls wait in the store's approval queue

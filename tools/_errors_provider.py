@@ -103,10 +103,12 @@ class ProviderRateLimited(ProviderHTTPError):
 
     @property
     def retryable(self) -> bool:
-        return self.error_type not in _SPENT
+        return self.error_type not in SPENT_QUOTA
 
 
-_SPENT = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+# The providers' names for an account whose quota or credit is spent (OpenAI gives them in
+# `code`, at times under a generic `type`): waiting does not help.
+SPENT_QUOTA = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
 
 
 class ProviderUnavailable(ProviderHTTPError):

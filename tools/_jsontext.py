@@ -17,7 +17,7 @@ import json.encoder
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["json_encoder"]
+__all__ = ["canonical_json", "json_encoder"]
 
 
 def json_encoder(
@@ -43,3 +43,8 @@ def json_encoder(
 
 def _refuse(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+canonical_json = json_encoder(sort_keys=True, default=str)
+"""Sorted, compact JSON, anything else as its `str`: the same text for equal values (tool
+arguments compared, a handoff's task seen again)."""

@@ -80,9 +80,10 @@ def _parse_rest(doc: str) -> tuple[str, dict[str, str]]:
         text = line.strip()
         if text.startswith(":"):
             match = _REST_PARAM.match(text)
-            current = match.group(1).lstrip("*") if match else None
+            current = None
             if match:
-                args[current] = match.group(2).strip()  # type: ignore[index]
+                current = match.group(1).lstrip("*")
+                args[current] = match.group(2).strip()
         elif current is not None and text:
             args[current] = f"{args[current]} {text}".strip()
         elif current is None and not args:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from tools._errors_provider import SPENT_QUOTA
 from tools.errors import (
     MalformedResponse,
     MissingAPIKey,
@@ -255,7 +256,7 @@ def _status_message(body: object, fallback: str) -> tuple[str, str | None]:
         if isinstance(error, Mapping):
             kind = (
                 error.get("code")
-                if error.get("code") in _SPENT_CODES
+                if error.get("code") in SPENT_QUOTA
                 else error.get("type") or error.get("code")
             )
             kind = str(kind) if kind else None
@@ -266,8 +267,6 @@ def _status_message(body: object, fallback: str) -> tuple[str, str | None]:
     return fallback, None
 
 
-# OpenAI says "insufficient_quota" in `code` and at times only a generic `type`.
-_SPENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
 # The status each documented Anthropic error type stands for, for an error sent as a stream event.
 _STREAM_ERROR_STATUS = {
     "invalid_request_error": 400,

@@ -107,7 +107,8 @@ class SDKModel:
 
     def _translate(self, exc: BaseException, sdk: ModuleType) -> AgentError:
         key = getattr(self._client, "api_key", None) or self._api_key
-        problem = header_problem(exc, key if isinstance(key, str) else None)
+        secret = key if isinstance(key, str) else None
+        problem = header_problem(exc, secret)
         if problem is not None:  # the request could not be built: no use sending it again
             return MalformedAPIKey(self.provider, self._key_env_var, problem)
         error = translate_sdk_error(
@@ -117,13 +118,11 @@ class SDKModel:
             model=self.name,
             request_id_header=self._request_id_header,
             key_env_var=self._key_env_var,
-            secret=key if isinstance(key, str) else None,
+            secret=secret,
         )
         if error is not None:
             return error
-        detail = redact(
-            f"unreadable response ({type(exc).__name__}: {exc})", key if isinstance(key, str) else None
-        )
+        detail = redact(f"unreadable response ({type(exc).__name__}: {exc})", secret)
         return malformed(self.provider, self.name, detail, "")
 
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tools import Tool, parse_arguments_text
-from tools._jsontext import json_encoder
+from tools._jsontext import canonical_json
 from tools.errors import (
     LoopDetected,
     ResumeError,
@@ -57,7 +57,7 @@ class _Prepared:
     def arguments_json(self) -> str:
         """The arguments that run, as canonical JSON (computed once: journal, loop check, trace)."""
         if not self.canonical:
-            self.canonical = _canonical(self.arguments or {})
+            self.canonical = canonical_json(self.arguments or {})
         return self.canonical
 
 
@@ -94,10 +94,6 @@ def _streaks(
         else:
             counts.pop(key, None)
     return hit
-
-
-# Arguments as sorted, compact JSON: parsed from JSON (or edited by a person), never circular.
-_canonical: Callable[[Mapping[str, Any]], str] = json_encoder(sort_keys=True, default=str)
 
 
 class ToolRunner:
@@ -220,8 +216,10 @@ class ToolRunner:
             key = (item.call.name, item.arguments_json())
             content = result.content  # kept by the conversation anyway: no copy, no hash
             before = seen.get(key)
-            same = before is not None and before[1] == content
-            seen[key] = (before[0] + 1, content) if same else (1, content)  # type: ignore[index]
+            if before is not None and before[1] == content:
+                seen[key] = (before[0] + 1, content)
+            else:
+                seen[key] = (1, content)
 
     def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
         """Take up what a resumed run's journal says of this call."""
@@ -310,7 +308,7 @@ class ToolRunner:
         if item.result is not None and journal is not None and item.key:
             # Whoever decided (a callable, a terminal, the store's queue), a resumed run takes
             # the same decision: a person is not asked twice, and the answers that follow fit.
-            arguments_json = _canonical(arguments)
+            arguments_json = canonical_json(arguments)
             await journal.tool_finished(
                 item.key, call, arguments_json, item.result, "denied", 0.0, durable=True
             )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tools._jsontext import json_encoder
+from tools._jsontext import canonical_json
 from tools.errors import ProviderConnectionError, ScriptError, excerpt, http_error_class
 
 from ._messages import AssistantPart, TextPart, ToolCallPart
@@ -97,13 +97,10 @@ class _Context:
         )
 
 
-_SORTED = json_encoder(sort_keys=True, default=str)
-
-
 def _dump(value: object) -> str:
     if hasattr(value, "model_dump_json") and hasattr(type(value), "model_fields"):  # a pydantic model
         return str(value.model_dump_json())
-    return _SORTED(value)
+    return canonical_json(value)
 
 
 class _ReplyFactory:
