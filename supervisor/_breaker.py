@@ -4,7 +4,8 @@ Closed: calls go through. After `failures` consecutive failures (or calls slower
 `slow_call_s`, which count as failures) the breaker opens: calls fail at once with
 `CircuitOpen`. A 429 is not a failure: the provider answered, and the rate limits and its
 retry-after pace the calls. After `cooldown_s` it is half-open: one probe call goes through; its success
-closes the breaker, its failure opens it again.
+closes the breaker, its failure opens it again. A probe that ends with no outcome (cancelled, out of
+time before it was sent, a 400) lets the next call probe.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ class CircuitBreaker:
             self.failures = 0
             if self.state != "closed":
                 self._move("closed")
+
+    def release(self) -> None:
+        """The call let through ended with no outcome to record: if it was the probe, the next
+        call may probe (cancelled, or refused before it was sent, a probe would hold the breaker
+        half-open for good)."""
+        if self.state == "half_open":
+            self._probing = False
 
     def _move(self, state: Literal["closed", "open", "half_open"]) -> None:
         if state != self.state:

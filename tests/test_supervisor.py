@@ -21,6 +21,8 @@ from supervisor import (
     MaxTurnsExceeded,
     Plan,
     PlanError,
+    ProviderError,
+    ProviderRateLimited,
     RunAborted,
     Step,
     StepFailed,
@@ -36,13 +38,18 @@ from workers import (
     ModelRequest,
     PlanEvent,
     Price,
+    RateLimit,
+    RateLimits,
     RetryPolicy,
     StepEvent,
+    UserMessage,
     Worker,
+    call_model,
 )
 from workers.testing import FunctionModel, ScriptedModel, reply
 
 Check = Callable[[Any], Any]
+ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32)
 
 
 class Refund(BaseModel):
@@ -553,6 +560,59 @@ async def test_a_half_open_breaker_lets_one_probe_through_and_closes_on_success(
     breaker.record(False, 0.1)
     assert breaker.state == "closed"
     breaker.check()
+
+
+async def _opened(breakers: CircuitBreakers, model: FunctionModel) -> None:
+    """Open the model's breaker with one failure and let its cooldown pass."""
+    with pytest.raises(ProviderError):
+        await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=breakers)
+    assert breakers.for_model("test:function").state == "open"
+    await asyncio.sleep(0.06)
+
+
+async def test_a_probe_cancelled_by_its_caller_lets_the_next_call_probe() -> None:
+    """A run's deadline or abort cancels the probe: the breaker must not stay half-open for good."""
+    answers = iter([reply.error(503), None, reply.text("fine")])
+
+    async def provider(request: ModelRequest) -> Any:
+        answer = next(answers)
+        if answer is None:
+            await asyncio.sleep(10)
+        return answer
+
+    breakers = CircuitBreakers(BreakerSettings(failures=1, cooldown_s=0.05))
+    model = FunctionModel(provider)
+    await _opened(breakers, model)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=breakers)
+    response = await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=breakers)
+    assert response.text == "fine" and breakers.for_model("test:function").state == "closed"
+
+
+@pytest.mark.parametrize("refusal", ["bad request", "local rate limit"])
+async def test_a_probe_refused_for_a_reason_that_says_nothing_of_health_lets_the_next_call_probe(
+    refusal: str,
+) -> None:
+    """A 400, or a probe that found no room under the local rate limit, was no test of the
+    provider: the breaker stays half-open and the next call probes."""
+    answers = iter([reply.error(503), reply.error(400), reply.text("fine")])
+    breakers = CircuitBreakers(BreakerSettings(failures=1, cooldown_s=0.05))
+    model = FunctionModel(lambda request: next(answers))
+    await _opened(breakers, model)
+    if refusal == "bad request":
+        with pytest.raises(ProviderError) as caught:
+            await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=breakers)
+        assert caught.value.status_code == 400
+    else:
+        next(answers)  # the 400 is not asked for: the probe is not sent
+        limits = RateLimits({"test:function": RateLimit(requests_per_minute=1, max_wait_s=0.01)})
+        await limits.for_model("test:function").acquire(1)  # the minute's one request is taken
+        with pytest.raises(ProviderRateLimited):
+            await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=breakers, limits=limits)
+    assert breakers.for_model("test:function").state == "half_open"
+    response = await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=breakers)
+    assert response.text == "fine" and breakers.for_model("test:function").state == "closed"
 
 
 async def test_slow_calls_count_as_failures() -> None:

@@ -45,6 +45,12 @@ class Breaker(Protocol):
         """One attempt's outcome: a provider failure, or a success and how long it took."""
         ...
 
+    def release(self) -> None:
+        """The call `check` let through ended without an outcome to `record` (cancelled, out of
+        time before it was sent, or refused for a reason that says nothing of the provider's
+        health): a probe it was must not hold the next one back."""
+        ...
+
 
 class Breakers(Protocol):
     """The breakers of every model, shared like rate limits."""
@@ -192,6 +198,16 @@ def _record(
         limiter.observe(None, error.retry_after_s if error is not None else None)
 
 
+def _abandoned(
+    probe: Breaker | None, guard: ModelCallGuard | None, name: str, mid: str, request: ModelRequest
+) -> None:
+    """A call that ends in an error: its probe, if it was one, and its reservation are released."""
+    if probe is not None:
+        probe.release()
+    if guard is not None:
+        guard.after_model_call(name, mid, request, None)
+
+
 async def call_model(
     model: Model,
     request: ModelRequest,
@@ -229,6 +245,7 @@ async def call_model(
         request = await guard.before_model_call(name, mid, request)
     started = time.monotonic()
     attempt = 0
+    probe: Breaker | None = None  # a breaker not closed let this attempt through: it is owed an outcome
     try:
         while True:
             attempt += 1
@@ -236,6 +253,7 @@ async def call_model(
                 breaker is not None and getattr(breaker, "state", None) != "closed"
             ):  # closed: nothing to check
                 _check(breaker, events, mid)
+                probe = breaker
             reserved = 0
             if limiter is not None and not limiter.idle:
                 reserved = await _acquire(limiter, request, events, mid)
@@ -261,6 +279,7 @@ async def call_model(
             except ProviderError as error:
                 error.attempts = attempt
                 _record(error, None, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
+                probe = None if error.retryable else probe  # a retryable error was the outcome
                 delay = _retry_delay(error, attempt, policy, time.monotonic() - started)
                 if delay is None:
                     raise
@@ -268,12 +287,12 @@ async def call_model(
                 await sleep(delay)
                 continue
             _record(None, response, breaker, limiter, reserved, events, mid, time.monotonic() - sent)
+            probe = None
             response = _attempted(response, attempt, model, prices)
             _emit_call(events, mid, response, worker, scope)
             break
     except BaseException:
-        if guard is not None:
-            guard.after_model_call(name, mid, request, None)  # the reservation is released
+        _abandoned(probe, guard, name, mid, request)
         raise
     if guard is not None:  # outside the try: an error of the settling stands, nothing is released
         guard.after_model_call(name, mid, request, response)
