@@ -26,6 +26,7 @@ from workers import (
     close_models,
     model_id,
 )
+from workers._resolve import model_price
 
 from ._breaker import CircuitBreakers
 from ._budget import Budget, BudgetGuard
@@ -94,13 +95,14 @@ class Shared:
             models=self.models,
         )
         specs = [planner_model, *(w.model_spec for w in workers.values())]
+        specs += [s for w in workers.values() if (s := type(w).summary_model) is not None]
         key = tuple(spec if isinstance(spec, str) else id(spec) for spec in specs)
         prices = self._model_prices
         if prices is None or key != self._priced:  # the models changed since: price them again
             prices = {}
-            for spec in specs:
+            for spec in specs:  # at the prices usage is counted at, so that max_usd holds
                 model = ctx.model(spec)
-                prices[model_id(model)] = getattr(model, "price", None)
+                prices[model_id(model)] = model_price(model, self.prices)
             self._model_prices, self._priced = prices, key
         ctx.guard = BudgetGuard(budget, prices, events, run_id)
         return ctx

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor import Plan, Step, Supervisor
+from supervisor import Budget, BudgetExceeded, Plan, Step, Supervisor
 from tests.conversation_rules import assert_valid_request
 from tests.provider_server import Answer, ProviderServer, anthropic_message
 from tests.recorders import Events
@@ -28,6 +28,7 @@ from workers import (
     CompactionEvent,
     ContextOverflow,
     ModelRequest,
+    Price,
     RetryPolicy,
     TextPart,
     ToolCallPart,
@@ -42,6 +43,7 @@ from workers.testing import FunctionModel, reply
 Check = Callable[[Any], Any]
 TASK = "Read every page of the report and say how many pages mention the refund."
 SUMMARY_PROMPT_START = "You compress an agent's working notes"
+DEAR = Price(input=0.0, output=100_000.0)  # per million tokens: no answer of 256 tokens fits $1
 
 
 @tool
@@ -440,3 +442,21 @@ async def test_a_count_that_fails_leaves_the_decision_to_the_estimate(server: Pr
     )
     result = await Counter(model=_claude(server)).run(TASK)
     assert result.output == "done" and server.received[1].path == "/v1/messages/count_tokens"
+
+
+async def test_a_priced_summary_model_is_held_to_the_runs_max_usd() -> None:
+    """The summaries cost money too: a summary call that cannot fit `max_usd` is not sent."""
+    summariser = FunctionModel(lambda request: reply.text("Summary."), name="summariser", price=DEAR)
+
+    class Thrifty(Reader):
+        """Reads long reports, summarising with a dear model."""
+
+        summary_model = summariser
+
+    free = Price(input=0.0, output=0.0)
+    reader = FunctionModel(_reader_model(300, []), name="reader", price=free)
+    planner = FunctionModel(reply.text, price=free)
+    sup = Supervisor([Thrifty(model=reader)], model=planner, budget=Budget(max_usd=1.0))
+    with pytest.raises(BudgetExceeded) as caught:
+        await sup.run_plan(Plan(steps=[Step("a", "Thrifty", TASK)]))
+    assert caught.value.limit == "max_usd" and summariser.requests == []

@@ -142,3 +142,26 @@ async def test_a_users_own_model_with_its_own_price_is_priced_by_it() -> None:
     model.price = Price(10.0, 10.0)  # type: ignore[attr-defined]
     result = await Local(model=model).run("hi")
     assert result.usage.cost_usd == pytest.approx(10.0)  # a million input tokens at $10
+
+
+async def test_max_usd_holds_a_users_own_model_at_the_price_its_usage_is_counted_at() -> None:
+    """A model object of a known name is charged at the table's price, so the budget reserves at
+    it too: a call whose worst case does not fit is not sent (it was taken as unpriced)."""
+    from supervisor import Budget, BudgetExceeded, Plan, Step, Supervisor
+
+    class Local(Worker):
+        """Answers."""
+
+    model = _OwnModel("openai", "gpt-4o")
+    requests: list[ModelRequest] = []
+    asked = model.request
+
+    async def request(request: ModelRequest) -> ModelResponse:
+        requests.append(request)
+        return await asked(request)
+
+    model.request = request  # type: ignore[method-assign]
+    sup = Supervisor([Local(model=model)], model=model, budget=Budget(max_usd=0.001))
+    with pytest.raises(BudgetExceeded) as caught:  # 256 answer tokens at $10 a million: $0.00256
+        await sup.run_plan(Plan(steps=[Step("a", "Local", "hi")]))
+    assert caught.value.limit == "max_usd" and requests == []

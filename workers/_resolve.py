@@ -5,9 +5,9 @@ from __future__ import annotations
 from tools.errors import ModelNameError
 
 from ._model import Model
-from ._prices import PriceTable
+from ._prices import Price, PriceTable
 
-__all__ = ["PROVIDERS", "check_model", "model_id", "resolve_model"]
+__all__ = ["PROVIDERS", "check_model", "model_id", "model_price", "resolve_model"]
 
 PROVIDERS = ("anthropic", "openai")
 
@@ -57,3 +57,13 @@ def _parts(spec: str) -> tuple[str, str]:
 def model_id(model: Model) -> str:
     """The "provider:name" id of a model object, the key of prices and rate limits."""
     return f"{model.provider}:{model.name}"
+
+
+def model_price(model: Model, prices: PriceTable | None) -> Price | None:
+    """What a model's calls cost: its own `price`, else the table's (the built-in prices when
+    None) for its id; None when neither knows it (unpriced, never free). The budget reserves
+    at this price and usage is counted at it."""
+    price = getattr(model, "price", None)
+    if isinstance(price, Price):
+        return price
+    return (prices if prices is not None else PriceTable()).lookup(model_id(model))

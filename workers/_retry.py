@@ -21,9 +21,9 @@ from ._deadlines import Deadlines
 from ._events import BreakerEvent, EventSink, ModelCallEvent, ModelRetryEvent, NullSink, RateLimitWaitEvent
 from ._hooks import ModelCallGuard
 from ._model import Model, ModelRequest, ModelResponse
-from ._prices import Price, PriceTable
+from ._prices import PriceTable
 from ._ratelimit import ModelLimiter, RateLimits
-from ._resolve import model_id
+from ._resolve import model_id, model_price
 from ._tokens import estimate_tokens
 from ._usage import Usage
 
@@ -135,9 +135,7 @@ def _counted(usage: Usage, model: Model, prices: PriceTable | None, attempt: int
     if usage.known_cost_usd or usage.unpriced_requests:  # it priced itself
         cost, unpriced = usage.known_cost_usd, usage.unpriced_requests
     else:
-        price = getattr(model, "price", None)
-        if not isinstance(price, Price):
-            price = (prices if prices is not None else PriceTable()).lookup(model_id(model))
+        price = model_price(model, prices)
         cost, unpriced = (price.cost(*tokens), 0) if price is not None else (0.0, 1)
     return Usage(
         *tokens, requests=attempt, retries=attempt - 1, known_cost_usd=cost, unpriced_requests=unpriced
