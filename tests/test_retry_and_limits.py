@@ -22,6 +22,7 @@ from workers import (
     call_model,
     estimate_tokens,
 )
+from workers._provider import retry_after_s
 from workers.testing import ScriptedModel, reply
 
 ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=10)
@@ -76,6 +77,28 @@ async def test_retry_after_is_honoured_exactly() -> None:
     sleeps = Sleeps()
     await call_model(model, ASK, policy=RetryPolicy(), sleep=sleeps)
     assert sleeps.waits == [7.5]
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "nan"}, None),
+        ({"retry-after-ms": "NaN"}, None),
+        ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),
+    ],
+)
+def test_a_retry_after_that_is_no_number_counts_as_not_said(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    """NaN passes every bound (each comparison with it is false): a call would sleep forever."""
+    assert retry_after_s(headers) == seconds
+
+
+async def test_a_nan_retry_after_from_a_model_object_waits_the_backoff_instead() -> None:
+    model = ScriptedModel([reply.error(429, retry_after_s=float("nan")), reply.text("ok")])
+    sleeps = Sleeps()
+    await call_model(model, ASK, policy=RetryPolicy(base_delay_s=1.0), sleep=sleeps)
+    assert len(sleeps.waits) == 1 and 0.0 <= sleeps.waits[0] <= 1.0
 
 
 async def test_total_time_is_bounded() -> None:

@@ -9,6 +9,7 @@ timeouts, broken streams), honouring the provider's retry-after; never on 400, 4
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -82,8 +83,8 @@ class RetryPolicy:
 
     def delay(self, retry: int, retry_after_s: float | None) -> float:
         """The wait before retry number `retry` (1-based): full jitter, or the provider's ask."""
-        if retry_after_s is not None:
-            return retry_after_s
+        if retry_after_s is not None and not math.isnan(retry_after_s):  # NaN passes every bound
+            return max(retry_after_s, 0.0)
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
         return (self.rng or random).uniform(0.0, ceiling)
 
