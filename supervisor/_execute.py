@@ -89,6 +89,7 @@ class Execution:
         "_pending",
         "ctx",
         "done",
+        "failed",
         "given",
         "handoffs",
         "journal",
@@ -107,6 +108,7 @@ class Execution:
         self.step_retries = step_retries
         self.max_handoffs = _DEFAULT_MAX_HANDOFFS if max_handoffs is None else max_handoffs
         self.done: dict[str, StepResult] = {}
+        self.failed = 0  # steps that failed after their retries, in this process (they ran: max_steps)
         self.handoffs = 0
         self.version = 0  # the plan's version: 1 for the first plan, one more for each re-plan
         self.given = False  # the plan is the user's (run_plan): never replaced by a planner's
@@ -175,6 +177,7 @@ class Execution:
                 if self.journal is not None and recorded is None:
                     self.journal.record_failure(key, error)
                 if attempt > self.step_retries:
+                    self.failed += 1
                     self.ctx.events.emit(StepEvent(step.id, step.worker, "failed", attempt, str(error)))
                     if self._failure is None:
                         self._failure = StepFailure(step, step.worker, attempt, error)

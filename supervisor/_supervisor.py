@@ -344,16 +344,21 @@ class Supervisor:
             assert goal is not None
             plan = await self._make_plan(goal, ctx, execution, None)
         replans = max(0, execution.version - 1)  # a resumed run has had its re-plans already
+        # Each earlier plan of a resumed run failed in at least one step; this process counts its
+        # own failures (the current plan's recorded ones fail again as they are replayed).
+        failed_before = replans
         while (failure := await execution.run(plan)) is not None:
             # A run's steps, failed ones too, stay within max_steps: a re-plan needs a step left.
-            used = len(execution.done) + replans + 1
-            no_room = self.budget.max_steps is not None and used >= self.budget.max_steps
+            failed = failed_before + execution.failed
+            no_room = (
+                self.budget.max_steps is not None and len(execution.done) + failed >= self.budget.max_steps
+            )
             if goal is None or execution.given or replans >= self.max_replans or no_room:  # it stands
                 raise StepFailed(
                     failure.step.id, failure.worker, failure.attempts, failure.error, run_id=ctx.run_id
                 ) from failure.error
             replans += 1
-            plan = await self._make_plan(goal, ctx, execution, failure, replans)
+            plan = await self._make_plan(goal, ctx, execution, failure, failed)
         output = await self._answer(goal, plan, execution.done, execution.scoped("answer", final=True))
         usage = ctx.usage
         assert ctx.run_id is not None

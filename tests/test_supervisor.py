@@ -313,6 +313,26 @@ async def test_max_steps_bounds_the_runs_steps_across_re_plans(checked: Check) -
     assert "2 new steps and 1 are finished; the run may take 1 more" in repr(planner.requests[2].messages[-1])
 
 
+async def test_max_steps_counts_every_step_that_failed_in_parallel(checked: Check) -> None:
+    """Two parallel steps fail: both ran, so with max_steps=3 the re-plan may take one more, not two."""
+    planner = checked(
+        ScriptedModel(
+            [
+                plan_reply(step("a", "Writer", "first"), step("b", "Writer", "second")),
+                plan_reply(step("c", "Writer", "third"), step("d", "Writer", "fourth")),
+                plan_reply(step("c", "Writer", "third")),
+                reply.text("done"),
+            ]
+        )
+    )
+    writer = checked(ScriptedModel([reply.text(""), reply.text(""), reply.text("c done")]))
+    writer_class = type("Writer", (Writer,), {"output_repairs": 0})
+    sup = Supervisor([writer_class(model=writer)], model=planner, budget=Budget(max_steps=3), step_retries=0)
+    result = await sup.run("goal")
+    assert list(result.steps) == ["c"] and len(writer.requests) == 3  # a, b (failed), c
+    assert "the plan has 2 steps; at most 1 are allowed" in repr(planner.requests[2].messages[-1])
+
+
 async def test_no_re_plan_once_the_run_has_used_its_steps(checked: Check) -> None:
     writer_class = type("Writer", (Writer,), {"output_repairs": 0})
     planner2 = checked(ScriptedModel([plan_reply(step("a", "Writer", "first"))]))
