@@ -135,7 +135,9 @@ class Execution:
                 self._group = group
                 self._start_ready()
         except BaseExceptionGroup as group_error:
-            raise _first(group_error) from None
+            error = _first(group_error)
+            error.__suppress_context__ = True  # the group says nothing more; `from None` would drop the cause
+            raise error  # noqa: B904
         finally:
             self._group = None
         return self._failure
@@ -238,7 +240,7 @@ class Execution:
             target.task_text(handoff.input)
         except WorkerInputError as exc:
             raise HandoffError(
-                source.name, handoff.target, f"payload rejected: {exc}", run_id=run_id
+                source.name, handoff.target, f"payload rejected: {exc}", value=handoff.input, run_id=run_id
             ) from exc
         return target
 

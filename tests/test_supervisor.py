@@ -10,13 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from supervisor import (
     Budget,
     BudgetExceeded,
     CircuitOpen,
     ConfigurationError,
+    HandoffError,
     HandoffLoop,
     MaxTurnsExceeded,
     Plan,
@@ -27,12 +28,14 @@ from supervisor import (
     Step,
     StepFailed,
     Supervisor,
+    WorkerInputError,
 )
 from supervisor._breaker import BreakerSettings, CircuitBreakers
 from tests.recorders import Events
 from tools import tool
 from workers import (
     BudgetEvent,
+    Handoff,
     HandoffEvent,
     ModelCallEvent,
     ModelRequest,
@@ -42,8 +45,10 @@ from workers import (
     RateLimits,
     RetryPolicy,
     StepEvent,
+    Usage,
     UserMessage,
     Worker,
+    WorkerResult,
     call_model,
 )
 from workers.testing import FunctionModel, ScriptedModel, reply
@@ -683,6 +688,72 @@ async def test_an_invalid_handoff_payload_goes_back_to_the_model(checked: Check)
     sup = Supervisor([Triage(model=triage), Orders(model=orders), Writer()], model=checked(ScriptedModel([])))
     await sup.run_plan(Plan(steps=[Step("t", "Triage", "x")]))
     assert "$.input.order_id: 'five' is not of type 'integer'" in triage.requests[1].tool_results[0].content
+
+
+class Positive(BaseModel):
+    order_id: int
+
+    @field_validator("order_id")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("order ids are positive")
+        return value
+
+
+class Shipping(Worker):
+    """Ships orders."""
+
+    model = "openai:gpt-4o-mini"
+    input = Positive
+
+
+class ToShipping(Worker):
+    """Sends orders to shipping."""
+
+    model = "openai:gpt-4o"
+    handoffs = ["Shipping"]
+
+
+async def test_a_payload_the_targets_own_checks_reject_goes_back_to_the_model(checked: Check) -> None:
+    """The schema holds but a validator of the target's input fails: the model is told and fixes
+    it, as for a schema violation (the step used to end with HandoffError)."""
+    triage = checked(
+        ScriptedModel(
+            [
+                reply.tool_call("transfer_to_Shipping", reason="ship it", input={"order_id": -7}),
+                reply.tool_call("transfer_to_Shipping", reason="ship it", input={"order_id": 7}),
+            ]
+        )
+    )
+    shipping = checked(ScriptedModel([reply.text("order 7 shipped")]))
+    sup = Supervisor([ToShipping(model=triage), Shipping(model=shipping)], model=checked(ScriptedModel([])))
+    result = await sup.run_plan(Plan(steps=[Step("t", "ToShipping", "ship order 7")]))
+    assert result.output == "order 7 shipped"
+    told = triage.requests[1].tool_results[0]
+    assert told.is_error and "$.input.order_id: Value error, order ids are positive" in told.content
+
+
+async def test_a_refused_handoff_carries_its_payload_and_why(checked: Check) -> None:
+    """A worker whose own `run` hands over a payload the target rejects: the error names the
+    payload and keeps the target's input error as its cause."""
+
+    class Hasty(Worker):
+        """Hands every order to shipping at once."""
+
+        model = "openai:gpt-4o"
+        handoffs = ["Shipping"]
+
+        async def run(self, task: object, **kwargs: Any) -> WorkerResult:
+            handoff = Handoff("Hasty", "Shipping", {"order_id": -7}, "no time")
+            return WorkerResult("Hasty", None, Usage(), 0, (), handoff)
+
+    sup = Supervisor([Hasty(), Shipping()], model=checked(ScriptedModel([])))
+    with pytest.raises(HandoffError) as caught:
+        await sup.run_plan(Plan(steps=[Step("h", "Hasty", "ship order 7")]))
+    error = caught.value
+    assert error.value == {"order_id": -7} and "(payload {'order_id': -7})" in str(error)
+    assert isinstance(error.__cause__, WorkerInputError) and error.__cause__.value == {"order_id": -7}
 
 
 async def test_turns_spent_on_invalid_handoffs_are_reported_with_them(checked: Check) -> None:

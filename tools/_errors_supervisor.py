@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._errors_base import AgentError
+from ._errors_base import AgentError, excerpt
 
 __all__ = [
     "BudgetExceeded",
@@ -95,13 +95,24 @@ class CircuitOpen(AgentError):
 
 
 class HandoffError(AgentError):
-    """A handoff to a worker that is not allowed, or with a payload its input rejects."""
+    """A handoff to a worker that is not allowed, or with a payload its input rejects.
 
-    def __init__(self, source: str, target: str, reason: str, *, run_id: str | None = None) -> None:
-        super().__init__(f"handoff {source} -> {target} refused: {reason}", run_id=run_id)
+    Attributes:
+        source: The worker handing over.
+        target: The worker it named.
+        reason: Why it was refused.
+        value: The payload it handed over.
+    """
+
+    def __init__(
+        self, source: str, target: str, reason: str, *, value: object = None, run_id: str | None = None
+    ) -> None:
+        shown = f" (payload {excerpt(value)})" if value is not None else ""
+        super().__init__(f"handoff {source} -> {target} refused: {reason}{shown}", run_id=run_id)
         self.source = source
         self.target = target
         self.reason = reason
+        self.value = value
 
 
 class HandoffLoop(AgentError):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tools._schema import json_path
 from tools.errors import (
     ContextOverflow,
     MaxTurnsExceeded,
@@ -19,6 +20,7 @@ from tools.errors import (
     OutputValidationError,
     ProviderError,
     ResponseTruncated,
+    WorkerInputError,
 )
 
 from ._callids import conforming_calls
@@ -253,6 +255,9 @@ class _Turns:
         """A valid handoff ends the run; an invalid one goes back to the model like bad arguments."""
         target, action = self.handoffs[call.name]
         payload, issues = action.validated(call.arguments) if call.arguments is not None else (None, [])
+        if payload is not None:  # the schema holds; the target's input model may ask more
+            issues = self._rejected_by_target(target, payload["input"])
+            payload = None if issues else payload
         self.last_calls.append((call.name, call.raw_arguments))  # what MaxTurnsExceeded reports
         self.messages.append(response.message)
         if payload is None:
@@ -278,6 +283,22 @@ class _Turns:
             )
             return None
         return _Finished(None, Handoff(self.name, target, payload["input"], str(payload["reason"])))
+
+    def _rejected_by_target(self, target: str, task: object) -> list[tuple[str, object, str]]:
+        """What the target's own input check (validators, a blank task) finds wrong with the
+        payload, as (JSON path, value, rule): told to the model like a schema violation, rather
+        than ending the step when the supervisor checks the handoff."""
+        worker = self.ctx.workers.get(target) if self.ctx.workers else None
+        if worker is None:  # run alone: the caller routes the handoff and checks it there
+            return []
+        try:
+            worker.task_text(task)
+        except WorkerInputError as exc:
+            return [
+                (json_path(("input", *e["loc"])), e.get("input", task), str(e["msg"]))  # type: ignore[misc]
+                for e in exc.errors
+            ]
+        return []
 
     def _truncated(self, raw_stop: str | None) -> None:
         # The cut answer is not kept: its tool calls could not be answered, its text is partial.
