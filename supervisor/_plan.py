@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.errors import WorkerInputError, excerpt
+from tools.errors import PlanError, WorkerInputError, excerpt
 from workers import Worker
 from workers._records import fast_init
 
@@ -41,8 +41,21 @@ class Step:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if isinstance(self.depends_on, str):  # one id, not its letters: depends_on="a" means ["a"]
-            object.__setattr__(self, "depends_on", (self.depends_on,))
+        depends_on: Any = self.depends_on
+        if isinstance(depends_on, str):  # one id, not its letters: depends_on="a" means ["a"]
+            object.__setattr__(self, "depends_on", (depends_on,))
+        elif depends_on is None:
+            object.__setattr__(self, "depends_on", ())
+        elif not isinstance(depends_on, (list, tuple)) or not all(isinstance(d, str) for d in depends_on):
+            raise PlanError(
+                [f"step {self.id!r}: depends_on must be a list of step ids, got {excerpt(depends_on)}"], 0
+            )
+        for name in ("id", "worker"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise PlanError(
+                    [f"step {excerpt(self.id)}: {name} must be a non-empty string, got {excerpt(value)}"], 0
+                )
 
 
 @fast_init
@@ -52,6 +65,27 @@ class Plan:
 
     steps: Sequence[Step] = field(default_factory=tuple)
     reasoning: str = ""
+
+    def __post_init__(self) -> None:
+        """Steps are kept as a tuple (a generator would be used up by the check, leaving nothing
+        to run); a dict is read as a step's fields, as the planner writes them."""
+        steps = self.steps
+        if type(steps) is tuple and all(type(s) is Step for s in steps):  # the usual case: as it is
+            return
+        if isinstance(steps, (str, bytes, Mapping)) or not isinstance(steps, Iterable):
+            raise PlanError([f"steps must be a list of Step, got {excerpt(steps)}"], 0)
+        object.__setattr__(self, "steps", tuple(_step(i, item) for i, item in enumerate(steps)))
+
+
+def _step(index: int, item: object) -> Step:
+    if isinstance(item, Step):
+        return item
+    if isinstance(item, Mapping):
+        try:
+            return Step(**item)
+        except TypeError as exc:  # a field missing, or one Step does not have
+            raise PlanError([f"step {index}: {exc} (got {excerpt(item)})"], 0) from None
+    raise PlanError([f"step {index}: not a Step, got {excerpt(item)}"], 0)
 
 
 def _cycle(steps: Sequence[Step], done: set[str]) -> list[str] | None:

@@ -228,6 +228,31 @@ async def test_run_plan_runs_a_python_plan_without_a_planner(checked: Check) -> 
         await sup.run_plan(Plan(steps=[Step(id="x", worker="Nope", input="x")]))
 
 
+async def test_a_plan_built_loosely_is_read_or_refused_as_a_plan_error(checked: Check) -> None:
+    """Steps as a generator ran nothing and 'succeeded' (the check used them up); dicts and
+    depends_on=None failed with AttributeError and TypeError."""
+    writer = checked(ScriptedModel([reply.text("a"), reply.text("b"), reply.text("c")]))
+    sup = Supervisor([Writer(model=writer)], model=checked(ScriptedModel([])))
+    ran = await sup.run_plan(Plan(steps=(s for s in [Step("a", "Writer", "first")])))
+    assert list(ran.steps) == ["a"]
+    as_dicts = Plan(steps=[{"id": "b", "worker": "Writer", "input": "second", "depends_on": None}])  # type: ignore[list-item]
+    assert as_dicts.steps == (Step("b", "Writer", "second"),)
+    assert (await sup.run_plan(as_dicts)).output == "b"
+    assert Step("c", "Writer", "x", None).depends_on == ()  # type: ignore[arg-type]
+    assert (await sup.run_plan(Plan([Step("c", "Writer", "x", None)]))).output == "c"  # type: ignore[arg-type]
+    refused = {
+        "not a step": lambda: Plan(steps=["a"]),  # type: ignore[list-item]
+        "a field Step does not have": lambda: Plan(steps=[{"id": "a", "worker": "Writer", "agent": "x"}]),  # type: ignore[list-item]
+        "not a list": lambda: Plan(steps="ab"),
+        "depends_on of numbers": lambda: Step("a", "Writer", "x", [1]),  # type: ignore[list-item]
+        "no worker": lambda: Step("a", None, "x"),  # type: ignore[arg-type]
+    }
+    for why, build in refused.items():
+        with pytest.raises(PlanError) as caught:
+            build()
+        assert str(caught.value).startswith("the plan given is invalid: "), why
+
+
 async def test_independent_steps_run_at_the_same_time(checked: Check) -> None:
     async def slow(request: ModelRequest) -> Any:
         await asyncio.sleep(0.2)
