@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, replace
 
-from tools.errors import BudgetExceeded
+from tools.errors import BudgetExceeded, ConfigurationError
 from workers import (
     BudgetEvent,
     EventSink,
@@ -51,6 +52,43 @@ class Budget:
     max_handoffs: int | None = None
     deadline_s: float | None = None
     min_answer_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        """Each limit of its type and range, so that a wrong one fails here rather than in a run
+        (deadline_s="10" failed inside it; max_turns_per_worker=0 was ignored)."""
+        for name, least in _WHOLE.items():
+            value = getattr(self, name)
+            optional = name != "min_answer_tokens"
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                kind = ("None or " if optional else "") + (
+                    "a positive int" if least else "an int of 0 or more"
+                )
+                raise ConfigurationError(f"Budget {name} must be {kind}, got {value!r}")
+        for name in ("max_usd", "deadline_s"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            positive = name == "deadline_s"
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or math.isnan(value)
+                or value < 0
+                or (positive and value == 0)
+            ):
+                kind = "a positive number of seconds" if positive else "a number of dollars, 0 or more"
+                raise ConfigurationError(f"Budget {name} must be None or {kind}, got {value!r}")
+
+
+_WHOLE = {
+    "max_tokens": 1,
+    "max_steps": 1,
+    "max_turns_per_worker": 1,
+    "max_handoffs": 0,
+    "min_answer_tokens": 1,
+}
 
 
 def _band(price: Price, prompt_tokens: int) -> Price:

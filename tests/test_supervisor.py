@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -494,6 +495,38 @@ async def test_budget_exceeded_carries_the_numbers(checked: Check) -> None:
     error = caught.value
     assert (error.limit, error.maximum) == ("max_usd", 0.0001) and error.requested > error.maximum
     assert writer.requests == [] and error.run_id
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_tokens": "1000"},
+        {"max_usd": "0.5"},
+        {"max_usd": float("nan")},
+        {"max_usd": -1},
+        {"max_steps": 0},
+        {"max_turns_per_worker": 0},
+        {"max_handoffs": -1},
+        {"deadline_s": "10"},
+        {"deadline_s": 0},
+        {"min_answer_tokens": None},
+        {"max_tokens": True},
+    ],
+)
+def test_a_budget_limit_of_the_wrong_type_or_range_fails_when_the_budget_is_made(
+    limits: dict[str, Any],
+) -> None:
+    """deadline_s="10" failed inside the run with a TypeError; max_turns_per_worker=0 was ignored."""
+    ((name, value),) = limits.items()
+    with pytest.raises(ConfigurationError, match=f"Budget {name} must be .*, got {re.escape(repr(value))}"):
+        Budget(**limits)
+
+
+def test_budget_limits_of_the_right_kind_are_kept() -> None:
+    budget = Budget(
+        max_usd=0, max_tokens=1, max_steps=1, max_handoffs=0, deadline_s=0.5, max_turns_per_worker=1
+    )
+    assert (budget.max_usd, budget.max_handoffs, budget.deadline_s) == (0, 0, 0.5)
 
 
 async def test_max_tokens_is_lowered_to_fit_when_a_useful_answer_remains(checked: Check) -> None:
