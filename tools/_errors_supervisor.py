@@ -60,7 +60,9 @@ class BudgetExceeded(AgentError):
     """A call or a step would pass a hard limit of the run's `Budget`; it was not sent.
 
     Attributes:
-        limit: Which limit: "max_usd", "max_tokens", "max_steps", "max_handoffs" or "deadline_s".
+        limit: Which limit: "max_usd", "max_tokens" or "deadline_s". (The other limits end a run
+            as what they stopped: `max_steps` a plan too long, `PlanError`, or a failed step with
+            no step left to re-plan, `StepFailed`; `max_handoffs` a `HandoffLoop`.)
         maximum: The limit's value.
         used: What the run had used (or reserved) when it was refused.
         requested: What the refused call or step needed at worst.

@@ -28,7 +28,10 @@ class RateLimit:
 
     Attributes:
         requests_per_minute: At most this many requests in any 60 s window (None: unlimited).
-        tokens_per_minute: At most this many tokens (input plus max output) per minute.
+        tokens_per_minute: Tokens (input plus max output) a minute, metered as the providers
+            meter them: a bucket that holds this many and refills continuously at this rate, so
+            a burst of up to this many goes at once and this many a minute is the sustained rate
+            (any 60 s window may see up to twice this: a full bucket, then a minute's refill).
         max_wait_s: The longest a request may wait for capacity before it fails.
     """
 
@@ -38,7 +41,7 @@ class RateLimit:
 
 
 class _TokenBucket:
-    """Capacity refills continuously at `per_minute / 60` tokens a second."""
+    """Holds up to `per_minute` tokens, refilled continuously at `per_minute / 60` a second."""
 
     __slots__ = ("capacity", "level", "_rate", "_stamp")
 
