@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tools.errors import ReplayMismatch
+from tools.errors import ReplayMismatch, shown
 from workers import (
     ModelResponse,
     Redactor,
@@ -142,7 +142,7 @@ class RunJournal:
 
     def record_failure(self, key: str, error: BaseException) -> None:
         """Queue a failed attempt (committed before anything the next attempt does that counts)."""
-        failed = FailedAttempt(type(error).__name__, str(error))
+        failed = FailedAttempt(type(error).__name__, shown(error, self._redact))  # what traces show
         self._store.put_call(self._run_id, CallRecord(key, failed))
 
     def response(self, key: str) -> ModelResponse | None:

@@ -11,7 +11,7 @@ import time
 from typing import Any, Literal
 
 from tools import serialize_result
-from tools.errors import RunAborted, RunTakenOver
+from tools.errors import RunAborted, RunTakenOver, shown
 from workers import RunContext, RunEvent, ToolGate
 
 from ._approvals import StoreGate, supersede_pending
@@ -71,9 +71,9 @@ async def record_end(
     status = _status(outcome)
     usage = active.usage(ctx)
     try:
-        await _finish(store, gate, run_id, outcome, status, usage, resumed)
+        await _finish(store, gate, run_id, outcome, status, usage, resumed, ctx)
     finally:  # the user's sink may raise: the end is recorded already
-        detail = str(outcome) if status != "succeeded" and outcome is not None else ""
+        detail = shown(outcome, ctx.redact) if status != "succeeded" and outcome is not None else ""
         ctx.events.emit(RunEvent(run_id, status, None, detail))
 
 
@@ -85,6 +85,7 @@ async def _finish(
     status: Ended,
     usage: dict[str, Any],
     resumed: bool,
+    ctx: RunContext,
 ) -> None:
     asked = isinstance(gate, StoreGate) and gate.asked(run_id)  # the gate forgets the run here
     if isinstance(outcome, RunTakenOver):  # the run is another process's now: leave it as it is
@@ -96,7 +97,7 @@ async def _finish(
             await store.finish(run_id, status, usage, serialize_result(outcome.output), None)
         elif isinstance(outcome, RunAborted):  # kept apart from a stop: it is not taken up by itself
             await store.finish(run_id, status, usage, None, str(outcome), aborted_by=outcome.by or UNNAMED)
-        else:
-            await store.finish(run_id, status, usage, None, str(outcome))
+        else:  # what `runs` and `trace` show of the error: redacted as the run's events are
+            await store.finish(run_id, status, usage, None, shown(outcome, ctx.redact))
     except asyncio.CancelledError:
         pass  # cancelled again while recording: the last checkpoint stands, and resume takes it up

@@ -31,6 +31,7 @@ from tools.errors import (
     StoreError,
     ToolInterrupted,
     WorkerInputError,
+    shown,
 )
 from workers import Handoff, HandoffEvent, RunContext, StepEvent, UsageSum, Worker, WorkerResult
 from workers._loop import run_loop
@@ -180,11 +181,15 @@ class Execution:
                     self.journal.record_failure(key, error)
                 if attempt > self.step_retries:
                     self.failed += 1
-                    self.ctx.events.emit(StepEvent(step.id, step.worker, "failed", attempt, str(error)))
+                    self.ctx.events.emit(
+                        StepEvent(step.id, step.worker, "failed", attempt, shown(error, self.ctx.redact))
+                    )
                     if self._failure is None:
                         self._failure = StepFailure(step, step.worker, attempt, error)
                     return
-                self.ctx.events.emit(StepEvent(step.id, step.worker, "retrying", attempt, str(error)))
+                self.ctx.events.emit(
+                    StepEvent(step.id, step.worker, "retrying", attempt, shown(error, self.ctx.redact))
+                )
                 continue
             worker = chain.worker.name
             self.ctx.events.emit(StepEvent(step.id, worker, "finished", attempt))

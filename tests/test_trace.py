@@ -244,6 +244,64 @@ async def test_a_redact_hook_rewrites_what_events_and_the_trace_show_not_what_re
     assert tool_record.result.content == "Ada: 4111 1111 1111 1111"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("failure", ["invalid arguments", "loop", "turns"])
+async def test_a_redact_hook_holds_for_errors_that_quote_tool_arguments(failure: str, tmp_path: Path) -> None:
+    """A step failing with an error that quotes the arguments (ToolArgumentsError, LoopDetected,
+    MaxTurnsExceeded) showed them in step and run events, progress lines and the trace."""
+    from supervisor import AgentError, Progress, Step
+    from supervisor import Plan as PlanOf
+    from tests.recorders import Events
+
+    @tool
+    def charge(card: int) -> str:
+        """Charge a card."""
+        return "charged"
+
+    @tool
+    def lookup(card: str) -> str:
+        """Look a card up."""
+        return "nothing"
+
+    class Till(Worker):
+        """Charges cards."""
+
+        model = "openai:gpt-4o"
+        tools = [charge, lookup]
+        max_turns = 3
+        argument_repairs = 1
+
+    secret = "4111-1111-1111-1111"
+    replies = {
+        "invalid arguments": [reply.tool_call("charge", card=secret)] * 2,
+        "loop": [reply.tool_call("lookup", card=secret)] * 3,
+        "turns": [reply.tool_call("lookup", card=f"{secret}{i}") for i in range(3)],
+    }[failure]
+    events = Events()
+    progress = io.StringIO()
+    lines = Progress(progress)
+    path = tmp_path / "runs.db"
+    sup = Supervisor(
+        [Till(model=ScriptedModel(replies))],
+        model=ScriptedModel([]),
+        store=path,
+        step_retries=0,
+        redact=lambda tool_name, field, text: re.sub(r"\d{4}", "####", text),
+        events=lambda event: (events.emit(event), lines.emit(event)),
+    )
+    with pytest.raises(AgentError) as caught:
+        await sup.run_plan(PlanOf(steps=[Step("c", "Till", "charge it")]), run_id="t")
+    await sup.aclose()
+    assert secret in str(caught.value)  # the caller's own error keeps the values, to debug with
+    assert "####" in repr(events.seen) and "4111" not in repr(events.seen)
+    assert "4111" not in progress.getvalue()
+    store = SQLiteStore(path)
+    record = await store.load("t")
+    trace = render(build_trace(record, await store.calls("t"), await store.events("t")))  # type: ignore[arg-type]
+    runs = await store.runs()
+    await store.aclose()
+    assert "####" in trace and "4111" not in trace and "4111" not in (runs[0].error or "")
+
+
 async def test_a_compaction_shows_in_the_trace_under_the_attempt_it_happened_in(
     checked: Check, tmp_path: Path
 ) -> None:
@@ -337,3 +395,31 @@ def test_a_call_caught_half_way_shows_redacted_in_the_trace() -> None:
     ]
     text = render(build_trace(record, calls, []))
     assert 'tool card {"holder":"<name>"}  started' in text and "Ada" not in text
+
+
+def test_every_error_that_quotes_tool_arguments_can_show_them_redacted() -> None:
+    from tools.errors import (
+        LoopDetected,
+        MaxTurnsExceeded,
+        StepFailed,
+        ToolArgumentsError,
+        ToolInterrupted,
+        shown,
+    )
+
+    def hide(tool_name: str, field: str, text: str) -> str:
+        return f"<{tool_name} {field}>"
+
+    quoting = [
+        ToolInterrupted("pay", '{"card":"4111"}', "1/a.1/0/P/0/0"),
+        ToolArgumentsError("pay", [("$.card", "4111", "'4111' is not of type 'integer'")], attempts=2),
+        LoopDetected("Till", "pay", '{"card":"4111"}', 3),
+        MaxTurnsExceeded("Till", 3, [("pay", '{"card":"4111"}')]),
+    ]
+    for error in [*quoting, StepFailed("a", "Till", 1, quoting[2])]:
+        assert (
+            "4111" in str(error)
+            and "4111" not in shown(error, hide)
+            and "<pay arguments>" in shown(error, hide)
+        )
+        assert shown(error, None) == str(error)

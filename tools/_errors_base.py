@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -11,10 +12,15 @@ __all__ = [
     "MissingAPIKey",
     "ModelNameError",
     "ScriptError",
+    "Redact",
     "excerpt",
+    "shown",
 ]
 
 _EXCERPT_CHARS = 300
+
+Redact = Callable[[str, str, str], str]
+"""A supervisor's `redact` hook: (tool, "arguments" or "result", text) -> the text to show."""
 
 
 def excerpt(value: object, limit: int = _EXCERPT_CHARS) -> str:
@@ -45,10 +51,22 @@ class AgentError(Exception):
         """Whether sending the same request again may succeed."""
         return False
 
+    def redacted(self, redact: Redact) -> str:
+        """The message, with every tool argument or result it quotes passed through `redact`:
+        what events, progress lines and traces show of it."""
+        return str(self)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from the message and the fields, not by calling __init__ again (whose
         # arguments differ per class): pickle (multiprocessing, pytest-xdist) and copy work.
         return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def shown(error: object, redact: Redact | None) -> str:
+    """An error's message as a run may show it: redacted when the run has a `redact` hook."""
+    if redact is not None and isinstance(error, AgentError):
+        return error.redacted(redact)
+    return str(error)
 
 
 def _rebuilt(cls: type[AgentError], args: tuple[Any, ...], state: dict[str, Any]) -> AgentError:

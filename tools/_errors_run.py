@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._errors_base import AgentError, ConfigurationError, excerpt
+from ._errors_base import AgentError, ConfigurationError, Redact, excerpt
 
 __all__ = [
     "ApproverFailed",
@@ -55,16 +55,21 @@ class ToolArgumentsError(ToolError):
         self, tool: str, issues: list[tuple[str, object, str]], *, attempts: int, raw_arguments: str = ""
     ) -> None:
         path, value, rule = issues[0]
-        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
-        super().__init__(
-            f"tool {tool!r}: invalid arguments after {attempts} attempts: {path}: {rule}{more}", tool=tool
-        )
+        super().__init__(self._text(tool, issues, attempts, rule), tool=tool)
         self.path = path
         self.value = value
         self.rule = rule
         self.issues = issues
         self.attempts = attempts
         self.raw_arguments = raw_arguments
+
+    @staticmethod
+    def _text(tool: str, issues: list[tuple[str, object, str]], attempts: int, rule: str) -> str:
+        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+        return f"tool {tool!r}: invalid arguments after {attempts} attempts: {issues[0][0]}: {rule}{more}"
+
+    def redacted(self, redact: Redact) -> str:
+        return self._text(self.tool, self.issues, self.attempts, redact(self.tool, "arguments", self.rule))
 
 
 class UnknownToolError(ToolError):
@@ -93,15 +98,21 @@ class ToolInterrupted(ToolError):
     """
 
     def __init__(self, tool: str, arguments: str, key: str, *, run_id: str | None = None) -> None:
-        super().__init__(
-            f"tool {tool!r} was started with {excerpt(arguments, 200)} before the process stopped and "
-            "did not finish; it may have taken effect, so it was not run again. Check its effect, then "
-            "start a new run (declare the tool idempotent=True or risky=True to let resume handle it)",
-            tool=tool,
-        )
+        super().__init__(self._text(tool, arguments), tool=tool)
         self.arguments = arguments
         self.key = key
         self.run_id = run_id
+
+    @staticmethod
+    def _text(tool: str, arguments: str) -> str:
+        return (
+            f"tool {tool!r} was started with {excerpt(arguments, 200)} before the process stopped and "
+            "did not finish; it may have taken effect, so it was not run again. Check its effect, then "
+            "start a new run (declare the tool idempotent=True or risky=True to let resume handle it)"
+        )
+
+    def redacted(self, redact: Redact) -> str:
+        return self._text(self.tool, redact(self.tool, "arguments", self.arguments))
 
 
 class ToolTimeoutError(ToolError):
@@ -176,10 +187,18 @@ class MaxTurnsExceeded(WorkerError):
     """
 
     def __init__(self, worker: str, max_turns: int, last_calls: list[tuple[str, str]]) -> None:
-        shown = ", ".join(f"{name}({excerpt(args, 60)})" for name, args in last_calls[-3:]) or "no tool calls"
-        super().__init__(f"no valid output after {max_turns} turns; last calls: {shown}", worker=worker)
+        super().__init__(self._text(max_turns, last_calls), worker=worker)
         self.max_turns = max_turns
         self.last_calls = last_calls
+
+    @staticmethod
+    def _text(max_turns: int, last_calls: list[tuple[str, str]]) -> str:
+        calls = ", ".join(f"{name}({excerpt(args, 60)})" for name, args in last_calls[-3:]) or "no tool calls"
+        return f"no valid output after {max_turns} turns; last calls: {calls}"
+
+    def redacted(self, redact: Redact) -> str:
+        calls = [(name, redact(name, "arguments", args)) for name, args in self.last_calls[-3:]]
+        return self._text(self.max_turns, calls)
 
 
 class LoopDetected(WorkerError):
@@ -187,14 +206,20 @@ class LoopDetected(WorkerError):
     it had returned the same result each time (the last call was not run)."""
 
     def __init__(self, worker: str, tool: str, arguments: str, count: int) -> None:
-        super().__init__(
-            f"loop: {tool}({excerpt(arguments, 120)}) called {count} times with the same arguments, "
-            "and it had returned the same result each time",
-            worker=worker,
-        )
+        super().__init__(self._text(tool, arguments, count), worker=worker)
         self.tool = tool
         self.arguments = arguments
         self.count = count
+
+    @staticmethod
+    def _text(tool: str, arguments: str, count: int) -> str:
+        return (
+            f"loop: {tool}({excerpt(arguments, 120)}) called {count} times with the same arguments, "
+            "and it had returned the same result each time"
+        )
+
+    def redacted(self, redact: Redact) -> str:
+        return self._text(self.tool, redact(self.tool, "arguments", self.arguments), self.count)
 
 
 class OutputValidationError(WorkerError):

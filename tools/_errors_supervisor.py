@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._errors_base import AgentError, excerpt
+from ._errors_base import AgentError, Redact, excerpt, shown
 
 __all__ = [
     "BudgetExceeded",
@@ -49,11 +49,18 @@ class StepFailed(AgentError):
     def __init__(
         self, step: str, worker: str, attempts: int, cause: BaseException, *, run_id: str | None = None
     ) -> None:
-        super().__init__(f"step {step!r} ({worker}) failed after {attempts} attempts: {cause}", run_id=run_id)
+        super().__init__(self._text(step, worker, attempts, str(cause)), run_id=run_id)
         self.step = step
         self.worker = worker
         self.attempts = attempts
         self.cause = cause
+
+    @staticmethod
+    def _text(step: str, worker: str, attempts: int, cause: str) -> str:
+        return f"step {step!r} ({worker}) failed after {attempts} attempts: {cause}"
+
+    def redacted(self, redact: Redact) -> str:
+        return self._text(self.step, self.worker, self.attempts, shown(self.cause, redact))
 
 
 class BudgetExceeded(AgentError):

@@ -70,6 +70,7 @@ from ._errors_base import (
     ModelNameError,
     ScriptError,
     excerpt,
+    shown,
 )
 from ._errors_provider import (
     MalformedResponse,
@@ -164,4 +165,5 @@ __all__ = [
     "ResponseTruncated",
     "excerpt",
     "http_error_class",
+    "shown",
 ]
