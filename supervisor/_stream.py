@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from workers import Event, EventSink
@@ -42,7 +42,7 @@ def _for_run(sink: EventSink, run_id: str) -> EventSink:
 
 async def stream_events(
     start: Callable[[EventSink], Awaitable[RunResult]],
-) -> AsyncIterator[Event | RunResult]:
+) -> AsyncGenerator[Event | RunResult, None]:
     """Run `start(sink)` and yield each event the sink gets as it comes, then the result.
 
     The run's errors are raised from the iterator. Leaving the loop early (or closing the

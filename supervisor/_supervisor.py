@@ -17,7 +17,7 @@ import functools
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from tools.errors import (
@@ -158,7 +158,7 @@ class Supervisor:
 
     def stream(
         self, goal: str | None = None, *, plan: Plan | None = None, run_id: str | None = None
-    ) -> AsyncIterator[Event | RunResult]:
+    ) -> AsyncGenerator[Event | RunResult, None]:
         """Run like `run(goal)` (or `run_plan(plan)` when a plan is given) and yield each event as
         it happens, then the `RunResult`; errors are raised from the iterator.
 
@@ -166,7 +166,10 @@ class Supervisor:
                 async for item in run:
                     ...
 
-        Leaving the loop early cancels the run (recorded as aborted, resumable).
+        Closing the iterator before its end cancels the run (recorded as aborted, resumable).
+        `break` alone does not close it: Python closes an async generator when it is dropped,
+        which an inline `async for` does at once, but a variable keeps it (and the run) alive;
+        `aclosing` closes it whatever the loop did.
         """
         if plan is not None:
             _check_goal(goal, optional=True)
