@@ -8,6 +8,7 @@ import datetime
 import enum
 import functools
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -230,12 +231,30 @@ def _star(*args: int) -> None:
     return None
 
 
+class _Connection:  # a class of the user's own, which no JSON Schema describes
+    pass
+
+
+def _with_callback(query: str, on_done: Callable[[int], None]) -> None:
+    return None
+
+
+def _with_connection(conn: _Connection, query: str) -> None:
+    return None
+
+
 @pytest.mark.parametrize(
     ("fn", "message"),
     [
         (_untyped, "has no type annotation"),
         (_star, "must be a plain named parameter"),
         (42, "needs a function"),
+        # pydantic's own errors, naming neither the tool nor the parameter, came through
+        (_with_callback, "tool '_with_callback': parameter 'on_done' has a type no JSON Schema"),
+        (
+            _with_connection,
+            "tool '_with_connection': parameter 'conn' has a type no JSON Schema can describe",
+        ),
     ],
 )
 def test_functions_that_cannot_be_tools_fail_when_decorated(fn: object, message: str) -> None:

@@ -174,6 +174,7 @@ class ArgumentModel:
 def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, Any], ArgumentModel]:
     """(description, JSON Schema, argument model) of a function, from its signature and docstring."""
     from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+    from pydantic.errors import PydanticUserError
 
     description, arg_docs = parse_docstring(inspect.getdoc(fn) or "")
     try:
@@ -208,16 +209,30 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
             annotation = Annotated[annotation, Field(alias=param.name)]
         fields[field] = (annotation, default)
         names[field] = param.name
+    config = ConfigDict(extra="forbid", populate_by_name=False)
     try:
-        model = create_model(
-            f"{name}_arguments", __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
-        )
+        model = create_model(f"{name}_arguments", __config__=config, **fields)
         schema = strict_schema(model.model_json_schema())
-    except (TypeError, ValueError, ValidationError) as exc:
+    except (TypeError, ValueError, ValidationError, PydanticUserError) as exc:
         raise ToolDefinitionError(
-            f"tool {name!r}: no JSON Schema for its parameters: {exc}", tool=name
+            f"tool {name!r}: {_unsupported(name, fields, names, config)}: {str(exc).splitlines()[0]}",
+            tool=name,
         ) from exc
     return description, schema, ArgumentModel(model, names)
+
+
+def _unsupported(name: str, fields: dict[str, Any], names: dict[str, str], config: Any) -> str:
+    """Which parameter has no JSON Schema (a callable, a class of the user's own), found by
+    trying each alone: pydantic's own error names neither the tool nor the parameter."""
+    from pydantic import ValidationError, create_model
+    from pydantic.errors import PydanticUserError
+
+    for field, spec in fields.items():
+        try:
+            create_model(f"{name}_{field}", __config__=config, **{field: spec}).model_json_schema()
+        except (TypeError, ValueError, ValidationError, PydanticUserError):
+            return f"parameter {names[field]!r} has a type no JSON Schema can describe"
+    return "no JSON Schema for its parameters"
 
 
 def _in_value(value: object, loc: tuple[Any, ...]) -> tuple[Any, ...]:
