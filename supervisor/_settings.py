@@ -10,7 +10,7 @@ from tools.errors import ConfigurationError
 from workers import Model, Worker
 from workers._resolve import check_model
 
-__all__ = ["MAX_WORKERS", "checked_settings"]
+__all__ = ["MAX_WORKERS", "check_options", "checked_settings"]
 
 MAX_WORKERS = 4  # the coordination saturation point
 _RESERVED = ("Planner", "Synthesizer")
@@ -58,3 +58,21 @@ def checked_settings(
     for spec in (model, *(w.model_spec for w in by_name.values())):
         check_model(spec)
     return by_name
+
+
+def check_options(*, budget: object, redact: object, step_retries: object, max_replans: object) -> None:
+    """The supervisor's other settings, each of its kind (they failed in a run, as AttributeError
+    or TypeError, or at each risky call).
+
+    Raises:
+        ConfigurationError: the first that is wrong.
+    """
+    from ._budget import Budget
+
+    if budget is not None and not isinstance(budget, Budget):
+        raise ConfigurationError(f"budget must be a Budget, got {budget!r}")
+    if redact is not None and (isinstance(redact, type) or not callable(redact)):
+        raise ConfigurationError(f"redact must be a function (tool, what, text) -> text, got {redact!r}")
+    for name, value in (("step_retries", step_retries), ("max_replans", max_replans)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"{name} must be an int of 0 or more, got {value!r}")

@@ -65,7 +65,7 @@ from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
 from ._resume import claim, same_run, take_up
-from ._settings import MAX_WORKERS, checked_settings
+from ._settings import MAX_WORKERS, check_options, checked_settings
 from ._shared import Shared
 from ._store import RunRecord, Store, new_run_id, open_store
 from ._stream import stream_events
@@ -121,6 +121,11 @@ class Supervisor:
         redact: Redactor | None = None,
     ) -> None:
         by_name = checked_settings(workers, model, approval_timeout_s)
+        check_options(budget=budget, redact=redact, step_retries=step_retries, max_replans=max_replans)
+        sink = as_sink(events) if events is not None else NullSink()
+        gate_of = (
+            as_gate(approver, approval_timeout_s) if approver is not None else None
+        )  # checked before the store opens
         self._store: Store = open_store(store)
         self._takeover = False  # set by a backend that hands each run to one process (DBOS)
         if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
@@ -128,7 +133,8 @@ class Supervisor:
             wait = 600.0 if approval_timeout_s is None else approval_timeout_s
             gate: ToolGate = StoreGate(self._store, wait)
         else:
-            gate = as_gate(approver, approval_timeout_s)
+            assert gate_of is not None
+            gate = gate_of
         self.workers: Mapping[str, Worker] = by_name
         self.model = model
         self.budget = budget or Budget()
@@ -139,7 +145,7 @@ class Supervisor:
         self._shared = Shared(
             store=self._store,
             gate=gate,
-            events=as_sink(events) if events is not None else NullSink(),
+            events=sink,
             retry=retry,
             limits=limits,
             breakers=breakers,

@@ -29,6 +29,7 @@ from supervisor import (
     Step,
     StepFailed,
     Supervisor,
+    TerminalApprover,
     WorkerInputError,
 )
 from supervisor._breaker import BreakerSettings, CircuitBreakers
@@ -471,6 +472,35 @@ def test_a_mistyped_model_or_handoff_fails_when_the_supervisor_is_made_not_in_a_
     with pytest.raises(ConfigurationError, match="handoff target 'Elsewhere' is not a worker of this"):
         Supervisor([Router(), Writer()], model="openai:gpt-4o")
     Supervisor([Router(), Writer(), Elsewhere()], model="openai:gpt-4o")  # every target is one
+
+
+async def _async_listener(event: object) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"events": 42}, "events must be a sink"),
+        ({"events": _async_listener}, "is async: events are emitted as they happen"),  # every event was lost
+        ({"events": Events}, "give an instance, events=Events()"),
+        ({"approver": True}, "approver must be TerminalApprover"),  # each risky call failed instead
+        ({"approver": TerminalApprover}, "got the class TerminalApprover"),
+        ({"redact": 42}, "redact must be a function"),
+        ({"budget": {"max_usd": 1}}, "budget must be a Budget"),
+        ({"step_retries": "1"}, "step_retries must be an int of 0 or more"),
+        ({"max_replans": -1}, "max_replans must be an int of 0 or more"),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_fails_when_the_supervisor_is_made(
+    setting: dict[str, Any], message: str, tmp_path: Any
+) -> None:
+    """Each failed inside a run (TypeError, AttributeError) or at every risky call; none leaves
+    a store file behind."""
+    path = tmp_path / "runs.db"
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        Supervisor([Writer()], model="openai:gpt-4o", store=path, **setting)
+    assert not path.exists()
 
 
 PRICE = Price(input=1.0, output=1.0)  # $1 per million tokens either way: cost = tokens / 1e6

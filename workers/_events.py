@@ -6,9 +6,12 @@ where events go. The supervisor's tracer, a progress display or a test list impl
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from tools.errors import ConfigurationError
 
 from ._records import fast_init
 from ._usage import Usage
@@ -267,5 +270,24 @@ class CallbackSink:
 
 
 def as_sink(events: EventSink | Callable[[Event], Any]) -> EventSink:
-    """A sink as it is; a plain callable wrapped so that it is called with each event."""
-    return events if hasattr(events, "emit") else CallbackSink(events)
+    """A sink as it is; a plain callable wrapped so that it is called with each event.
+
+    Raises:
+        ConfigurationError: neither (a class given for its instance, or an async function,
+            whose coroutines nobody would await: every event would be lost).
+    """
+    if isinstance(events, type):
+        raise ConfigurationError(f"events={events.__name__}: give an instance, events={events.__name__}()")
+    if hasattr(events, "emit"):
+        return events
+    if not callable(events):
+        raise ConfigurationError(
+            f"events must be a sink (with emit) or a function of each event, got {events!r}"
+        )
+    if inspect.iscoroutinefunction(events) or inspect.iscoroutinefunction(type(events).__call__):
+        raise ConfigurationError(
+            f"events={getattr(events, '__name__', events)!r} is async: events are emitted as they happen, "
+            "without waiting, so its coroutines would never run; give a plain function "
+            "(it may put each event on an asyncio.Queue), or use `async for` over Supervisor.stream()"
+        )
+    return CallbackSink(events)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from tools._threads import in_daemon_thread
-from tools.errors import AgentError, ApproverFailed, excerpt
+from tools.errors import AgentError, ApproverFailed, ConfigurationError, excerpt
 
 from ._model import ModelRequest, ModelResponse
 
@@ -210,5 +210,10 @@ def as_gate(approver: Approver | ToolGate | None, timeout_s: float | None = None
     """
     if approver is None:
         return DenyAllGate()
+    if isinstance(approver, type) or not (hasattr(approver, "review") or callable(approver)):
+        shown = f"the class {approver.__name__}" if isinstance(approver, type) else repr(approver)
+        raise ConfigurationError(
+            f"approver must be TerminalApprover(), a gate, or a function of the request; got {shown}"
+        )
     gate: ToolGate = approver if hasattr(approver, "review") else CallableGate(approver)
     return TimedGate(gate, timeout_s) if timeout_s is not None else gate
