@@ -38,6 +38,8 @@ class _Reader(Store, Protocol):
 
     async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]: ...
 
+    async def export_run(self, run_id: str, to: str | os.PathLike[str]) -> None: ...
+
 
 def _open(path: str) -> _Reader:
     """The store at `path` (a file or a PostgreSQL URL), opened before the event loop starts."""
@@ -124,7 +126,7 @@ async def _trace(store: _Reader, run_id: str, path: str, as_json: bool, out: Tex
     return 0
 
 
-async def _export(store: SQLiteStore, run_id: str, to: str, out: TextIO) -> int:
+async def _export(store: _Reader, run_id: str, to: str, out: TextIO) -> int:
     try:
         await store.export_run(run_id, to)
     finally:
@@ -241,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trace.add_argument("--json", action="store_true", help="one JSON object per node (JSON lines)")
     export = commands.add_parser("export", help="copy one run into a file of its own (to replay in a test)")
     export.add_argument("run_id")
-    export.add_argument("--store", required=True, help="the store file the run is in")
+    export.add_argument("--store", required=True, help="the store the run is in (a file or a PostgreSQL URL)")
     export.add_argument("--to", required=True, help="the file to copy it to (created when missing)")
     resume = commands.add_parser("resume", help="finish an unfinished run")
     resume.add_argument("run_id")
@@ -263,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shown = _shown(args.store)
             return asyncio.run(_trace(_open(args.store), args.run_id, shown, args.json, sys.stdout))
         if args.command == "export":
-            return asyncio.run(_export(_open_file(args.store), args.run_id, args.to, sys.stdout))
+            return asyncio.run(_export(_open(args.store), args.run_id, args.to, sys.stdout))
         if args.command == "approve":
             store = _open(args.store)
             return asyncio.run(_approve(store, args.run, args.watch, sys.stdout, _notifier(args.store)))

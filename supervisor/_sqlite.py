@@ -250,9 +250,11 @@ class SQLiteStore:
 
         `to` is created when missing; a run it already has is refused, and nothing is copied.
         """
+        await self.commit_calls()  # what this store has queued is in the file
+        if await self.load(run_id) is None:  # before `to` is made: a wrong id leaves no file
+            raise RunNotFound(run_id, str(self.path))
         target = SQLiteStore(to)  # creates or checks the schema
         await target.aclose()
-        await self.commit_calls()  # what this store has queued is in the file
         await asyncio.to_thread(_copy_run, self.path, Path(to), run_id)
 
     # --- the approval queue ----------------------------------------------------------------------

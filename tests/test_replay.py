@@ -151,6 +151,9 @@ async def test_one_run_exported_to_a_file_of_its_own_replays_from_there(
     )
     unknown = await asyncio.to_thread(run, [*command[:4], "nope", *command[5:], "--to", str(target)])
     assert unknown.returncode == 1 and "no run 'nope'" in unknown.stderr
+    elsewhere = tmp_path / "nope.db"  # a wrong id made an empty store there
+    unknown = await asyncio.to_thread(run, [*command[:4], "nope", *command[5:], "--to", str(elsewhere)])
+    assert unknown.returncode == 1 and not elsewhere.exists()
     EFFECTS.clear()
     assert (await replay(target, "r1", _offline())).output == "both booked"
     assert EFFECTS == []

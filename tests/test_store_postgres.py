@@ -515,11 +515,31 @@ async def test_a_run_is_exported_from_postgres_into_a_file_to_replay(
     await store.export_run("t", tmp_path / "t.db")
     with pytest.raises(StoreError, match="already has run 't'"):
         await store.export_run("t", tmp_path / "t.db")
-    exported = SQLiteStore(tmp_path / "t.db")
-    assert await exported.load("t") == await store.load("t")
-    assert await exported.calls("t") == await store.calls("t")
-    assert await exported.events("t") == await store.events("t")
-    await exported.aclose()
+    by_command = await asyncio.to_thread(  # `export --store URL` was refused as "not a SQLite file"
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "export",
+            "t",
+            "--store",
+            postgres_url,
+            "--to",
+            str(tmp_path / "c.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert by_command.returncode == 0, by_command.stderr
+    for path in (tmp_path / "t.db", tmp_path / "c.db"):
+        exported = SQLiteStore(path)
+        assert await exported.load("t") == await store.load("t")
+        assert await exported.calls("t") == await store.calls("t")
+        assert await exported.events("t") == await store.events("t")
+        await exported.aclose()
     await store.aclose()
 
 
