@@ -25,7 +25,7 @@ from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json
 from ._json import usage_json
 from ._rows import call_item, call_row, event_row, run_from_row
-from ._sqlite_schema import SCHEMA_VERSION, migrate, schema_version
+from ._sqlite_schema import SCHEMA_VERSION, migrate, read_only_uri, schema_version
 from ._store import RunRecord, RunStatus, StepRecord
 from ._writer import Writer
 
@@ -57,11 +57,14 @@ class SQLiteStore:
             raise StoreError(str(self.path), f"its folder {str(self.path.parent)!r} does not exist")
         version = schema_version(self.path)  # checks before anything is written
         if version < SCHEMA_VERSION:
-            db = self._connect()
             try:
-                migrate(db, version)
-            finally:
-                db.close()
+                db = self._connect()
+                try:
+                    migrate(db, version)
+                finally:
+                    db.close()
+            except sqlite3.Error as exc:
+                raise StoreError(str(self.path), f"cannot set it up: {type(exc).__name__}: {exc}") from None
         self._writer = Writer(str(self.path), self._connect, commit_timeout_s)
         self._workers: tuple[tuple[str, ...], str] = ((), "[]")  # the last workers' JSON: one team
         self._reader: sqlite3.Connection | None = None
@@ -72,8 +75,12 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            _wal(db)
+            db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     # --- writes, through the writer thread ----------------------------------------------------
@@ -205,7 +212,7 @@ class SQLiteStore:
         with self._read_lock:  # one read-only connection, shared by the reading threads in turn
             if self._reader is None:
                 self._reader = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                    read_only_uri(self.path), uri=True, timeout=30, check_same_thread=False
                 )
             return list(self._reader.execute(sql, params))
 
@@ -351,6 +358,20 @@ _COPIES = (
     "WHERE run_id = ? ORDER BY seq",
     "INSERT INTO dest.approvals SELECT * FROM main.approvals WHERE run_id = ?",
 )
+
+
+def _wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting for it as for any lock: the switch of a new file, which processes
+    opening it together all try, answers "database is locked" at once instead of waiting."""
+    deadline = time.monotonic() + 30
+    while True:  # bounded by the deadline
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _copy_run(source: Path, to: Path, run_id: str) -> None:

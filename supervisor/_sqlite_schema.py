@@ -70,20 +70,20 @@ def schema_version(path: Path) -> int:
     if not path.exists() or path.stat().st_size == 0:
         return 0
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
+        with sqlite3.connect(read_only_uri(path), uri=True) as db:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}  # views too
+            if not names:
                 return 0
-            if "foreman_meta" not in tables:
+            if "foreman_meta" not in names:
                 raise StoreError(
-                    str(path), f"not a {APP} store (it has other tables: {', '.join(sorted(tables))})"
+                    str(path), f"not a {APP} store (it has other tables: {', '.join(sorted(names))})"
                 )
             meta = dict(db.execute("SELECT key, value FROM foreman_meta"))
     except sqlite3.DatabaseError as exc:
         raise StoreError(str(path), f"not an SQLite database ({exc})") from None
     if meta.get("app") != APP:
         raise StoreError(str(path), f"not a {APP} store (app is {meta.get('app')!r})")
-    version = int(meta.get("schema_version", "0"))
+    version = _version(str(path), meta.get("schema_version", "0"))
     if version > SCHEMA_VERSION:
         raise StoreError(
             str(path), f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})"
@@ -91,10 +91,30 @@ def schema_version(path: Path) -> int:
     return version
 
 
+def read_only_uri(path: Path) -> str:
+    """The URI that opens `path` read-only; the path percent-encoded, or a "#" or "?" in a file
+    name would end it there, and another file (or none) would be opened and checked."""
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
+def _version(path: str, value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise StoreError(path, f"its schema_version {value!r} is not a number") from None
+
+
 def migrate(db: sqlite3.Connection, version: int) -> None:
-    """Bring the store open on `db` from schema `version` to the current one, in one transaction."""
+    """Bring the store open on `db` from schema `version` to the current one, in one transaction.
+
+    The version is read again once the write lock is held: processes opening a new (or old)
+    store at the same moment all read the version before, and every one but the first would
+    run the migrations again ("table foreman_meta already exists")."""
     try:
         db.execute("BEGIN IMMEDIATE")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'foreman_meta'").fetchone():
+            row = db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone()
+            version = max(version, _version("store", row[0]) if row else 0)
         for script in MIGRATIONS[version:]:
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
@@ -102,5 +122,6 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
         db.execute("INSERT OR REPLACE INTO foreman_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         db.execute("COMMIT")
     except Exception:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise

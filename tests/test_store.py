@@ -222,6 +222,76 @@ def test_another_programs_database_is_refused_and_left_untouched(tmp_path: Path)
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", ["in#voices.db", "a?b.db", "c%41.db"])
+async def test_any_legal_file_name_is_checked_and_used_as_it_is(name: str, tmp_path: Path) -> None:
+    """The read-only check opened "file:in#voices.db": up to "#" ("in"), a file that is not
+    there, so a foreign database with that name got foreman's tables added to it."""
+    foreign = tmp_path / name
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="not a foreman store .*invoices"):
+        SQLiteStore(foreign)
+    assert foreign.read_bytes() == before
+    ours = tmp_path / f"ours-{name}"
+    store = SQLiteStore(ours)
+    await store.start(RunRecord("r1", "goal", workers=("Writer",)))
+    assert [r.run_id for r in await store.runs()] == ["r1"]
+    await store.aclose()
+    files = sorted(f for f in os.listdir(tmp_path) if not f.endswith(("-wal", "-shm")))
+    assert files == [name, f"ours-{name}"]  # no stray file named by the part before "#" or "?"
+
+
+def test_a_database_of_views_only_or_with_a_broken_version_is_refused_and_left_untouched(
+    tmp_path: Path,
+) -> None:
+    views = tmp_path / "views.db"
+    with sqlite3.connect(views) as db:
+        db.execute("CREATE VIEW answer AS SELECT 42")
+    before = views.read_bytes()
+    with pytest.raises(StoreError, match="not a foreman store .*answer"):  # it was taken as empty
+        SQLiteStore(views)
+    assert views.read_bytes() == before
+    broken = tmp_path / "broken.db"
+    SQLiteStore(broken)
+    with sqlite3.connect(broken) as db:
+        db.execute("UPDATE foreman_meta SET value = 'four' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="its schema_version 'four' is not a number"):  # was a ValueError
+        SQLiteStore(broken)
+
+
+def test_processes_opening_a_new_store_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """Each read the version (0) before any had migrated: all but one ran the migrations again
+    ("table foreman_meta already exists"), or found the switch to WAL mode locked."""
+    path = tmp_path / "runs.db"
+    start = tmp_path / "go"
+    code = textwrap.dedent(
+        f"""
+        import os, time
+        from supervisor._sqlite import SQLiteStore
+        while not os.path.exists({str(start)!r}):  # bounded by the test's timeout
+            time.sleep(0.001)
+        SQLiteStore({str(path)!r})
+        """
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    try:
+        import time
+
+        time.sleep(1.0)  # every child waiting at the line
+        start.touch()
+        errors = [child.communicate(timeout=60)[1] for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert [child.returncode for child in children] == [0] * 6, errors
+
+
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     SQLiteStore(path)
