@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from tools import serialize_result
 from tools.errors import RunAborted, RunTakenOver, shown
-from workers import RunContext, RunEvent, ToolGate
+from workers import Redactor, RunContext, RunEvent, ToolGate
 
 from ._approvals import StoreGate, supersede_pending
 from ._calls import usage_data
@@ -71,7 +71,7 @@ async def record_end(
     status = _status(outcome)
     usage = active.usage(ctx)
     try:
-        await _finish(store, gate, run_id, outcome, status, usage, resumed, ctx)
+        await _finish(store, gate, run_id, outcome, status, usage, resumed, redact=ctx.redact)
     finally:  # the user's sink may raise: the end is recorded already
         detail = shown(outcome, ctx.redact) if status != "succeeded" and outcome is not None else ""
         ctx.events.emit(RunEvent(run_id, status, None, detail))
@@ -85,7 +85,8 @@ async def _finish(
     status: Ended,
     usage: dict[str, Any],
     resumed: bool,
-    ctx: RunContext,
+    *,
+    redact: Redactor | None = None,
 ) -> None:
     asked = isinstance(gate, StoreGate) and gate.asked(run_id)  # the gate forgets the run here
     if isinstance(outcome, RunTakenOver):  # the run is another process's now: leave it as it is
@@ -98,6 +99,6 @@ async def _finish(
         elif isinstance(outcome, RunAborted):  # kept apart from a stop: it is not taken up by itself
             await store.finish(run_id, status, usage, None, str(outcome), aborted_by=outcome.by or UNNAMED)
         else:  # what `runs` and `trace` show of the error: redacted as the run's events are
-            await store.finish(run_id, status, usage, None, shown(outcome, ctx.redact))
+            await store.finish(run_id, status, usage, None, shown(outcome, redact))
     except asyncio.CancelledError:
         pass  # cancelled again while recording: the last checkpoint stands, and resume takes it up
