@@ -142,14 +142,16 @@ async def _approve(
 
     from workers import ApprovalRequest
 
-    from ._approvals import STATUS_OF
+    from ._approvals import STATUS_OF, expiry, late
     from ._terminal import ask
 
     who = f"terminal:{getpass.getuser()}"
     asked: set[str] = set()
     try:
         while True:
-            pending = [p for p in await store.pending_approvals(run) if p.approval_id not in asked]
+            found = await store.pending_approvals(run)
+            at = time.time()  # expired ones are denied, whoever answers now: not offered
+            pending = [p for p in found if p.approval_id not in asked and not late(p, at)]
             if not pending:
                 if not watch:
                     out.write("no pending approvals\n" if not asked else "no more pending approvals\n")
@@ -173,6 +175,10 @@ async def _approve(
                     out.write("skipped\n")
                     continue
                 status = STATUS_OF[decision.kind]
+                if late(record, time.time()) and status != "aborted":  # it ran out while the person read it
+                    await store.decide(record.approval_id, "expired", expiry(record), None, "timeout")
+                    out.write(f"expired while you decided ({expiry(record)}): the call is denied\n")
+                    continue
                 if await store.decide(
                     record.approval_id, status, decision.reason or None, decision.arguments, who
                 ):

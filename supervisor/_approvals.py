@@ -117,9 +117,25 @@ async def supersede_pending(store: ApprovalStore, run_id: str) -> int:
     return closed
 
 
+def late(record: ApprovalRecord, now: float | None = None) -> bool:
+    """Whether the approval's time ran out (by `now`, or when it was decided): unanswered until
+    then, it is denied, whatever is decided after."""
+    when = record.decided_at if now is None else now
+    return when is not None and when > record.expires_at
+
+
+def expiry(record: ApprovalRecord) -> str:
+    """Why an approval that ran out of time is denied."""
+    return f"no answer within {record.expires_at - record.created_at:g} s"
+
+
 def decision_of(record: ApprovalRecord) -> Decision:
-    """The `Decision` a decided record stands for."""
+    """The `Decision` a decided record stands for. An approval (or edit) given after the request
+    expired is a denial: nobody marked it expired while its process was dead, but its time had
+    run out (an abort stands whenever it came: stopping is always safe)."""
     by = record.decided_by or ""
+    if record.status in ("approved", "edited") and late(record):
+        return Decision.deny(f"{expiry(record)}: {record.status} only after that, by {by}", by="timeout")
     if record.status == "approved":
         return Decision.approve(by=by)
     if record.status == "edited" and record.edited_arguments is not None:

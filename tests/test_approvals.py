@@ -7,6 +7,7 @@ import io
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,47 @@ async def test_an_unanswered_approval_expires_and_the_call_is_denied(checked: Ch
     store = SQLiteStore(tmp_path / "r.db")
     rows = await asyncio.to_thread(store._read, "SELECT status, decided_by FROM approvals", ())
     assert rows == [("expired", "timeout")]
+    await store.aclose()
+
+
+async def test_an_approval_given_after_it_expired_is_a_denial_and_is_no_longer_offered(
+    checked: Check, tmp_path: Path
+) -> None:
+    """The asking process died, so nobody marked the request expired: a person approving it
+    later was honoured when the run was taken up, and the call ran."""
+    from supervisor.__main__ import _approve
+    from supervisor._approvals import StoreGate
+
+    path = tmp_path / "r.db"
+    store = SQLiteStore(path)
+    now = time.time()
+
+    def expired(approval_id: str, run_id: str, key: str) -> ApprovalRecord:
+        return ApprovalRecord(
+            approval_id, run_id, "Payer", "refund", "c1", {"amount": 1}, {}, "", now - 10, now - 5, key=key
+        )
+
+    await store.add_approval(expired("ap1", "r1", "k1"))
+    out = io.StringIO()
+    await _approve(SQLiteStore(path), None, False, out)  # the command does not offer it
+    assert out.getvalue() == "no pending approvals\n"
+    async with Supervisor([Payer()], model="openai:gpt-4o", store=path) as sup:
+        assert await sup.pending_approvals() == []
+        assert not await sup.decide("ap1", Decision.approve(by="alice"))  # too late: refused...
+        decided = await store.get_approval("ap1")
+        assert decided is not None and (decided.status, decided.decided_by) == ("expired", "timeout")
+    # ...and one recorded late all the same (by an older version, or a store written by hand)
+    # is a denial when the run is taken up.
+    await store.add_approval(
+        ApprovalRecord(
+            "ap2", "r2", "Payer", "refund", "c1", {"amount": 1}, {}, "", now - 10, now - 5, key="k2"
+        )
+    )
+    assert await store.decide("ap2", "approved", None, None, "alice")
+    decision = await StoreGate(store, 5).review(
+        ApprovalRequest("r2", "Payer", "refund", {"amount": 1}, key="k2")
+    )
+    assert decision.kind == "deny" and decision.reason.startswith("no answer within 5 s: approved only after")
     await store.aclose()
 
 
