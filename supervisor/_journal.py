@@ -75,9 +75,15 @@ def restore_plan(run_id: str, data: Mapping[str, Any], workers: Mapping[str, Wor
     steps = []
     for s in data.get("steps", []):
         kind = type(_worker(run_id, workers, s["worker"])).input
-        steps.append(
-            Step(s["id"], s["worker"], _typed(kind, s["input"], False), tuple(s["depends_on"]), s["reason"])
-        )
+        try:
+            task = _typed(kind, s["input"], False)
+        except ValueError as exc:  # pydantic's ValidationError: the input model changed since
+            raise ResumeError(
+                run_id, f"step {s['id']!r} no longer matches {s['worker']}'s input: {exc}"
+            ) from None
+        if kind is str and not isinstance(task, str):  # it took a model, and takes text now
+            raise ResumeError(run_id, f"step {s['id']!r} no longer matches {s['worker']}'s input: text")
+        steps.append(Step(s["id"], s["worker"], task, tuple(s["depends_on"]), s["reason"]))
     return Plan(tuple(steps), data.get("reasoning", ""))
 
 

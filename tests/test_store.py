@@ -607,6 +607,40 @@ async def test_a_run_whose_output_model_changed_is_refused(checked: Check, tmp_p
     await sup.aclose()
 
 
+@pytest.mark.parametrize("now_takes", ["a model", "text"])
+async def test_resuming_after_a_workers_input_model_changed_is_a_resume_error(
+    now_takes: str, checked: Check, tmp_path: Path
+) -> None:
+    """It raised pydantic's ValidationError (no AgentError), and the resume command a traceback."""
+
+    class Order(BaseModel):
+        order_id: int
+
+    before, after = (str, Order) if now_takes == "a model" else (Order, str)
+    task: Any = "check order 7" if before is str else {"order_id": 7}
+    path = tmp_path / "runs.db"
+
+    def checker_class(kind: Any) -> type[Worker]:
+        return type("Checker", (Worker,), {"__doc__": "Checks.", "model": "openai:gpt-4o", "input": kind})
+
+    step = {"id": "check", "worker": "Checker", "input": task, "depends_on": [], "reason": "it checks"}
+    planner = checked(ScriptedModel([reply.output({"reasoning": "one check", "steps": [step]})]))
+    async with Supervisor(
+        [checker_class(before)(model=checked(ScriptedModel([reply.text("")])))],
+        model=planner,
+        store=path,
+        step_retries=0,
+        max_replans=0,
+    ) as sup:
+        with pytest.raises(StepFailed):
+            await sup.run("check the order", run_id="in")
+    async with Supervisor(
+        [checker_class(after)(model=checked(ScriptedModel([])))], model=checked(ScriptedModel([])), store=path
+    ) as sup:
+        with pytest.raises(ResumeError, match="step 'check' no longer matches Checker's input"):
+            await sup.run("check the order", run_id="in")
+
+
 async def test_a_checkpoint_that_cannot_commit_fails_in_bounded_time(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     store = SQLiteStore(path, commit_timeout_s=0.3)
