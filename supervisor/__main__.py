@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
-from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
+from tools.errors import AgentError, RunNotFound, StoreError
 
 from ._cli_dbos import add_commands, run_command
 from ._store import Store
@@ -197,22 +197,16 @@ async def _approve(
 
 
 async def _resume(reader: Store, run_id: str, store: str, app: str, out: TextIO) -> int:
-    import importlib
-
+    from ._app import supervisor_from
     from ._journal import restore_plan
     from ._progress import Progress
     from ._result import RunResult
 
-    module_name, _, attribute = app.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute or "make_supervisor")
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"--app {app!r}: cannot import it ({exc})") from None
     record = await reader.load(run_id)
     await reader.aclose()
     if record is None:
         raise RunNotFound(run_id, _shown(store))
-    supervisor = factory(store)
+    supervisor = supervisor_from(app, store)
     progress = Progress()  # on standard error: a live line on a terminal, plain lines elsewhere
     result: Any = None
     async with supervisor:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -319,12 +318,9 @@ class DBOSBackend:
             if isinstance(self.app, Supervisor):
                 self._supervisor = self.app
             else:
-                module_name, _, attribute = self.app.partition(":")
-                try:
-                    factory = getattr(importlib.import_module(module_name), attribute or "make_supervisor")
-                except (ImportError, AttributeError) as exc:
-                    raise ConfigurationError(f"app {self.app!r}: cannot import it ({exc})") from None
-                self._supervisor = factory(self.url)
+                from ._app import supervisor_from
+
+                self._supervisor = supervisor_from(self.app, self.url)
             from ._store import MemoryStore
 
             store = self._supervisor._store

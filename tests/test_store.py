@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -531,6 +532,45 @@ async def test_the_resume_command_finishes_a_run_with_the_apps_workers(
         subprocess.run, unknown, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
     )
     assert missing.returncode == 1 and "error: no run 'nope' in" in missing.stderr
+    wrong = [*command[:-1], "myapp:Checker"]  # a class, not a factory: it was a traceback
+    refused = await asyncio.to_thread(
+        subprocess.run, wrong, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
+    )
+    assert refused.returncode == 1 and refused.stderr.startswith("error: app 'myapp:Checker': Checker(store)")
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "app", "message"),
+    [
+        (
+            "raise ValueError('broken at import')",
+            "broken:make",
+            "cannot import it (ValueError: broken at import)",
+        ),
+        ("def make(:", "broken:make", "cannot import it (SyntaxError"),
+        ("def make(store): return 42", "broken:make", "make(store) returned 42, not a Supervisor"),
+        (
+            "def make(store): raise RuntimeError('no db')",
+            "broken:make",
+            "make(store) raised RuntimeError: no db",
+        ),
+        ("", "broken:make", "module broken has no function make"),
+        ("", ":make", "no module named; give module:factory"),
+    ],
+)
+def test_an_app_that_cannot_make_a_supervisor_is_a_configuration_error(
+    source: str, app: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each gave a traceback from the resume command (and the DBOS worker, which shares this)."""
+    from supervisor._app import supervisor_from
+    from tools.errors import ConfigurationError
+
+    (tmp_path / "broken.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken", raising=False)
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        supervisor_from(app, str(tmp_path / "runs.db"))
 
 
 async def test_a_resumed_run_spends_what_is_left_of_its_budget_not_a_new_one(
