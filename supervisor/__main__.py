@@ -18,9 +18,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
@@ -143,7 +145,7 @@ async def _approve(
     from workers import ApprovalRequest
 
     from ._approvals import STATUS_OF, expiry, late
-    from ._terminal import ask
+    from ._terminal import ask, terminal_line
 
     who = f"terminal:{getpass.getuser()}"
     asked: set[str] = set()
@@ -170,7 +172,14 @@ async def _approve(
                     record.schema,
                 )
                 age = time.time() - record.created_at
-                decision = await asyncio.to_thread(ask, request, input, out, who, age_s=age, allow_skip=True)
+                abandoned = threading.Event()
+                read = terminal_line(sys.stdin, out, abandoned) if _terminal(sys.stdin) else input
+                try:
+                    decision = await asyncio.to_thread(
+                        ask, request, read, out, who, age_s=age, allow_skip=True
+                    )
+                finally:  # interrupted (Ctrl-C, SIGTERM): the thread stops reading at once
+                    abandoned.set()
                 if decision is None:
                     out.write("skipped\n")
                     continue
@@ -194,6 +203,15 @@ async def _approve(
         return 0
     finally:
         await store.aclose()
+
+
+def _terminal(stream: TextIO) -> bool:
+    """Whether the stream is a terminal, read in short waits; a pipe is read by `input`, whose
+    buffer may hold the next answers already (a wait on the descriptor would not see them)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):  # a replaced or closed sys.stdin
+        return False
 
 
 async def _resume(reader: Store, run_id: str, store: str, app: str, out: TextIO) -> int:
@@ -221,6 +239,40 @@ async def _resume(reader: Store, run_id: str, store: str, app: str, out: TextIO)
                     progress.emit(item)
     out.write(f"{result.output}\n")
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM stopped the command."""
+
+
+def _until_stopped(work: Coroutine[Any, Any, int]) -> int:
+    """Run a command; SIGTERM stops it as Ctrl-C does (the work is cancelled, so a run records
+    where it stopped and a tool running in its thread finishes), not at once mid-write."""
+    return asyncio.run(_terminable(work))
+
+
+async def _terminable(work: Coroutine[Any, Any, int]) -> int:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    terminated = asyncio.Event()
+
+    def stop() -> None:
+        terminated.set()
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
+        return await work
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if terminated.is_set():
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -257,25 +309,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from ._demo import run_demo
 
-            return asyncio.run(run_demo(sys.stdout, args.store))
+            return _until_stopped(run_demo(sys.stdout, args.store))
         if args.command == "resume":
             reader = _open(args.store)  # a clear error for a missing or foreign file, before anything runs
-            return asyncio.run(_resume(reader, args.run_id, args.store, args.app, sys.stdout))
+            return _until_stopped(_resume(reader, args.run_id, args.store, args.app, sys.stdout))
         if args.command == "trace":
             shown = _shown(args.store)
-            return asyncio.run(_trace(_open(args.store), args.run_id, shown, args.json, sys.stdout))
+            return _until_stopped(_trace(_open(args.store), args.run_id, shown, args.json, sys.stdout))
         if args.command == "export":
-            return asyncio.run(_export(_open(args.store), args.run_id, args.to, sys.stdout))
+            return _until_stopped(_export(_open(args.store), args.run_id, args.to, sys.stdout))
         if args.command == "approve":
             store = _open(args.store)
-            return asyncio.run(_approve(store, args.run, args.watch, sys.stdout, _notifier(args.store)))
-        return asyncio.run(_runs(_open(args.store), _shown(args.store), sys.stdout))
+            return _until_stopped(_approve(store, args.run, args.watch, sys.stdout, _notifier(args.store)))
+        return _until_stopped(_runs(_open(args.store), _shown(args.store), sys.stdout))
     except AgentError as error:  # a clear message and a non-zero exit, never a traceback
         sys.stderr.write(f"error: {error}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("terminated\n")
+        return 128 + signal.SIGTERM
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

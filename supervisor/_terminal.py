@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from workers import ApprovalRequest, Decision
 
-__all__ = ["TerminalApprover", "ask"]
+__all__ = ["TerminalApprover", "ask", "terminal_line"]
 
 _TRIES = 5  # unreadable answers in a row before the question ends in a denial
 _POLL_S = 0.1  # how soon an abandoned question notices
@@ -82,6 +82,9 @@ def ask(
                 return Decision.edit(edited, by=who)
             continue
         out.write(f"Please answer one of: {choices}.\n")
+    if allow_skip:  # the command: nobody decided, so nothing is recorded
+        out.write("No valid answer: left for later.\n")
+        return None
     return Decision.deny("no valid answer at the terminal", by=who)
 
 
@@ -146,6 +149,12 @@ class TerminalApprover:
     def _ask_alone(self, request: ApprovalRequest, read: Callable[[str], str]) -> Decision | None:
         with _TERMINAL:
             return ask(request, read, self._output or sys.stdout, self.who)
+
+
+def terminal_line(stdin: TextIO, out: TextIO, abandoned: threading.Event) -> Callable[[str], str]:
+    """Reads a line in short waits, for a prompt in a thread that must stop when `abandoned` is
+    set (the `approve` command interrupted: the thread would hold the process until Enter)."""
+    return _TerminalLine(stdin, out, abandoned)
 
 
 class _Abandoned(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import sqlite3
@@ -269,6 +270,43 @@ async def test_the_approve_command_in_a_real_terminal(checked: Check, tmp_path: 
     ]
 
 
+async def test_ctrl_c_at_the_approve_prompt_exits_at_once_and_decides_nothing(
+    checked: Check, tmp_path: Path
+) -> None:
+    """The question's thread sat in input(): the process lived on until Enter, and the next
+    line typed was swallowed."""
+    path = tmp_path / "runs.db"
+    async with Supervisor(
+        [Payer(model=payer_model(checked, allow_unused=True))], model=checked(ScriptedModel([])), store=path
+    ) as sup:
+        run = asyncio.create_task(sup.run_plan(PLAN, run_id="tty"))
+        asked = await first_pending(sup)
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "supervisor", "approve", "--store", str(path)],
+            cwd=str(ROOT),
+            encoding="utf-8",
+            timeout=15,
+        )
+
+        def interrupt() -> str:
+            child.expect(r"\[s\]kip\? ")
+            child.sendintr()
+            child.expect(pexpect.EOF, timeout=3)  # no Enter pressed
+            return child.before  # type: ignore[no-any-return]
+
+        try:
+            shown = await asyncio.to_thread(interrupt)
+        finally:
+            child.close(force=True)
+        assert "interrupted" in shown and child.exitstatus == 130
+        still = await sup._store.get_approval(asked.approval_id)
+        assert still is not None and still.status == "pending"
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+
+
 async def test_two_questions_at_one_terminal_never_interleave(checked: Check) -> None:
     import io
 
@@ -506,3 +544,20 @@ async def test_an_approver_that_raises_one_of_our_errors_is_not_wrapped(checked:
     ) as sup:
         with pytest.raises(RunAborted, match="the approver stopped the run"):
             await sup.run_plan(PLAN)
+
+
+def test_unreadable_answers_at_the_approve_command_leave_the_request_for_later() -> None:
+    """Five answers it could not read recorded a denial nobody made; the command can skip."""
+    from supervisor._terminal import ask
+
+    request = ApprovalRequest("r1", "Payer", "refund", {"amount": 1})
+    answers = iter(["x"] * 5)
+    out = io.StringIO()
+    assert ask(request, lambda prompt: next(answers), out, "alice", allow_skip=True) is None
+    assert out.getvalue().endswith("No valid answer: left for later.\n")
+    inline = iter(["x"] * 5)  # TerminalApprover cannot skip: it denies, and says why
+    decision = ask(request, lambda prompt: next(inline), io.StringIO(), "alice")
+    assert decision is not None and (decision.kind, decision.reason) == (
+        "deny",
+        "no valid answer at the terminal",
+    )

@@ -540,6 +540,77 @@ async def test_the_resume_command_finishes_a_run_with_the_apps_workers(
     assert "Traceback" not in refused.stderr
 
 
+SLOW_APP = """
+import os, time
+from supervisor import Supervisor
+from tools import tool
+from workers import Worker
+from workers.testing import ScriptedModel, reply
+
+@tool
+def file_it(name: str) -> str:
+    \"\"\"File a paper (slowly).\"\"\"
+    with open(os.environ["EFFECTS"], "a") as out:
+        out.write("start\\n")
+        out.flush()
+        time.sleep(1.5)
+        out.write("done\\n")
+    return "filed"
+
+class Writer(Worker):
+    \"\"\"Writes.\"\"\"
+    model = "openai:gpt-4o"
+    tools = [file_it]
+
+def make_supervisor(store):
+    script = [reply.tool_call("file_it", name="x"), reply.text("filed it")]
+    writer = Writer(model=ScriptedModel(script, allow_unused=True))
+    return Supervisor([writer], model=ScriptedModel([]), store=store)
+"""
+
+
+def _text_of(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+async def test_sigterm_stops_the_resume_command_as_ctrl_c_does(checked: Check, tmp_path: Path) -> None:
+    """SIGTERM killed it at once: the tool in its thread was cut half-way (a person was asked
+    again about it later) and the run was left marked running."""
+    path, effects = tmp_path / "runs.db", tmp_path / "effects.txt"
+    (tmp_path / "slowapp.py").write_text(textwrap.dedent(SLOW_APP))
+    async with Supervisor(
+        [Writer(model=checked(ScriptedModel([reply.text("")])))],
+        model=checked(ScriptedModel([])),
+        store=path,
+        step_retries=0,
+    ) as sup:
+        with pytest.raises(StepFailed):
+            await sup.run_plan(Plan(steps=[Step("w", "Writer", "file it")]), run_id="slow")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "EFFECTS": str(effects)}
+    command = ["resume", "slow", "--store", str(path), "--app", "slowapp:make_supervisor"]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "supervisor", *command, cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        for _ in range(600):  # bounded: 30 s
+            if "start" in await asyncio.to_thread(_text_of, effects):
+                break
+            await asyncio.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, raw = await asyncio.wait_for(child.communicate(), 60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    err = raw.decode()
+    assert child.returncode == 128 + signal.SIGTERM and err.endswith("terminated\n"), err
+    assert await asyncio.to_thread(_text_of, effects) == "start\ndone\n"  # the tool finished in its thread
+    store = SQLiteStore(path)
+    record = await store.load("slow")
+    await store.aclose()
+    assert record is not None and record.status == "aborted" and record.aborted_by is None  # resumable
+
+
 @pytest.mark.parametrize(
     ("source", "app", "message"),
     [
