@@ -224,12 +224,22 @@ class _Builder:
     def _events(self, run: TraceNode) -> None:
         """Refused calls and approvals go under the turn that made the call; the rest to the run."""
         placed: dict[int, int] = {}
+        decided = {
+            (body.get("worker"), body.get("call_id"))
+            for kind, _, body in self.events
+            if kind == "approval" and body.get("decision") != "requested"
+        }
         for kind, _, body in self.events:
             if kind in ("plan", "handoff", "step", "run"):  # the plan, the attempts, the run's line
                 continue
-            if kind == "approval" and body.get("decision") == "requested":  # the decision says it
-                continue
-            node = TraceNode("event", _event_text(kind, body))
+            text = _event_text(kind, body)
+            if kind == "approval" and body.get("decision") == "requested":
+                if (body.get("worker"), body.get("call_id")) in decided:  # its decision says it
+                    continue
+                text = (
+                    f"approval of {body['tool']}: asked, no decision recorded (waiting, or the run stopped)"
+                )
+            node = TraceNode("event", text)
             owner = self.by_call.get((body.get("worker", ""), body.get("call_id", "")))
             if owner is None and body.get("scope") in self.by_scope:  # a compaction, say
                 self.by_scope[body["scope"]].children.append(node)

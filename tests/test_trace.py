@@ -10,6 +10,7 @@ writes no colour into a pipe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import re
@@ -423,3 +424,27 @@ def test_every_error_that_quotes_tool_arguments_can_show_them_redacted() -> None
             and "<pay arguments>" in shown(error, hide)
         )
         assert shown(error, None) == str(error)
+
+
+async def test_an_approval_still_waiting_shows_in_the_trace(checked: Check, tmp_path: Path) -> None:
+    """Only decisions were shown: a run waiting on a person, or stopped while it waited, showed
+    the turn that asked and nothing of the request."""
+    from supervisor import Plan, Step
+
+    path = tmp_path / "runs.db"
+    model = checked(ScriptedModel([reply.tool_call("refund", invoice_id="42", amount=30)], allow_unused=True))
+    async with Supervisor([Billing(model=model)], model=ScriptedModel([]), store=path) as sup:
+        run = asyncio.create_task(sup.run_plan(Plan(steps=[Step("b", "Billing", "refund 42")]), run_id="w"))
+        for _ in range(200):  # bounded: 10 s
+            if await sup.pending_approvals():
+                break
+            await asyncio.sleep(0.05)
+        store = SQLiteStore(path)
+        record = await store.load("w")
+        assert record is not None
+        text = render(build_trace(record, await store.calls("w"), await store.events("w")))
+        await store.aclose()
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+    assert "approval of refund: asked, no decision recorded" in text
