@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import select
 import sys
@@ -20,8 +21,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from workers import ApprovalRequest, Decision
+from workers._hooks import RERUN_NOTE
 
 __all__ = ["TerminalApprover", "ask", "terminal_line"]
+
+_log = logging.getLogger("supervisor.approvals")
 
 _TRIES = 5  # unreadable answers in a row before the question ends in a denial
 _POLL_S = 0.1  # how soon an abandoned question notices
@@ -62,8 +66,12 @@ def ask(
     choices = "[a]pprove, [d]eny, [e]dit, a[b]ort the run" + (", [s]kip" if allow_skip else "")
     waited = f", waiting {age_s:.0f} s" if age_s is not None else ""
     who_calls = f"{_printable(request.worker)} wants to call {_printable(request.tool)}"
-    if request.reason:  # the model's words first, then what will really run
-        out.write(f"\nThe model said: {_printable(request.reason)}\n")
+    reason = request.reason
+    if reason.startswith(RERUN_NOTE):  # the framework's warning, not the model's words
+        out.write(f"\nNote: {RERUN_NOTE}\n")
+        reason = reason[len(RERUN_NOTE) :].strip()
+    if reason:  # the model's words first, then what will really run
+        out.write(f"\nThe model said: {_printable(reason)}\n")
     out.write(f"\nrun {_printable(request.run_id or '-')}{waited}: {who_calls}\n")
     out.write(json.dumps(dict(request.arguments), indent=2, default=str) + "\n")
     for _ in range(_TRIES):
@@ -135,7 +143,9 @@ class TerminalApprover:
         """Show the request and wait for a decision (in a thread: the loop keeps running)."""
         stdin = self._stdin or sys.stdin
         if self._input is None and not stdin.isatty():
-            return Decision.deny("no terminal to ask at (standard input is not a terminal)", by=self.who)
+            why = "no terminal to ask at (standard input is not a terminal)"
+            _log.warning("%s wants to call %s: denied, %s", request.worker, request.tool, why)
+            return Decision.deny(why, by=self.who)
         abandoned = threading.Event()
         read = self._input or _TerminalLine(stdin, self._output or sys.stdout, abandoned)
         try:

@@ -100,7 +100,8 @@ class _Builder:
         self._turns(run, "answer", "answer", "answer")
         self._events(run)
         if record.error:
-            run.children.append(TraceNode("error", f"error: {_short(record.error)}", record.status))
+            # In full (on one line): it says why the run ended; the errors bound what they quote.
+            run.children.append(TraceNode("error", f"error: {' '.join(record.error.split())}", record.status))
         total = usage_from(record.usage) if record.usage else None
         run.usage = total if total is not None and total.requests else run.usage
         return run

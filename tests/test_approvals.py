@@ -193,9 +193,24 @@ async def test_two_approvers_racing_only_one_decision_counts(tmp_path: Path) -> 
     await b.aclose()
 
 
-async def test_terminal_approver_without_a_terminal_denies_rather_than_guess() -> None:
+async def test_terminal_approver_without_a_terminal_denies_rather_than_guess(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     decision = await TerminalApprover().review(ApprovalRequest("r", "W", "t", {}))
     assert decision.kind == "deny" and "no terminal" in decision.reason
+    assert "W wants to call t: denied, no terminal to ask at" in caplog.text  # the person is told too
+
+
+def test_the_note_on_a_call_asked_about_again_is_not_shown_as_the_models_words() -> None:
+    from supervisor._terminal import ask
+    from workers._hooks import RERUN_NOTE
+
+    request = ApprovalRequest("r", "W", "pay", {"amount": 5}, reason=f"{RERUN_NOTE}\n\nPaying the invoice.")
+    out = io.StringIO()
+    ask(request, lambda prompt: "a", out, "alice")
+    assert f"Note: {RERUN_NOTE}" in out.getvalue()
+    assert "The model said: Paying the invoice." in out.getvalue()
+    assert "The model said: This call" not in out.getvalue()
 
 
 def test_a_version_1_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:

@@ -157,3 +157,14 @@ async def test_one_run_exported_to_a_file_of_its_own_replays_from_there(
     EFFECTS.clear()
     assert (await replay(target, "r1", _offline())).output == "both booked"
     assert EFFECTS == []
+
+
+async def test_a_misspelt_recording_is_a_store_error_and_no_file_is_made(tmp_path: Path) -> None:
+    from supervisor import StoreError
+
+    missing = tmp_path / "tests" / "refund-24.db"  # the folder exists in a real suite; not here
+    typo = tmp_path / "refnud-42.db"
+    for path in (missing, typo):
+        with pytest.raises(StoreError, match="no such file"):
+            await replay(path, "r1", _offline())
+    assert not typo.exists()  # it was made, empty, before RunNotFound

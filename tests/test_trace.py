@@ -448,3 +448,14 @@ async def test_an_approval_still_waiting_shows_in_the_trace(checked: Check, tmp_
         with contextlib.suppress(asyncio.CancelledError):
             await run
     assert "approval of refund: asked, no decision recorded" in text
+
+
+def test_the_runs_error_is_shown_whole_in_the_trace_and_its_json() -> None:
+    """It was cut at about 100 characters, and no field held the rest."""
+    from supervisor._store import RunRecord
+
+    error = "step 'a' (Billing) failed after 2 attempts: " + "a long reason " * 20 + "THE END"
+    record = RunRecord("r", "goal", "failed", None, ("Billing",), error=error)
+    tree = build_trace(record, [], [])
+    assert error in render(tree)
+    assert any(json.loads(line)["label"] == f"error: {error}" for line in to_jsonl(tree))

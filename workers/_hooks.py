@@ -34,6 +34,13 @@ __all__ = [
 ]
 
 
+RERUN_NOTE = (
+    "This call was started before the process stopped and did not finish: it may already "
+    "have taken effect. Approve only to run it again."
+)
+"""Put before the model's reason when a call caught half-way is asked about again."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalRequest:
     """A risky tool call waiting for a person.

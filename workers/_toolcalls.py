@@ -28,7 +28,7 @@ from tools.errors import (
 
 from ._context import RunContext
 from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
-from ._hooks import ApprovalRequest
+from ._hooks import RERUN_NOTE, ApprovalRequest
 from ._messages import ToolCallPart, ToolResultPart
 from ._replay import ToolRecord
 from ._toolrun import outcome
@@ -274,10 +274,7 @@ class ToolRunner:
         key = item.key
         if item.starts:  # asked again, under a key of its own: the earlier approval was used
             key = f"{key}@{item.starts}"
-            reason = (
-                "This call was started before the process stopped and did not finish: it may already "
-                "have taken effect. Approve only to run it again.\n\n" + reason
-            )
+            reason = f"{RERUN_NOTE}\n\n{reason}"
         request = ApprovalRequest(
             self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters, key
         )
