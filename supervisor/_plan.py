@@ -46,10 +46,13 @@ class Step:
             object.__setattr__(self, "depends_on", (depends_on,))
         elif depends_on is None:
             object.__setattr__(self, "depends_on", ())
-        elif not isinstance(depends_on, (list, tuple)) or not all(isinstance(d, str) for d in depends_on):
-            raise PlanError(
-                [f"step {self.id!r}: depends_on must be a list of step ids, got {excerpt(depends_on)}"], 0
-            )
+        elif type(depends_on) is not tuple or not all(type(d) is str for d in depends_on):
+            ids = tuple(depends_on) if isinstance(depends_on, Iterable) else None  # a list, a set
+            if ids is None or isinstance(depends_on, Mapping) or not all(isinstance(d, str) for d in ids):
+                raise PlanError(
+                    [f"step {self.id!r}: depends_on must be a list of step ids, got {excerpt(depends_on)}"], 0
+                )
+            object.__setattr__(self, "depends_on", ids)
         for name in ("id", "worker"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -195,7 +198,7 @@ def planner_output_model(
             create_model(
                 f"{name}Step",
                 __config__=ConfigDict(extra="forbid"),
-                id=(str, Field(description="A short unique id, like 'lookup'")),
+                id=(str, Field(min_length=1, description="A short unique id, like 'lookup'")),
                 worker=(Literal[name], ...),  # type: ignore[arg-type]
                 input=(kind, Field(description=f"The task for {name}")),
                 depends_on=(
@@ -216,7 +219,10 @@ def planner_output_model(
 
         @model_validator(mode="after")
         def _rules(self) -> PlanOutput:
-            plan = to_plan(self)
+            try:
+                plan = to_plan(self)
+            except PlanError as exc:  # a rule a step checks itself: told to the planner as the rest
+                raise ValueError("; ".join(exc.issues)) from None
             issues = check_plan(plan, workers, max_steps, done)
             if issues:
                 raise ValueError("; ".join(issues))

@@ -241,6 +241,7 @@ async def test_a_plan_built_loosely_is_read_or_refused_as_a_plan_error(checked: 
     assert as_dicts.steps == (Step("b", "Writer", "second"),)
     assert (await sup.run_plan(as_dicts)).output == "b"
     assert Step("c", "Writer", "x", None).depends_on == ()  # type: ignore[arg-type]
+    assert Step("c", "Writer", "x", {"a"}).depends_on == ("a",)  # type: ignore[arg-type]
     assert (await sup.run_plan(Plan([Step("c", "Writer", "x", None)]))).output == "c"  # type: ignore[arg-type]
     refused = {
         "not a step": lambda: Plan(steps=["a"]),  # type: ignore[list-item]
@@ -323,6 +324,18 @@ async def test_a_failing_step_is_retried_then_replanned_with_the_reason(checked:
         "failed",
     ]
     assert "Step 'w' (Writer) failed" in planner.requests[1].messages[0].parts[0].text  # type: ignore[union-attr]
+
+
+async def test_a_planners_step_without_an_id_goes_back_to_it(checked: Check) -> None:
+    """An empty id ended the run as 'the plan given is invalid', with no repair turn."""
+    planner = checked(
+        ScriptedModel(
+            [plan_reply(step("", "Writer", "x")), plan_reply(step("w", "Writer", "x")), reply.text("ok")]
+        )
+    )
+    sup = Supervisor([Writer(model=checked(ScriptedModel([reply.text("written")])))], model=planner)
+    assert (await sup.run("write")).output == "ok"
+    assert "String should have at least 1 character" in planner.requests[1].tool_results[0].content
 
 
 async def test_max_steps_bounds_the_runs_steps_across_re_plans(checked: Check) -> None:
