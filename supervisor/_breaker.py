@@ -32,7 +32,7 @@ class BreakerSettings:
 class CircuitBreaker:
     """The breaker of one model."""
 
-    __slots__ = ("model", "settings", "events", "state", "failures", "opened_at", "_probing")
+    __slots__ = ("model", "settings", "events", "state", "failures", "opened_at", "probe", "_probing")
 
     def __init__(self, model: str, settings: BreakerSettings, events: EventSink) -> None:
         self.model = model
@@ -42,6 +42,7 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at = 0.0
         self._probing = False
+        self.probe = 0  # which probe was let through last: a release names the one it ends
 
     def check(self) -> None:
         """Raise CircuitOpen while open; after the cooldown, let exactly one probe through."""
@@ -52,6 +53,7 @@ class CircuitBreaker:
             self._move("half_open")
         if self.state == "half_open" and not self._probing:
             self._probing = True
+            self.probe += 1
             return
         raise CircuitOpen(self.model, self.failures, max(wait, 0.0))
 
@@ -69,11 +71,12 @@ class CircuitBreaker:
             if self.state != "closed":
                 self._move("closed")
 
-    def release(self) -> None:
-        """The call let through ended with no outcome to record: if it was the probe, the next
-        call may probe (cancelled, or refused before it was sent, a probe would hold the breaker
-        half-open for good)."""
-        if self.state == "half_open":
+    def release(self, probe: object) -> None:
+        """The call let through as `probe` (read after `check`) ended with no outcome to record:
+        if it is the probe still out, the next call may probe (cancelled, or refused before it
+        was sent, it would hold the breaker half-open for good). A call let through earlier
+        releases nothing: the probe out now is another's."""
+        if self.state == "half_open" and probe == self.probe:
             self._probing = False
 
     def _move(self, state: Literal["closed", "open", "half_open"]) -> None:

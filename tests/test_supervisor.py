@@ -741,6 +741,45 @@ async def test_a_probe_refused_for_a_reason_that_says_nothing_of_health_lets_the
     assert response.text == "fine" and breakers.for_model("test:function").state == "closed"
 
 
+async def test_a_call_let_through_earlier_does_not_release_the_probe_out_now() -> None:
+    """X probes; the breaker opens again and Z probes after the cooldown; X, cancelled then,
+    released Z's probe, and a fourth call went through as a second probe at once."""
+    breakers = CircuitBreakers(BreakerSettings(failures=1, cooldown_s=0.05))
+    breaker = breakers.for_model("test:m")
+    breaker.record(True, 0.1)
+    await asyncio.sleep(0.06)
+    breaker.check()  # X's probe
+    x = breaker.probe
+    breaker.record(True, 0.1)  # another call fails: open again
+    await asyncio.sleep(0.06)
+    breaker.check()  # Z's probe
+    breaker.release(x)  # X ends with no outcome
+    with pytest.raises(CircuitOpen):
+        breaker.check()  # Z's probe is still out
+    breaker.release(breaker.probe)
+    breaker.check()  # Z's released: the next call probes
+
+
+async def test_a_breaker_of_the_users_own_without_release_is_not_asked_to() -> None:
+    class Plain:
+        state = "half_open"
+
+        def check(self) -> None:
+            return None
+
+        def record(self, failed: bool, latency_s: float) -> None:
+            return None
+
+    class Mine:
+        def for_model(self, model_id: str) -> Plain:
+            return Plain()
+
+    model = ScriptedModel([reply.error(400)])
+    with pytest.raises(ProviderError) as caught:  # an AttributeError hid it
+        await call_model(model, ASK, policy=RetryPolicy(max_attempts=1), breakers=Mine())
+    assert caught.value.status_code == 400
+
+
 async def test_slow_calls_count_as_failures() -> None:
     breaker = CircuitBreakers(BreakerSettings(failures=2, slow_call_s=1.0)).for_model("test:m")
     breaker.record(False, 5.0)

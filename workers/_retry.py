@@ -46,10 +46,12 @@ class Breaker(Protocol):
         """One attempt's outcome: a provider failure, or a success and how long it took."""
         ...
 
-    def release(self) -> None:
+    def release(self, probe: object) -> None:
         """The call `check` let through ended without an outcome to `record` (cancelled, out of
         time before it was sent, or refused for a reason that says nothing of the provider's
-        health): a probe it was must not hold the next one back."""
+        health): a probe it was must not hold the next one back. `probe` is the breaker's
+        `probe` attribute as read right after that `check` (None when it has none). Optional:
+        a breaker without `release` is not told."""
         ...
 
 
@@ -198,11 +200,16 @@ def _record(
 
 
 def _abandoned(
-    probe: Breaker | None, guard: ModelCallGuard | None, name: str, mid: str, request: ModelRequest
+    probe: tuple[Breaker, object] | None,
+    guard: ModelCallGuard | None,
+    name: str,
+    mid: str,
+    request: ModelRequest,
 ) -> None:
     """A call that ends in an error: its probe, if it was one, and its reservation are released."""
-    if probe is not None:
-        probe.release()
+    release = getattr(probe[0], "release", None) if probe is not None else None
+    if release is not None and probe is not None:
+        release(probe[1])
     if guard is not None:
         guard.after_model_call(name, mid, request, None)
 
@@ -244,7 +251,8 @@ async def call_model(
         request = await guard.before_model_call(name, mid, request)
     started = time.monotonic()
     attempt = 0
-    probe: Breaker | None = None  # a breaker not closed let this attempt through: it is owed an outcome
+    # A breaker not closed let this attempt through (as its probe, perhaps): it is owed an outcome.
+    probe: tuple[Breaker, object] | None = None
     try:
         while True:
             attempt += 1
@@ -252,7 +260,7 @@ async def call_model(
                 breaker is not None and getattr(breaker, "state", None) != "closed"
             ):  # closed: nothing to check
                 _check(breaker, events, mid)
-                probe = breaker
+                probe = (breaker, getattr(breaker, "probe", None))
             reserved = 0
             if limiter is not None and not limiter.idle:
                 reserved = await _acquire(limiter, request, events, mid)
