@@ -60,7 +60,7 @@ class SQLiteStore:
             try:
                 db = self._connect()
                 try:
-                    migrate(db, version)
+                    migrate(db, version, str(self.path))
                 finally:
                     db.close()
             except sqlite3.Error as exc:

@@ -85,10 +85,14 @@ def schema_version(path: Path) -> int:
         raise StoreError(str(path), f"not a {APP} store (app is {meta.get('app')!r})")
     version = _version(str(path), meta.get("schema_version", "0"))
     if version > SCHEMA_VERSION:
-        raise StoreError(
-            str(path), f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})"
-        )
+        raise _newer(str(path), version)
     return version
+
+
+def _newer(where: str, version: int) -> StoreError:
+    return StoreError(
+        where, f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})"
+    )
 
 
 def read_only_uri(path: Path) -> str:
@@ -104,7 +108,7 @@ def _version(path: str, value: object) -> int:
         raise StoreError(path, f"its schema_version {value!r} is not a number") from None
 
 
-def migrate(db: sqlite3.Connection, version: int) -> None:
+def migrate(db: sqlite3.Connection, version: int, where: str = "store") -> None:
     """Bring the store open on `db` from schema `version` to the current one, in one transaction.
 
     The version is read again once the write lock is held: processes opening a new (or old)
@@ -114,7 +118,15 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
         db.execute("BEGIN IMMEDIATE")
         if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'foreman_meta'").fetchone():
             row = db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone()
-            version = max(version, _version("store", row[0]) if row else 0)
+            version = max(version, _version(where, row[0]) if row else 0)
+        if version > SCHEMA_VERSION:  # a newer foreman migrated it meanwhile: leave its mark
+            raise StoreError(
+                "store",
+                f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})",
+            )
+        if version == SCHEMA_VERSION:  # another process migrated it meanwhile
+            db.execute("COMMIT")
+            return
         for script in MIGRATIONS[version:]:
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)

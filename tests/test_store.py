@@ -293,6 +293,23 @@ def test_processes_opening_a_new_store_at_the_same_moment_all_open_it(tmp_path: 
     assert [child.returncode for child in children] == [0] * 6, errors
 
 
+def test_an_older_version_migrating_as_a_newer_one_did_leaves_the_newer_mark(tmp_path: Path) -> None:
+    """Two versions opening an old store at once (a rolling deploy): the older one, having read
+    the old version before the lock, wrote its own version over the newer one's."""
+    from supervisor._sqlite_schema import migrate
+
+    path = tmp_path / "runs.db"
+    SQLiteStore(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE foreman_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match="written by a newer version"):
+        migrate(db, SCHEMA_VERSION - 1, str(path))  # what it read before the newer one migrated
+    assert db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone() == (
+        str(SCHEMA_VERSION + 1),
+    )
+    db.close()
+
+
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     SQLiteStore(path)
