@@ -400,6 +400,7 @@ def test_a_call_caught_half_way_shows_redacted_in_the_trace() -> None:
 
 def test_every_error_that_quotes_tool_arguments_can_show_them_redacted() -> None:
     from tools.errors import (
+        HandoffError,
         LoopDetected,
         MaxTurnsExceeded,
         StepFailed,
@@ -412,17 +413,15 @@ def test_every_error_that_quotes_tool_arguments_can_show_them_redacted() -> None
         return f"<{tool_name} {field}>"
 
     quoting = [
+        HandoffError("Till", "pay", "payload rejected", value={"card": "4111"}),  # via transfer_to_pay
         ToolInterrupted("pay", '{"card":"4111"}', "1/a.1/0/P/0/0"),
         ToolArgumentsError("pay", [("$.card", "4111", "'4111' is not of type 'integer'")], attempts=2),
         LoopDetected("Till", "pay", '{"card":"4111"}', 3),
         MaxTurnsExceeded("Till", 3, [("pay", '{"card":"4111"}')]),
     ]
-    for error in [*quoting, StepFailed("a", "Till", 1, quoting[2])]:
-        assert (
-            "4111" in str(error)
-            and "4111" not in shown(error, hide)
-            and "<pay arguments>" in shown(error, hide)
-        )
+    for error in [*quoting, StepFailed("a", "Till", 1, quoting[3])]:
+        assert "4111" in str(error) and "4111" not in shown(error, hide)
+        assert "<pay arguments>" in shown(error, hide) or "<transfer_to_pay arguments>" in shown(error, hide)
         assert shown(error, None) == str(error)
 
 
@@ -459,3 +458,32 @@ def test_the_runs_error_is_shown_whole_in_the_trace_and_its_json() -> None:
     tree = build_trace(record, [], [])
     assert error in render(tree)
     assert any(json.loads(line)["label"] == f"error: {error}" for line in to_jsonl(tree))
+
+
+async def test_why_arguments_were_refused_is_redacted_as_the_arguments() -> None:
+    """The refusal quotes the bad value; it went to the hook as a result, so a hook hiding the
+    arguments only let it through to events and progress."""
+    from tests.recorders import Events
+    from workers import ToolCallEvent
+
+    @tool
+    def charge(card: int) -> str:
+        """Charge a card."""
+        return "charged"
+
+    class Till(Worker):
+        """Charges cards."""
+
+        model = "openai:gpt-4o"
+        tools = [charge]
+
+    def hide_arguments(tool_name: str, field: str, text: str) -> str:
+        return "[hidden]" if field == "arguments" else text
+
+    events = Events()
+    model = ScriptedModel([reply.tool_call("charge", card="4111-SECRET"), reply.text("gave up")])
+    from workers import RunContext
+
+    await Till(model=model).run("charge it", context=RunContext(redact=hide_arguments), events=events)
+    (refused,) = [e for e in events.of(ToolCallEvent) if e.status == "invalid"]
+    assert "SECRET" not in refused.detail and "SECRET" not in refused.arguments

@@ -116,12 +116,26 @@ class HandoffError(AgentError):
     def __init__(
         self, source: str, target: str, reason: str, *, value: object = None, run_id: str | None = None
     ) -> None:
-        shown = f" (payload {excerpt(value)})" if value is not None else ""
-        super().__init__(f"handoff {source} -> {target} refused: {reason}{shown}", run_id=run_id)
+        payload = excerpt(value) if value is not None else None
+        super().__init__(self._text(source, target, reason, payload), run_id=run_id)
         self.source = source
         self.target = target
         self.reason = reason
         self.value = value
+
+    @staticmethod
+    def _text(source: str, target: str, reason: str, payload: str | None) -> str:
+        shown = f" (payload {payload})" if payload is not None else ""
+        return f"handoff {source} -> {target} refused: {reason}{shown}"
+
+    def redacted(self, redact: Redact) -> str:
+        # The handoff is the model's call of its transfer action: the payload is its arguments.
+        payload = (
+            None
+            if self.value is None
+            else redact(f"transfer_to_{self.target}", "arguments", excerpt(self.value))
+        )
+        return self._text(self.source, self.target, self.reason, payload)
 
 
 class HandoffLoop(AgentError):

@@ -366,7 +366,9 @@ class ToolRunner:
         redact = self.ctx.redact
         if redact is not None:
             arguments = redact(call.name, "arguments", arguments)
-            detail = redact(call.name, "result", detail) if detail else detail
+            # Why arguments were refused quotes them ("'4111...' does not match"): as arguments.
+            what = "arguments" if status == "invalid" else "result"
+            detail = redact(call.name, what, detail) if detail else detail
         scope = self.ctx.scope
         event = ToolCallEvent(
             self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope
