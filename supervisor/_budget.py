@@ -61,6 +61,9 @@ class Budget:
             optional = name != "min_answer_tokens"
             if value is None and optional:
                 continue
+            if type(value) is float and value.is_integer():  # max_tokens=2e5 means 200000
+                value = int(value)
+                object.__setattr__(self, name, value)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 kind = ("None or " if optional else "") + (
                     "a positive int" if least else "an int of 0 or more"

@@ -570,6 +570,9 @@ def test_budget_limits_of_the_right_kind_are_kept() -> None:
         max_usd=0, max_tokens=1, max_steps=1, max_handoffs=0, deadline_s=0.5, max_turns_per_worker=1
     )
     assert (budget.max_usd, budget.max_handoffs, budget.deadline_s) == (0, 0, 0.5)
+    assert Budget(max_tokens=2e5).max_tokens == 200_000  # type: ignore[arg-type]  # a whole number
+    with pytest.raises(ConfigurationError, match="Budget max_tokens must be None or a positive int, got 2.5"):
+        Budget(max_tokens=2.5)  # type: ignore[arg-type]
 
 
 async def test_max_tokens_is_lowered_to_fit_when_a_useful_answer_remains(checked: Check) -> None:
