@@ -42,23 +42,35 @@ class Step:
 
     def __post_init__(self) -> None:
         depends_on: Any = self.depends_on
-        if isinstance(depends_on, str):  # one id, not its letters: depends_on="a" means ["a"]
-            object.__setattr__(self, "depends_on", (depends_on,))
-        elif depends_on is None:
-            object.__setattr__(self, "depends_on", ())
-        elif type(depends_on) is not tuple or not all(type(d) is str for d in depends_on):
-            ids = tuple(depends_on) if isinstance(depends_on, Iterable) else None  # a list, a set
-            if ids is None or isinstance(depends_on, Mapping) or not all(isinstance(d, str) for d in ids):
-                raise PlanError(
-                    [f"step {self.id!r}: depends_on must be a list of step ids, got {excerpt(depends_on)}"], 0
-                )
-            object.__setattr__(self, "depends_on", ids)
-        for name in ("id", "worker"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise PlanError(
-                    [f"step {excerpt(self.id)}: {name} must be a non-empty string, got {excerpt(value)}"], 0
-                )
+        if type(depends_on) is not tuple or (depends_on and not all(type(d) is str for d in depends_on)):
+            object.__setattr__(self, "depends_on", _ids(self.id, depends_on))
+        if type(self.id) is not str or not self.id or type(self.worker) is not str or not self.worker:
+            for name in ("id", "worker"):
+                value = getattr(self, name)
+                if not isinstance(value, str) or not value:
+                    raise PlanError(
+                        [f"step {excerpt(self.id)}: {name} must be a non-empty string, got {excerpt(value)}"],
+                        0,
+                    )
+
+
+def _ids(step: object, depends_on: Any) -> tuple[str, ...]:
+    """The ids a step depends on, as a tuple: one id for a string ("a" means ["a"], not its
+    letters), none for None, a list or a set of them; anything else is a PlanError."""
+    if isinstance(depends_on, str):
+        return (depends_on,)
+    if depends_on is None:
+        return ()
+    ids = (
+        tuple(depends_on)
+        if isinstance(depends_on, Iterable) and not isinstance(depends_on, Mapping)
+        else None
+    )
+    if ids is None or not all(isinstance(d, str) for d in ids):
+        raise PlanError(
+            [f"step {step!r}: depends_on must be a list of step ids, got {excerpt(depends_on)}"], 0
+        )
+    return ids
 
 
 @fast_init
