@@ -45,9 +45,10 @@ class _Reader(Store, Protocol):
 
 def _open(path: str) -> _Reader:
     """The store at `path` (a file or a PostgreSQL URL), opened before the event loop starts."""
+    from ._pg_schema import is_postgres
     from ._store import open_store
 
-    if path.startswith(("postgresql://", "postgres://")):
+    if is_postgres(path):
         return cast(_Reader, open_store(path))
     return _open_file(path)
 
@@ -57,7 +58,9 @@ Notify = Callable[[str, str], Awaitable[None]]
 
 def _notifier(path: str) -> Notify | None:
     """How the approve command tells a run waiting through DBOS that its approval was decided."""
-    if not path.startswith(("postgresql://", "postgres://")):
+    from ._pg_schema import is_postgres
+
+    if not is_postgres(path):
         return None
     import importlib.util
 
@@ -72,7 +75,7 @@ def _shown(path: str) -> str:
     """A store as messages may show it: a URL loses its password."""
     from ._pg_schema import public_url
 
-    return public_url(path) if "://" in path else path
+    return public_url(path) if "://" in path or "=" in path else path
 
 
 def _open_file(path: str) -> SQLiteStore:

@@ -91,6 +91,24 @@ def check_schema_name(schema: str) -> str:
     return f'"{schema}"'
 
 
+_CONNINFO = re.compile(r"\s*(?:\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+)\s*)+")
+_CONNINFO_KEYS = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|port|password|service)\s*=", re.IGNORECASE)
+
+
+def is_postgres(store: str) -> bool:
+    """Whether a `store=` string names a PostgreSQL database: a postgresql:// or postgres:// URL
+    (any case), or a libpq key=value string ("host=db dbname=runs user=app password=...")."""
+    if store[:13].lower().startswith(("postgresql://", "postgres://")):
+        return True
+    return bool(_CONNINFO.fullmatch(store) and _CONNINFO_KEYS.search(store))
+
+
+def normal_url(url: str) -> str:
+    """The URL with its scheme in lower case, as libpq reads it ("POSTGRESQL://" is refused)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}" if sep and len(scheme) <= 10 else url
+
+
 def public_url(url: str) -> str:
     """The URL (or key=value conninfo) without its password, for messages."""
     if "://" not in url:

@@ -30,7 +30,18 @@ from tools.errors import ConfigurationError, RunNotFound, RunTakenOver, StoreErr
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json
-from ._pg_schema import APPROVAL, CALL, EVENT, RUN, STEP, Statements, check_schema_name, prepare, public_url
+from ._pg_schema import (
+    APPROVAL,
+    CALL,
+    EVENT,
+    RUN,
+    STEP,
+    Statements,
+    check_schema_name,
+    normal_url,
+    prepare,
+    public_url,
+)
 from ._pg_writer import PgWriter
 from ._rows import call_item, call_row, event_row, run_from_row
 from ._store import RunRecord, RunStatus, StepRecord
@@ -72,7 +83,7 @@ class PostgresStore:
             raise ConfigurationError(needs) from exc
 
         s = check_schema_name(schema)
-        self.url = url
+        self.url = url = normal_url(url)
         self.schema = schema
         self.where = public_url(url)  # in every message: the URL without its password
         self._timeout_s = commit_timeout_s
@@ -141,17 +152,22 @@ class PostgresStore:
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         import psycopg
 
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                conn = await self._read_conn()
-                cursor = await conn.execute(sql, params)
-                return await cursor.fetchall()
-        except (psycopg.Error, TimeoutError) as exc:
-            reader, self._reader = self._reader, None  # the next read opens a new connection
-            if reader is not None:
-                await reader.close()
-            why = f"no answer within {self._timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
-            raise StoreError(self.where, f"read failed: {type(exc).__name__}: {why}") from exc
+        for again in (True, False):  # a read is tried twice: the first on a connection that may be stale
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    conn = await self._read_conn()
+                    cursor = await conn.execute(sql, params)
+                    return await cursor.fetchall()
+            except (psycopg.Error, TimeoutError) as exc:
+                reader, self._reader = self._reader, None  # the next read opens a new connection
+                stale = reader is not None and reader.closed  # lost while idle (a server restart)
+                if reader is not None:
+                    await reader.close()
+                if again and stale and isinstance(exc, psycopg.OperationalError):
+                    continue
+                why = f"no answer within {self._timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
+                raise StoreError(self.where, f"read failed: {type(exc).__name__}: {why}") from exc
+        raise AssertionError("unreachable")
 
     async def open(self) -> None:
         """Connect and check (or create) the schema now, rather than at the first read or write."""

@@ -309,7 +309,9 @@ def open_store(store: object) -> Store:
     a path in SQLite, an object as it is."""
     if store is None or store == ":memory:":  # SQLite's name for "in memory": ours is shared
         return MemoryStore()
-    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
+    from ._pg_schema import is_postgres
+
+    if isinstance(store, str) and is_postgres(store):
         from ._postgres import PostgresStore
 
         return PostgresStore(store)

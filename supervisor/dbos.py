@@ -20,6 +20,12 @@ workers start their calls in whatever order the model latencies give, so after a
 recovered step could be handed another worker's recorded output. A journal keyed by position
 cannot be confused that way.
 
+A run whose store failed (the database restarted under it) is not ended: its workflow takes it
+up again from the store after 1, 2, 4 ... 30 s, twelve times at most, then raises (DBOS records
+an error; the store keeps the run where it stopped). A worker's lock on its executor id dies with
+its connection on a restart: it is checked every few seconds and taken again, and a worker whose
+id another process took meanwhile stops.
+
 A worker that dies leaves its runs PENDING under its executor id. Started again with the same
 `executor_id`, it takes them up at launch; if it will not come back, another worker takes them
 over with `recover=[dead ids]` (`python -m supervisor worker --recover ID`). While a worker
@@ -41,8 +47,9 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from tools.errors import AgentError, ConfigurationError, RunNotFound
+from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 
 from ._approvals import StoreGate
 from ._dbos_approvals import APPROVAL, APPROVALS_QUEUE, MessageGate, approval_workflow, notify_decision
@@ -54,6 +61,10 @@ if TYPE_CHECKING:
 __all__ = ["DBOSBackend", "notify_decision"]
 
 _WORKFLOW = "foreman_run"
+_IN_USE = "this executor id is in use by a live worker"
+_STORE_TRIES = 12  # a run whose store failed is taken up again after 1, 2, 4 ... 30 s waits
+_LOCK_CHECK_S = 5.0  # how often a worker checks that it still holds its executor id's lock
+_log = logging.getLogger("supervisor.dbos")
 
 
 async def _launch(dbos: Any) -> None:
@@ -103,6 +114,26 @@ async def _off_loop(call: Callable[[], object]) -> None:
         raise
 
 
+async def _run_once(supervisor: Supervisor, goal: str, run_id: str) -> str:
+    """One try at a run in its workflow; `StoreError` when the store failed (the database
+    went away, say): the run was not recorded as ended, and is taken up again from the store.
+    Other errors end it: the store has them, and DBOS records the run as ended."""
+    record = await supervisor._store.load(run_id)
+    if record is not None and (record.status == "failed" or record.aborted_by is not None):
+        # It ended (failed, or a person aborted it) before DBOS recorded so: a worker died in
+        # between. Taken up again, it would run on (and a person who aborted it would be asked
+        # again); it ends as recorded. A run aborted because its worker was stopping has no
+        # `aborted_by`, and resumes.
+        return f"{record.status}: {record.error}"
+    try:
+        await supervisor._run(goal, None, run_id)
+    except StoreError:
+        raise
+    except AgentError as error:
+        return f"failed: {type(error).__name__}"
+    return "succeeded"
+
+
 class DBOSBackend:
     """Supervisor runs as DBOS workflows on a queue shared by worker processes.
 
@@ -132,11 +163,11 @@ class DBOSBackend:
         executor_id: str = "local",
         poll_s: float = 0.2,
     ) -> None:
-        if not url.startswith(("postgresql://", "postgres://")):
-            from ._pg_schema import public_url
+        from ._pg_schema import is_postgres, normal_url, public_url
 
+        if not is_postgres(url):
             raise ConfigurationError(f"DBOSBackend needs a PostgreSQL URL, got {public_url(url)!r}")
-        self.url = url
+        self.url = normal_url(url)
         self.app = app
         self.name = name
         self.queue = queue
@@ -156,6 +187,8 @@ class DBOSBackend:
         attaches to the run that has it: it runs once."""
         from ._store import new_run_id
 
+        if not isinstance(goal, str) or not goal.strip() or "\x00" in goal:  # as Supervisor.run checks it
+            raise ConfigurationError(f"the goal must be a non-empty string without NUL, got {goal!r:.80}")
         run_id = run_id or new_run_id()
         options = {
             "workflow_name": _WORKFLOW,
@@ -164,8 +197,25 @@ class DBOSBackend:
             "app_version": self.app_version,
             "application_name": self.name,
         }
-        await self._dbos_client().enqueue_async(options, goal, run_id)
+        try:
+            await self._dbos_client().enqueue_async(options, goal, run_id)
+        except Exception as exc:  # the database's errors (SQLAlchemy's), typed as the store's
+            raise self._unreachable(exc) from None
         return run_id
+
+    def _unreachable(self, exc: Exception) -> AgentError:
+        """An error of the DBOS client as one of ours: the store's, without the password."""
+        if isinstance(exc, AgentError):
+            return exc
+        from tools.errors import StoreError
+
+        from ._pg_schema import public_url
+
+        text = " ".join(str(exc).split())[:300]
+        password = urlsplit(self.url).password
+        if password:
+            text = text.replace(password, "***")
+        return StoreError(public_url(self.url), f"{type(exc).__name__}: {text}")
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> RunRecord:
         """Wait for the run to end (at most `timeout_s`), then its stored record: `status`,
@@ -176,6 +226,8 @@ class DBOSBackend:
             handle = await self._dbos_client().retrieve_workflow_async(run_id)
         except DBOSNonExistentWorkflowError:
             raise RunNotFound(run_id, self.url_shown) from None
+        except Exception as exc:
+            raise self._unreachable(exc) from None
         async with asyncio.timeout(timeout_s):
             try:
                 await handle.get_result(polling_interval_sec=self.poll_s)
@@ -189,9 +241,11 @@ class DBOSBackend:
 
         try:
             handle = await self._dbos_client().retrieve_workflow_async(run_id)
+            return str((await handle.get_status()).status)
         except DBOSNonExistentWorkflowError:
             raise RunNotFound(run_id, self.url_shown) from None
-        return str((await handle.get_status()).status)
+        except Exception as exc:
+            raise self._unreachable(exc) from None
 
     # --- working ------------------------------------------------------------------------------
 
@@ -218,7 +272,7 @@ class DBOSBackend:
         if dbos_module._dbos_global_instance is not None and dbos_module._dbos_global_instance._launched:
             raise ConfigurationError("DBOS is already running in this process: one worker per process")
         supervisor = self._build()  # a wrong --app fails here, before any run is taken
-        lock = await self._executor_lock(self.executor_id, "this executor id is in use by a live worker")
+        held = [await self._executor_lock(self.executor_id, _IN_USE)]  # the connection holding it now
         try:
             DBOS(config=self._config())
             logging.getLogger("dbos").setLevel(logging.WARNING)
@@ -235,7 +289,7 @@ class DBOSBackend:
                         await held.close()
                 if ready is not None:
                     ready()
-                await stop.wait()
+                await self._hold(held, stop)
             finally:
                 await self._stop_runs(supervisor)
                 await _destroy()
@@ -244,7 +298,41 @@ class DBOSBackend:
             await supervisor.aclose()
             self._supervisor = None
             await self.aclose()
-            await lock.close()
+            await held[0].close()
+
+    async def _hold(self, held: list[Any], stop: asyncio.Event) -> None:
+        """Keep this executor id's lock until `stop`: checked every few seconds, and taken again
+        when its connection was lost (a server restart releases every advisory lock, and another
+        process could then take the id, or take this worker's runs over). Taken meanwhile by
+        another, this worker stops rather than run beside it."""
+        import psycopg
+
+        while not stop.is_set():  # bounded by `stop`
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _LOCK_CHECK_S)
+            if stop.is_set():
+                return
+            try:
+                await held[0].execute("SELECT 1")
+                continue
+            except psycopg.Error:
+                pass
+            with contextlib.suppress(Exception):
+                await held[0].close()
+            try:
+                held[0] = await self._executor_lock(self.executor_id, _IN_USE)
+                _log.warning(
+                    "executor %s: the database connection was lost; its lock is held again", self.executor_id
+                )
+            except StoreError:  # the database is still away: try again at the next check
+                continue
+            except ConfigurationError:
+                _log.error(
+                    "executor %s: another process took this id while the database was away; stopping",
+                    self.executor_id,
+                )
+                stop.set()
+                return
 
     async def _queues(self, update_limits: bool) -> None:
         from dbos import DBOS
@@ -272,7 +360,10 @@ class DBOSBackend:
         the process dies: a live executor id cannot be taken twice, or taken over."""
         import psycopg
 
-        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=30)
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=30)
+        except psycopg.Error as exc:  # unreachable, a wrong password, no such database
+            raise self._unreachable(exc) from None
         key = f"foreman-executor:{self.name}:{executor_id}"
         row = await (await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))).fetchone()
         if not (row and row[0]):
@@ -294,18 +385,16 @@ class DBOSBackend:
 
         async def foreman_run(goal: str, run_id: str) -> str:
             supervisor = backend._build()
-            record = await supervisor._store.load(run_id)
-            if record is not None and (record.status == "failed" or record.aborted_by is not None):
-                # It ended (failed, or a person aborted it) before DBOS recorded so: a worker
-                # died in between. Taken up again, it would run on (and a person aborted it
-                # would be asked again); it ends as recorded. A run aborted because its worker
-                # was stopping has no `aborted_by`, and resumes.
-                return f"{record.status}: {record.error}"
-            try:
-                await supervisor._run(goal, None, run_id)
-            except AgentError as error:  # the store has it; DBOS records the run as ended
-                return f"failed: {type(error).__name__}"
-            return "succeeded"
+            for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
+                try:
+                    return await _run_once(supervisor, goal, run_id)
+                except StoreError as error:
+                    if attempt == _STORE_TRIES - 1:
+                        raise  # DBOS records an error; the store's record says where the run is
+                    wait = min(2.0**attempt, 30.0)
+                    _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)
+                    await asyncio.sleep(wait)
+            raise AssertionError("unreachable")
 
         foreman_run.__qualname__ = _WORKFLOW
         return foreman_run
@@ -360,7 +449,14 @@ class DBOSBackend:
             from dbos import DBOSClient
 
             # lazy: it connects on first use, inside the calls that run in threads
-            self._client = DBOSClient(system_database_url=self.url, application_name=self.name, lazy=True)
+            # No retries of its own on a lost connection: they went on for ever (a submit to a
+            # database that is down hung); the caller sees a StoreError and decides.
+            self._client = DBOSClient(
+                system_database_url=self.url,
+                application_name=self.name,
+                lazy=True,
+                retry_connection_errors=False,
+            )
         return self._client
 
     async def _record(self, run_id: str) -> RunRecord:

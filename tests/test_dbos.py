@@ -147,6 +147,65 @@ async def test_the_queue_holds_its_limits_per_worker_and_across_workers(
     assert peaks.get("all") == 3 and peaks.get("w1", 0) <= 2 and peaks.get("w2", 0) <= 2, peaks
 
 
+def _cut_connections(url: str) -> int:
+    """End every other connection to the database, as a server restart does."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+async def test_connections_cut_mid_run_and_while_idle_lose_no_run_and_no_executor_lock(
+    workers: Workers, postgres_url: str, tmp_path: Path
+) -> None:
+    """A database restart mid-run left runs marked running for ever (their workflows recorded
+    as ended with 'failed: StoreError'); after one while idle, the next runs failed on stale
+    connections, and the executor id's lock was gone, so a second w1 was let in."""
+    from supervisor.dbos import _LOCK_CHECK_S
+
+    effects = tmp_path / "effects.txt"
+    workers.start("w1")
+    backend = DBOSBackend(postgres_url, APP)
+    try:
+        ids = [await backend.submit(f"cut-{i}", run_id=f"cut-{i}") for i in range(4)]
+        await _wait_for_effects(effects, 2, timeout_s=60)  # in flight
+    finally:
+        await backend.aclose()
+    assert await asyncio.to_thread(_cut_connections, postgres_url) > 0
+    backend = DBOSBackend(postgres_url, APP)  # the submitter's own connections were cut too
+    try:
+        records = [await backend.result(run_id, timeout_s=120) for run_id in ids]
+        assert await asyncio.to_thread(_cut_connections, postgres_url) > 0  # now idle
+    finally:
+        await backend.aclose()
+    for record in records:  # ended: done, or stopped by a tool caught half-way, as a kill would
+        assert record.status == "succeeded" or "did not finish" in (record.error or ""), record
+    await asyncio.sleep(_LOCK_CHECK_S + 2)  # the worker notices, and takes its lock again
+    backend = DBOSBackend(postgres_url, APP)
+    try:
+        later = [await backend.submit(f"after-{i}", run_id=f"after-{i}") for i in range(3)]
+        assert [(await backend.result(r, timeout_s=60)).status for r in later] == ["succeeded"] * 3
+    finally:
+        await backend.aclose()
+    lines = effects.read_text().splitlines()
+    assert [key for key, n in Counter(lines).items() if n > 1] == []
+    command = [sys.executable, "-m", "supervisor", "worker", "--store", workers.url, "--app", APP]
+    twin = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--executor", "w1"],
+        cwd=ROOT,
+        env=workers.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert twin.returncode == 1 and "in use by a live worker" in twin.stderr, twin.stderr
+
+
 def test_a_live_executor_id_cannot_be_started_twice_or_taken_over_and_limits_belong_to_the_queue(
     workers: Workers,
 ) -> None:
@@ -297,6 +356,19 @@ def test_bad_input_to_the_dbos_side_gets_typed_errors_without_a_password(postgre
     with pytest.raises(ConfigurationError) as caught:
         DBOSBackend("postgresql+psycopg://user:S3CRET@127.0.0.1/db", APP)
     assert "S3CRET" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="the goal must be a non-empty string"):  # it was enqueued
+        asyncio.run(DBOSBackend(postgres_url, APP).submit("   "))
+    closed = "postgresql://postgres:S3CRET@127.0.0.1:1/nothing"  # a port nothing listens on
+    for command in (["worker", "--executor", "w9", "--app", APP], ["submit", "a goal"]):
+        refused = subprocess.run(  # the worker's lock connection was a psycopg traceback
+            [sys.executable, "-m", "supervisor", *command, "--store", closed],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,  # the submitter retried for ever
+        )
+        assert refused.returncode == 1 and refused.stderr.startswith("error: "), refused.stderr
+        assert "Traceback" not in refused.stderr and "S3CRET" not in refused.stderr + refused.stdout
     secret = postgres_url.replace("postgres@", "postgres:S3CRET@")  # trust auth: any password works
     # No worker ever set the database up: submitting says so, as a store error, in one line.
     done = subprocess.run(

@@ -549,3 +549,26 @@ def _times_out(text: str) -> str:
     text = re.sub(r"  \[[^\]]*\]", "  [_]", text)  # the tree's timings
     text = re.sub(r"after [\d.]+ s", "after _ s", text)
     return re.sub(r'("(?:seconds|[a-z_]*_s|[a-z_]*_at)":|_s=)[\d.e-]+', r"\1_", text)
+
+
+async def test_a_store_named_by_a_libpq_string_or_an_upper_case_scheme_is_postgresql(
+    postgres_url: str,
+) -> None:
+    """Both were taken for SQLite file names: a file named with the password was made, or the
+    error showed it."""
+    from urllib.parse import urlsplit
+
+    from supervisor._pg_schema import is_postgres, public_url
+
+    parts = urlsplit(postgres_url)
+    where = f"host={parts.hostname} port={parts.port} user={parts.username} dbname={parts.path[1:]}"
+    keywords = f"{where} password=S3CRET"
+    upper = postgres_url.replace("postgresql://", "POSTGRESQL://")
+    for given in (keywords, upper):
+        store = open_store(given)
+        assert isinstance(store, PostgresStore)
+        await store.open()
+        assert await store.runs() == []
+        await store.aclose()
+    assert public_url(keywords).endswith("password=***")
+    assert not any(is_postgres(name) for name in ("runs.db", "a=b.db", "my runs.db", "host.db"))
