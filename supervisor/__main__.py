@@ -108,7 +108,9 @@ async def _runs(store: Store, path: str, out: TextIO) -> int:
         cost = f"${usage.cost_usd:.6f}" if usage.cost_usd is not None else "unpriced"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
         goal = (run.goal or "(plan)").replace("\n", " ")
-        out.write(f"{run.run_id:34} {run.status:10} {cost:>12}  {started}  {goal[:60]}\n")
+        # Aborted by nobody: its process stopped it (SIGTERM, Ctrl-C), and it goes on when resumed.
+        status = "stopped" if run.status == "aborted" and run.aborted_by is None else run.status
+        out.write(f"{run.run_id:34} {status:10} {cost:>12}  {started}  {goal[:60]}\n")
     return 0
 
 

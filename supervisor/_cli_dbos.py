@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
 import signal
 import sys
+import threading
+import time
 from typing import Any, TextIO
 
 __all__ = ["add_commands", "run_command"]
+
+
+_THREADS_GRACE_S = 15.0  # how long a stopped worker waits for DBOS's threads
 
 
 def add_commands(commands: Any) -> None:
@@ -36,14 +43,40 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--run-id", help="the run's id (submitting an id again runs it once)")
     submit.add_argument("--version", default="1", help="the app version to pin the run to")
     submit.add_argument("--wait", action="store_true", help="wait for the run to end and print its output")
-    submit.add_argument("--timeout", type=float, default=3600.0, help="with --wait: give up after SECONDS")
+    submit.add_argument("--timeout", type=_seconds, default=3600.0, help="with --wait: give up after SECONDS")
+
+
+def _seconds(text: str) -> float:
+    """A time limit: a number of seconds, 0 or more ("inf" waits for ever; "nan" and -1 are not)."""
+    value = float(text)
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
 
 
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     """Run `worker` or `submit`; the exit code."""
     if args.command == "worker":
-        return asyncio.run(_worker(args, out))
+        code = asyncio.run(_worker(args, out))
+        _leave(code)
+        return code
     return asyncio.run(_submit(args, out))
+
+
+def _leave(code: int) -> None:
+    """Wait a bounded while for the threads DBOS left behind, then exit even if some remain: with
+    the database away, DBOS retries recording its runs' ends in threads of its own for ever, and
+    a worker told to stop never exited. What it could not record, recovery takes up."""
+    deadline = time.monotonic() + _THREADS_GRACE_S
+    me = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not me and not thread.daemon:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+    if any(t.is_alive() and not t.daemon and t is not me for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.write(f"DBOS threads busy after {_THREADS_GRACE_S:g} s (the database away?): exiting\n")
+        sys.stderr.flush()
+        os._exit(code)
 
 
 async def _worker(args: argparse.Namespace, out: TextIO) -> int:
@@ -87,7 +120,9 @@ async def _submit(args: argparse.Namespace, out: TextIO) -> int:
             return 0
         record = await backend.result(run_id, timeout_s=args.timeout)
     except TimeoutError:
-        sys.stderr.write(f"run {run_id} not ended after {args.timeout:g} s (is a worker up?)\n")
+        sys.stderr.write(
+            f"run {run_id} not ended after {args.timeout:g} s (is a worker of version {args.version} up?)\n"
+        )
         return 1
     except AgentError:
         raise

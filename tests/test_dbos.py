@@ -358,6 +358,25 @@ def test_bad_input_to_the_dbos_side_gets_typed_errors_without_a_password(postgre
     assert "S3CRET" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="the goal must be a non-empty string"):  # it was enqueued
         asyncio.run(DBOSBackend(postgres_url, APP).submit("   "))
+    never = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "submit",
+            "g",
+            "--store",
+            postgres_url,
+            "--wait",
+            "--timeout",
+            "nan",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert never.returncode == 2 and "'nan' is not a number of seconds" in never.stderr  # it waited for ever
     closed = "postgresql://postgres:S3CRET@127.0.0.1:1/nothing"  # a port nothing listens on
     for command in (["worker", "--executor", "w9", "--app", APP], ["submit", "a goal"]):
         refused = subprocess.run(  # the worker's lock connection was a psycopg traceback

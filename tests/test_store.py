@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import re
 import signal
@@ -624,6 +625,11 @@ async def test_sigterm_stops_the_resume_command_as_ctrl_c_does(checked: Check, t
     record = await store.load("slow")
     await store.aclose()
     assert record is not None and record.status == "aborted" and record.aborted_by is None  # resumable
+    from supervisor.__main__ import _runs
+
+    listed = io.StringIO()
+    await _runs(SQLiteStore(path), str(path), listed)
+    assert " stopped " in listed.getvalue()  # it read "aborted", as if a person had ended it
 
 
 @pytest.mark.parametrize(
