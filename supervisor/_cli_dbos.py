@@ -57,7 +57,13 @@ def _seconds(text: str) -> float:
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     """Run `worker` or `submit`; the exit code."""
     if args.command == "worker":
-        code = asyncio.run(_worker(args, out))
+        from tools.errors import AgentError
+
+        try:
+            code = asyncio.run(_worker(args, out))
+        except AgentError as error:  # said here: the process may have to leave DBOS's threads behind
+            sys.stderr.write(f"error: {error}\n")
+            code = 1
         _leave(code)
         return code
     return asyncio.run(_submit(args, out))

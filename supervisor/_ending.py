@@ -11,7 +11,7 @@ import time
 from typing import Any, Literal
 
 from tools import serialize_result
-from tools.errors import RunAborted, RunTakenOver, StoreError, shown
+from tools.errors import RunAborted, RunTakenOver, shown
 from workers import Redactor, RunContext, RunEvent, ToolGate
 
 from ._approvals import StoreGate, supersede_pending
@@ -91,8 +91,6 @@ async def _finish(
     asked = isinstance(gate, StoreGate) and gate.asked(run_id)  # the gate forgets the run here
     if isinstance(outcome, RunTakenOver):  # the run is another process's now: leave it as it is
         return
-    if isinstance(outcome, StoreError):  # as a crash: the last checkpoint stands, and resume goes on
-        return  # from there (recorded "failed", a DBOS worker would end it rather than take it up)
     try:
         if resumed or asked:
             await supersede_pending(store, run_id)  # nobody waits on them any more

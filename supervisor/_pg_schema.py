@@ -91,22 +91,35 @@ def check_schema_name(schema: str) -> str:
     return f'"{schema}"'
 
 
-_CONNINFO = re.compile(r"\s*(?:\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+)\s*)+")
-_CONNINFO_KEYS = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|port|password|service)\s*=", re.IGNORECASE)
+_CONNINFO_PAIR = re.compile(r"\s*([a-z_]+)\s*=\s*(?:'(?:[^'\\]|\\.)*'|[^\s']+)\s*")
+# libpq's keywords (lower case, as libpq requires) that a store string would use.
+_LIBPQ_KEYS = frozenset(
+    "host hostaddr port dbname user password passfile service sslmode sslrootcert sslcert sslkey "
+    "connect_timeout application_name options target_session_attrs channel_binding".split()
+)
 
 
 def is_postgres(store: str) -> bool:
     """Whether a `store=` string names a PostgreSQL database: a postgresql:// or postgres:// URL
-    (any case), or a libpq key=value string ("host=db dbname=runs user=app password=...")."""
+    (any case), or a libpq key=value string of two pairs or more ("host=db dbname=runs"; one pair,
+    "dbname=runs.db", stays a file name)."""
     if store[:13].lower().startswith(("postgresql://", "postgres://")):
         return True
-    return bool(_CONNINFO.fullmatch(store) and _CONNINFO_KEYS.search(store))
+    keys = []
+    at = 0
+    while at < len(store):  # bounded: each match consumes at least one character
+        match = _CONNINFO_PAIR.match(store, at)
+        if match is None:
+            return False
+        keys.append(match.group(1))
+        at = match.end()
+    return len(keys) >= 2 and all(key in _LIBPQ_KEYS for key in keys)
 
 
 def normal_url(url: str) -> str:
     """The URL with its scheme in lower case, as libpq reads it ("POSTGRESQL://" is refused)."""
     scheme, sep, rest = url.partition("://")
-    return f"{scheme.lower()}{sep}{rest}" if sep and len(scheme) <= 10 else url
+    return f"{scheme.lower()}{sep}{rest}" if sep and scheme.lower() in ("postgresql", "postgres") else url
 
 
 def public_url(url: str) -> str:

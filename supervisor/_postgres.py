@@ -153,16 +153,18 @@ class PostgresStore:
         import psycopg
 
         for again in (True, False):  # a read is tried twice: the first on a connection that may be stale
+            conn = None
             try:
                 async with asyncio.timeout(self._timeout_s):
                     conn = await self._read_conn()
                     cursor = await conn.execute(sql, params)
                     return await cursor.fetchall()
             except (psycopg.Error, TimeoutError) as exc:
-                reader, self._reader = self._reader, None  # the next read opens a new connection
-                stale = reader is not None and reader.closed  # lost while idle (a server restart)
-                if reader is not None:
-                    await reader.close()
+                if conn is not None and self._reader is conn:  # the next read opens a new one
+                    self._reader = None  # (a concurrent read may have opened one already: kept)
+                stale = conn is not None and conn.closed  # lost while idle (a server restart)
+                if conn is not None:
+                    await conn.close()
                 if again and stale and isinstance(exc, psycopg.OperationalError):
                     continue
                 why = f"no answer within {self._timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)

@@ -20,9 +20,10 @@ workers start their calls in whatever order the model latencies give, so after a
 recovered step could be handed another worker's recorded output. A journal keyed by position
 cannot be confused that way.
 
-A run whose store failed (the database restarted under it) is not ended: its workflow takes it
-up again from the store after 1, 2, 4 ... 30 s, twelve times at most, then raises (DBOS records
-an error; the store keeps the run where it stopped). A worker's lock on its executor id dies with
+A run whose store failed for a reason that may pass (the database restarted under it: a lost
+connection, a failed read or write, no answer in time) is taken up again by its workflow from
+the store after 1, 2, 4 ... 30 s, twelve times at most, then raises (DBOS records an error; the
+store has the run failed, and `resume` takes it up). A worker's lock on its executor id dies with
 its connection on a restart: it is checked every few seconds and taken again, and a worker whose
 id another process took meanwhile stops.
 
@@ -47,7 +48,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 
@@ -114,12 +115,28 @@ async def _off_loop(call: Callable[[], object]) -> None:
         raise
 
 
-async def _run_once(supervisor: Supervisor, goal: str, run_id: str) -> str:
+def _passwords(url: str) -> list[str]:
+    """The password of a URL, as written and decoded, so that a message can hide either."""
+    written = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+    return [p for p in {written, unquote(written)} if p]
+
+
+def _transient(error: StoreError) -> bool:
+    """Whether a store error may pass once the database is back (a lost connection, a write or
+    read that failed, no answer in time), rather than stand (a foreign or newer schema)."""
+    return error.reason.startswith(("cannot connect", "read failed", "write failed", "no commit within"))
+
+
+async def _run_once(supervisor: Supervisor, goal: str, run_id: str, *, again: bool) -> str:
     """One try at a run in its workflow; `StoreError` when the store failed (the database
-    went away, say): the run was not recorded as ended, and is taken up again from the store.
-    Other errors end it: the store has them, and DBOS records the run as ended."""
+    went away, say), and the run is taken up again from the store (`again`: its record may say
+    "failed" with that error). Other errors end it: the store has them, and DBOS records the run
+    as ended."""
     record = await supervisor._store.load(run_id)
-    if record is not None and (record.status == "failed" or record.aborted_by is not None):
+    ended = record is not None and (
+        (record.status == "failed" and not again) or record.aborted_by is not None
+    )
+    if record is not None and ended:
         # It ended (failed, or a person aborted it) before DBOS recorded so: a worker died in
         # between. Taken up again, it would run on (and a person who aborted it would be asked
         # again); it ends as recorded. A run aborted because its worker was stopping has no
@@ -165,8 +182,8 @@ class DBOSBackend:
     ) -> None:
         from ._pg_schema import is_postgres, normal_url, public_url
 
-        if not is_postgres(url):
-            raise ConfigurationError(f"DBOSBackend needs a PostgreSQL URL, got {public_url(url)!r}")
+        if not is_postgres(url) or "://" not in url:  # DBOS reads URLs only, not libpq's key=value
+            raise ConfigurationError(f"DBOSBackend needs a postgresql:// URL, got {public_url(url)!r}")
         self.url = normal_url(url)
         self.app = app
         self.name = name
@@ -211,11 +228,10 @@ class DBOSBackend:
 
         from ._pg_schema import public_url
 
-        text = " ".join(str(exc).split())[:300]
-        password = urlsplit(self.url).password
-        if password:
-            text = text.replace(password, "***")
-        return StoreError(public_url(self.url), f"{type(exc).__name__}: {text}")
+        text = " ".join(str(exc).split())
+        for secret in _passwords(self.url):
+            text = text.replace(secret, "***")
+        return StoreError(public_url(self.url), f"{type(exc).__name__}: {text[:300]}")
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> RunRecord:
         """Wait for the run to end (at most `timeout_s`), then its stored record: `status`,
@@ -282,11 +298,11 @@ class DBOSBackend:
                 await _launch(dbos_module._dbos_global_instance)  # this executor's unfinished runs first
                 await self._queues(update_limits)
                 for dead in recover:
-                    held = await self._executor_lock(dead, "it is alive and keeps its runs")
+                    theirs = await self._executor_lock(dead, "it is alive and keeps its runs")
                     try:
                         await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
                     finally:
-                        await held.close()
+                        await theirs.close()
                 if ready is not None:
                     ready()
                 await self._hold(held, stop)
@@ -313,9 +329,10 @@ class DBOSBackend:
             if stop.is_set():
                 return
             try:
-                await held[0].execute("SELECT 1")
+                async with asyncio.timeout(_LOCK_CHECK_S):  # a server that stopped answering too
+                    await held[0].execute("SELECT 1")
                 continue
-            except psycopg.Error:
+            except (psycopg.Error, TimeoutError):
                 pass
             with contextlib.suppress(Exception):
                 await held[0].close()
@@ -327,12 +344,11 @@ class DBOSBackend:
             except StoreError:  # the database is still away: try again at the next check
                 continue
             except ConfigurationError:
-                _log.error(
-                    "executor %s: another process took this id while the database was away; stopping",
-                    self.executor_id,
-                )
                 stop.set()
-                return
+                raise ConfigurationError(
+                    f"executor {self.executor_id!r}: another process took this id while the database "
+                    "was away; this worker stopped (its runs are that process's now)"
+                ) from None
 
     async def _queues(self, update_limits: bool) -> None:
         from dbos import DBOS
@@ -360,12 +376,21 @@ class DBOSBackend:
         the process dies: a live executor id cannot be taken twice, or taken over."""
         import psycopg
 
+        key = f"foreman-executor:{self.name}:{executor_id}"
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=30)
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:  # unreachable, a wrong password, no such database
             raise self._unreachable(exc) from None
-        key = f"foreman-executor:{self.name}:{executor_id}"
-        row = await (await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))).fetchone()
+        try:
+            async with asyncio.timeout(30):
+                row = await (
+                    await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+                ).fetchone()
+        except (psycopg.Error, TimeoutError) as exc:
+            await conn.close()
+            raise self._unreachable(
+                exc if isinstance(exc, psycopg.Error) else StoreError(self.url_shown, "no answer")
+            ) from None
         if not (row and row[0]):
             await conn.close()
             raise ConfigurationError(f"executor {executor_id!r}: {refusal}")
@@ -387,9 +412,9 @@ class DBOSBackend:
             supervisor = backend._build()
             for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
                 try:
-                    return await _run_once(supervisor, goal, run_id)
+                    return await _run_once(supervisor, goal, run_id, again=attempt > 0)
                 except StoreError as error:
-                    if attempt == _STORE_TRIES - 1:
+                    if attempt == _STORE_TRIES - 1 or not _transient(error):
                         raise  # DBOS records an error; the store's record says where the run is
                     wait = min(2.0**attempt, 30.0)
                     _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)

@@ -105,6 +105,11 @@ async def test_runs_on_three_workers_end_once_when_one_is_killed_mid_run(
             workers.start("w4", "--concurrency", "4", "--recover", "w1")
         records = [await backend.result(run_id, timeout_s=120) for run_id in ids]
         statuses = [await backend.status(run_id) for run_id in ids]
+        if comeback == "takeover":  # past its first check of its lock: it crashed there
+            from supervisor.dbos import _LOCK_CHECK_S
+
+            await asyncio.sleep(_LOCK_CHECK_S + 1)
+            assert workers.processes["w4"].poll() is None, "the worker that took over died"
     finally:
         await backend.aclose()
     lines = effects.read_text().splitlines()
@@ -145,6 +150,17 @@ async def test_the_queue_holds_its_limits_per_worker_and_across_workers(
     finally:
         await backend.aclose()
     assert peaks.get("all") == 3 and peaks.get("w1", 0) <= 2 and peaks.get("w2", 0) <= 2, peaks
+
+
+def test_only_store_errors_that_may_pass_are_waited_out() -> None:
+    """A foreign schema was retried for four minutes, as if the database were restarting."""
+    from supervisor.dbos import _transient
+    from tools.errors import StoreError
+
+    for reason in ("cannot connect: no answer", "read failed: OperationalError", "no commit within 60 s"):
+        assert _transient(StoreError("db", reason))
+    for reason in ("schema 'foreman' is not a foreman store", "written by a newer version (schema 9)"):
+        assert not _transient(StoreError("db", reason))
 
 
 def _cut_connections(url: str) -> int:

@@ -791,6 +791,40 @@ async def test_a_checkpoint_that_cannot_commit_fails_in_bounded_time(tmp_path: P
     await store.aclose()
 
 
+async def test_a_run_whose_store_failed_a_while_is_recorded_failed_and_resumes_elsewhere(
+    checked: Check, tmp_path: Path
+) -> None:
+    """The store locked past the commit timeout fails the run with StoreError; once it is free,
+    the run's end is there (failed), so another supervisor takes it up and finishes it."""
+    path = tmp_path / "runs.db"
+    held = asyncio.Event()
+
+    async def slow(request: ModelRequest) -> Any:
+        held.set()
+        await asyncio.sleep(0.4)  # the store is locked meanwhile
+        return reply.text("written")
+
+    sup = Supervisor(
+        [Writer(model=checked(FunctionModel(slow)))], model=checked(ScriptedModel([])), store=path
+    )
+    sup._store._writer._timeout_s = 0.3  # type: ignore[attr-defined]  # checkpoints give up fast
+    run = asyncio.create_task(sup.run_plan(Plan(steps=[Step("w", "Writer", "write")]), run_id="s"))
+    await held.wait()
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the file past the timeout
+    try:
+        with pytest.raises(StoreError, match="no commit within"):
+            await run
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await sup.aclose()
+    again = checked(FunctionModel(lambda request: reply.text("written")))  # asked, if the answer was lost
+    async with Supervisor([Writer(model=again)], model=checked(ScriptedModel([])), store=path) as other:
+        resumed = await other.run_plan(Plan(steps=[Step("w", "Writer", "write")]), run_id="s")
+    assert resumed.output == "written"  # it was left "running", refused to any other supervisor
+
+
 async def test_a_store_whose_file_cannot_be_opened_fails_its_checkpoints_at_once(tmp_path: Path) -> None:
     folder = tmp_path / "gone"
     folder.mkdir()

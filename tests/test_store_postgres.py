@@ -571,4 +571,29 @@ async def test_a_store_named_by_a_libpq_string_or_an_upper_case_scheme_is_postgr
         assert await store.runs() == []
         await store.aclose()
     assert public_url(keywords).endswith("password=***")
-    assert not any(is_postgres(name) for name in ("runs.db", "a=b.db", "my runs.db", "host.db"))
+    files = (
+        "runs.db",
+        "a=b.db",
+        "my runs.db",
+        "host.db",
+        "dbname=runs.db",
+        "service=billing.db",
+        "HOST=a B=c",
+    )
+    assert not any(is_postgres(name) for name in files)
+
+
+async def test_reads_at_once_after_the_connections_were_cut_all_succeed(postgres_url: str) -> None:
+    """A read retries once on a connection lost while idle (a server restart); with several at
+    once, the first to fail closed the connection another had just opened for its retry."""
+    import psycopg
+
+    store = PostgresStore(postgres_url)
+    await store.open()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert await asyncio.gather(*(store.runs() for _ in range(4))) == [[]] * 4
+    await store.aclose()
