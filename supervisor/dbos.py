@@ -48,12 +48,12 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 
 from ._approvals import StoreGate
 from ._dbos_approvals import APPROVAL, APPROVALS_QUEUE, MessageGate, approval_workflow, notify_decision
+from ._dbos_lock import IN_USE, hold_lock, take_lock, unreachable
 
 if TYPE_CHECKING:
     from ._store import RunRecord, Store
@@ -62,9 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["DBOSBackend", "notify_decision"]
 
 _WORKFLOW = "foreman_run"
-_IN_USE = "this executor id is in use by a live worker"
 _STORE_TRIES = 12  # a run whose store failed is taken up again after 1, 2, 4 ... 30 s waits
-_LOCK_CHECK_S = 5.0  # how often a worker checks that it still holds its executor id's lock
 _log = logging.getLogger("supervisor.dbos")
 
 
@@ -113,12 +111,6 @@ async def _off_loop(call: Callable[[], object]) -> None:
         with contextlib.suppress(Exception):  # cancelled: that is what this raises
             await thread
         raise
-
-
-def _passwords(url: str) -> list[str]:
-    """The password of a URL, as written and decoded, so that a message can hide either."""
-    written = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
-    return [p for p in {written, unquote(written)} if p]
 
 
 def _transient(error: StoreError) -> bool:
@@ -220,18 +212,8 @@ class DBOSBackend:
             raise self._unreachable(exc) from None
         return run_id
 
-    def _unreachable(self, exc: Exception) -> AgentError:
-        """An error of the DBOS client as one of ours: the store's, without the password."""
-        if isinstance(exc, AgentError):
-            return exc
-        from tools.errors import StoreError
-
-        from ._pg_schema import public_url
-
-        text = " ".join(str(exc).split())
-        for secret in _passwords(self.url):
-            text = text.replace(secret, "***")
-        return StoreError(public_url(self.url), f"{type(exc).__name__}: {text[:300]}")
+    def _unreachable(self, exc: BaseException) -> AgentError:
+        return unreachable(self.url, exc)
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> RunRecord:
         """Wait for the run to end (at most `timeout_s`), then its stored record: `status`,
@@ -288,7 +270,7 @@ class DBOSBackend:
         if dbos_module._dbos_global_instance is not None and dbos_module._dbos_global_instance._launched:
             raise ConfigurationError("DBOS is already running in this process: one worker per process")
         supervisor = self._build()  # a wrong --app fails here, before any run is taken
-        held = [await self._executor_lock(self.executor_id, _IN_USE)]  # the connection holding it now
+        held = [await self._executor_lock(self.executor_id, IN_USE)]  # the connection holding it now
         try:
             DBOS(config=self._config())
             logging.getLogger("dbos").setLevel(logging.WARNING)
@@ -317,38 +299,7 @@ class DBOSBackend:
             await held[0].close()
 
     async def _hold(self, held: list[Any], stop: asyncio.Event) -> None:
-        """Keep this executor id's lock until `stop`: checked every few seconds, and taken again
-        when its connection was lost (a server restart releases every advisory lock, and another
-        process could then take the id, or take this worker's runs over). Taken meanwhile by
-        another, this worker stops rather than run beside it."""
-        import psycopg
-
-        while not stop.is_set():  # bounded by `stop`
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _LOCK_CHECK_S)
-            if stop.is_set():
-                return
-            try:
-                async with asyncio.timeout(_LOCK_CHECK_S):  # a server that stopped answering too
-                    await held[0].execute("SELECT 1")
-                continue
-            except (psycopg.Error, TimeoutError):
-                pass
-            with contextlib.suppress(Exception):
-                await held[0].close()
-            try:
-                held[0] = await self._executor_lock(self.executor_id, _IN_USE)
-                _log.warning(
-                    "executor %s: the database connection was lost; its lock is held again", self.executor_id
-                )
-            except StoreError:  # the database is still away: try again at the next check
-                continue
-            except ConfigurationError:
-                stop.set()
-                raise ConfigurationError(
-                    f"executor {self.executor_id!r}: another process took this id while the database "
-                    "was away; this worker stopped (its runs are that process's now)"
-                ) from None
+        await hold_lock(self.url, self.name, self.executor_id, held, stop)
 
     async def _queues(self, update_limits: bool) -> None:
         from dbos import DBOS
@@ -372,29 +323,7 @@ class DBOSBackend:
         await DBOS.register_queue_async(APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
 
     async def _executor_lock(self, executor_id: str, refusal: str) -> Any:
-        """A connection holding the executor id's advisory lock, which PostgreSQL releases when
-        the process dies: a live executor id cannot be taken twice, or taken over."""
-        import psycopg
-
-        key = f"foreman-executor:{self.name}:{executor_id}"
-        try:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:  # unreachable, a wrong password, no such database
-            raise self._unreachable(exc) from None
-        try:
-            async with asyncio.timeout(30):
-                row = await (
-                    await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
-                ).fetchone()
-        except (psycopg.Error, TimeoutError) as exc:
-            await conn.close()
-            raise self._unreachable(
-                exc if isinstance(exc, psycopg.Error) else StoreError(self.url_shown, "no answer")
-            ) from None
-        if not (row and row[0]):
-            await conn.close()
-            raise ConfigurationError(f"executor {executor_id!r}: {refusal}")
-        return conn
+        return await take_lock(self.url, self.name, executor_id, refusal)
 
     @staticmethod
     async def _stop_runs(supervisor: Supervisor) -> None:

@@ -106,7 +106,7 @@ async def test_runs_on_three_workers_end_once_when_one_is_killed_mid_run(
         records = [await backend.result(run_id, timeout_s=120) for run_id in ids]
         statuses = [await backend.status(run_id) for run_id in ids]
         if comeback == "takeover":  # past its first check of its lock: it crashed there
-            from supervisor.dbos import _LOCK_CHECK_S
+            from supervisor._dbos_lock import LOCK_CHECK_S as _LOCK_CHECK_S
 
             await asyncio.sleep(_LOCK_CHECK_S + 1)
             assert workers.processes["w4"].poll() is None, "the worker that took over died"
@@ -181,7 +181,7 @@ async def test_connections_cut_mid_run_and_while_idle_lose_no_run_and_no_executo
     """A database restart mid-run left runs marked running for ever (their workflows recorded
     as ended with 'failed: StoreError'); after one while idle, the next runs failed on stale
     connections, and the executor id's lock was gone, so a second w1 was let in."""
-    from supervisor.dbos import _LOCK_CHECK_S
+    from supervisor._dbos_lock import LOCK_CHECK_S as _LOCK_CHECK_S
 
     effects = tmp_path / "effects.txt"
     workers.start("w1")
