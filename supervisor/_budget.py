@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from dataclasses import dataclass, replace
 
+from tools._numbers import is_amount, is_count
 from tools.errors import BudgetExceeded, ConfigurationError
 from workers import (
     BudgetEvent,
@@ -64,23 +64,15 @@ class Budget:
             if type(value) is float and value.is_integer():  # max_tokens=2e5 means 200000
                 value = int(value)
                 object.__setattr__(self, name, value)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if not is_count(value, least):
                 kind = ("None or " if optional else "") + (
                     "a positive int" if least else "an int of 0 or more"
                 )
                 raise ConfigurationError(f"Budget {name} must be {kind}, got {value!r}")
         for name in ("max_usd", "deadline_s"):
             value = getattr(self, name)
-            if value is None:
-                continue
             positive = name == "deadline_s"
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or math.isnan(value)
-                or value < 0
-                or (positive and value == 0)
-            ):
+            if value is not None and not is_amount(value, positive=positive):
                 kind = "a positive number of seconds" if positive else "a number of dollars, 0 or more"
                 raise ConfigurationError(f"Budget {name} must be None or {kind}, got {value!r}")
 

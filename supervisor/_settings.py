@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tools._numbers import is_amount, is_count
 from tools.errors import ConfigurationError
 from workers import Model, Worker
 from workers._resolve import check_model
@@ -49,11 +50,7 @@ def checked_settings(
                     f"worker {worker.name}: handoff target {name!r} is not a worker of this supervisor "
                     f"(its workers: {', '.join(by_name)})"
                 )
-    if approval_timeout_s is not None and not (
-        isinstance(approval_timeout_s, int | float)
-        and not isinstance(approval_timeout_s, bool)
-        and approval_timeout_s >= 0
-    ):
+    if approval_timeout_s is not None and not is_amount(approval_timeout_s):
         raise ConfigurationError(f"approval_timeout_s must be None or 0 or more, got {approval_timeout_s!r}")
     for spec in (model, *(w.model_spec for w in by_name.values())):
         check_model(spec)
@@ -74,5 +71,5 @@ def check_options(*, budget: object, redact: object, step_retries: object, max_r
     if redact is not None and (isinstance(redact, type) or not callable(redact)):
         raise ConfigurationError(f"redact must be a function (tool, what, text) -> text, got {redact!r}")
     for name, value in (("step_retries", step_retries), ("max_replans", max_replans)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not is_count(value, 0):
             raise ConfigurationError(f"{name} must be an int of 0 or more, got {value!r}")

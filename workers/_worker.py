@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tools import Tool, tool
+from tools._numbers import is_count
 from tools.errors import ConfigurationError, ToolDefinitionError, WorkerInputError, excerpt
 
 from ._context import RunContext
@@ -286,21 +287,17 @@ def _check_numbers(cls: type[Worker]) -> None:
     """The numeric settings, each of its type and range, so that a wrong one fails when the
     class is defined rather than in a run (where "big" as a window failed deep in arithmetic)."""
     name = cls.__name__
-
-    def whole(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
     for attr in ("max_turns", "max_tokens", "loop_limit"):
         value = getattr(cls, attr)
-        if not whole(value) or value < 1:
+        if not is_count(value, 1):
             raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
     for attr in ("output_repairs", "argument_repairs", "truncation_retries"):
         value = getattr(cls, attr)
-        if not whole(value) or value < 0:
+        if not is_count(value, 0):
             raise ConfigurationError(f"worker {name}: {attr} must be an int of 0 or more, got {value!r}")
     for attr in ("context_window", "max_result_chars"):
         value = getattr(cls, attr)
-        if value is not None and (not whole(value) or value < 1):
+        if value is not None and not is_count(value, 1):
             raise ConfigurationError(f"worker {name}: {attr} must be None or a positive int, got {value!r}")
     if cls.context_window is not None and cls.context_window <= cls.max_tokens:
         raise ConfigurationError(
