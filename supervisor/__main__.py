@@ -149,16 +149,14 @@ async def _approve(
 
     from workers import ApprovalRequest
 
-    from ._approvals import STATUS_OF, expiry, late
+    from ._approvals import STATUS_OF, expired_meanwhile, expiry, pending_in_time
     from ._terminal import ask, terminal_line
 
     who = f"terminal:{getpass.getuser()}"
     asked: set[str] = set()
     try:
         while True:
-            found = await store.pending_approvals(run)
-            at = time.time()  # expired ones are denied, whoever answers now: not offered
-            pending = [p for p in found if p.approval_id not in asked and not late(p, at)]
+            pending = [p for p in await pending_in_time(store, run) if p.approval_id not in asked]
             if not pending:
                 if not watch:
                     out.write("no pending approvals\n" if not asked else "no more pending approvals\n")
@@ -189,8 +187,7 @@ async def _approve(
                     out.write("skipped\n")
                     continue
                 status = STATUS_OF[decision.kind]
-                if late(record, time.time()) and status != "aborted":  # it ran out while the person read it
-                    await store.decide(record.approval_id, "expired", expiry(record), None, "timeout")
+                if await expired_meanwhile(store, record, status):  # it ran out while the person read it
                     out.write(f"expired while you decided ({expiry(record)}): the call is denied\n")
                     continue
                 if await store.decide(

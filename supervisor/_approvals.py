@@ -129,6 +129,24 @@ def expiry(record: ApprovalRecord) -> str:
     return f"no answer within {record.expires_at - record.created_at:g} s"
 
 
+async def pending_in_time(store: ApprovalStore, run_id: str | None = None) -> list[ApprovalRecord]:
+    """The approvals still waiting for a decision, oldest first: not those past their expiry,
+    which are denied whoever answers now (nobody marked them expired while their process was
+    dead)."""
+    found = await store.pending_approvals(run_id)
+    now = time.time()
+    return [record for record in found if not late(record, now)]
+
+
+async def expired_meanwhile(store: ApprovalStore, record: ApprovalRecord, status: ApprovalStatus) -> bool:
+    """Whether a decision (`status`) on `record` comes too late: its time ran out, so it is
+    recorded as expired instead (the call is denied). An abort is never too late."""
+    if status == "aborted" or not late(record, time.time()):
+        return False
+    await store.decide(record.approval_id, "expired", expiry(record), None, "timeout")
+    return True
+
+
 def decision_of(record: ApprovalRecord) -> Decision:
     """The `Decision` a decided record stands for. An approval (or edit) given after the request
     expired is a denial: nobody marked it expired while its process was dead, but its time had

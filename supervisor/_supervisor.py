@@ -16,7 +16,6 @@ import asyncio
 import functools
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -51,7 +50,7 @@ from workers import (
 from workers._events import as_sink
 from workers._hooks import as_gate
 
-from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, expiry, late
+from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, expired_meanwhile, pending_in_time
 from ._breaker import CircuitBreakers
 from ._budget import Budget
 from ._calls import CallRecord
@@ -319,16 +318,14 @@ class Supervisor:
     async def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         """Risky calls waiting in this supervisor's store for a decision, oldest first (not those
         past their expiry: they are denied, whatever is decided now)."""
-        now = time.time()
-        return [a for a in await self._store.pending_approvals(run_id) if not late(a, now)]
+        return await pending_in_time(self._store, run_id)
 
     async def decide(self, approval_id: str, decision: Decision) -> bool:
         """Decide a pending approval from code (a web handler, say); False when already decided,
         or expired (an abort is taken even then)."""
         status = STATUS_OF[decision.kind]
         record = await self._store.get_approval(approval_id)
-        if record is not None and status != "aborted" and late(record, time.time()):
-            await self._store.decide(approval_id, "expired", expiry(record), None, "timeout")
+        if record is not None and await expired_meanwhile(self._store, record, status):
             return False
         args = (decision.reason or None, decision.arguments, decision.by or "code")
         taken = await self._store.decide(approval_id, status, *args)
