@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["in_daemon_thread"]
+__all__ = ["in_daemon_thread", "is_async"]
+
+
+def is_async(function: object) -> bool:
+    """Whether calling `function` gives a coroutine to await: an async function, a partial of
+    one, or an object whose `__call__` is async. Anything else runs as a blocking call."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
 
 
 def in_daemon_thread(call: Callable[[], Any], name: str = "blocking-call") -> asyncio.Future[Any]:

@@ -6,11 +6,11 @@ where events go. The supervisor's tracer, a progress display or a test list impl
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from tools._threads import is_async
 from tools.errors import ConfigurationError
 
 from ._records import fast_init
@@ -284,7 +284,7 @@ def as_sink(events: EventSink | Callable[[Event], Any]) -> EventSink:
         raise ConfigurationError(
             f"events must be a sink (with emit) or a function of each event, got {events!r}"
         )
-    if inspect.iscoroutinefunction(events) or inspect.iscoroutinefunction(type(events).__call__):
+    if is_async(events):
         raise ConfigurationError(
             f"events={getattr(events, '__name__', events)!r} is async: events are emitted as they happen, "
             "without waiting, so its coroutines would never run; give a plain function "

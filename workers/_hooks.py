@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from tools._threads import in_daemon_thread
+from tools._threads import in_daemon_thread, is_async
 from tools.errors import AgentError, ApproverFailed, ConfigurationError, excerpt
 
 from ._model import ModelRequest, ModelResponse
@@ -170,7 +170,7 @@ class CallableGate:
         daemon thread does not hold up the process's exit. One that raises is `ApproverFailed`.
         """
         try:
-            if _is_async(self._approver):
+            if is_async(self._approver):
                 answer = await self._approver(request)  # type: ignore[misc]
             else:
                 answer = await in_daemon_thread(functools.partial(self._approver, request), "approver")
@@ -185,11 +185,6 @@ class CallableGate:
         if answer is True:
             return Decision.approve(by="approver")
         return Decision.deny(f"denied by the approver (answered {excerpt(answer, 40)})", by="approver")
-
-
-def _is_async(function: Callable[..., Any]) -> bool:
-    call = type(function).__dict__.get("__call__")  # an object whose __call__ is async
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
 
 
 class TimedGate:
