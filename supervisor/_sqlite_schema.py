@@ -120,10 +120,7 @@ def migrate(db: sqlite3.Connection, version: int, where: str = "store") -> None:
             row = db.execute("SELECT value FROM foreman_meta WHERE key = 'schema_version'").fetchone()
             version = max(version, _version(where, row[0]) if row else 0)
         if version > SCHEMA_VERSION:  # a newer foreman migrated it meanwhile: leave its mark
-            raise StoreError(
-                "store",
-                f"written by a newer version (schema {version}; this one reads up to {SCHEMA_VERSION})",
-            )
+            raise _newer(where, version)
         if version == SCHEMA_VERSION:  # another process migrated it meanwhile
             db.execute("COMMIT")
             return

@@ -70,7 +70,7 @@ from ._shared import Shared
 from ._store import RunRecord, Store, new_run_id, open_store
 from ._stream import stream_events
 
-__all__ = ["MAX_WORKERS", "Supervisor"]
+__all__ = ["MAX_WORKERS", "Supervisor", "check_goal"]
 
 
 class Supervisor:
@@ -178,14 +178,14 @@ class Supervisor:
         `aclosing` closes it whatever the loop did.
         """
         if plan is not None:
-            _check_goal(goal, optional=True)
+            check_goal(goal, optional=True)
             issues = check_plan(plan, self.workers, self.budget.max_steps)
             if issues:
                 raise PlanError(issues, attempts=0, run_id=run_id)
         elif goal is None:
             raise ConfigurationError("stream needs a goal or a plan")
         else:
-            _check_goal(goal)
+            check_goal(goal)
         return stream_events(lambda sink: self._run(goal, plan, run_id, sink))
 
     async def run(self, goal: str, run_id: str | None = None) -> RunResult:
@@ -194,7 +194,7 @@ class Supervisor:
         Raises:
             AgentError: a typed error of the tree, carrying `run_id`.
         """
-        _check_goal(goal)
+        check_goal(goal)
         return await self._run(goal, None, run_id)
 
     async def run_plan(self, plan: Plan, *, goal: str | None = None, run_id: str | None = None) -> RunResult:
@@ -204,7 +204,7 @@ class Supervisor:
         outputs; otherwise the output is the last step's output (a dict by step id when several
         steps end the plan).
         """
-        _check_goal(goal, optional=True)
+        check_goal(goal, optional=True)
         issues = check_plan(plan, self.workers, self.budget.max_steps)
         if issues:
             raise PlanError(issues, attempts=0, run_id=run_id)
@@ -408,7 +408,7 @@ class Supervisor:
         return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
 
 
-def _check_goal(goal: object, *, optional: bool = False) -> None:
+def check_goal(goal: object, *, optional: bool = False) -> None:
     """A goal is a non-empty string (or None, where a plan is given instead)."""
     if optional and goal is None:
         return

@@ -195,9 +195,11 @@ class DBOSBackend:
         """Enqueue a run of `goal`; its id (a new one unless given). Submitting an id again
         attaches to the run that has it: it runs once."""
         from ._store import new_run_id
+        from ._supervisor import check_goal
 
-        if not isinstance(goal, str) or not goal.strip() or "\x00" in goal:  # as Supervisor.run checks it
-            raise ConfigurationError(f"the goal must be a non-empty string without NUL, got {goal!r:.80}")
+        check_goal(goal)  # as Supervisor.run checks it
+        if "\x00" in goal:  # PostgreSQL's text holds no NUL: the run would have no record
+            raise ConfigurationError(f"the goal must be a string without NUL, got {goal!r:.80}")
         run_id = run_id or new_run_id()
         options = {
             "workflow_name": _WORKFLOW,
@@ -209,11 +211,8 @@ class DBOSBackend:
         try:
             await self._dbos_client().enqueue_async(options, goal, run_id)
         except Exception as exc:  # the database's errors (SQLAlchemy's), typed as the store's
-            raise self._unreachable(exc) from None
+            raise unreachable(self.url, exc) from None
         return run_id
-
-    def _unreachable(self, exc: BaseException) -> AgentError:
-        return unreachable(self.url, exc)
 
     async def result(self, run_id: str, *, timeout_s: float | None = None) -> RunRecord:
         """Wait for the run to end (at most `timeout_s`), then its stored record: `status`,
@@ -225,7 +224,7 @@ class DBOSBackend:
         except DBOSNonExistentWorkflowError:
             raise RunNotFound(run_id, self.url_shown) from None
         except Exception as exc:
-            raise self._unreachable(exc) from None
+            raise unreachable(self.url, exc) from None
         async with asyncio.timeout(timeout_s):
             try:
                 await handle.get_result(polling_interval_sec=self.poll_s)
@@ -243,7 +242,7 @@ class DBOSBackend:
         except DBOSNonExistentWorkflowError:
             raise RunNotFound(run_id, self.url_shown) from None
         except Exception as exc:
-            raise self._unreachable(exc) from None
+            raise unreachable(self.url, exc) from None
 
     # --- working ------------------------------------------------------------------------------
 
@@ -270,7 +269,9 @@ class DBOSBackend:
         if dbos_module._dbos_global_instance is not None and dbos_module._dbos_global_instance._launched:
             raise ConfigurationError("DBOS is already running in this process: one worker per process")
         supervisor = self._build()  # a wrong --app fails here, before any run is taken
-        held = [await self._executor_lock(self.executor_id, IN_USE)]  # the connection holding it now
+        held = [
+            await take_lock(self.url, self.name, self.executor_id, IN_USE)
+        ]  # the connection holding it now
         try:
             DBOS(config=self._config())
             logging.getLogger("dbos").setLevel(logging.WARNING)
@@ -280,14 +281,14 @@ class DBOSBackend:
                 await _launch(dbos_module._dbos_global_instance)  # this executor's unfinished runs first
                 await self._queues(update_limits)
                 for dead in recover:
-                    theirs = await self._executor_lock(dead, "it is alive and keeps its runs")
+                    theirs = await take_lock(self.url, self.name, dead, "it is alive and keeps its runs")
                     try:
                         await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
                     finally:
                         await theirs.close()
                 if ready is not None:
                     ready()
-                await self._hold(held, stop)
+                await hold_lock(self.url, self.name, self.executor_id, held, stop)
             finally:
                 await self._stop_runs(supervisor)
                 await _destroy()
@@ -297,9 +298,6 @@ class DBOSBackend:
             self._supervisor = None
             await self.aclose()
             await held[0].close()
-
-    async def _hold(self, held: list[Any], stop: asyncio.Event) -> None:
-        await hold_lock(self.url, self.name, self.executor_id, held, stop)
 
     async def _queues(self, update_limits: bool) -> None:
         from dbos import DBOS
@@ -321,9 +319,6 @@ class DBOSBackend:
             )
         # Waiting for a person holds no run slot: approvals have a queue of their own.
         await DBOS.register_queue_async(APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
-
-    async def _executor_lock(self, executor_id: str, refusal: str) -> Any:
-        return await take_lock(self.url, self.name, executor_id, refusal)
 
     @staticmethod
     async def _stop_runs(supervisor: Supervisor) -> None:
