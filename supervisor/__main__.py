@@ -23,16 +23,15 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
-from tools.errors import AgentError, RunNotFound, StoreError
+from tools.errors import AgentError, RunNotFound
 
 from ._cli_dbos import add_commands, run_command
 from ._store import Store
 
 if TYPE_CHECKING:
-    from ._sqlite import SQLiteStore
+    pass
 
 
 class _Reader(Store, Protocol):
@@ -44,13 +43,11 @@ class _Reader(Store, Protocol):
 
 
 def _open(path: str) -> _Reader:
-    """The store at `path` (a file or a PostgreSQL URL), opened before the event loop starts."""
-    from ._pg_schema import is_postgres
-    from ._store import open_store
+    """The store at `path` (a file or a PostgreSQL URL), opened before the event loop starts;
+    a file that is missing is an error, never a new store (listing creates nothing)."""
+    from ._store import open_existing
 
-    if is_postgres(path):
-        return cast(_Reader, open_store(path))
-    return _open_file(path)
+    return cast(_Reader, open_existing(path))
 
 
 Notify = Callable[[str, str], Awaitable[None]]
@@ -76,16 +73,6 @@ def _shown(path: str) -> str:
     from ._pg_schema import public_url
 
     return public_url(path) if "://" in path or "=" in path else path
-
-
-def _open_file(path: str) -> SQLiteStore:
-    from ._sqlite import SQLiteStore
-
-    if "://" in path:
-        raise StoreError(_shown(path), "this command reads a SQLite file")
-    if not Path(path).is_file():  # listing never creates a store
-        raise StoreError(path, "no such file")
-    return SQLiteStore(path)
 
 
 async def _runs(store: Store, path: str, out: TextIO) -> int:

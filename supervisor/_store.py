@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from tools.errors import ConfigurationError
+from tools.errors import ConfigurationError, StoreError
 from workers._records import fast_init
 
 from ._approvals import ApprovalRecord, ApprovalStatus, ApprovalStore
 from ._calls import CallRecord, CallStore
 
 __all__ = [
+    "open_existing",
     "UNNAMED",
     "new_run_id",
     "open_store",
@@ -342,3 +343,18 @@ def open_store(store: object) -> Store:
     if missing:
         raise ConfigurationError(f"{store!r} is not a store: it has no {', '.join(missing)}")
     return store  # type: ignore[return-value]
+
+
+def open_existing(store: str | os.PathLike[str]) -> Store:
+    """The store named by a command or a recording: a PostgreSQL database, or a SQLite file that
+    must be there (never created here: a misspelt name would make an empty store)."""
+    from ._pg_schema import is_postgres, public_url
+
+    name = str(store)
+    if is_postgres(name):
+        return open_store(name)
+    if "://" in name:
+        raise StoreError(public_url(name), "neither a PostgreSQL URL nor a SQLite file")
+    if not os.path.isfile(name):
+        raise StoreError(name, "no such file")
+    return open_store(store)

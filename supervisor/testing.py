@@ -22,13 +22,11 @@ the run (plan version, step, attempt, handoff, worker, turn), not by the text of
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import RunNotFound, StoreError
+from tools.errors import RunNotFound
 
 from ._calls import CallRecord
 from ._journal import restore_plan
@@ -53,12 +51,9 @@ async def load_recording(source: str | os.PathLike[str] | Any, run_id: str) -> R
     The run is taken back to its start: no step finished, the plan to be made again (kept only
     for a plan given in code), so that everything runs again from the recorded calls.
     """
-    from ._store import open_store
+    from ._store import open_existing
 
-    if isinstance(source, str | os.PathLike) and "://" not in str(source):
-        if not await asyncio.to_thread(Path(source).is_file):  # opening it would make an empty store
-            raise StoreError(str(source), "no such file")
-    store = open_store(source) if isinstance(source, str | os.PathLike) else source
+    store = open_existing(source) if isinstance(source, str | os.PathLike) else source
     try:
         record = await store.load(run_id)
         if record is None:
