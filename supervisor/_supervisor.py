@@ -123,18 +123,13 @@ class Supervisor:
         by_name = checked_settings(workers, model, approval_timeout_s)
         check_options(budget=budget, redact=redact, step_retries=step_retries, max_replans=max_replans)
         sink = as_sink(events) if events is not None else NullSink()
-        gate_of = (
-            as_gate(approver, approval_timeout_s) if approver is not None else None
-        )  # checked before the store opens
+        # Made (so checked) before the store opens: a mistake leaves no store file behind.
+        gate: ToolGate | None = as_gate(approver, approval_timeout_s) if approver is not None else None
         self._store: Store = open_store(store)
         self._takeover = False  # set by a backend that hands each run to one process (DBOS)
-        if approver is None:  # no one to ask here: risky calls wait in the store's approval queue
+        if gate is None:  # no one to ask here: risky calls wait in the store's approval queue
             # None: the default bound (a wait on the store is never unbounded); 0: denied at once.
-            wait = 600.0 if approval_timeout_s is None else approval_timeout_s
-            gate: ToolGate = StoreGate(self._store, wait)
-        else:
-            assert gate_of is not None
-            gate = gate_of
+            gate = StoreGate(self._store, 600.0 if approval_timeout_s is None else approval_timeout_s)
         self.workers: Mapping[str, Worker] = by_name
         self.model = model
         self.budget = budget or Budget()

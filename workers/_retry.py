@@ -207,9 +207,10 @@ def _abandoned(
     request: ModelRequest,
 ) -> None:
     """A call that ends in an error: its probe, if it was one, and its reservation are released."""
-    release = getattr(probe[0], "release", None) if probe is not None else None
-    if release is not None and probe is not None:
-        release(probe[1])
+    if probe is not None:
+        release = getattr(probe[0], "release", None)  # optional for a breaker of the user's own
+        if release is not None:
+            release(probe[1])
     if guard is not None:
         guard.after_model_call(name, mid, request, None)
 
