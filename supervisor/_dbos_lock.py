@@ -28,13 +28,13 @@ def unreachable(url: str, exc: BaseException) -> AgentError:
     with the password hidden, as written in the URL or decoded, before the message is cut."""
     if isinstance(exc, AgentError):
         return exc
-    from ._pg_schema import public_url
+    from ._pg_schema import passing, public_url
 
     text = " ".join(str(exc).split())
     written = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
     for secret in {written, unquote(written)} - {""}:
         text = text.replace(secret, "***")
-    return StoreError(public_url(url), f"{type(exc).__name__}: {text[:300]}")
+    return StoreError(public_url(url), f"{type(exc).__name__}: {text[:300]}", transient=passing(exc))
 
 
 async def take_lock(url: str, app: str, executor_id: str, refusal: str) -> Any:
@@ -55,7 +55,9 @@ async def take_lock(url: str, app: str, executor_id: str, refusal: str) -> Any:
         if isinstance(exc, TimeoutError):
             from ._pg_schema import public_url
 
-            raise StoreError(public_url(url), "cannot connect: no answer within 30 s") from None
+            raise StoreError(
+                public_url(url), "cannot connect: no answer within 30 s", transient=True
+            ) from None
         raise unreachable(url, exc) from None
     if not (row and row[0]):
         await conn.close()

@@ -30,6 +30,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "check_schema_name",
+    "passing",
     "prepare",
     "public_url",
     "schema_version",
@@ -120,6 +121,22 @@ def normal_url(url: str) -> str:
     """The URL with its scheme in lower case, as libpq reads it ("POSTGRESQL://" is refused)."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.lower()}{sep}{rest}" if sep and scheme.lower() in ("postgresql", "postgres") else url
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether a database error may pass once the server is back (`StoreError.transient`): no
+    answer in time, a lost or refused connection, a statement cancelled while it waited. A wrong
+    password, a missing database or a statement the server refuses stay as they are."""
+    if isinstance(exc, TimeoutError):
+        return True
+    import psycopg
+
+    exc = getattr(exc, "orig", None) or exc  # SQLAlchemy's error (DBOS's side) around psycopg's
+
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    code = getattr(exc, "sqlstate", None) or ""
+    return not code.startswith(("28", "3D"))  # invalid authorization, no such database
 
 
 def public_url(url: str) -> str:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from tools.errors import StoreError
 
+from ._pg_schema import passing
+
 if TYPE_CHECKING:
     from psycopg import AsyncClientCursor, AsyncConnection
 
@@ -96,7 +98,7 @@ class PgWriter:
             async with asyncio.timeout(self._timeout_s):
                 return await future
         except TimeoutError as exc:
-            raise StoreError(self._where, f"no commit within {self._timeout_s:g} s") from exc
+            raise StoreError(self._where, f"no commit within {self._timeout_s:g} s", transient=True) from exc
 
     async def aclose(self) -> None:
         """Write what is buffered and queued, then close the connection."""
@@ -160,7 +162,9 @@ class PgWriter:
                     await self._commit([write])
                 return
             error = (
-                exc if isinstance(exc, StoreError) else StoreError(self._where, _why(exc, self._timeout_s))
+                exc
+                if isinstance(exc, StoreError)
+                else StoreError(self._where, _why(exc, self._timeout_s), transient=passing(exc))
             )
             if error is not exc:
                 error.__cause__ = exc

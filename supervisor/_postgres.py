@@ -39,6 +39,7 @@ from ._pg_schema import (
     Statements,
     check_schema_name,
     normal_url,
+    passing,
     prepare,
     public_url,
 )
@@ -111,7 +112,9 @@ class PostgresStore:
                 self.url, autocommit=True, connect_timeout=max(2, int(self._timeout_s))
             )
         except psycopg.Error as exc:
-            raise StoreError(self.where, f"cannot connect: {type(exc).__name__}: {exc}") from exc
+            raise StoreError(
+                self.where, f"cannot connect: {type(exc).__name__}: {exc}", transient=passing(exc)
+            ) from exc
         try:  # the server gives up too, so a statement stuck on a lock does not hold others' locks
             await conn.execute(
                 "SELECT set_config('statement_timeout', %s, false)",
@@ -168,7 +171,9 @@ class PostgresStore:
                 if again and stale and isinstance(exc, psycopg.OperationalError):
                     continue
                 why = f"no answer within {self._timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
-                raise StoreError(self.where, f"read failed: {type(exc).__name__}: {why}") from exc
+                raise StoreError(
+                    self.where, f"read failed: {type(exc).__name__}: {why}", transient=passing(exc)
+                ) from exc
         raise AssertionError("unreachable")
 
     async def open(self) -> None:

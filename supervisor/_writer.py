@@ -183,7 +183,8 @@ class Writer:
                 return
             waiting.popleft()
             if not future.done():
-                future.set_exception(StoreError(self._where, f"no commit within {self._timeout_s:g} s"))
+                error = StoreError(self._where, f"no commit within {self._timeout_s:g} s", transient=True)
+                future.set_exception(error)
 
     # --- in the thread --------------------------------------------------------------------------
 
@@ -191,7 +192,9 @@ class Writer:
         try:
             db = self._connect()
         except Exception as exc:  # fail what waits now; the next write starts a thread again
-            error = StoreError(self._where, f"cannot open: {type(exc).__name__}: {exc}")
+            error = StoreError(
+                self._where, f"cannot open: {type(exc).__name__}: {exc}", transient=_passing(exc)
+            )
             writes = []
             with self._lock:  # no new thread starts until what is queued has been answered
                 while True:
@@ -243,7 +246,9 @@ class Writer:
         except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            error = StoreError(self._where, f"write failed: {type(exc).__name__}: {exc}")
+            error = StoreError(
+                self._where, f"write failed: {type(exc).__name__}: {exc}", transient=_passing(exc)
+            )
         self._settle_all(writes, counts, error)
 
     @staticmethod
@@ -286,6 +291,17 @@ class _Buffered:
 
     def __call__(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
         return [(sql, list(map(encode, items))) for sql, encode, items in self.groups]
+
+
+# SQLite's primary result codes of a failure that may pass: BUSY, LOCKED (another process held the
+# file too long), IOERR, FULL, CANTOPEN, PROTOCOL; not a statement or a file it refuses.
+_PASSING_CODES = frozenset({5, 6, 10, 13, 14, 15})
+
+
+def _passing(exc: Exception) -> bool:
+    """Whether a failed write may succeed later (`StoreError.transient`)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _PASSING_CODES
 
 
 def _settle(futures: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:

@@ -113,12 +113,6 @@ async def _off_loop(call: Callable[[], object]) -> None:
         raise
 
 
-def _transient(error: StoreError) -> bool:
-    """Whether a store error may pass once the database is back (a lost connection, a write or
-    read that failed, no answer in time), rather than stand (a foreign or newer schema)."""
-    return error.reason.startswith(("cannot connect", "read failed", "write failed", "no commit within"))
-
-
 async def _run_once(supervisor: Supervisor, goal: str, run_id: str, *, again: bool) -> str:
     """One try at a run in its workflow; `StoreError` when the store failed (the database
     went away, say), and the run is taken up again from the store (`again`: its record may say
@@ -338,7 +332,7 @@ class DBOSBackend:
                 try:
                     return await _run_once(supervisor, goal, run_id, again=attempt > 0)
                 except StoreError as error:
-                    if attempt == _STORE_TRIES - 1 or not _transient(error):
+                    if attempt == _STORE_TRIES - 1 or not error.transient:
                         raise  # DBOS records an error; the store's record says where the run is
                     wait = min(2.0**attempt, 30.0)
                     _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)

@@ -152,17 +152,6 @@ async def test_the_queue_holds_its_limits_per_worker_and_across_workers(
     assert peaks.get("all") == 3 and peaks.get("w1", 0) <= 2 and peaks.get("w2", 0) <= 2, peaks
 
 
-def test_only_store_errors_that_may_pass_are_waited_out() -> None:
-    """A foreign schema was retried for four minutes, as if the database were restarting."""
-    from supervisor.dbos import _transient
-    from tools.errors import StoreError
-
-    for reason in ("cannot connect: no answer", "read failed: OperationalError", "no commit within 60 s"):
-        assert _transient(StoreError("db", reason))
-    for reason in ("schema 'foreman' is not a foreman store", "written by a newer version (schema 9)"):
-        assert not _transient(StoreError("db", reason))
-
-
 def _cut_connections(url: str) -> int:
     """End every other connection to the database, as a server restart does."""
     import psycopg

@@ -779,8 +779,9 @@ async def test_a_checkpoint_that_cannot_commit_fails_in_bounded_time(tmp_path: P
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holds the file
     try:
-        with pytest.raises(StoreError, match=r"no commit within 0.3 s"):
+        with pytest.raises(StoreError, match=r"no commit within 0.3 s") as caught:
             await store.finish("r", "failed", {}, None, "x")
+        assert caught.value.transient  # it may pass once the other process lets go
         # Later waits get their own bound from the same shared timer.
         with pytest.raises(StoreError, match=r"no commit within 0.3 s"):
             await store.finish("r", "failed", {}, None, "y")
@@ -831,7 +832,22 @@ async def test_a_store_whose_file_cannot_be_opened_fails_its_checkpoints_at_once
     store = SQLiteStore(folder / "runs.db", commit_timeout_s=30)
     folder.rename(tmp_path / "moved")  # the writer thread opens the file on first write: it is gone
     started = asyncio.get_running_loop().time()
-    with pytest.raises(StoreError, match="cannot open"):
+    with pytest.raises(StoreError, match="cannot open") as caught:
         await store.finish("r", "failed", {}, None, "x")
     assert asyncio.get_running_loop().time() - started < 10  # not the 30 s bound: it said why
+    assert caught.value.transient  # the folder may come back (a mount)
+    await store.aclose()
+
+
+async def test_a_write_the_file_refuses_is_a_store_error_that_will_not_pass(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = SQLiteStore(path)
+    assert await store.start(RunRecord("r", None, "running", None, ("Writer",)))
+    other = sqlite3.connect(path)
+    other.execute("ALTER TABLE runs DROP COLUMN aborted_by")  # another program changed the table
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match="write failed: OperationalError") as caught:
+        await store.finish("r", "failed", {}, None, "x")
+    assert not caught.value.transient
     await store.aclose()

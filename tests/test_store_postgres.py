@@ -321,8 +321,9 @@ async def test_a_schema_that_is_not_ours_is_refused_and_the_database_left_untouc
     _query(postgres_url, "CREATE SCHEMA foreman; CREATE TABLE foreman.customers (id int)")
     before = _catalog(postgres_url)
     store = PostgresStore(postgres_url)
-    with pytest.raises(StoreError, match=r"schema 'foreman' is not a foreman store .*customers"):
+    with pytest.raises(StoreError, match=r"schema 'foreman' is not a foreman store .*customers") as caught:
         await store.start(RunRecord("r", None))
+    assert not caught.value.transient  # a DBOS run is not taken up again for minutes, as for a restart
     with pytest.raises(StoreError, match="not a foreman store"):
         await store.load("r")
     await store.aclose()
@@ -343,8 +344,9 @@ async def test_a_schema_from_a_newer_version_is_refused_and_nothing_is_written(p
     )
     before = _catalog(postgres_url), _query(postgres_url, "SELECT * FROM foreman.runs")
     newer = PostgresStore(postgres_url)
-    with pytest.raises(StoreError, match="newer version"):
+    with pytest.raises(StoreError, match="newer version") as caught:
         await newer.open()
+    assert not caught.value.transient
     with pytest.raises(StoreError, match="newer version"):
         await newer.finish("r", "failed", {}, None, "x")
     newer.add_events("r", [])
@@ -388,9 +390,12 @@ async def test_a_checkpoint_that_cannot_commit_fails_in_bounded_time_without_the
             await store.finish("r", "failed", {}, None, "x")
         assert asyncio.get_running_loop().time() - started < 3
         assert "hunter2" not in str(caught.value) and "postgres@127.0.0.1" in str(caught.value)
-        assert caught.value.__cause__ is not None
+        assert caught.value.__cause__ is not None and caught.value.transient
         with pytest.raises(StoreError, match="no commit within"):
             await store.finish("r", "failed", {}, None, "y")
+        with pytest.raises(StoreError, match="read failed") as read:
+            await store.load("r")
+        assert read.value.transient  # waited for the lock: it may pass
         blocker.rollback()
     await store.finish("r", "failed", {}, None, "z")  # and it recovers
     assert (await store.load("r")).error == "z"  # type: ignore[union-attr]
@@ -407,9 +412,26 @@ async def test_a_server_that_cannot_be_reached_fails_at_once_and_names_it_withou
         await store.finish("r", "failed", {}, None, "x")
     assert asyncio.get_running_loop().time() - started < 10
     assert "hunter2" not in str(caught.value) and f"me@127.0.0.1:{port}/db" in str(caught.value)
-    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
-    with pytest.raises(StoreError, match="cannot connect"):
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError) and caught.value.transient
+    with pytest.raises(StoreError, match="cannot connect") as read:
         await store.runs()
+    assert read.value.transient
+    await store.aclose()
+
+
+async def test_a_store_error_says_whether_trying_again_later_may_pass(postgres_url: str) -> None:
+    """A DBOS run whose store failed is taken up again for minutes only when the failure may pass:
+    a statement the server refuses (a table another program dropped) stays as it is."""
+    store = PostgresStore(postgres_url)
+    assert await store.start(RunRecord("r", None))
+    _query(postgres_url, "DROP TABLE foreman.events")
+    with pytest.raises(StoreError, match="read failed: UndefinedTable") as read:
+        await store.events("r")
+    assert not read.value.transient
+    _query(postgres_url, "ALTER TABLE foreman.runs DROP COLUMN error")
+    with pytest.raises(StoreError, match="write failed: UndefinedColumn") as write:
+        await store.finish("r", "failed", {}, None, "x")
+    assert not write.value.transient
     await store.aclose()
 
 

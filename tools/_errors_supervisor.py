@@ -152,12 +152,21 @@ class HandoffLoop(AgentError):
 
 
 class StoreError(AgentError):
-    """The run store cannot be used: a file that is not ours, from a newer schema, or a failed write."""
+    """The run store cannot be used: a file that is not ours, from a newer schema, or a failed write.
 
-    def __init__(self, path: str, reason: str) -> None:
+    Attributes:
+        path: The store (a file, or a database URL without its password).
+        reason: What failed.
+        transient: Whether trying again later may succeed: the database did not answer in time,
+            the connection was lost, the file was locked by another process. A store that is not
+            ours, a newer schema or a statement the database refused stay as they are.
+    """
+
+    def __init__(self, path: str, reason: str, *, transient: bool = False) -> None:
         super().__init__(f"store {path}: {reason}")
         self.path = path
         self.reason = reason
+        self.transient = transient
 
 
 class RecordedFailure(AgentError):
