@@ -576,3 +576,48 @@ def test_unreadable_answers_at_the_approve_command_leave_the_request_for_later()
         "deny",
         "no valid answer at the terminal",
     )
+
+
+def test_a_decision_of_no_known_kind_cannot_be_made() -> None:
+    """`Decision("reject")` or `Decision("Deny")` ran the risky call: only "abort", "deny" and
+    "edit" were looked at, and everything else went on as an approval."""
+    for kind in ("reject", "Deny", "approved", None):
+        with pytest.raises(ConfigurationError, match="kind is one of approve, deny, edit, abort"):
+            Decision(kind)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="arguments are a mapping"):
+        Decision("edit", arguments=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="reason and by are text"):
+        Decision("deny", reason=None)  # type: ignore[arg-type]
+
+
+async def test_only_a_well_formed_approval_runs_a_risky_call(checked: Check) -> None:
+    """A user's gate answering True (not a Decision), or a decision altered after it was made,
+    is a denial: the model is told, and the call does not run."""
+    ran: list[float] = []
+
+    @tool(risky=True)
+    async def pay(amount: float) -> str:
+        """Pay."""
+        ran.append(amount)
+        return "paid"
+
+    class Teller(Worker):
+        """Pays."""
+
+        model = "openai:gpt-4o"
+        tools = [pay]
+
+    class TrueGate:
+        async def review(self, request: ApprovalRequest) -> Any:
+            return True
+
+    altered = Decision.approve()
+    object.__setattr__(altered, "kind", "Approve")
+    for approver, told in [
+        (TrueGate(), "the gate answered True"),
+        (lambda r: altered, "decision is malformed"),
+    ]:
+        model = checked(ScriptedModel([reply.tool_call("pay", amount=5), reply.text("done")]))
+        await Teller(model=model).run("pay", approver=approver)
+        assert told in model.requests[1].tool_results[0].content
+    assert ran == []

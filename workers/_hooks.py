@@ -31,6 +31,7 @@ __all__ = [
     "TimedGate",
     "ToolGate",
     "as_gate",
+    "sound",
 ]
 
 
@@ -82,6 +83,24 @@ class Decision:
     arguments: Mapping[str, Any] | None = None
     by: str = ""
 
+    def __post_init__(self) -> None:
+        # Checked where it is made: the gate runs a call for "approve" or "edit" only, and a
+        # misspelt kind ("reject", "Deny") would otherwise read as neither a denial nor an error.
+        if not (isinstance(self.kind, str) and self.kind in _KINDS):
+            raise ConfigurationError(
+                f"a Decision's kind is one of {', '.join(_KINDS)}; got {excerpt(self.kind, 40)}"
+            )
+        if self.kind == "edit" and not (
+            isinstance(self.arguments, Mapping) and all(isinstance(k, str) for k in self.arguments)
+        ):
+            raise ConfigurationError(
+                f"an edit Decision's arguments are a mapping of parameter names to values; "
+                f"got {excerpt(self.arguments, 80)}"
+            )
+        if not isinstance(self.reason, str) or not isinstance(self.by, str):
+            wrong = self.reason if not isinstance(self.reason, str) else self.by
+            raise ConfigurationError(f"a Decision's reason and by are text; got {excerpt(wrong, 40)}")
+
     @classmethod
     def approve(cls, *, by: str = "") -> Decision:
         """Run the call as requested."""
@@ -101,6 +120,9 @@ class Decision:
     def abort(cls, reason: str = "", *, by: str = "") -> Decision:
         """Stop the whole run."""
         return cls("abort", reason, by=by)
+
+
+_KINDS = ("approve", "deny", "edit", "abort")
 
 
 class ToolGate(Protocol):
@@ -152,6 +174,18 @@ class DenyAllGate:
 
 Approver = Callable[[ApprovalRequest], "bool | Decision | Awaitable[bool | Decision]"]
 """A sync or async callable answering an approval request with True/False or a `Decision`."""
+
+
+def sound(answer: object) -> Decision:
+    """A gate's answer as a decision the call may act on: anything that is not a well-formed
+    `Decision` (a user's gate returning True, a decision altered after it was made) is a
+    denial, so only an approval made as one runs a risky call."""
+    if isinstance(answer, Decision):
+        try:
+            return Decision(answer.kind, answer.reason, answer.arguments, answer.by)
+        except ConfigurationError as exc:
+            return Decision.deny(f"the gate's decision is malformed: {exc}", by="policy")
+    return Decision.deny(f"the gate answered {excerpt(answer, 40)}, not a decision", by="policy")
 
 
 class CallableGate:

@@ -28,7 +28,7 @@ from tools.errors import (
 
 from ._context import RunContext
 from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
-from ._hooks import RERUN_NOTE, ApprovalRequest
+from ._hooks import RERUN_NOTE, ApprovalRequest, sound
 from ._messages import ToolCallPart, ToolResultPart
 from ._replay import ToolRecord
 from ._toolrun import outcome
@@ -280,7 +280,7 @@ class ToolRunner:
         )
         self.ctx.events.emit(ApprovalEvent(self.worker, call.name, call.id, "requested", "", "", 0.0))
         started = time.monotonic()
-        decision = await self.ctx.gate.review(request)
+        decision = sound(await self.ctx.gate.review(request))
         waited = time.monotonic() - started
         self.ctx.events.emit(
             ApprovalEvent(
