@@ -266,11 +266,12 @@ def test_functions_that_cannot_be_tools_fail_when_decorated(fn: object, message:
 def test_bad_names_and_timeouts_are_definition_errors() -> None:
     with pytest.raises(ToolDefinitionError, match="must match"):
         tool(name="has space")(lambda: None)
-    with pytest.raises(ToolDefinitionError, match="timeout_s must be positive"):
+    for bad in (0, -1, float("nan"), "5", True):  # nan timed out at once; "5" was a TypeError
+        with pytest.raises(ToolDefinitionError, match="timeout_s must be a positive number"):
 
-        @tool(timeout_s=0)
-        def f() -> None:
-            """x"""
+            @tool(timeout_s=bad)  # type: ignore[arg-type]
+            def f() -> None:
+                """x"""
 
 
 @dataclasses.dataclass

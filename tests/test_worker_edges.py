@@ -188,6 +188,52 @@ async def test_a_sync_tool_past_its_timeout_is_reported_as_possibly_still_runnin
     assert is_error and "may still be running" in text
 
 
+async def test_an_async_tool_that_ignores_its_cancel_still_times_out_in_bounded_time(checked: Check) -> None:
+    """A tool swallowing CancelledError held the worker for ever (and one that went on working
+    after the cancel was reported as a success): it is left behind, reported as a timeout."""
+    cleaned: list[str] = []
+
+    @tool(timeout_s=0.2)
+    async def stubborn() -> str:
+        """Ignores being cancelled."""
+        for _ in range(100):  # bounded here: 100 s at most
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+        return "finished anyway"
+
+    @tool(timeout_s=0.2)
+    async def polite() -> str:
+        """Cleans up when cancelled."""
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append("polite")
+        return "never"
+
+    class Stubborn(Worker):
+        """x"""
+
+        model = "openai:gpt-4o"
+        tools = [stubborn, polite]
+
+    model = checked(ScriptedModel([reply.tool_calls([("stubborn", {}), ("polite", {})]), reply.text("ok")]))
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(10):
+        await Stubborn(model=model).run("x")
+    assert asyncio.get_running_loop().time() - started < 3
+    (left, left_error), (ended, ended_error) = results(model.requests[1])
+    assert (
+        left_error and left.startswith("The tool timed out after 0.2 s.") and "may still be running" in left
+    )
+    assert ended_error and ended == "The tool timed out after 0.2 s."  # its cleanup ran before the answer
+    assert cleaned == ["polite"]
+    for task in asyncio.all_tasks():  # the stubborn one, left behind: ended here, by the test
+        if task is not asyncio.current_task():
+            task.cancel()
+
+
 async def test_results_json_cannot_sort_are_still_delivered(checked: Check) -> None:
     model = checked(
         ScriptedModel([reply.tool_call("odd_result"), reply.tool_call("empty"), reply.text("ok")])

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ._fastcheck import compile_check
+from ._numbers import is_amount
 from ._schema import ArgumentModel, function_schema, json_path
 from ._threads import in_daemon_thread
 from .errors import ToolDefinitionError, excerpt
@@ -98,9 +99,10 @@ class Tool:
             raise ToolDefinitionError(f"tool name {name!r} must match [a-zA-Z0-9_-]{{1,64}}", tool=name)
         if parameters.get("type") != "object":
             raise ToolDefinitionError(f"tool {name!r}: parameters must be an object schema", tool=name)
-        if timeout_s is not None and timeout_s <= 0:
+        if timeout_s is not None and not is_amount(timeout_s, positive=True):
             raise ToolDefinitionError(
-                f"tool {name!r}: timeout_s must be positive, got {timeout_s!r}", tool=name
+                f"tool {name!r}: timeout_s must be a positive number of seconds, got {timeout_s!r}",
+                tool=name,
             )
         self.name = name
         self.description = description

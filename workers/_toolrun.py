@@ -22,9 +22,13 @@ async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tupl
     A run cancelled while a plain function runs in its thread cannot stop the thread: its
     effect happens anyway. So the thread is waited for (bounded) and its result kept, then
     the run stops; a resumed run finds the call finished rather than caught half-way.
+
+    An async tool with a `timeout_s` runs as a task of its own, so that its time limit holds even
+    when it ignores being cancelled (the worker is not held up by it): at the limit it is
+    cancelled and given `_CANCEL_GRACE_S` to end, then left behind.
     """
-    running = asyncio.ensure_future(tool.invoke(kwargs)) if tool.is_sync else None
     deadline = asyncio.timeout(tool.timeout_s) if tool.timeout_s is not None else None
+    running = asyncio.ensure_future(tool.invoke(kwargs)) if tool.is_sync or deadline is not None else None
     try:
         if deadline is None:  # no limit: no timeout to enter and leave at every call
             value = await (asyncio.shield(running) if running is not None else tool.invoke(kwargs))
@@ -32,10 +36,9 @@ async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tupl
             async with deadline:
                 value = await (asyncio.shield(running) if running is not None else tool.invoke(kwargs))
     except TimeoutError as exc:
-        if running is not None:
-            running.cancel()  # the thread runs on; nothing waits for it any more
         if deadline is not None and deadline.expired():
-            return _timed_out(tool), "timeout", False
+            ended = await _stop(running, tool.is_sync)
+            return _timed_out(tool, ended), "timeout", False
         return f"The tool failed: TimeoutError: {exc}", "error", False  # its own, not ours
     except asyncio.CancelledError:
         current = asyncio.current_task()
@@ -45,17 +48,46 @@ async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tupl
             return "The tool was cancelled before it finished.", "error", False
         if running is None:
             raise  # the run itself is being cancelled, and the tool with it
+        if not tool.is_sync:
+            await _stop(running, False)
+            raise
         return await _after_stop(running, limit)
     except Exception as exc:  # a tool's failure is the model's to handle, not a crash
         return f"The tool failed: {type(exc).__name__}: {exc}", "error", False
     return _shown(value, limit), "ok", False
 
 
-def _timed_out(tool: Tool) -> str:
+def _timed_out(tool: Tool, ended: bool) -> str:
     text = f"The tool timed out after {tool.timeout_s:g} s."
-    if tool.is_sync:  # a thread cannot be stopped: say so, so the model does not blindly repeat it
+    if not ended:  # a thread cannot be stopped: say so, so the model does not blindly repeat it
         text += " It may still be running, and its effect may still happen: check before calling it again."
     return text
+
+
+# How long a timed-out async tool may take to end once cancelled before it is left behind.
+_CANCEL_GRACE_S = 1.0
+
+
+async def _stop(running: asyncio.Future[Any] | None, in_thread: bool) -> bool:
+    """Cancel a tool past its time; whether it ended (a thread never does: it runs on).
+
+    An async tool gets a short grace to run its cleanup; one that ignores the cancel is left
+    running, its outcome consumed so that nothing reports it as never retrieved."""
+    if running is None:
+        return True  # run inline: the deadline cancelled it, and it ended
+    running.cancel()
+    if not in_thread:
+        await asyncio.wait((running,), timeout=_CANCEL_GRACE_S)
+    if running.done():
+        _consume(running)
+        return not in_thread
+    running.add_done_callback(_consume)
+    return False
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 # How long a stopping run waits for a tool's thread to finish, so as to keep its result.
