@@ -30,6 +30,7 @@ from workers import (
     OpenAIModel,
     ProviderBadRequest,
     ProviderConnectionError,
+    ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
     RateLimits,
@@ -319,6 +320,30 @@ async def test_env_base_url_is_honoured_and_the_key_never_appears_in_errors(
     assert KEY not in str(caught.value) and KEY not in repr(caught.value.__dict__)
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+async def test_a_refusal_that_quotes_the_key_does_not_pass_it_on(
+    server: ProviderServer, provider: str
+) -> None:
+    """The real APIs mask a refused key; a proxy or a compatible server may echo it whole, and
+    it reached the error's text, its body excerpt, its cause (so every traceback), the events,
+    the store and the trace."""
+    message = f"Incorrect API key provided: {KEY}. See https://example.com/account/api-keys."
+    if provider == "anthropic":
+        refused = {"type": "authentication_error", "message": message}
+        server.queue(Answer(401, {"type": "error", "error": refused}))
+        model: Any = claude(server)
+    else:
+        server.queue(Answer(401, {"error": {"message": message, "type": "invalid_request_error"}}))
+        model = gpt(server)
+    with pytest.raises(ProviderError) as caught:
+        await call_model(model, ASK, policy=FAST)
+    error = caught.value
+    shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
+    assert KEY not in shown and KEY[-12:] not in shown
+    assert "Incorrect API key provided: [redacted]. See https://example.com/account/api-keys." in str(error)
+    assert error.status_code == 401 and error.body_excerpt and "[redacted]" in error.body_excerpt
+
+
 async def test_a_journaled_run_through_the_real_sdk_keeps_no_key_in_the_store_or_its_trace(
     server: ProviderServer, tmp_path: Path
 ) -> None:
@@ -389,6 +414,7 @@ def test_text_from_a_local_exception_is_cleared_of_the_key_and_of_tokens() -> No
     cleared = redact(text, KEY + "\n")
     assert KEY not in cleared and "other-token-1234" not in cleared and "sk-9" not in cleared
     assert cleared.startswith("Illegal header value b'Bearer [redacted]")
+    assert redact("see https://example.com/api-keys.", None) == "see https://example.com/api-keys."
 
 
 def _gpt_writer_supervisor(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> Any:

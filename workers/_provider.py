@@ -172,10 +172,12 @@ def translate_sdk_error(
     secret: str | None = None,
 ) -> ProviderError | MissingAPIKey | None:
     """Map an SDK exception to our tree; None when it is not an SDK error (let it propagate).
-    Text taken from a local exception is cleared of `secret` (the API key) and of tokens."""
+    Text taken from an exception or an error body is cleared of `secret` (the API key) and of
+    tokens: the real APIs mask a refused key, but a proxy or a compatible server may quote it."""
     if isinstance(exc, sdk.APIStatusError):
         headers = exc.response.headers
         message, error_type = _status_message(exc.body, exc.message)
+        message = redact(message, secret)
         status = exc.status_code
         if status < 400:  # an error event inside a stream that began with 200
             status = _STREAM_ERROR_STATUS.get(error_type or "", 0)
@@ -189,7 +191,7 @@ def translate_sdk_error(
             status_code=status,
             request_id=headers.get(request_id_header),
             retry_after_s=retry_after_s(headers),
-            body_excerpt=excerpt(exc.body) if exc.body is not None else None,
+            body_excerpt=_body_excerpt(exc.body, secret),
             error_type=error_type,
         )
     if isinstance(exc, sdk.APITimeoutError):
@@ -204,14 +206,24 @@ def translate_sdk_error(
             provider=provider,
             model=model,
             status_code=exc.status_code,
-            body_excerpt=excerpt(exc.body),
+            body_excerpt=_body_excerpt(exc.body, secret),
         )
     if _is_missing_credentials(exc):
         return MissingAPIKey(provider, key_env_var)
     return None
 
 
-_TOKENS = re.compile(r"(?i)(bearer\s+|x-api-key\W{0,4}|api[_-]?key\W{0,4})[^\s'\",;]+")
+def _body_excerpt(body: object, secret: str | None) -> str | None:
+    """An error body, short, without the key (cleared before it is cut: a cut could keep part of it)."""
+    if body is None:
+        return None
+    return excerpt(redact(body if isinstance(body, str) else repr(body), secret))
+
+
+# A separator after the name: "api-keys" in a URL is a word, not a key's value.
+_TOKENS = re.compile(
+    r"(?i)(bearer\s+|x-api-key[\s:='\"]{1,4}|api[_-]?key[\s:='\"]{1,4})(?!\[redacted\])[^\s'\",;]+"
+)
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -220,7 +232,7 @@ def redact(text: str, secret: str | None) -> str:
     if secret:
         for form in {secret, secret.strip()}:
             if len(form) >= 8:  # a shorter "key" would blank out ordinary words
-                text = text.replace(form, "[API key]")
+                text = text.replace(form, "[redacted]")
     return _TOKENS.sub(r"\1[redacted]", text)
 
 

@@ -99,15 +99,27 @@ class SDKModel:
         except (getattr(sdk, self._error_class), ValueError, TypeError) as exc:
             # SDK errors, undecodable bodies, and the SDK's TypeError for missing credentials.
             error = self._translate(exc, sdk)
-            if not isinstance(error, MalformedAPIKey):
+            if not isinstance(error, MalformedAPIKey) and not self._quotes_key(exc):
                 raise error from exc
         # Raised here, outside the handler: neither its cause nor its context may hold the
-        # h11 error, which quotes the header value, key included.
+        # h11 error, which quotes the header value, key included, nor an error body that
+        # quotes the key (a proxy's 401).
         raise error
 
-    def _translate(self, exc: BaseException, sdk: ModuleType) -> AgentError:
+    def _secret(self) -> str | None:
         key = getattr(self._client, "api_key", None) or self._api_key
-        secret = key if isinstance(key, str) else None
+        return key if isinstance(key, str) else None
+
+    def _quotes_key(self, exc: BaseException) -> bool:
+        """Whether the SDK's error quotes the API key, in its text or its body."""
+        secret = self._secret()
+        if not secret or len(secret.strip()) < 8:
+            return False
+        secret = secret.strip()
+        return secret in str(exc) or secret in repr(getattr(exc, "body", None))
+
+    def _translate(self, exc: BaseException, sdk: ModuleType) -> AgentError:
+        secret = self._secret()
         problem = header_problem(exc, secret)
         if problem is not None:  # the request could not be built: no use sending it again
             return MalformedAPIKey(self.provider, self._key_env_var, problem)
