@@ -24,6 +24,9 @@ from tools.errors import (
     ConfigurationError,
     HandoffError,
     HandoffLoop,
+    ModelNotFound,
+    ProviderAuthError,
+    ProviderRateLimited,
     RecordedFailure,
     ReplayMismatch,
     ResumeError,
@@ -54,6 +57,8 @@ _FATAL = (
     StoreError,  # the journal cannot say what ran: a retry could repeat it
     ReplayMismatch,  # a replay off its recording: a retry would not find it either
     ResumeError,  # the journal does not describe this run: a retry would go on without it
+    ProviderAuthError,  # a refused key fails every attempt, and every worker of the provider
+    ModelNotFound,  # the model's name is wrong (or not this account's): no attempt finds it
 )
 _DEFAULT_MAX_HANDOFFS = 10
 _BASE_RUN = Worker.run  # a worker class that keeps it is run by calling its turn loop directly
@@ -177,19 +182,8 @@ class Execution:
             except _FATAL:
                 raise
             except AgentError as error:
-                if self.journal is not None and recorded is None:
-                    self.journal.record_failure(key, error)
-                if attempt > self.step_retries:
-                    self.failed += 1
-                    self.ctx.events.emit(
-                        StepEvent(step.id, step.worker, "failed", attempt, shown(error, self.ctx.redact))
-                    )
-                    if self._failure is None:
-                        self._failure = StepFailure(step, step.worker, attempt, error)
+                if self._failed(step, attempt, error, key if recorded is None else None):
                     return
-                self.ctx.events.emit(
-                    StepEvent(step.id, step.worker, "retrying", attempt, shown(error, self.ctx.redact))
-                )
                 continue
             worker = chain.worker.name
             self.ctx.events.emit(StepEvent(step.id, worker, "finished", attempt))
@@ -202,6 +196,23 @@ class Execution:
                 await self.on_finished(done)
             self._start_ready()
             return
+
+    def _failed(self, step: Step, attempt: int, error: AgentError, key: str | None) -> bool:
+        """Take an attempt's failure: whether the step has failed for good (else it is tried
+        again); `key`: where to journal the failure (None: it was replayed from there)."""
+        if isinstance(error, ProviderRateLimited) and not error.retryable:
+            raise error  # the account's quota or credit is spent: every attempt is refused
+        if self.journal is not None and key is not None:
+            self.journal.record_failure(key, error)
+        why = shown(error, self.ctx.redact)
+        if attempt <= self.step_retries:
+            self.ctx.events.emit(StepEvent(step.id, step.worker, "retrying", attempt, why))
+            return False
+        self.ctx.events.emit(StepEvent(step.id, step.worker, "failed", attempt, why))
+        self.failed += 1
+        if self._failure is None:
+            self._failure = StepFailure(step, step.worker, attempt, error)
+        return True
 
     def scoped(self, scope: str, *, final: bool = False) -> RunContext:
         """The run's context for one place in the run, so the journal keys its calls there

@@ -92,7 +92,9 @@ class Supervisor:
         prices: Prices for models the built-in table does not know.
         events: Receives every event of every run (steps, model and tool calls, handoffs...): a
             sink, `Progress()`, or any callable taking the event.
-        step_retries: How many times a failed step is run again before re-planning.
+        step_retries: How many times a failed step is run again before re-planning. A refusal
+            no attempt can change (a refused API key, an unknown model, a spent quota) ends
+            the run at once, as do budget, abort and store errors.
         max_replans: Re-plans allowed: for an invalid plan, and again after a step failed.
         approval_timeout_s: An approval unanswered for this long is a denial (0: at once). None:
             an approver callable is waited for without a limit; the store's queue keeps 600 s.

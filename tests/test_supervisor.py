@@ -21,8 +21,10 @@ from supervisor import (
     HandoffError,
     HandoffLoop,
     MaxTurnsExceeded,
+    ModelNotFound,
     Plan,
     PlanError,
+    ProviderAuthError,
     ProviderError,
     ProviderRateLimited,
     RunAborted,
@@ -1131,3 +1133,39 @@ async def test_a_run_method_set_on_a_worker_object_is_what_the_supervisor_calls(
     worker.run = wrapped  # type: ignore[method-assign]
     await Supervisor([worker], model=ScriptedModel([])).run_plan(Plan(steps=[Step("a", "Writer", "go")]))
     assert seen == ["go"]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ModelNotFound(
+            "model `gpt-4o-typo` does not exist", provider="openai", model="gpt-4o-typo", status_code=404
+        ),
+        ProviderAuthError("invalid x-api-key", provider="anthropic", model="m", status_code=401),
+        ProviderRateLimited(
+            "quota spent", provider="openai", model="m", status_code=429, error_type="insufficient_quota"
+        ),
+    ],
+)
+async def test_a_refusal_no_attempt_can_change_ends_the_run_without_retries_or_re_plans(
+    checked: Check, refusal: Exception
+) -> None:
+    """A misspelt model name was sent again by every step retry and every re-plan (three plans,
+    six worker calls), each refused the same way; the finished steps are kept."""
+    calls: list[str] = []
+
+    def refuse(request: Any) -> Any:
+        calls.append("orders")
+        raise refusal
+
+    planner = checked(
+        ScriptedModel([plan_reply(step("w", "Writer", "write"), step("o", "Orders", {"order_id": 1}, ["w"]))])
+    )
+    writer = checked(ScriptedModel([reply.text("written")]))
+    sup = Supervisor(
+        [Writer(model=writer), Orders(model=checked(FunctionModel(refuse)))], model=planner, step_retries=2
+    )
+    with pytest.raises(type(refusal)) as caught:
+        await sup.run("goal")
+    assert calls == ["orders"] and len(planner.requests) == 1
+    assert caught.value.completed["w"].output == "written"
