@@ -6,6 +6,8 @@ Found in review; every test here failed before its fix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -232,6 +234,40 @@ async def test_an_async_tool_that_ignores_its_cancel_still_times_out_in_bounded_
     for task in asyncio.all_tasks():  # the stubborn one, left behind: ended here, by the test
         if task is not asyncio.current_task():
             task.cancel()
+
+
+async def test_a_tool_that_calls_exit_fails_and_the_process_goes_on(checked: Check) -> None:
+    """A sync tool running argparse on a model's text (`--n abc`) raised SystemExit in its
+    thread; it was raised again on the event loop and the whole process exited."""
+    import argparse
+
+    @tool
+    def cli(cmd: str) -> str:
+        """Run a command line."""
+        parser = argparse.ArgumentParser(prog="cli", add_help=False)
+        parser.add_argument("--n", type=int)
+        with contextlib.redirect_stderr(io.StringIO()):
+            return str(parser.parse_args(cmd.split()).n)
+
+    @tool(timeout_s=5)
+    async def leave() -> str:
+        """Exits."""
+        raise SystemExit(3)
+
+    class Shell(Worker):
+        """x"""
+
+        model = "openai:gpt-4o"
+        tools = [cli, leave]
+
+    model = checked(
+        ScriptedModel([reply.tool_calls([("cli", {"cmd": "--n abc"}), ("leave", {})]), reply.text("ok")])
+    )
+    assert (await Shell(model=model).run("x")).output == "ok"
+    assert results(model.requests[1]) == [
+        ("The tool failed: ToolExited: it called exit(2); the process goes on", True),
+        ("The tool failed: ToolExited: it called exit(3); the process goes on", True),
+    ]
 
 
 async def test_results_json_cannot_sort_are_still_delivered(checked: Check) -> None:

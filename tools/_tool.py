@@ -219,14 +219,24 @@ class Tool:
         return self._arguments.to_kwargs(arguments)
 
     async def invoke(self, kwargs: Mapping[str, Any]) -> Any:
-        """Run the function. Sync functions run in a worker thread so they cannot block the loop."""
-        if self._is_async:
-            return await self.function(**kwargs)
-        # A daemon thread: one still blocked past its timeout does not hold the process open.
-        result = await in_daemon_thread(functools.partial(self.function, **kwargs), f"tool:{self.name}")
-        if inspect.isawaitable(result):  # a callable that returns a coroutine (a sync wrapper, say)
-            result = await result
-        return result
+        """Run the function. Sync functions run in a worker thread so they cannot block the loop.
+
+        A function that raises SystemExit (argparse given bad input, `sys.exit`) fails like any
+        other: the process is not the tool's to stop, and a model's arguments would stop it."""
+        try:
+            if self._is_async:
+                return await self.function(**kwargs)
+            # A daemon thread: one still blocked past its timeout does not hold the process open.
+            result = await in_daemon_thread(functools.partial(self.function, **kwargs), f"tool:{self.name}")
+            if inspect.isawaitable(result):  # a callable that returns a coroutine (a sync wrapper, say)
+                result = await result
+            return result
+        except SystemExit as exc:
+            raise ToolExited(f"it called exit({exc.code!r}); the process goes on") from None
+
+
+class ToolExited(Exception):
+    """A tool function raised SystemExit: its failure, not the process's end."""
 
 
 def _make(
