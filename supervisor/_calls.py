@@ -303,7 +303,7 @@ def _call_part(data: Any) -> TextPart | ToolCallPart:
     if not truncated:
         try:
             parsed = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # refused when it was live: the same on resume
             parsed = None
         arguments = parsed if isinstance(parsed, dict) else None
     return ToolCallPart(call_id, name, raw, arguments, truncated)

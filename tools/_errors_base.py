@@ -24,8 +24,17 @@ Redact = Callable[[str, str, str], str]
 
 
 def excerpt(value: object, limit: int = _EXCERPT_CHARS) -> str:
-    """A short, single-line rendering of a bad value for error messages."""
-    text = value if isinstance(value, str) else repr(value)
+    """A short, single-line rendering of a bad value for error messages.
+
+    Never raises: the value is the one that was bad, and its `repr` may be too (nested deeper
+    than `repr` recurses, or a class of the user's whose `__repr__` raises)."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # RecursionError included
+            text = f"<{type(value).__name__} that cannot be shown>"
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 

@@ -25,6 +25,9 @@ __all__ = ["ArgumentIssue", "Tool", "parse_arguments_text", "tool"]
 ArgumentIssue = tuple[str, object, str]
 """One problem with a tool call's arguments: (JSON path, offending value, rule broken)."""
 
+TOO_DEEP = "arguments are nested too deeply; send a flatter value"
+"""The rule broken by arguments nested deeper than they can be read or validated."""
+
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _MISSING = re.compile(r"^'(.+)' is a required property$")
 
@@ -181,8 +184,11 @@ class Tool:
                     return []
             except RecursionError:  # nested deeper than the compiled check goes: jsonschema decides
                 pass
+        try:
+            errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
+        except RecursionError:  # a recursive model nested deeper than jsonschema's recursion goes
+            return [("$", arguments, TOO_DEEP)]
         found: list[ArgumentIssue] = []
-        errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
         for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
             path = json_path(error.absolute_path)
             missing = _MISSING.match(error.message) if error.validator == "required" else None
@@ -293,6 +299,8 @@ def parse_arguments_text(raw: str) -> tuple[object, list[ArgumentIssue]]:
         value = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as exc:
         return None, [("$", raw, f"arguments are not valid JSON ({exc.msg} at char {exc.pos})")]
+    except RecursionError:  # the decoder recurses once per level: deeper than the interpreter allows
+        return None, [("$", raw, TOO_DEEP)]
     if not isinstance(value, dict):
         return value, [("$", value, f"{excerpt(value, 60)} is not of type 'object'")]
     return value, []

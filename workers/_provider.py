@@ -122,7 +122,7 @@ def parse_arguments(raw: str, truncated: bool) -> tuple[Mapping[str, Any] | None
         return None, True
     try:
         value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply: the tool call reports it, at `$`
         return None, False
     return (value, False) if isinstance(value, dict) else (None, False)
 
@@ -298,6 +298,8 @@ def json_body(text: str, provider: str, model: str) -> object:
     """The decoded body, or MalformedResponse quoting the start of what arrived."""
     try:
         return json.loads(text)
+    except RecursionError:  # the decoder recurses once per level: a hostile or broken server
+        raise malformed(provider, model, "response body is nested too deeply to read", text) from None
     except ValueError:
         what = "response body is empty" if not text.strip() else "response body is not JSON"
         raise malformed(provider, model, what, text or "(empty body)") from None

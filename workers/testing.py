@@ -143,7 +143,7 @@ class _ReplyFactory:
                 try:
                     value = json.loads(raw_arguments)
                     arguments = value if isinstance(value, dict) else None
-                except ValueError:
+                except (ValueError, RecursionError):  # left to the worker to report, as a provider's
                     pass
             part = ToolCallPart(ctx.call_id(), name, raw_arguments, arguments, truncated)
             return ctx.respond(request, (part,), "max_tokens" if truncated else "tool_use", usage)

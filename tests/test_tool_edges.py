@@ -1,0 +1,147 @@
+"""Bad input at the tool boundary: arguments, results and error texts a model or a tool can produce.
+
+Found in review; every test here failed before its fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from tools import parse_arguments_text, tool
+from workers import ModelRequest, Usage, Worker
+from workers._provider import parse_arguments
+from workers.testing import ScriptedModel, reply
+
+Check = Callable[[Any], Any]
+TOO_DEEP = "arguments are nested too deeply; send a flatter value"
+SMALL = Usage(10, 10)  # a scripted reply of a huge text would otherwise count as cut by max_tokens
+
+
+def results(request: ModelRequest) -> list[tuple[str, bool]]:
+    return [(r.content, r.is_error) for r in request.tool_results]
+
+
+class Node(BaseModel):
+    name: str
+    children: list[Node] = []
+
+
+RAN: list[str] = []
+
+
+@tool
+async def save_tree(root: Node) -> str:
+    """Save a tree."""
+    RAN.append(root.name)
+    return "saved"
+
+
+@tool
+async def lookup(invoice_id: str) -> str:
+    """Look up an invoice."""
+    RAN.append(invoice_id)
+    return "found"
+
+
+class Keeper(Worker):
+    """Keeps things."""
+
+    model = "anthropic:claude-haiku-4-5"
+    tools = [save_tree, lookup]
+
+
+def nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"name": "leaf", "children": []}
+    for i in range(depth):
+        node = {"name": f"n{i}", "children": [node]}
+    return node
+
+
+DEEP_TEXT = '{"invoice_id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+
+def test_argument_text_nested_too_deeply_to_read_is_an_issue_at_the_root_not_a_crash() -> None:
+    assert parse_arguments_text(DEEP_TEXT) == (None, [("$", DEEP_TEXT, TOO_DEEP)])
+    # A provider leaves such arguments unparsed; the worker then reports them as above.
+    assert parse_arguments(DEEP_TEXT, False) == (None, False)
+
+
+async def test_the_model_is_told_its_deeply_nested_arguments_are_too_deep_and_may_repair_them(
+    checked: Check,
+) -> None:
+    RAN.clear()
+    model = checked(
+        ScriptedModel(
+            [
+                reply.raw_tool_call("lookup", DEEP_TEXT, usage=SMALL),
+                reply.tool_call("lookup", invoice_id="42"),
+                reply.text("done"),
+            ]
+        )
+    )
+    result = await Keeper(model=model).run("go")
+    assert result.output == "done" and RAN == ["42"]
+    ((text, is_error),) = results(model.requests[1])
+    assert is_error and f"- $: {TOO_DEEP}" in text
+
+
+async def test_a_recursive_model_deeper_than_validation_recurses_is_refused_at_the_root(
+    checked: Check,
+) -> None:
+    import json
+
+    RAN.clear()
+    deep = json.dumps({"root": nested(400)})
+    shallow = {"root": nested(3)}
+    kwargs, issues = save_tree.validated(json.loads(deep))
+    assert kwargs is None and [(path, rule) for path, _, rule in issues] == [("$", TOO_DEEP)]
+    model = checked(
+        ScriptedModel(
+            [
+                reply.raw_tool_call("save_tree", deep, usage=SMALL),
+                reply.tool_call("save_tree", **shallow),
+                reply.text("done"),
+            ]
+        )
+    )
+    await Keeper(model=model).run("go")
+    assert RAN == ["n2"]
+    text = f"Invalid arguments for tool 'save_tree':\n- $: {TOO_DEEP}\n"
+    text += "Fix the arguments and call the tool again."
+    assert results(model.requests[1]) == [(text, True)]
+
+
+def test_a_recorded_call_with_arguments_too_deep_to_read_is_read_back_as_unparsed_on_resume() -> None:
+    from supervisor._calls import call_from_json, call_json
+    from workers import ModelResponse, ToolCallPart
+
+    response = ModelResponse(parts=(ToolCallPart("c1", "lookup", DEEP_TEXT, None),), stop_reason="tool_use")
+    assert call_from_json(*call_json(response)) == response  # the run refuses it again, as it did live
+
+
+class Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_an_error_message_can_quote_a_value_whose_repr_fails_or_recurses_too_deeply() -> None:
+    from tools.errors import excerpt
+
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert excerpt(Unshowable()) == "<Unshowable that cannot be shown>"
+    assert excerpt(deep) == "<list that cannot be shown>"
+
+
+def test_a_provider_body_nested_too_deeply_is_a_malformed_response_not_a_crash() -> None:
+    import pytest
+
+    from tools.errors import MalformedResponse
+    from workers._provider import json_body
+
+    with pytest.raises(MalformedResponse, match="nested too deeply"):
+        json_body("[" * 100_000 + "]" * 100_000, "openai", "gpt-4o")
