@@ -5,12 +5,13 @@ Found in review; every test here failed before its fix.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from tools import parse_arguments_text, tool
+from tools import parse_arguments_text, serialize_result, tool
 from workers import ModelRequest, Usage, Worker
 from workers._provider import parse_arguments
 from workers.testing import ScriptedModel, reply
@@ -145,3 +146,97 @@ def test_a_provider_body_nested_too_deeply_is_a_malformed_response_not_a_crash()
 
     with pytest.raises(MalformedResponse, match="nested too deeply"):
         json_body("[" * 100_000 + "]" * 100_000, "openai", "gpt-4o")
+
+
+class Handle:
+    """A connection handle: no JSON, and pydantic cannot serialise it."""
+
+
+class Opened(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    handle: Handle
+    name: str
+
+
+class NoText:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+def deep_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@tool
+async def open_conn() -> Opened:
+    """Open a connection."""
+    return Opened(handle=Handle(), name="db")
+
+
+@tool
+async def transfer(amount: float) -> str:
+    """Move money (takes a moment)."""
+    RAN.append("transfer started")
+    await asyncio.sleep(0.05)
+    RAN.append("transfer finished")
+    return "moved"
+
+
+@tool
+def deep_result() -> list[Any]:
+    """Returns a list nested 3000 deep."""
+    return deep_list(3000)
+
+
+@tool
+def unshowable() -> dict[str, Any]:
+    """Returns a value with neither str nor repr."""
+    return {"a": NoText()}
+
+
+class Connector(Worker):
+    """Connects."""
+
+    model = "anthropic:claude-haiku-4-5"
+    tools = [open_conn, transfer, deep_result, unshowable]
+    max_result_chars = 1000
+
+
+def test_a_result_that_json_cannot_hold_is_shown_as_text_never_raised() -> None:
+    assert serialize_result(Opened(handle=Handle(), name="db")).startswith('{"handle":"<')
+    assert (
+        serialize_result(deep_list(3000)) == "(the result, a list, cannot be shown as text: RecursionError)"
+    )
+    assert serialize_result({"a": NoText()}) == "(the result, a dict, cannot be shown as text: RuntimeError)"
+
+
+async def test_a_result_that_cannot_be_serialised_reaches_the_model_and_the_run_goes_on(
+    checked: Check,
+) -> None:
+    model = checked(
+        ScriptedModel(
+            [reply.tool_call("open_conn"), reply.tool_call("deep_result"), reply.tool_call("unshowable")]
+            + [reply.text("done")]
+        )
+    )
+    assert (await Connector(model=model).run("go")).output == "done"
+    shown = [results(request)[0] for request in model.requests[1:]]
+    assert shown[0][0].startswith('{"handle":"<') and shown[0][0].endswith('"name":"db"}')
+    assert shown[1:] == [
+        ("(the result, a list, cannot be shown as text: RecursionError)", False),
+        ("(the result, a dict, cannot be shown as text: RuntimeError)", False),
+    ]
+
+
+async def test_a_result_that_cannot_be_serialised_never_cancels_a_parallel_call(checked: Check) -> None:
+    RAN.clear()
+    calls = [("open_conn", {}), ("transfer", {"amount": 5})]
+    model = checked(ScriptedModel([reply.tool_calls(calls), reply.text("done")]))
+    assert (await Connector(model=model).run("go")).output == "done"
+    assert RAN == ["transfer started", "transfer finished"]
+    assert results(model.requests[1])[1] == ("moved", False)
