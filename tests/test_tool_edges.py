@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, ConfigDict
 
 from tools import parse_arguments_text, serialize_result, tool
@@ -240,3 +241,58 @@ async def test_a_result_that_cannot_be_serialised_never_cancels_a_parallel_call(
     assert (await Connector(model=model).run("go")).output == "done"
     assert RAN == ["transfer started", "transfer finished"]
     assert results(model.requests[1])[1] == ("moved", False)
+
+
+@tool
+async def set_qty(qty: int, sku: str) -> str:
+    """Set a quantity."""
+    return "set"
+
+
+@tool
+def explodes() -> str:
+    """Raises with a huge message."""
+    raise ValueError("x" * 200_000)
+
+
+class Stocker(Worker):
+    """Keeps stock."""
+
+    model = "anthropic:claude-haiku-4-5"
+    tools = [set_qty, explodes]
+    max_result_chars = 1000
+
+
+def within_limit(text: str, limit: int = 1000) -> bool:
+    return len(text) <= limit + len("\n[truncated: 199999 of 200000 characters removed]")
+
+
+async def test_an_invalid_huge_argument_is_excerpted_in_what_the_model_and_the_error_say(
+    checked: Check,
+) -> None:
+    from tools.errors import ToolArgumentsError
+
+    big = "9" * 100_000
+    model = checked(ScriptedModel([reply.tool_call("set_qty", qty=big, sku="a", usage=SMALL)] * 3))
+    events: list[Any] = []
+    with pytest.raises(ToolArgumentsError) as caught:
+        await Stocker(model=model).run("go", events=events.append)
+    ((text, is_error),) = results(model.requests[1])
+    assert is_error and len(text) < 300
+    assert f"- $.qty: '{'9' * 79}... (100002 chars) is not of type 'integer'" in text
+    error = caught.value
+    assert (error.path, error.value) == ("$.qty", big)  # the field keeps the value itself
+    assert len(str(error)) < 300 and error.rule.endswith("(100002 chars) is not of type 'integer'")
+
+
+async def test_a_tool_error_with_a_huge_message_is_cut_to_the_workers_result_limit(checked: Check) -> None:
+    from workers import ToolCallEvent
+
+    model = checked(ScriptedModel([reply.tool_call("explodes"), reply.text("done")]))
+    events: list[Any] = []
+    await Stocker(model=model).run("go", events=events.append)
+    ((text, is_error),) = results(model.requests[1])
+    assert is_error and text.startswith("The tool failed: ValueError: xxx") and within_limit(text)
+    assert text.endswith("[truncated: 199029 of 200029 characters removed]")
+    (event,) = [e for e in events if isinstance(e, ToolCallEvent)]
+    assert len(event.detail) < 400

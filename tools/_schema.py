@@ -31,8 +31,9 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 
 def json_path(parts: Any) -> str:
-    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty"."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty" (a key the model
+    made up of thousands of characters is excerpted)."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{excerpt(str(p), 80)}" for p in parts)
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -256,7 +257,7 @@ def _rule(error: Any) -> str:
     """Pydantic's message with the offending value, as the schema's own messages have it."""
     if error.get("type") == "missing":
         return "is required but missing"
-    return f"{error['msg']} (got {excerpt(error.get('input'), 80)})"
+    return f"{excerpt(error['msg'], 300)} (got {excerpt(error.get('input'), 80)})"
 
 
 def _described(annotation: Any) -> bool:

@@ -32,6 +32,25 @@ _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _MISSING = re.compile(r"^'(.+)' is a required property$")
 
 
+# The longest rule told to the model per issue, and the longest quote of a bad value in it.
+_RULE_CHARS = 300
+_QUOTE_CHARS = 80
+
+
+def _bounded(message: str, instance: object) -> str:
+    """jsonschema's message with its quote of the bad value cut (it quotes the whole value:
+    a 100,000-character string made a 100,000-character rule): the rule itself stays readable."""
+    if len(message) <= _RULE_CHARS:  # the common case
+        return message
+    try:
+        quoted = repr(instance)
+    except Exception:  # RecursionError included: no quote to find
+        quoted = ""
+    if len(quoted) > _QUOTE_CHARS and quoted in message:
+        message = message.replace(quoted, excerpt(quoted, _QUOTE_CHARS))
+    return excerpt(message, _RULE_CHARS)
+
+
 def _specific(error: Any) -> list[Any]:
     """For anyOf/oneOf failures, the errors of the branch that got furthest into the value.
 
@@ -198,17 +217,17 @@ class Tool:
                 allowed = sorted(
                     (error.schema.get("properties") or {}) if isinstance(error.schema, dict) else []
                 )
-                listed = ", ".join(allowed) or "none"
+                listed = excerpt(", ".join(allowed) or "none", _RULE_CHARS)
                 for extra in sorted(set(error.instance) - set(allowed)):
                     found.append(
                         (
-                            f"{path}.{extra}",
+                            json_path((*error.absolute_path, extra)),
                             error.instance[extra],
-                            f"unknown property {extra!r} is not allowed (allowed: {listed})",
+                            f"unknown property {excerpt(repr(extra), 80)} is not allowed (allowed: {listed})",
                         )
                     )
             else:
-                found.append((path, error.instance, error.message))
+                found.append((path, error.instance, _bounded(error.message, error.instance)))
         return found
 
     def validated(self, arguments: object) -> tuple[dict[str, Any] | None, list[ArgumentIssue]]:
