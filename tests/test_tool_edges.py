@@ -296,3 +296,65 @@ async def test_a_tool_error_with_a_huge_message_is_cut_to_the_workers_result_lim
     assert text.endswith("[truncated: 199029 of 200029 characters removed]")
     (event,) = [e for e in events if isinstance(e, ToolCallEvent)]
     assert len(event.detail) < 400
+
+
+CHARGED: list[float] = []
+
+
+@tool
+async def charge(amount: float) -> str:
+    """Charge an amount."""
+    CHARGED.append(amount)
+    return "charged"
+
+
+class Till(Worker):
+    """Charges."""
+
+    model = "anthropic:claude-haiku-4-5"
+    tools = [charge]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
+async def test_nan_and_infinity_are_not_json_so_the_tool_never_gets_them(
+    checked: Check, literal: str
+) -> None:
+    CHARGED.clear()
+    raw = f'{{"amount": {literal}}}'
+    assert parse_arguments(raw, False) == (None, False)  # as a provider reads them
+    model = checked(
+        ScriptedModel(
+            [reply.raw_tool_call("charge", raw), reply.tool_call("charge", amount=5), reply.text("ok")]
+        )
+    )
+    await Till(model=model).run("go")
+    assert CHARGED == [5]
+    ((text, is_error),) = results(model.requests[1])
+    assert is_error and f"- $.amount: {literal} is not valid JSON (JSON numbers are finite" in text
+
+
+def test_every_number_json_has_not_is_named_at_its_path() -> None:
+    value, issues = parse_arguments_text('{"a": [1.5, NaN, {"b": 1e400}], "c": "NaN", "d": 2e10}')
+    assert value is None and [(path, bad) for path, bad, _ in issues] == [
+        ("$.a[1]", "NaN"),
+        ("$.a[2].b", "1e400"),
+    ]
+
+
+async def test_a_final_answer_with_nan_is_refused_at_its_path(checked: Check) -> None:
+    class Total(BaseModel):
+        amount: float
+
+    class Adder(Worker):
+        """Adds."""
+
+        model = "anthropic:claude-haiku-4-5"
+        output = Total
+        output_mode = "tool"
+
+    model = checked(
+        ScriptedModel([reply.raw_tool_call("final_result", '{"amount": NaN}'), reply.output({"amount": 2.5})])
+    )
+    assert (await Adder(model=model).run("add")).output == Total(amount=2.5)
+    ((text, _),) = results(model.requests[1])
+    assert "NaN is not valid JSON" in text and "arguments are not a JSON object" not in text

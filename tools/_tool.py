@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ._fastcheck import compile_check
+from ._jsontext import NotJSONNumber, json_value, refused_number_rule, refused_numbers
 from ._numbers import is_amount
 from ._schema import ArgumentModel, function_schema, json_path
 from ._threads import in_daemon_thread
@@ -315,7 +316,10 @@ def tool(
 def parse_arguments_text(raw: str) -> tuple[object, list[ArgumentIssue]]:
     """Parse argument text as the model wrote it; a non-object is reported as an issue at `$`."""
     try:
-        value = json.loads(raw) if raw.strip() else {}
+        value = json_value(raw) if raw.strip() else {}
+    except NotJSONNumber as exc:  # NaN, Infinity, 1e999: each told at its path
+        found = refused_numbers(raw) or [((), exc.literal)]
+        return None, [(json_path(path), literal, refused_number_rule(literal)) for path, literal in found]
     except json.JSONDecodeError as exc:
         return None, [("$", raw, f"arguments are not valid JSON ({exc.msg} at char {exc.pos})")]
     except RecursionError:  # the decoder recurses once per level: deeper than the interpreter allows

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tools import strict_schema
+from tools._jsontext import refused_number_rule, refused_numbers
 from tools.errors import excerpt
 
 from ._model import OutputSpec, ToolSpec
@@ -99,6 +100,9 @@ class OutputPlan:
         from pydantic import ValidationError
 
         if arguments is None:
+            refused = refused_numbers(raw)  # NaN, Infinity, 1e999: the provider did not read them
+            if refused:
+                return None, [{"loc": p, "msg": refused_number_rule(n), "input": n} for p, n in refused]
             return None, [{"loc": (), "msg": "arguments are not a JSON object", "input": excerpt(raw, 200)}]
         try:
             return self._model.model_validate(arguments), []

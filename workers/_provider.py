@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from tools._errors_provider import SPENT_QUOTA
+from tools._jsontext import json_value
 from tools.errors import (
     MalformedResponse,
     MissingAPIKey,
@@ -121,8 +122,9 @@ def parse_arguments(raw: str, truncated: bool) -> tuple[Mapping[str, Any] | None
     if truncated:
         return None, True
     try:
-        value = json.loads(raw) if raw.strip() else {}
-    except (ValueError, RecursionError):  # nested too deeply: the tool call reports it, at `$`
+        value = json_value(raw) if raw.strip() else {}
+    # Not JSON (NaN, 1e999 included), or nested too deeply: the tool call says where and why.
+    except (ValueError, RecursionError):
         return None, False
     return (value, False) if isinstance(value, dict) else (None, False)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tools._jsontext import canonical_json
+from tools._jsontext import canonical_json, json_value
 from tools.errors import ProviderConnectionError, ScriptError, excerpt, http_error_class
 
 from ._messages import AssistantPart, TextPart, ToolCallPart
@@ -141,7 +141,7 @@ class _ReplyFactory:
             arguments = None
             if not truncated:
                 try:
-                    value = json.loads(raw_arguments)
+                    value = json_value(raw_arguments)  # as a provider reads them: no NaN
                     arguments = value if isinstance(value, dict) else None
                 except (ValueError, RecursionError):  # left to the worker to report, as a provider's
                     pass
