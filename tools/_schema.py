@@ -191,6 +191,13 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
             raise ToolDefinitionError(
                 f"tool {name!r}: parameter {param.name!r} must be a plain named parameter", tool=name
             )
+        if param.name not in hints and param.name in ("self", "cls") and next(iter(parameters)) == param.name:
+            raise ToolDefinitionError(
+                f"tool {name!r}: its first parameter is {param.name!r}: @tool on a method in a class "
+                "body gets the plain function, which has no instance to call it on; decorate the "
+                "bound method (tool(instance.method)) or a function",
+                tool=name,
+            )
         if param.name not in hints:
             raise ToolDefinitionError(
                 f"tool {name!r}: parameter {param.name!r} has no type annotation", tool=name

@@ -263,6 +263,13 @@ def _make(
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {excerpt(fn)}", tool=str(name or fn))
     tool_name = name or str(getattr(fn, "__name__", ""))
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        # Its call returns a generator, which the model received as "<async_generator ...>".
+        raise ToolDefinitionError(
+            f"tool {tool_name!r} is a generator function: a tool returns its whole result; "
+            "collect the items into a list and return it",
+            tool=tool_name,
+        )
     description, schema, arguments = function_schema(fn, tool_name)
     return Tool(
         fn,
