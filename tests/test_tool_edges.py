@@ -1,4 +1,4 @@
-"""Bad input at the tool boundary: arguments, results and error texts a model or a tool can produce.
+"""Bad input at the tool and worker boundaries: arguments, results, outputs and error texts.
 
 Found in review; every test here failed before its fix.
 """
@@ -358,3 +358,64 @@ async def test_a_final_answer_with_nan_is_refused_at_its_path(checked: Check) ->
     assert (await Adder(model=model).run("add")).output == Total(amount=2.5)
     ((text, _),) = results(model.requests[1])
     assert "NaN is not valid JSON" in text and "arguments are not a JSON object" not in text
+
+
+class Item(BaseModel):
+    sku: str
+    qty: int
+
+
+class Order(BaseModel):
+    items: list[Item]
+    note: str | None = None
+
+
+class Orders(Worker):
+    """Takes orders."""
+
+    model = "anthropic:claude-haiku-4-5"
+    input = Order
+    output = Order
+
+
+@pytest.mark.parametrize(
+    "task", [{"items": [{"sku": "a", "qty": "many"}]}, '{"items": [{"sku": "a", "qty": "many"}]}']
+)
+async def test_a_task_that_does_not_validate_says_where_as_a_json_path_with_the_bad_value(
+    task: object,
+) -> None:
+    from tools.errors import WorkerInputError
+
+    with pytest.raises(WorkerInputError) as caught:
+        await Orders(model=ScriptedModel([], allow_unused=True)).run(task)
+    assert str(caught.value) == (
+        "Orders: input does not validate: $.items[0].qty: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'many')"
+    )
+    assert caught.value.path == "$.items[0].qty"
+
+
+async def test_an_output_that_never_validates_says_where_as_a_json_path_with_the_bad_value(
+    checked: Check,
+) -> None:
+    from tools.errors import OutputValidationError
+
+    bad = {"items": [{"sku": "a", "qty": "many"}], "note": "x" * 10_000}
+    model = checked(ScriptedModel([reply.output(bad)] * 3))
+    with pytest.raises(OutputValidationError) as caught:
+        await Orders(model=model).run({"items": []})
+    assert str(caught.value) == (
+        "Orders: output invalid after 3 attempts: $.items[0].qty: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'many')"
+    )
+    assert caught.value.path == "$.items[0].qty"
+    ((text, _),) = results(model.requests[1])
+    assert "- $.items[0].qty: Input should be a valid integer" in text
+
+
+async def test_a_missing_output_field_is_named_as_missing_as_for_tool_arguments(checked: Check) -> None:
+    from tools.errors import OutputValidationError
+
+    model = checked(ScriptedModel([reply.output({"note": "n"})] * 3))
+    with pytest.raises(OutputValidationError, match=r"\$\.items: is required but missing$"):
+        await Orders(model=model).run({"items": []})

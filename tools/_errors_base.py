@@ -14,6 +14,7 @@ __all__ = [
     "ScriptError",
     "Redact",
     "excerpt",
+    "json_path",
     "shown",
 ]
 
@@ -37,6 +38,12 @@ def excerpt(value: object, limit: int = _EXCERPT_CHARS) -> str:
             text = f"<{type(value).__name__} that cannot be shown>"
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def json_path(parts: Any) -> str:
+    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty" (a key the model
+    made up of thousands of characters is excerpted)."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{excerpt(str(p), 80)}" for p in parts)
 
 
 class AgentError(Exception):

@@ -13,12 +13,13 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
+from ._errors_base import json_path
 from .errors import ToolDefinitionError, excerpt
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-__all__ = ["json_path", "ArgumentModel", "function_schema", "parse_docstring", "strict_schema"]
+__all__ = ["json_path", "ArgumentModel", "function_schema", "in_value", "parse_docstring", "strict_schema"]
 
 _SECTION = re.compile(
     r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?|Attributes):\s*$"
@@ -28,12 +29,6 @@ _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
 _SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-
-
-def json_path(parts: Any) -> str:
-    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty" (a key the model
-    made up of thousands of characters is excerpted)."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{excerpt(str(p), 80)}" for p in parts)
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -167,7 +162,7 @@ class ArgumentModel:
             instance = self.model.model_validate(arguments)
         except ValidationError as exc:
             return None, [
-                (json_path(_in_value(arguments, e["loc"])), e.get("input"), _rule(e)) for e in exc.errors()
+                (json_path(in_value(arguments, e["loc"])), e.get("input"), _rule(e)) for e in exc.errors()
             ]
         return {param: getattr(instance, field) for field, param in self.fields.items()}, []
 
@@ -243,7 +238,7 @@ def _unsupported(name: str, fields: dict[str, Any], names: dict[str, str], confi
     return "no JSON Schema for its parameters"
 
 
-def _in_value(value: object, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+def in_value(value: object, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Pydantic's error location as a path into the arguments: the steps it adds that are no
     key or index of the value (a union member's name, a validator's tag) are left out; the last
     step stays (a missing property is named by it)."""

@@ -33,7 +33,7 @@ from ._handoff import Handoff
 from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
 from ._model import Model, ToolSpec
-from ._output import OUTPUT_TOOL, OutputMode, OutputPlan
+from ._output import OUTPUT_TOOL, OutputMode, OutputPlan, input_errors
 from ._records import fast_init
 from ._usage import Usage
 
@@ -195,10 +195,7 @@ class Worker:
             else:
                 value = kind.model_validate(task)
         except ValidationError as exc:
-            errors = [
-                {"loc": tuple(e["loc"]), "msg": e["msg"], "input": e.get("input")} for e in exc.errors()
-            ]
-            raise WorkerInputError(self.name, errors, task) from None
+            raise WorkerInputError(self.name, input_errors(exc, task), task) from None
         return f"Task input ({kind.__name__}, JSON):\n{value.model_dump_json(indent=2)}"
 
     def prepare(self, task: object, upstream: Mapping[str, Any]) -> object:
