@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tools._jsontext import json_value
 from tools.errors import ReplayMismatch, shown
 from workers import (
     ModelResponse,
@@ -302,8 +303,8 @@ def _call_part(data: Any) -> TextPart | ToolCallPart:
     arguments = None
     if not truncated:
         try:
-            parsed = json.loads(raw)
-        except ValueError:
+            parsed = json_value(raw)
+        except (ValueError, RecursionError):  # refused when it was live: the same on resume
             parsed = None
         arguments = parsed if isinstance(parsed, dict) else None
     return ToolCallPart(call_id, name, raw, arguments, truncated)

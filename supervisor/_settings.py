@@ -35,12 +35,7 @@ def checked_settings(
         raise ConfigurationError("a supervisor needs at least one worker")
     by_name: dict[str, Worker] = {}
     for worker in workers:
-        if not isinstance(worker, Worker):
-            raise ConfigurationError(f"{worker!r} is not a Worker instance")
-        if worker.name in by_name:
-            raise ConfigurationError(f"two workers are named {worker.name!r}")
-        if worker.name in _RESERVED:
-            raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
+        _check_worker(worker, by_name)
         by_name[worker.name] = worker
     for worker in by_name.values():
         for target in type(worker).handoffs:
@@ -55,6 +50,20 @@ def checked_settings(
     for spec in (model, *(w.model_spec for w in by_name.values())):
         check_model(spec)
     return by_name
+
+
+def _check_worker(worker: object, by_name: dict[str, Worker]) -> None:
+    if not isinstance(worker, Worker):
+        raise ConfigurationError(f"{worker!r} is not a Worker instance")
+    if worker.name in by_name:
+        raise ConfigurationError(f"two workers are named {worker.name!r}")
+    if worker.name in _RESERVED:
+        raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
+    if not worker.description:  # the planner would route on its name alone
+        raise ConfigurationError(
+            f"worker {worker.name} has no docstring: a supervisor's planner routes on each "
+            "worker's description; say in the class docstring what it does"
+        )
 
 
 def check_options(*, budget: object, redact: object, step_retries: object, max_replans: object) -> None:

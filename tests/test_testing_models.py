@@ -5,12 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from tools.errors import ProviderConnectionError, ProviderRateLimited, ScriptError
+from tools import tool
+from tools.errors import ConfigurationError, ProviderConnectionError, ProviderRateLimited, ScriptError
 from workers import (
     ModelRequest,
     ModelResponse,
@@ -21,9 +24,11 @@ from workers import (
     ToolSpec,
     Usage,
     UserMessage,
+    Worker,
 )
 from workers.testing import FunctionModel, ScriptedModel, reply
 
+Check = Callable[[Any], Any]
 ASK = ModelRequest(messages=(UserMessage.of("Refund invoice 42"),))
 
 
@@ -211,3 +216,49 @@ def test_a_test_that_leaves_scripted_replies_unused_fails(tmp_path: Path) -> Non
     assert "3 passed, 1 error" in done.stdout, done.stdout  # the error: at the teardown of the first
     assert "ERROR test_user.py::test_leaves_one" in done.stdout
     assert "scripted: 1 unused: [reply.text(never asked for)]" in done.stdout
+
+
+@tool
+async def record(usage: str) -> str:
+    """Record a usage note."""
+    return f"noted {usage}"
+
+
+class Recorder(Worker):
+    """Records."""
+
+    model = "openai:gpt-4o"
+    tools = [record]
+
+
+async def test_a_tool_argument_named_usage_is_scripted_as_a_mapping(checked: Check) -> None:
+    """`usage=` is the reply's token usage: a tool parameter of that name failed deep in the run."""
+    model = checked(ScriptedModel([reply.tool_call("record", {"usage": "heavy"}), reply.text("done")]))
+    await Recorder(model=model).run("go")
+    assert [r.content for r in model.requests[1].tool_results] == ["noted heavy"]
+    with pytest.raises(
+        ConfigurationError, match=r"pass the arguments as a mapping: reply.tool_call\('record'"
+    ):
+        reply.tool_call("record", usage="heavy")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="as a mapping or as keywords, not both"):
+        reply.tool_call("record", {"usage": "a"}, note="b")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: reply.tool_call(5), "reply.tool_call: the tool name must be a string, got 5"),
+        (lambda: reply.tool_calls([("lookup",)]), r"a \(name, arguments\) pair, got \('lookup',\)"),
+        (lambda: reply.tool_calls([("lookup", None)]), "arguments of 'lookup' must be a mapping, got None"),
+        (lambda: reply.tool_calls("lookup"), "takes a list of \\(name, arguments\\), got 'lookup'"),
+        (lambda: reply.text(5), "reply.text: text must be a string, got 5"),
+        (lambda: reply.text("hi", usage=3), "usage= must be a Usage or None, got 3"),
+        (lambda: ScriptedModel("abc"), "ScriptedModel takes a list of replies, got 'abc'"),
+        (lambda: ScriptedModel(None), "ScriptedModel takes a list of replies, got None"),
+    ],
+)  # fmt: skip
+def test_a_script_of_the_wrong_shape_fails_where_it_is_written_naming_the_value(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        make()

@@ -14,6 +14,7 @@ __all__ = [
     "ScriptError",
     "Redact",
     "excerpt",
+    "json_path",
     "shown",
 ]
 
@@ -24,10 +25,25 @@ Redact = Callable[[str, str, str], str]
 
 
 def excerpt(value: object, limit: int = _EXCERPT_CHARS) -> str:
-    """A short, single-line rendering of a bad value for error messages."""
-    text = value if isinstance(value, str) else repr(value)
+    """A short, single-line rendering of a bad value for error messages.
+
+    Never raises: the value is the one that was bad, and its `repr` may be too (nested deeper
+    than `repr` recurses, or a class of the user's whose `__repr__` raises)."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # RecursionError included
+            text = f"<{type(value).__name__} that cannot be shown>"
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def json_path(parts: Any) -> str:
+    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty" (a key the model
+    made up of thousands of characters is excerpted)."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{excerpt(str(p), 80)}" for p in parts)
 
 
 class AgentError(Exception):

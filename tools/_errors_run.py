@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._errors_base import AgentError, ConfigurationError, Redact, excerpt
+from ._errors_base import AgentError, ConfigurationError, Redact, excerpt, json_path
 
 __all__ = [
     "ApproverFailed",
@@ -168,14 +168,34 @@ class WorkerError(AgentError):
         self.worker = worker
 
 
+def _first_issue(errors: list[dict[str, object]], whole: object, none: str) -> tuple[str, str]:
+    """The first of pydantic-style errors as the JSON path and "rule (got bad value)" that tool
+    argument errors use, the value excerpted (the whole input when the error names none)."""
+    first = errors[0] if errors else {"loc": (), "msg": none}
+    loc = first.get("loc")
+    path = json_path(loc if isinstance(loc, tuple | list) else ())
+    if first.get("type") == "missing":  # its input is the whole object around it
+        return path, "is required but missing"
+    bad = first["input"] if "input" in first else whole
+    shown = excerpt(repr(bad) if isinstance(bad, str) else bad, 80)  # quoted, as jsonschema's are
+    return path, f"{excerpt(str(first.get('msg')), 300)} (got {shown})"
+
+
 class WorkerInputError(WorkerError):
-    """The task given to a worker does not validate against its `input` model."""
+    """The task given to a worker does not validate against its `input` model.
+
+    Attributes:
+        errors: pydantic's errors (loc, msg, input), every one.
+        value: The task as given.
+        path: JSON path of the first problem, like "$.items[0].qty".
+    """
 
     def __init__(self, worker: str, errors: list[dict[str, object]], value: object) -> None:
-        first = errors[0] if errors else {"loc": (), "msg": "invalid"}
-        super().__init__(f"input does not validate: {first.get('loc')}: {first.get('msg')}", worker=worker)
+        path, rule = _first_issue(errors, value, "invalid")
+        super().__init__(f"input does not validate: {path}: {rule}", worker=worker)
         self.errors = errors
         self.value = value
+        self.path = path
 
 
 class MaxTurnsExceeded(WorkerError):
@@ -229,19 +249,16 @@ class OutputValidationError(WorkerError):
         errors: pydantic's errors of the last attempt (loc, msg, input).
         raw_output: What the model produced last.
         attempts: How many outputs were tried.
+        path: JSON path of the first problem, like "$.items[0].qty".
     """
 
     def __init__(self, worker: str, errors: list[dict[str, object]], raw_output: str, attempts: int) -> None:
-        first = errors[0] if errors else {"loc": (), "msg": "no output"}
-        raw_loc = first.get("loc")
-        loc = ".".join(str(p) for p in raw_loc) if isinstance(raw_loc, tuple | list) and raw_loc else "$"
-        got = excerpt(raw_output, 200)
-        super().__init__(
-            f"output invalid after {attempts} attempts: {loc}: {first.get('msg')}; got {got}", worker=worker
-        )
+        path, rule = _first_issue(errors, raw_output, "no output")
+        super().__init__(f"output invalid after {attempts} attempts: {path}: {rule}", worker=worker)
         self.errors = errors
         self.raw_output = raw_output
         self.attempts = attempts
+        self.path = path
 
 
 class ModelRefused(WorkerError):

@@ -13,12 +13,13 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
+from ._errors_base import json_path
 from .errors import ToolDefinitionError, excerpt
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-__all__ = ["json_path", "ArgumentModel", "function_schema", "parse_docstring", "strict_schema"]
+__all__ = ["json_path", "ArgumentModel", "function_schema", "in_value", "parse_docstring", "strict_schema"]
 
 _SECTION = re.compile(
     r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?|Attributes):\s*$"
@@ -28,11 +29,6 @@ _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
 _SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-
-
-def json_path(parts: Any) -> str:
-    """A location as a JSON path: ("items", 0, "qty") -> "$.items[0].qty"."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -166,7 +162,7 @@ class ArgumentModel:
             instance = self.model.model_validate(arguments)
         except ValidationError as exc:
             return None, [
-                (json_path(_in_value(arguments, e["loc"])), e.get("input"), _rule(e)) for e in exc.errors()
+                (json_path(in_value(arguments, e["loc"])), e.get("input"), _rule(e)) for e in exc.errors()
             ]
         return {param: getattr(instance, field) for field, param in self.fields.items()}, []
 
@@ -189,6 +185,13 @@ def function_schema(fn: Callable[..., Any], name: str) -> tuple[str, dict[str, A
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
             raise ToolDefinitionError(
                 f"tool {name!r}: parameter {param.name!r} must be a plain named parameter", tool=name
+            )
+        if param.name not in hints and param.name in ("self", "cls") and next(iter(parameters)) == param.name:
+            raise ToolDefinitionError(
+                f"tool {name!r}: its first parameter is {param.name!r}: @tool on a method in a class "
+                "body gets the plain function, which has no instance to call it on; decorate the "
+                "bound method (tool(instance.method)) or a function",
+                tool=name,
             )
         if param.name not in hints:
             raise ToolDefinitionError(
@@ -235,7 +238,7 @@ def _unsupported(name: str, fields: dict[str, Any], names: dict[str, str], confi
     return "no JSON Schema for its parameters"
 
 
-def _in_value(value: object, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+def in_value(value: object, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Pydantic's error location as a path into the arguments: the steps it adds that are no
     key or index of the value (a union member's name, a validator's tag) are left out; the last
     step stays (a missing property is named by it)."""
@@ -256,7 +259,7 @@ def _rule(error: Any) -> str:
     """Pydantic's message with the offending value, as the schema's own messages have it."""
     if error.get("type") == "missing":
         return "is required but missing"
-    return f"{error['msg']} (got {excerpt(error.get('input'), 80)})"
+    return f"{excerpt(error['msg'], 300)} (got {excerpt(error.get('input'), 80)})"
 
 
 def _described(annotation: Any) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ._fastcheck import compile_check
+from ._jsontext import NotJSONNumber, json_value, refused_number_rule, refused_numbers
 from ._numbers import is_amount
 from ._schema import ArgumentModel, function_schema, json_path
 from ._threads import in_daemon_thread
@@ -25,8 +26,30 @@ __all__ = ["ArgumentIssue", "Tool", "parse_arguments_text", "tool"]
 ArgumentIssue = tuple[str, object, str]
 """One problem with a tool call's arguments: (JSON path, offending value, rule broken)."""
 
+TOO_DEEP = "arguments are nested too deeply; send a flatter value"
+"""The rule broken by arguments nested deeper than they can be read or validated."""
+
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _MISSING = re.compile(r"^'(.+)' is a required property$")
+
+
+# The longest rule told to the model per issue, and the longest quote of a bad value in it.
+_RULE_CHARS = 300
+_QUOTE_CHARS = 80
+
+
+def _bounded(message: str, instance: object) -> str:
+    """jsonschema's message with its quote of the bad value cut (it quotes the whole value:
+    a 100,000-character string made a 100,000-character rule): the rule itself stays readable."""
+    if len(message) <= _RULE_CHARS:  # the common case
+        return message
+    try:
+        quoted = repr(instance)
+    except Exception:  # RecursionError included: no quote to find
+        quoted = ""
+    if len(quoted) > _QUOTE_CHARS and quoted in message:
+        message = message.replace(quoted, excerpt(quoted, _QUOTE_CHARS))
+    return excerpt(message, _RULE_CHARS)
 
 
 def _specific(error: Any) -> list[Any]:
@@ -181,8 +204,11 @@ class Tool:
                     return []
             except RecursionError:  # nested deeper than the compiled check goes: jsonschema decides
                 pass
+        try:
+            errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
+        except RecursionError:  # a recursive model nested deeper than jsonschema's recursion goes
+            return [("$", arguments, TOO_DEEP)]
         found: list[ArgumentIssue] = []
-        errors = [leaf for error in self._validator.iter_errors(arguments) for leaf in _specific(error)]
         for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
             path = json_path(error.absolute_path)
             missing = _MISSING.match(error.message) if error.validator == "required" else None
@@ -192,17 +218,17 @@ class Tool:
                 allowed = sorted(
                     (error.schema.get("properties") or {}) if isinstance(error.schema, dict) else []
                 )
-                listed = ", ".join(allowed) or "none"
+                listed = excerpt(", ".join(allowed) or "none", _RULE_CHARS)
                 for extra in sorted(set(error.instance) - set(allowed)):
                     found.append(
                         (
-                            f"{path}.{extra}",
+                            json_path((*error.absolute_path, extra)),
                             error.instance[extra],
-                            f"unknown property {extra!r} is not allowed (allowed: {listed})",
+                            f"unknown property {excerpt(repr(extra), 80)} is not allowed (allowed: {listed})",
                         )
                     )
             else:
-                found.append((path, error.instance, error.message))
+                found.append((path, error.instance, _bounded(error.message, error.instance)))
         return found
 
     def validated(self, arguments: object) -> tuple[dict[str, Any] | None, list[ArgumentIssue]]:
@@ -247,6 +273,13 @@ def _make(
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {excerpt(fn)}", tool=str(name or fn))
     tool_name = name or str(getattr(fn, "__name__", ""))
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        # Its call returns a generator, which the model received as "<async_generator ...>".
+        raise ToolDefinitionError(
+            f"tool {tool_name!r} is a generator function: a tool returns its whole result; "
+            "collect the items into a list and return it",
+            tool=tool_name,
+        )
     description, schema, arguments = function_schema(fn, tool_name)
     return Tool(
         fn,
@@ -300,9 +333,14 @@ def tool(
 def parse_arguments_text(raw: str) -> tuple[object, list[ArgumentIssue]]:
     """Parse argument text as the model wrote it; a non-object is reported as an issue at `$`."""
     try:
-        value = json.loads(raw) if raw.strip() else {}
+        value = json_value(raw) if raw.strip() else {}
+    except NotJSONNumber as exc:  # NaN, Infinity, 1e999: each told at its path
+        found = refused_numbers(raw) or [((), exc.literal)]
+        return None, [(json_path(path), literal, refused_number_rule(literal)) for path, literal in found]
     except json.JSONDecodeError as exc:
         return None, [("$", raw, f"arguments are not valid JSON ({exc.msg} at char {exc.pos})")]
+    except RecursionError:  # the decoder recurses once per level: deeper than the interpreter allows
+        return None, [("$", raw, TOO_DEEP)]
     if not isinstance(value, dict):
         return value, [("$", value, f"{excerpt(value, 60)} is not of type 'object'")]
     return value, []

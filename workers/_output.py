@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tools import strict_schema
+from tools._jsontext import json_value, refused_number_rule, refused_numbers
+from tools._schema import in_value, json_path
 from tools.errors import excerpt
 
 from ._model import OutputSpec, ToolSpec
@@ -21,7 +23,7 @@ from ._model import OutputSpec, ToolSpec
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-__all__ = ["OUTPUT_TOOL", "OutputMode", "OutputPlan", "is_model_class", "repair_prompt"]
+__all__ = ["OUTPUT_TOOL", "OutputMode", "OutputPlan", "input_errors", "is_model_class", "repair_prompt"]
 
 OutputMode = Literal["text", "native", "tool"]
 OUTPUT_TOOL = "final_result"
@@ -34,8 +36,19 @@ def is_model_class(value: object) -> bool:
     return pydantic is not None and isinstance(value, type) and issubclass(value, pydantic.BaseModel)
 
 
-def _errors(exc: ValidationError) -> Errors:
-    return [{"loc": tuple(e["loc"]), "msg": e["msg"], "input": e.get("input")} for e in exc.errors()]
+def _errors(exc: ValidationError, value: object = None) -> Errors:
+    """pydantic's errors, each `loc` a path into `value` (the steps pydantic adds that are no key
+    or index, a union member's name, left out) when the value is known."""
+    errors = exc.errors()
+    return [
+        {
+            "loc": tuple(e["loc"]) if value is None else in_value(value, tuple(e["loc"])),
+            "msg": e["msg"],
+            "input": e.get("input"),
+            "type": e["type"],
+        }
+        for e in errors
+    ]
 
 
 class OutputPlan:
@@ -92,18 +105,21 @@ class OutputPlan:
         try:
             return self._model.model_validate_json(_strip_fence(text)), []
         except ValidationError as exc:
-            return None, _errors(exc)
+            return None, _errors(exc, _json_or_none(_strip_fence(text)))
 
     def from_arguments(self, arguments: Mapping[str, Any] | None, raw: str) -> tuple[Any, Errors]:
         """The output from the final-answer tool's arguments."""
         from pydantic import ValidationError
 
         if arguments is None:
+            refused = refused_numbers(raw)  # NaN, Infinity, 1e999: the provider did not read them
+            if refused:
+                return None, [{"loc": p, "msg": refused_number_rule(n), "input": n} for p, n in refused]
             return None, [{"loc": (), "msg": "arguments are not a JSON object", "input": excerpt(raw, 200)}]
         try:
             return self._model.model_validate(arguments), []
         except ValidationError as exc:
-            return None, _errors(exc)
+            return None, _errors(exc, arguments)
 
 
 def _strip_fence(text: str) -> str:
@@ -115,11 +131,35 @@ def _strip_fence(text: str) -> str:
     return stripped
 
 
+def input_errors(exc: ValidationError, task: object) -> Errors:
+    """A task's errors (see `_errors`); a task given as JSON text is placed in its value."""
+    return _errors(exc, _json_or_none(task) if isinstance(task, str) else task)
+
+
+def _json_or_none(text: str) -> object:
+    """The output text's value, to place pydantic's errors in it (the failure path only)."""
+    try:
+        return json_value(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _shown(value: object) -> str:
+    try:
+        return json.dumps(value, default=str)
+    except (ValueError, RecursionError):  # a value inside itself, or nested too deeply
+        return excerpt(value)
+
+
 def repair_prompt(errors: Errors) -> str:
-    """The message telling the model what was wrong with its output, one line per problem."""
+    """The message telling the model what was wrong with its output, one line per problem, at
+    JSON paths as for tool arguments ("$.items[0].qty")."""
     lines = []
     for error in errors[:20]:
-        loc = ".".join(str(p) for p in error.get("loc", ())) or "(root)"
-        got = json.dumps(error.get("input"), default=str)
-        lines.append(f"- {loc}: {error.get('msg')} (got {excerpt(got, 120)})")
+        path = json_path(error.get("loc", ()))
+        if error.get("type") == "missing":  # its input is the whole object around it: no news
+            lines.append(f"- {path}: is required but missing")
+            continue
+        got = _shown(error.get("input"))
+        lines.append(f"- {path}: {excerpt(str(error.get('msg')), 300)} (got {excerpt(got, 120)})")
     return "Your answer did not validate:\n" + "\n".join(lines) + "\nCorrect it and answer again."

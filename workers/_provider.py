@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from tools._errors_provider import SPENT_QUOTA
+from tools._jsontext import json_value
 from tools.errors import (
     MalformedResponse,
     MissingAPIKey,
@@ -121,8 +122,9 @@ def parse_arguments(raw: str, truncated: bool) -> tuple[Mapping[str, Any] | None
     if truncated:
         return None, True
     try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+        value = json_value(raw) if raw.strip() else {}
+    # Not JSON (NaN, 1e999 included), or nested too deeply: the tool call says where and why.
+    except (ValueError, RecursionError):
         return None, False
     return (value, False) if isinstance(value, dict) else (None, False)
 
@@ -310,6 +312,8 @@ def json_body(text: str, provider: str, model: str) -> object:
     """The decoded body, or MalformedResponse quoting the start of what arrived."""
     try:
         return json.loads(text)
+    except RecursionError:  # the decoder recurses once per level: a hostile or broken server
+        raise malformed(provider, model, "response body is nested too deeply to read", text) from None
     except ValueError:
         what = "response body is empty" if not text.strip() else "response body is not JSON"
         raise malformed(provider, model, what, text or "(empty body)") from None

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import Tool, parse_arguments_text
+from tools import Tool, parse_arguments_text, truncate_result
 from tools._jsontext import canonical_json
 from tools.errors import (
     LoopDetected,
@@ -329,6 +329,8 @@ class ToolRunner:
             self._unsaved = False  # the start was committed with the response
         started = time.monotonic()
         text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
+        if status != "ok":  # a result is cut by `outcome`; an error quotes the tool's exception whole
+            text = truncate_result(text, self.max_result_chars)
         item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
         duration = time.monotonic() - started
         if journal is not None:
@@ -347,10 +349,11 @@ class ToolRunner:
             raise asyncio.CancelledError
 
     def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
+        text = truncate_result(text, self.max_result_chars)  # what the model gets is bounded, errors too
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
         item.status, item.issues = status, list(issues)
         detail = "; ".join(f"{path}: {rule}" for path, _, rule in issues) if issues else text
-        self._emit(item.call, status, 0.0, len(text), excerpt(detail, 300))
+        self._emit(item.call, status, 0.0, len(text), detail)
 
     def _emit(
         self,
@@ -369,6 +372,8 @@ class ToolRunner:
             # Why arguments were refused quotes them ("'4111...' does not match"): as arguments.
             what = "arguments" if status == "invalid" else "result"
             detail = redact(call.name, what, detail) if detail else detail
+        if detail:  # cut after redaction: a cut secret could escape the redactor
+            detail = excerpt(detail, 300)
         scope = self.ctx.scope
         event = ToolCallEvent(
             self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope

@@ -23,16 +23,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tools import Tool, tool
-from tools._numbers import is_count
+from tools._numbers import is_amount
 from tools.errors import ConfigurationError, ToolDefinitionError, WorkerInputError, excerpt
 
+from ._classcheck import check_class, check_model_of, listed
 from ._context import RunContext
 from ._events import Event, EventSink, as_sink
 from ._handoff import Handoff
 from ._hooks import Approver, ToolGate, as_gate
 from ._messages import Message
 from ._model import Model, ToolSpec
-from ._output import OUTPUT_TOOL, OutputMode, OutputPlan, is_model_class
+from ._output import OUTPUT_TOOL, OutputMode, OutputPlan, input_errors
 from ._records import fast_init
 from ._usage import Usage
 
@@ -144,6 +145,8 @@ class Worker:
             raise ConfigurationError(
                 f"worker {self.name}: no model; set `model = 'provider:name'` on the class"
             )
+        if model is not None:  # the class's own was checked when it was defined
+            check_model_of(self.name, "model", model)
 
     @property
     def name(self) -> str:
@@ -152,9 +155,15 @@ class Worker:
 
     @property
     def description(self) -> str:
-        """The class docstring: what the planner routes on."""
-        doc = type(self).__dict__.get("__doc__")
-        return inspect.cleandoc(doc) if doc else ""
+        """The class docstring: what the planner routes on. A subclass without one (a worker
+        with other settings) has its base worker's; never `Worker`'s own."""
+        for klass in type(self).__mro__:
+            if klass is Worker:
+                break
+            doc = klass.__dict__.get("__doc__")
+            if doc:
+                return inspect.cleandoc(doc)
+        return ""
 
     @property
     def model_spec(self) -> str | Model:
@@ -186,10 +195,7 @@ class Worker:
             else:
                 value = kind.model_validate(task)
         except ValidationError as exc:
-            errors = [
-                {"loc": tuple(e["loc"]), "msg": e["msg"], "input": e.get("input")} for e in exc.errors()
-            ]
-            raise WorkerInputError(self.name, errors, task) from None
+            raise WorkerInputError(self.name, input_errors(exc, task), task) from None
         return f"Task input ({kind.__name__}, JSON):\n{value.model_dump_json(indent=2)}"
 
     def prepare(self, task: object, upstream: Mapping[str, Any]) -> object:
@@ -233,6 +239,12 @@ class Worker:
         """
         from ._loop import run_loop
 
+        if approval_timeout_s is not None and not is_amount(approval_timeout_s):
+            # "5" failed as a TypeError inside the gate, and NaN set no bound at all.
+            raise ConfigurationError(
+                f"worker {self.name}: approval_timeout_s must be None or 0 or more seconds, "
+                f"got {excerpt(approval_timeout_s, 80)}"
+            )
         own = context is None
         ctx = context if context is not None else RunContext()
         if approver is not None or events is not None:
@@ -261,15 +273,14 @@ def _as_tool(worker: str, entry: object) -> Tool:
 
 def _build_plan(cls: type[Worker]) -> _Plan:
     name = cls.__name__
-    tools = [_as_tool(name, t) for t in cls.tools]
+    tools = [_as_tool(name, t) for t in listed(cls, "tools", "tools or functions")]
     by_name: dict[str, Tool] = {}
     for t in tools:
         if t.name in by_name:
             raise ConfigurationError(f"worker {name}: two tools are named {t.name!r}")
         by_name[t.name] = t
-    _check_numbers(cls)
-    _check_types(cls)
-    for target in cls.handoffs:
+    check_class(cls)
+    for target in listed(cls, "handoffs", "Worker classes or names"):
         if not (isinstance(target, str) or (isinstance(target, type) and issubclass(target, Worker))):
             raise ConfigurationError(f"worker {name}: handoffs take Worker classes or names, not {target!r}")
     if cls.output_mode not in ("auto", "native", "tool"):
@@ -281,50 +292,6 @@ def _build_plan(cls: type[Worker]) -> _Plan:
         output = OutputPlan(cls.output, cls.output_mode, _output_tool_name(by_name))
     specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in tools)
     return _Plan(by_name, specs, output)
-
-
-def _check_numbers(cls: type[Worker]) -> None:
-    """The numeric settings, each of its type and range, so that a wrong one fails when the
-    class is defined rather than in a run (where "big" as a window failed deep in arithmetic)."""
-    name = cls.__name__
-    for attr in ("max_turns", "max_tokens", "loop_limit"):
-        value = getattr(cls, attr)
-        if not is_count(value, 1):
-            raise ConfigurationError(f"worker {name}: {attr} must be a positive int, got {value!r}")
-    for attr in ("output_repairs", "argument_repairs", "truncation_retries"):
-        value = getattr(cls, attr)
-        if not is_count(value, 0):
-            raise ConfigurationError(f"worker {name}: {attr} must be an int of 0 or more, got {value!r}")
-    for attr in ("context_window", "max_result_chars"):
-        value = getattr(cls, attr)
-        if value is not None and not is_count(value, 1):
-            raise ConfigurationError(f"worker {name}: {attr} must be None or a positive int, got {value!r}")
-    if cls.context_window is not None and cls.context_window <= cls.max_tokens:
-        raise ConfigurationError(
-            f"worker {name}: context_window {cls.context_window} leaves no room for a prompt beside "
-            f"max_tokens {cls.max_tokens}"
-        )
-    temperature = cls.temperature
-    if temperature is not None and (
-        isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2
-    ):
-        raise ConfigurationError(f"worker {name}: temperature must be None or 0 to 2, got {temperature!r}")
-
-
-def _check_types(cls: type[Worker]) -> None:
-    """`input` and `output` are str or pydantic models; an output model is a JSON object."""
-    name = cls.__name__
-    for attr in ("output", "input"):
-        value = getattr(cls, attr)
-        if value is not str and not is_model_class(value):
-            raise ConfigurationError(f"worker {name}: {attr} must be str or a pydantic model, got {value!r}")
-    if cls.output is not str:
-        kind = cls.output.model_json_schema().get("type")  # type: ignore[union-attr]
-        if kind != "object":  # both APIs take only objects as tool arguments and structured output
-            raise ConfigurationError(
-                f"worker {name}: output must be a model with fields (a JSON object), not a {kind or 'root'}"
-                " schema; wrap it in a model with one field"
-            )
 
 
 def _output_tool_name(tools: Mapping[str, Tool]) -> str:

@@ -10,6 +10,10 @@ Every reply carries usage (given with `usage=`, or estimated deterministically f
 and the reply), so budgets and costs can be tested offline; give the model a `price=` to get
 costs. `reply.error(...)` and `reply.disconnect()` raise the provider errors a real model would,
 so retries can be tested without a network.
+
+Tool arguments are keywords, or a mapping when a parameter's name is taken by the reply's own
+`usage=`: `reply.tool_call("record", {"usage": "heavy"})`. A reply or script of the wrong shape
+(`reply.text(5)`, `ScriptedModel("abc")`) is a `ConfigurationError` where it is written.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tools._jsontext import canonical_json
-from tools.errors import ProviderConnectionError, ScriptError, excerpt, http_error_class
+from tools._jsontext import canonical_json, json_value
+from tools.errors import ConfigurationError, ProviderConnectionError, ScriptError, excerpt, http_error_class
 
 from ._messages import AssistantPart, TextPart, ToolCallPart
 from ._model import ModelRequest, ModelResponse, StopReason
@@ -110,21 +114,49 @@ class _ReplyFactory:
 
     def text(self, text: str, *, usage: Usage | None = None) -> Reply:
         """A plain text answer."""
+        _check("reply.text", "text", text, str, "a string")
+        _check_usage("reply.text", usage)
 
         def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
             return ctx.respond(request, (TextPart(text),) if text else (), "end", usage)
 
         return Reply(build, f"text({excerpt(text, 40)})")
 
-    def tool_call(self, name: str, /, *, usage: Usage | None = None, **arguments: Any) -> Reply:
-        """One tool call with these arguments."""
-        return self.tool_calls([(name, arguments)], usage=usage)
+    def tool_call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        /,
+        *,
+        usage: Usage | None = None,
+        **keywords: Any,
+    ) -> Reply:
+        """One tool call with these arguments: as keywords, `reply.tool_call("lookup", id="42")`,
+        or as a mapping, `reply.tool_call("record", {"usage": "heavy"})`, which also takes an
+        argument named `usage` (as a keyword, `usage=` is the reply's token usage)."""
+        if arguments is not None and keywords:
+            raise ConfigurationError(
+                f"reply.tool_call({excerpt(name, 40)!r}, ...): give the arguments as a mapping or as "
+                "keywords, not both"
+            )
+        if usage is not None and not isinstance(usage, Usage):
+            raise ConfigurationError(
+                f"reply.tool_call: usage= is the reply's token usage (a Usage), got {_quoted(usage)}; "
+                f"for a tool argument named 'usage', pass the arguments as a mapping: "
+                f"reply.tool_call({excerpt(name, 40)!r}, {{'usage': ...}})"
+            )
+        return self.tool_calls([(name, keywords if arguments is None else arguments)], usage=usage)
 
     def tool_calls(
         self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, usage: Usage | None = None
     ) -> Reply:
         """Several tool calls in one turn (parallel), in this order."""
-        frozen = [(name, dict(args)) for name, args in calls]
+        _check_usage("reply.tool_calls", usage)
+        if isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Iterable):
+            raise ConfigurationError(
+                f"reply.tool_calls takes a list of (name, arguments), got {_quoted(calls)}"
+            )
+        frozen = [_call_entry(entry) for entry in calls]
 
         def build(request: ModelRequest, ctx: _Context) -> ModelResponse:
             parts = tuple(ToolCallPart(ctx.call_id(), name, _dump(args), args) for name, args in frozen)
@@ -141,9 +173,9 @@ class _ReplyFactory:
             arguments = None
             if not truncated:
                 try:
-                    value = json.loads(raw_arguments)
+                    value = json_value(raw_arguments)  # as a provider reads them: no NaN
                     arguments = value if isinstance(value, dict) else None
-                except ValueError:
+                except (ValueError, RecursionError):  # left to the worker to report, as a provider's
                     pass
             part = ToolCallPart(ctx.call_id(), name, raw_arguments, arguments, truncated)
             return ctx.respond(request, (part,), "max_tokens" if truncated else "tool_use", usage)
@@ -200,6 +232,32 @@ class _ReplyFactory:
 reply = _ReplyFactory()
 
 
+def _quoted(value: object) -> str:
+    return excerpt(repr(value) if isinstance(value, str) else value, 80)
+
+
+def _check(where: str, what: str, value: object, kind: type | tuple[type, ...], named: str) -> None:
+    if not isinstance(value, kind):
+        raise ConfigurationError(f"{where}: {what} must be {named}, got {_quoted(value)}")
+
+
+def _check_usage(where: str, usage: object) -> None:
+    if usage is not None and not isinstance(usage, Usage):
+        raise ConfigurationError(f"{where}: usage= must be a Usage or None, got {_quoted(usage)}")
+
+
+def _call_entry(entry: object) -> tuple[str, dict[str, Any]]:
+    """One (name, arguments) of `reply.tool_calls`, checked when the script is written."""
+    if not isinstance(entry, tuple | list) or len(entry) != 2:
+        raise ConfigurationError(
+            f"reply.tool_calls: each call is a (name, arguments) pair, got {_quoted(entry)}"
+        )
+    name, arguments = entry
+    _check("reply.tool_call", "the tool name", name, str, "a string")
+    _check("reply.tool_call", f"the arguments of {name!r}", arguments, Mapping, "a mapping")
+    return name, dict(arguments)
+
+
 class _TestModel:
     provider = "test"
 
@@ -242,6 +300,12 @@ class ScriptedModel(_TestModel):
         allow_unused: bool = False,
     ) -> None:
         super().__init__(name, price, native_output)
+        if isinstance(replies, str | bytes) or not isinstance(replies, Iterable):
+            # A string is iterable: ScriptedModel("abc") was three replies, "a", "b" and "c".
+            raise ConfigurationError(
+                f"ScriptedModel takes a list of replies, got {_quoted(replies)}; "
+                "for one text answer write ScriptedModel([reply.text(...)])"
+            )
         self._replies = list(replies)
         self._next = 0
         self.allow_unused = allow_unused
