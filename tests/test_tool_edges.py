@@ -298,6 +298,31 @@ async def test_a_tool_error_with_a_huge_message_is_cut_to_the_workers_result_lim
     assert len(event.detail) < 400
 
 
+async def test_a_tool_error_that_cannot_say_itself_still_reaches_the_model(checked: Check) -> None:
+    """An exception whose __str__ raises escaped the tool call and ended the run."""
+
+    class Mute(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no words")
+
+    @tool
+    async def mumbles() -> str:
+        """Fails oddly."""
+        raise Mute
+
+    class Mumbler(Worker):
+        """x"""
+
+        model = "openai:gpt-4o"
+        tools = [mumbles]
+
+    model = checked(ScriptedModel([reply.tool_call("mumbles"), reply.text("done")]))
+    assert (await Mumbler(model=model).run("go")).output == "done"
+    assert results(model.requests[1]) == [
+        ("The tool failed: Mute: (its message cannot be shown: RuntimeError)", True)
+    ]
+
+
 CHARGED: list[float] = []
 
 
