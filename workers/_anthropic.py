@@ -101,7 +101,9 @@ def to_wire(request: ModelRequest, model: str) -> dict[str, Any]:
     if request.output is not None:
         params["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.output.schema)}}
     if request.temperature is not None:
-        params["temperature"] = request.temperature
+        # The SDK (2.x) has no `temperature` keyword: the API still takes it, in the body, on
+        # the models that sample by it (the worker refuses it for the others before any call).
+        params["extra_body"] = {"temperature": request.temperature}
     if request.stop_sequences:
         params["stop_sequences"] = list(request.stop_sequences)
     return params
@@ -164,7 +166,8 @@ class AnthropicModel(SDKModel):
             params["output_config"] = {
                 "format": {"type": "json_schema", "schema": self._schema(request.output)}
             }
-        raw = await client.messages.with_raw_response.create(**params, stream=self.stream)
+        params["stream"] = self.stream
+        raw = await self._create(client.messages.with_raw_response.create, params)
         if self.stream:
             return await self._read_stream(raw, started)
         body = json_body(await raw.text(), self.provider, self.name)

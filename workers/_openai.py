@@ -174,7 +174,7 @@ class OpenAIModel(SDKModel):
         if self.stream:
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}
-        raw = await client.chat.completions.with_raw_response.create(**params)
+        raw = await self._create(client.chat.completions.with_raw_response.create, params)
         if self.stream:
             return await self._read_stream(raw, started)
         body = json_body(raw.http_response.text, self.provider, self.name)  # the legacy raw response is read

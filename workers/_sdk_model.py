@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, ClassVar, Self
 
-from tools.errors import AgentError, MalformedAPIKey
+from tools.errors import AgentError, ConfigurationError, MalformedAPIKey, MalformedResponse
 
 from ._model import ModelRequest, ModelResponse
 from ._prices import Price, PriceTable
@@ -140,3 +141,25 @@ class SDKModel:
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
         """Send through the SDK client and convert the answer (the provider's part)."""
         raise NotImplementedError
+
+    async def _create(self, create: Callable[..., Awaitable[Any]], params: dict[str, Any]) -> Any:
+        """`await create(**params)`, the SDK call that sends the request.
+
+        Nothing of the answer is read in here (the raw response stops at the headers), so a
+        TypeError is the call's own: a keyword this SDK version does not take, a value it cannot
+        encode. That is a mismatch between this code and the installed SDK, not an unreadable
+        response, and sending again cannot help. The SDK's TypeError for missing credentials is
+        left to `request`, which names the key's variable."""
+        try:
+            return await create(**params)
+        except TypeError as exc:
+            sdk = self._sdk_module()
+            if not isinstance(self._translate(exc, sdk), MalformedResponse):
+                raise  # missing credentials: translated by `request`
+            version = getattr(sdk, "__version__", "?")
+            key = getattr(self._client, "api_key", None) or self._api_key
+            detail = redact(f"{type(exc).__name__}: {exc}", key if isinstance(key, str) else None)
+            raise ConfigurationError(
+                f"{self.provider}:{self.name}: the installed {self._sdk_name} SDK ({version}) refused"
+                f" the request before sending it ({detail}); nothing was sent"
+            ) from exc

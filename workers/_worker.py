@@ -74,8 +74,9 @@ class _Plan:
     by_mode: dict[OutputMode, OutputPlan] = dataclasses.field(default_factory=dict)  # "auto", once per mode
     # The handoff actions and base request of a run, once per output plan and settings (see _loop).
     bases: dict[tuple[Any, ...], tuple[Any, Any, int]] = dataclasses.field(default_factory=dict)
-    # A model's output limit and context window, by model id (see _loop).
-    limits: dict[tuple[str, int | None, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # A model's output limit and context window, by model id and the settings checked against
+    # them (see _template.model_limits).
+    limits: dict[tuple[Any, ...], tuple[int, int]] = dataclasses.field(default_factory=dict)
 
 
 class Worker:
@@ -97,7 +98,9 @@ class Worker:
         count_tokens: When the estimate comes near the threshold, have the provider count the
             prompt exactly (Anthropic's count-tokens endpoint) before deciding to compact.
         max_tokens: The answer budget of one model call.
-        temperature: Sampling temperature (None: the provider's default).
+        temperature: Sampling temperature (None: the provider's default). On a model known to
+            refuse it (OpenAI's reasoning models, Claude from 4.7 on), or above the provider's
+            range (Anthropic: 0 to 1), the run fails with ConfigurationError before any call.
         output_mode: "native" structured output, a final-answer "tool", or "auto" (native where
             the model supports it).
         output_repairs: How many invalid outputs (or refusals) the model may repair.
