@@ -142,3 +142,65 @@ async def test_a_temperature_the_model_takes_is_sent(server: ProviderServer) -> 
 
     assert (await Hot(model=gpt(server)).run("hi")).output == "warm"
     assert server.received[0].body["temperature"] == 1.5
+
+
+async def test_claude_structured_output_never_sends_keywords_the_api_refuses(server: ProviderServer) -> None:
+    # One field the SDK's transform cannot shape (`Any`) sent the whole schema untransformed:
+    # `maxLength` and `minimum` reached the API, a 400 on every call. Now such an output goes
+    # through the final-answer tool, whose input schema may be any JSON Schema.
+    from typing import Any as AnyValue
+
+    from pydantic import BaseModel, Field
+
+    class Refund(BaseModel):
+        invoice_id: str = Field(max_length=20)
+        amount_cents: int = Field(ge=0)
+        extra: AnyValue = None
+
+    class Refunder(Worker):
+        """Refunds."""
+
+        output = Refund
+
+    answer = {"invoice_id": "42", "amount_cents": 5, "extra": {"note": [1, 2]}}
+    server.queue(Answer(200, anthropic_message("", stop="tool_use", tool=("final_result", answer))))
+    result = await Refunder(model=claude(server, native_output=True)).run("refund 42")
+    assert result.output == Refund(invoice_id="42", amount_cents=5, extra={"note": [1, 2]})
+    assert server.refused == []
+    (sent,) = server.received
+    assert "output_config" not in sent.body
+    (tool,) = sent.body["tools"]
+    assert tool["name"] == "final_result"
+    assert tool["input_schema"]["properties"]["amount_cents"]["minimum"] == 0
+
+
+async def test_claude_structured_output_is_kept_when_every_field_can_be_shaped(
+    server: ProviderServer,
+) -> None:
+    from pydantic import BaseModel, Field
+
+    class Refund(BaseModel):
+        invoice_id: str = Field(max_length=20)
+        amount_cents: int = Field(ge=0)
+
+    class Refunder(Worker):
+        """Refunds."""
+
+        output = Refund
+
+    server.queue(Answer(200, anthropic_message('{"invoice_id": "42", "amount_cents": 5}')))
+    result = await Refunder(model=claude(server, native_output=True)).run("refund 42")
+    assert result.output == Refund(invoice_id="42", amount_cents=5) and server.refused == []
+    assert "tools" not in server.received[0].body and "output_config" in server.received[0].body
+
+
+async def test_a_direct_request_with_an_output_schema_claude_cannot_take_is_not_sent(
+    server: ProviderServer,
+) -> None:
+    from workers import OutputSpec
+
+    spec = OutputSpec("Loose", {"type": "object", "properties": {"data": {}}, "required": ["data"]})
+    ask = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32, output=spec)
+    with pytest.raises(ConfigurationError, match="output schema 'Loose' cannot be sent"):
+        await call_model(claude(server, native_output=True), ask, policy=FAST)
+    assert server.received == []

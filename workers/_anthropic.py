@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tools.errors import AgentError, ProviderHTTPError, excerpt
+from tools.errors import AgentError, ConfigurationError, ProviderHTTPError, excerpt
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, OutputSpec, StopReason, ToolChoice
@@ -123,7 +123,8 @@ class AnthropicModel(SDKModel):
         prices: The price table to look the model up in.
         timeout_s: Per-attempt timeout of one HTTP request.
         native_output: Ask for worker outputs with `output_config` structured output (models
-            that support it) instead of a final-answer tool.
+            that support it) instead of a final-answer tool; an output schema the API cannot
+            take (see `accepts_output`) still goes through the tool.
     """
 
     provider = "anthropic"
@@ -157,15 +158,21 @@ class AnthropicModel(SDKModel):
             timeout_s=timeout_s,
         )
         self.native_output = native_output
-        # The output schemas as the API takes them, per output spec (kept alive with its entry).
-        self._schemas: dict[int, tuple[OutputSpec, dict[str, Any]]] = {}
+        # The output schemas as the API takes them (or None and why not), per output spec (kept
+        # alive with its entry).
+        self._schemas: dict[int, tuple[OutputSpec, dict[str, Any] | None, str]] = {}
 
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
         params = to_wire(request, self.name)
         if request.output is not None:
-            params["output_config"] = {
-                "format": {"type": "json_schema", "schema": self._schema(request.output)}
-            }
+            schema, problem = self._schema(request.output)
+            if schema is None:  # the API would refuse it on every call: not sent at all
+                raise ConfigurationError(
+                    f"anthropic:{self.name}: output schema {request.output.name!r} cannot be sent as"
+                    f" structured output ({problem}); a worker asks through its final-answer tool"
+                    " instead, a direct request must too"
+                )
+            params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         params["stream"] = self.stream
         raw = await self._create(client.messages.with_raw_response.create, params)
         if self.stream:
@@ -173,22 +180,35 @@ class AnthropicModel(SDKModel):
         body = json_body(await raw.text(), self.provider, self.name)
         return self._from_body(body, raw.headers, time.perf_counter() - started, None)
 
-    def _schema(self, output: OutputSpec) -> dict[str, Any]:
-        """The output schema as structured outputs accept it: the SDK's own transform moves what
-        the API refuses (`minimum`, `maxLength`, a schema in `additionalProperties`, ...) into
-        descriptions. The answer is still validated against the full model, and repaired."""
+    def accepts_output(self, output: OutputSpec) -> bool:
+        """Whether `output` can be asked for as structured output. False when the SDK's
+        transform cannot shape its schema (an `Any` field has no type the API takes): a worker
+        then asks through its final-answer tool, whose schema may be any JSON Schema."""
+        return self._schema(output)[0] is not None
+
+    def _schema(self, output: OutputSpec) -> tuple[dict[str, Any] | None, str]:
+        """The output schema as structured outputs accept it, or None and why not.
+
+        The SDK's own transform moves what the API refuses (`minimum`, `maxLength`, a schema in
+        `additionalProperties`, ...) into descriptions; the answer is still validated against
+        the full model, and repaired. A schema it cannot shape is never sent untransformed:
+        those keywords would make every call a 400."""
         found = self._schemas.get(id(output))
         if found is None:
-            schema = dict(output.schema)
             transform = getattr(self._sdk_module(), "transform_schema", None)
-            try:
-                shaped = transform(schema) if transform is not None else schema
-            except (ValueError, TypeError, KeyError):  # a schema it cannot shape (`Any`): as it is
-                shaped = schema
+            shaped: dict[str, Any] | None = None
+            problem = ""
+            if transform is None:
+                problem = "the installed anthropic SDK has no transform_schema"
+            else:
+                try:
+                    shaped = transform(dict(output.schema))
+                except (ValueError, TypeError, KeyError) as exc:  # `Any`: a schema with no type
+                    problem = f"{type(exc).__name__}: {exc}"
             if len(self._schemas) >= 64:  # planners are made per re-plan: keep the cache bounded
                 self._schemas.clear()
-            found = self._schemas[id(output)] = (output, shaped)
-        return found[1]
+            found = self._schemas[id(output)] = (output, shaped, problem)
+        return found[1], found[2]
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """The prompt tokens of `request` as Claude counts them (the count-tokens endpoint)."""

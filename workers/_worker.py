@@ -338,11 +338,22 @@ def _output_tool_name(tools: Mapping[str, Tool]) -> str:
 
 
 def output_plan(cls: type[Worker], model: Model) -> OutputPlan:
-    """The output plan of a worker class on a model ("auto" picks native where supported)."""
+    """The output plan of a worker class on a model ("auto" picks native where supported).
+
+    A model with native output may still be unable to take this output's schema (it says so
+    with an optional `accepts_output(spec) -> bool`): the final-answer tool is used then."""
     plan = cls._plan.output
     if plan is not None:
         return plan
-    mode: OutputMode = "native" if getattr(model, "native_output", False) else "tool"
+    if getattr(model, "native_output", False):
+        native = _plan_in_mode(cls, "native")
+        accepts = getattr(model, "accepts_output", None)
+        if accepts is None or native.spec is None or accepts(native.spec):
+            return native
+    return _plan_in_mode(cls, "tool")
+
+
+def _plan_in_mode(cls: type[Worker], mode: OutputMode) -> OutputPlan:
     cached = cls._plan.by_mode.get(mode)
     if cached is None:  # building the schema is the costly part: once per class and mode
         cached = cls._plan.by_mode[mode] = OutputPlan(cls.output, mode, _output_tool_name(cls._plan.tools))
