@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tools.errors import AgentError, ConfigurationError, ProviderHTTPError, excerpt
+from tools.errors import AgentError, ConfigurationError, excerpt
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, OutputSpec, StopReason, ToolChoice
@@ -22,10 +22,10 @@ from ._provider import (
     malformed,
     parse_arguments,
     rate_limit_info,
-    stream_error,
     token_counts,
 )
 from ._sdk_model import SDKModel
+from ._stream_errors import interrupted
 
 __all__ = ["AnthropicModel", "to_wire"]
 
@@ -279,10 +279,15 @@ class AnthropicModel(SDKModel):
         except Exception as exc:
             if isinstance(exc, AgentError):
                 raise
-            raise self._broken(exc, received) from exc
+            what = f"{len(received)} events"
+            raise self._stream_failed(exc, raw.headers, what, " ".join(received)) from exc
         if not message or "stop_reason" not in message or message.get("stop_reason") is None:
-            raise stream_error(
-                self.provider, self.name, "stream ended before message_delta", " ".join(received)
+            raise interrupted(
+                self.provider,
+                self.name,
+                "stream ended before message_delta",
+                " ".join(received),
+                raw.headers.get(self._request_id_header),
             )
         content = []
         for index in sorted(blocks):
@@ -292,17 +297,6 @@ class AnthropicModel(SDKModel):
             content.append(block)
         message["content"] = content
         return self._from_body(message, raw.headers, time.perf_counter() - started, first_token)
-
-    def _broken(self, exc: Exception, received: list[str]) -> AgentError:
-        """The error for a stream that failed part-way: an error event is what its type says
-        (overloaded is retried, an invalid request is not); anything else broke the stream."""
-        sdk = self._sdk_module()
-        if isinstance(exc, sdk.APIStatusError):
-            error = self._translate(exc, sdk)
-            if isinstance(error, ProviderHTTPError):
-                return error
-        what = f"stream broke after {len(received)} events: {exc}"
-        return stream_error(self.provider, self.name, what, " ".join(received))
 
 
 def _end_message(message: dict[str, Any], event: Any) -> None:

@@ -20,10 +20,10 @@ from ._provider import (
     malformed,
     parse_arguments,
     rate_limit_info,
-    stream_error,
     token_counts,
 )
 from ._sdk_model import SDKModel
+from ._stream_errors import interrupted
 
 __all__ = ["OpenAIModel", "to_wire"]
 
@@ -239,13 +239,10 @@ class OpenAIModel(SDKModel):
                     _merge_delta(message, choice.delta)
                     finish = choice.finish_reason or finish
         except Exception as exc:
-            raise stream_error(
-                self.provider, self.name, f"stream broke after {chunks} chunks: {exc}", ""
-            ) from exc
+            raise self._stream_failed(exc, raw.headers, f"{chunks} chunks", "") from exc
         if finish is None:
-            raise stream_error(
-                self.provider, self.name, f"stream ended after {chunks} chunks without a finish_reason", ""
-            )
+            what = f"stream ended after {chunks} chunks without a finish_reason"
+            raise interrupted(self.provider, self.name, what, "", raw.headers.get(self._request_id_header))
         calls = [message["tool_calls"][i] for i in sorted(message["tool_calls"])]
         body["choices"] = [{"finish_reason": finish, "message": {**message, "tool_calls": calls or None}}]
         return self._from_body(body, raw.headers, time.perf_counter() - started, first_token)

@@ -15,6 +15,7 @@ from tools.errors import AgentError, ConfigurationError, MalformedAPIKey, Malfor
 from ._model import ModelRequest, ModelResponse
 from ._prices import Price, PriceTable
 from ._provider import header_problem, malformed, redact, translate_sdk_error
+from ._stream_errors import event_error, interrupted, timed_out
 
 __all__ = ["SDKModel"]
 
@@ -142,6 +143,23 @@ class SDKModel:
         """Send through the SDK client and convert the answer (the provider's part)."""
         raise NotImplementedError
 
+    def _stream_failed(self, exc: Exception, headers: Any, what: str, received: str) -> AgentError:
+        """The error of a stream that failed part-way, after `what` arrived: an error event is
+        what its type says; a read that waited past the timeout says it timed out; anything
+        else broke the stream. Each carries the request id of the 200 that began it."""
+        sdk = self._sdk_module()
+        request_id = headers.get(self._request_id_header)
+        body = getattr(exc, "body", None)
+        if isinstance(exc, sdk.APIError) and isinstance(body, dict | str):  # the provider's event
+            return event_error(
+                body, provider=self.provider, model=self.name, request_id=request_id, secret=self._secret()
+            )
+        if timed_out(exc):
+            detail = f"stream timed out: nothing arrived for {self._timeout_s:g}s after {what}"
+        else:
+            detail = redact(f"stream broke after {what}: {type(exc).__name__}: {exc}", self._secret())
+        return interrupted(self.provider, self.name, detail, received, request_id)
+
     async def _create(self, create: Callable[..., Awaitable[Any]], params: dict[str, Any]) -> Any:
         """`await create(**params)`, the SDK call that sends the request.
 
@@ -157,8 +175,7 @@ class SDKModel:
             if not isinstance(self._translate(exc, sdk), MalformedResponse):
                 raise  # missing credentials: translated by `request`
             version = getattr(sdk, "__version__", "?")
-            key = getattr(self._client, "api_key", None) or self._api_key
-            detail = redact(f"{type(exc).__name__}: {exc}", key if isinstance(key, str) else None)
+            detail = redact(f"{type(exc).__name__}: {exc}", self._secret())
             raise ConfigurationError(
                 f"{self.provider}:{self.name}: the installed {self._sdk_name} SDK ({version}) refused"
                 f" the request before sending it ({detail}); nothing was sent"
