@@ -195,3 +195,29 @@ async def test_a_stalled_stream_says_it_timed_out(server: ProviderServer, provid
     with pytest.raises(StreamInterrupted, match=r"stream timed out: nothing arrived for 0.3s") as caught:
         await call_model(model, ASK, policy=RetryPolicy(max_attempts=1))
     assert caught.value.request_id in ("req_ant_1", "req_oai_1") and caught.value.retryable
+
+
+async def test_a_streamed_tool_call_whose_input_comes_whole_at_block_start_keeps_its_arguments(
+    server: ProviderServer,
+) -> None:
+    # No input_json_delta followed the block's start: the call reached the tool with `{}`.
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"invoice_id": "42"}}
+    end = {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}}
+    events = [
+        _START,
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": tool}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", end),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    server.queue(Answer(200, events=events))
+    (call,) = (await call_model(claude(server), ASK, policy=THREE)).tool_calls
+    assert (call.name, call.arguments, call.truncated) == ("lookup", {"invoice_id": "42"}, False)
+
+
+async def test_streamed_input_deltas_still_replace_the_empty_start_input(server: ProviderServer) -> None:
+    from tests.provider_server import anthropic_tool_stream
+
+    server.queue(Answer(200, events=anthropic_tool_stream(['{"invoice', '_id": "7"}'], stop="tool_use")))
+    (call,) = (await call_model(claude(server), ASK, policy=THREE)).tool_calls
+    assert call.arguments == {"invoice_id": "7"} and call.raw_arguments == '{"invoice_id": "7"}'

@@ -267,12 +267,14 @@ class AnthropicModel(SDKModel):
                 if kind == "message_start":
                     message = event.message.model_dump()
                 elif kind == "content_block_start":
-                    blocks[event.index] = {**event.content_block.model_dump(), "_json": ""}
+                    # `_json`: the input_json_delta text, None until one arrives (see below).
+                    blocks[event.index] = {**event.content_block.model_dump(), "_json": None}
                 elif kind == "content_block_delta":
                     if first_token is None:
                         first_token = time.perf_counter() - started
                     _apply_delta(
-                        blocks.setdefault(event.index, {"type": "text", "text": "", "_json": ""}), event.delta
+                        blocks.setdefault(event.index, {"type": "text", "text": "", "_json": None}),
+                        event.delta,
                     )
                 elif kind == "message_delta":
                     _end_message(message, event)
@@ -292,7 +294,9 @@ class AnthropicModel(SDKModel):
         content = []
         for index in sorted(blocks):
             block = blocks[index]
-            if block["type"] == "tool_use":
+            # A tool_use whose input came whole in content_block_start, with no delta after
+            # it (as the SDK's own accumulator reads it), keeps that input.
+            if block["type"] == "tool_use" and block["_json"] is not None:
                 block["_raw"] = block["_json"]
             content.append(block)
         message["content"] = content
@@ -316,7 +320,7 @@ def _apply_delta(block: dict[str, Any], delta: Any) -> None:
     if kind == "text_delta":
         block["text"] = block.get("text", "") + delta.text
     elif kind == "input_json_delta":
-        block["_json"] += delta.partial_json
+        block["_json"] = (block["_json"] or "") + delta.partial_json
     # thinking and signature deltas are not part of the provider-neutral answer
 
 
