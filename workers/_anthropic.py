@@ -234,16 +234,20 @@ class AnthropicModel(SDKModel):
         if stop is None:
             raise malformed(self.provider, self.name, f"unknown stop_reason {raw_stop!r}", body)
         parts = _parts(body["content"], stop == "max_tokens", self.provider, self.name)
+        usage = body.get("usage")
         fresh, output, cache_read, cache_write = token_counts(
-            body.get("usage"), _USAGE_KEYS, self.provider, self.name, body
+            usage, _USAGE_KEYS, self.provider, self.name, body
         )
         input_tokens = fresh + cache_read + cache_write
+        # No input count (a body or stream without usage): what the call cost is unknown, so it
+        # is unpriced, never free.
+        price = self.price if isinstance(usage, dict) and usage.get("input_tokens") is not None else None
         if parts and any(isinstance(p, ToolCallPart) for p in parts) and stop == "end":
             stop = "tool_use"
         return ModelResponse(
             parts=parts,
             stop_reason=stop,
-            usage=make_usage(self.price, input_tokens, output, cache_read, cache_write),
+            usage=make_usage(price, input_tokens, output, cache_read, cache_write),
             provider=self.provider,
             model=str(body.get("model") or self.name),
             request_id=headers.get("request-id") or body.get("id"),
@@ -310,9 +314,9 @@ def _end_message(message: dict[str, Any], event: Any) -> None:
     details = getattr(event.delta, "stop_details", None)
     if details is not None:
         message["stop_details"] = details if isinstance(details, dict) else details.model_dump()
-    message.setdefault("usage", {}).update(
-        {k: v for k, v in event.usage.model_dump().items() if v is not None}
-    )
+    usage = message.get("usage") or {}  # null when message_start carried none
+    usage.update({k: v for k, v in event.usage.model_dump().items() if v is not None})
+    message["usage"] = usage
 
 
 def _apply_delta(block: dict[str, Any], delta: Any) -> None:

@@ -204,10 +204,13 @@ class OpenAIModel(SDKModel):
         prompt, completion = token_counts(usage, _USAGE_KEYS, self.provider, self.name, body)
         details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
         (cached,) = token_counts(details, ("cached_tokens",), self.provider, self.name, body)
+        # No prompt count (a compatible server that ignores stream_options.include_usage, a
+        # body without usage): what the call cost is unknown, so it is unpriced, never free.
+        counted = isinstance(usage, dict) and usage.get("prompt_tokens") is not None
         return ModelResponse(
             parts=parts,
             stop_reason=stop,
-            usage=make_usage(self.price, prompt, completion, cached),
+            usage=make_usage(self.price if counted else None, prompt, completion, cached),
             provider=self.provider,
             model=str(body.get("model") or self.name),
             request_id=headers.get("x-request-id") or body.get("id"),
