@@ -204,3 +204,59 @@ async def test_a_direct_request_with_an_output_schema_claude_cannot_take_is_not_
     with pytest.raises(ConfigurationError, match="output schema 'Loose' cannot be sent"):
         await call_model(claude(server, native_output=True), ask, policy=FAST)
     assert server.received == []
+
+
+async def test_max_tokens_above_the_models_known_limit_is_a_configuration_error_before_any_call(
+    server: ProviderServer,
+) -> None:
+    class Big(Worker):
+        """Big."""
+
+        max_tokens = 100_000
+
+    with pytest.raises(ConfigurationError, match="max_tokens 100000 is above anthropic:claude-haiku-4-5's"):
+        await Big(model=claude(server)).run("hi")
+    assert server.received == []
+
+
+async def test_max_tokens_of_a_model_no_table_knows_is_sent_as_set(server: ProviderServer) -> None:
+    class Big(Worker):
+        """Big."""
+
+        max_tokens = 50_000
+
+    server.queue(Answer(200, openai_completion("ok")))
+    assert (await Big(model=gpt(server, "my-local-llama")).run("hi")).output == "ok"
+    assert server.received[0].body["max_completion_tokens"] == 50_000
+
+
+@pytest.mark.parametrize("name", ["gpt-4o-2024-05-13", "gpt-3.5-turbo", "gpt-3.5-turbo-0125"])
+async def test_more_room_after_a_cut_answer_stops_at_the_models_real_limit(
+    server: ProviderServer, name: str
+) -> None:
+    # The retry asked for 8192 tokens from models that take 4096: a 400 instead of the typed
+    # "truncated" error.
+    from workers import ResponseTruncated
+
+    class Plain(Worker):
+        """Plain."""
+
+    server.queue(Answer(200, openai_completion("partial answer, cut", finish="length")))
+    with pytest.raises(ResponseTruncated):
+        await Plain(model=gpt(server, name)).run("hi")
+    assert [r.body["max_completion_tokens"] for r in server.received] == [4096]
+
+
+async def test_more_room_after_a_cut_answer_grows_up_to_the_limit_and_no_further(
+    server: ProviderServer,
+) -> None:
+    from workers import ResponseTruncated
+
+    class Plain(Worker):
+        """Plain."""
+
+    cut = openai_completion("partial answer, cut", finish="length")
+    server.queue(Answer(200, cut), Answer(200, cut), Answer(200, openai_completion("whole")))
+    with pytest.raises(ResponseTruncated):
+        await Plain(model=gpt(server, "gpt-4")).run("hi")  # its limit: 8192
+    assert [r.body["max_completion_tokens"] for r in server.received] == [4096, 8192]

@@ -1,9 +1,11 @@
 """What known models refuse, checked before a worker's first call rather than met as a 400.
 
 `OUTPUT_LIMITS`: the most output tokens a model accepts in one answer (max_tokens above this is
-a 400). Used to cap "retry with more room" after an answer was cut off. Names match as prices
-do: a dated snapshot or -latest alias shares its family's limit. Unknown models are capped by
-`DEFAULT_OUTPUT_LIMIT` (a server that allows less answers 400, a typed error).
+a 400). A worker whose max_tokens is above its model's known limit fails before its first call;
+"retry with more room" after an answer was cut off stops at the limit. Names match as prices
+do: a dated snapshot or -latest alias shares its family's limit unless it has its own entry.
+Unknown models are capped by `DEFAULT_OUTPUT_LIMIT` or the worker's max_tokens, whichever is
+more (a server that allows less answers 400, a typed error).
 
 `NO_TEMPERATURE`: models that sample at a fixed setting and refuse any `temperature`.
 """
@@ -15,7 +17,14 @@ from types import MappingProxyType
 
 from ._prices import by_model, model_family
 
-__all__ = ["DEFAULT_OUTPUT_LIMIT", "NO_TEMPERATURE", "OUTPUT_LIMITS", "output_limit", "temperature_problem"]
+__all__ = [
+    "DEFAULT_OUTPUT_LIMIT",
+    "NO_TEMPERATURE",
+    "OUTPUT_LIMITS",
+    "known_output_limit",
+    "output_limit",
+    "temperature_problem",
+]
 
 DEFAULT_OUTPUT_LIMIT = 16_384
 OUTPUT_LIMITS: Mapping[str, int] = MappingProxyType(
@@ -33,7 +42,15 @@ OUTPUT_LIMITS: Mapping[str, int] = MappingProxyType(
         "anthropic:claude-opus-4-1": 32_000,
         "anthropic:claude-opus-4-5": 64_000,
         "anthropic:claude-opus-4-6": 64_000,
+        "anthropic:claude-3-opus": 4_096,
+        "anthropic:claude-3-5-sonnet": 8_192,
+        "openai:gpt-3.5-turbo": 4_096,  # its snapshots end in four digits, not a date
+        "openai:gpt-3.5-turbo-0125": 4_096,
+        "openai:gpt-3.5-turbo-1106": 4_096,
+        "openai:gpt-4": 8_192,
+        "openai:gpt-4-turbo": 4_096,
         "openai:gpt-4o": 16_384,
+        "openai:gpt-4o-2024-05-13": 4_096,  # the first snapshot: less than its family
         "openai:gpt-4o-mini": 16_384,
         "openai:gpt-4.1": 32_768,
         "openai:gpt-4.1-mini": 32_768,
@@ -41,7 +58,11 @@ OUTPUT_LIMITS: Mapping[str, int] = MappingProxyType(
         "openai:gpt-5": 128_000,
         "openai:gpt-5-mini": 128_000,
         "openai:gpt-5-nano": 128_000,
+        "openai:gpt-5.1": 128_000,
+        "openai:o1": 100_000,
+        "openai:o1-mini": 65_536,
         "openai:o3": 100_000,
+        "openai:o3-mini": 100_000,
         "openai:o4-mini": 100_000,
     }
 )
@@ -51,6 +72,12 @@ def output_limit(model_id: str) -> int:
     """The most output tokens "provider:name" accepts (the default for unknown models)."""
     limit = by_model(OUTPUT_LIMITS, model_id)
     return limit or DEFAULT_OUTPUT_LIMIT
+
+
+def known_output_limit(model_id: str) -> int | None:
+    """The output limit of "provider:name" when the table knows it; None for other models
+    (a local server may allow more than the default)."""
+    return by_model(OUTPUT_LIMITS, model_id)
 
 
 # OpenAI's reasoning models answer 400 "Unsupported value: 'temperature' does not support 0.2

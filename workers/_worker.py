@@ -97,7 +97,9 @@ class Worker:
             worker's own model when None.
         count_tokens: When the estimate comes near the threshold, have the provider count the
             prompt exactly (Anthropic's count-tokens endpoint) before deciding to compact.
-        max_tokens: The answer budget of one model call.
+        max_tokens: The answer budget of one model call. Above the model's known output limit
+            (`workers._limits.OUTPUT_LIMITS`) the run fails with ConfigurationError before any
+            call; an answer cut off is asked again with more room, up to that limit.
         temperature: Sampling temperature (None: the provider's default). On a model known to
             refuse it (OpenAI's reasoning models, Claude from 4.7 on), or above the provider's
             range (Anthropic: 0 to 1), the run fails with ConfigurationError before any call.
