@@ -221,3 +221,28 @@ async def test_streamed_input_deltas_still_replace_the_empty_start_input(server:
     server.queue(Answer(200, events=anthropic_tool_stream(['{"invoice', '_id": "7"}'], stop="tool_use")))
     (call,) = (await call_model(claude(server), ASK, policy=THREE)).tool_calls
     assert call.arguments == {"invoice_id": "7"} and call.raw_arguments == '{"invoice_id": "7"}'
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+async def test_an_error_event_that_quotes_the_key_does_not_pass_it_on(
+    server: ProviderServer, provider: str
+) -> None:
+    # As a refusal over HTTP: a proxy may echo the key; neither the error nor its cause keeps it.
+    import traceback
+
+    message = f"Incorrect API key provided: {KEY}."
+    if provider == "anthropic":
+        event = ("error", {"type": "error", "error": {"type": "authentication_error", "message": message}})
+        server.queue(Answer(200, events=[_START, event], headers=ANTHROPIC_ID))
+        model: Any = claude(server)
+    else:
+        server.queue(
+            _openai_error({"message": message, "type": "invalid_request_error", "code": "invalid_api_key"})
+        )
+        model = gpt(server)
+    with pytest.raises(ProviderError) as caught:
+        await call_model(model, ASK, policy=THREE)
+    error = caught.value
+    shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
+    assert KEY not in shown and KEY[-12:] not in shown
+    assert error.status_code == 401 and "[redacted]" in str(error) and len(server.received) == 1

@@ -264,6 +264,7 @@ class AnthropicModel(SDKModel):
         blocks: dict[int, dict[str, Any]] = {}
         first_token: float | None = None
         received: list[str] = []
+        failed: AgentError | None = None
         try:
             async for event in stream:
                 kind = event.type
@@ -285,8 +286,11 @@ class AnthropicModel(SDKModel):
         except Exception as exc:
             if isinstance(exc, AgentError):
                 raise
-            what = f"{len(received)} events"
-            raise self._stream_failed(exc, raw.headers, what, " ".join(received)) from exc
+            failed = self._stream_failed(exc, raw.headers, f"{len(received)} events", " ".join(received))
+            if not self._quotes_key(exc):
+                raise failed from exc
+        if failed is not None:  # raised outside the handler: the SDK's error quotes the key
+            raise failed
         if not message or "stop_reason" not in message or message.get("stop_reason") is None:
             raise interrupted(
                 self.provider,
@@ -295,16 +299,21 @@ class AnthropicModel(SDKModel):
                 " ".join(received),
                 raw.headers.get(self._request_id_header),
             )
-        content = []
-        for index in sorted(blocks):
-            block = blocks[index]
-            # A tool_use whose input came whole in content_block_start, with no delta after
-            # it (as the SDK's own accumulator reads it), keeps that input.
-            if block["type"] == "tool_use" and block["_json"] is not None:
-                block["_raw"] = block["_json"]
-            content.append(block)
-        message["content"] = content
+        message["content"] = _content(blocks)
         return self._from_body(message, raw.headers, time.perf_counter() - started, first_token)
+
+
+def _content(blocks: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stream's content blocks in order, as the message body holds them."""
+    content = []
+    for index in sorted(blocks):
+        block = blocks[index]
+        # A tool_use whose input came whole in content_block_start, with no delta after it
+        # (as the SDK's own accumulator reads it), keeps that input.
+        if block["type"] == "tool_use" and block["_json"] is not None:
+            block["_raw"] = block["_json"]
+        content.append(block)
+    return content
 
 
 def _end_message(message: dict[str, Any], event: Any) -> None:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from tools.errors import AgentError
+
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
 from ._prices import Price, PriceTable
@@ -228,6 +230,7 @@ class OpenAIModel(SDKModel):
         body: dict[str, Any] = {}
         first_token: float | None = None
         chunks = 0
+        failed: AgentError | None = None
         try:
             async for chunk in stream:
                 chunks += 1
@@ -242,7 +245,11 @@ class OpenAIModel(SDKModel):
                     _merge_delta(message, choice.delta)
                     finish = choice.finish_reason or finish
         except Exception as exc:
-            raise self._stream_failed(exc, raw.headers, f"{chunks} chunks", "") from exc
+            failed = self._stream_failed(exc, raw.headers, f"{chunks} chunks", "")
+            if not self._quotes_key(exc):
+                raise failed from exc
+        if failed is not None:  # raised outside the handler: the SDK's error quotes the key
+            raise failed
         if finish is None:
             what = f"stream ended after {chunks} chunks without a finish_reason"
             raise interrupted(self.provider, self.name, what, "", raw.headers.get(self._request_id_header))
