@@ -3,8 +3,9 @@
 Before each call the worst case is reserved: an upper bound of the prompt's tokens plus the
 call's max_tokens, at the model's price. The check and the reservation happen with no `await`
 in between, so concurrent workers cannot both take the last of the budget: overshoot is zero.
-After the call the reservation is replaced by what the call really used. A call that does not
-fit is not sent, or its max_tokens is lowered when what remains still leaves a useful answer.
+After the call the reservation is replaced by what the call really used (a call that reported
+no usage keeps its reservation: see `BudgetGuard.after_model_call`). A call that does not fit is
+not sent, or its max_tokens is lowered when what remains still leaves a useful answer.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class Budget:
     """Hard limits of one run. None means no limit.
 
     Attributes:
-        max_usd: Total cost of every model call of the run.
+        max_usd: Total cost of every model call of the run. A call whose provider reported no
+            usage counts at its worst case (its prompt's upper bound plus max_tokens).
         max_tokens: Total input plus output tokens of every model call.
         max_steps: Steps in the run, across its re-plans (a failed step counts: it ran).
         max_turns_per_worker: A cap on every worker's `max_turns`.
@@ -181,14 +183,25 @@ class BudgetGuard:
     def after_model_call(
         self, worker: str, model: str, request: ModelRequest, response: ModelResponse | None
     ) -> None:
-        """Release the reservation and count what the call really used."""
+        """Release the reservation and count what the call really used.
+
+        A call that came back without a count of its prompt (a server that ignores
+        `include_usage`, a body without usage: the provider reports it unpriced, with no input
+        tokens) is charged what was reserved for it, its worst case: what it cost is unknown,
+        and a hard limit must not count it as free."""
         usd, tokens = self._open.pop(id(request), (0.0, 0))
         self.reserved_usd -= usd
         self.reserved_tokens -= tokens
         self._settled.set()
-        if response is not None:
-            self.spent_usd += response.usage.known_cost_usd
-            self.spent_tokens += response.usage.input_tokens + response.usage.output_tokens
+        if response is None:
+            return
+        usage = response.usage
+        if usage.unpriced_requests and not usage.input_tokens:
+            self.spent_usd += usd
+            self.spent_tokens += max(tokens, usage.output_tokens)
+        else:
+            self.spent_usd += usage.known_cost_usd
+            self.spent_tokens += usage.input_tokens + usage.output_tokens
 
     def _refuse(self, worker: str, model: str, prompt: int, answer: int, price: Price | None) -> None:
         budget = self.budget

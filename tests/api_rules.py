@@ -45,12 +45,9 @@ def _anthropic(body: dict[str, Any]) -> str | None:
         return f"{sorted(extra)[0]}: Extra inputs are not permitted"
     if not isinstance(body.get("model"), str) or not body["model"]:
         return "model: Field required"
-    tokens = body.get("max_tokens")
-    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
-        return f"max_tokens: must be a positive integer, got {tokens!r}"
-    temperature = body.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 1:
-        return "temperature: must be between 0 and 1"
+    sampling = _anthropic_sampling(body)
+    if sampling is not None:
+        return sampling
     names = _tool_names(body.get("tools"), lambda t: t.get("name"), lambda t: t.get("input_schema"))
     if isinstance(names, str):
         return names
@@ -63,12 +60,65 @@ def _anthropic(body: dict[str, Any]) -> str | None:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         return "system: must be a string or a list of text blocks"
+    refused = _output_config(body.get("output_config"))
+    if refused is not None:
+        return refused
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
     if messages[0].get("role") != "user":
         return "messages.0: the first message must use the user role"
     return _anthropic_messages(messages)
+
+
+# Keywords Claude's structured outputs refuse (the SDK's transform_schema moves them into
+# descriptions); every schema needs a type (or anyOf, allOf, enum, const, $ref).
+_UNSUPPORTED_KEYWORDS = (
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+    "maxLength", "pattern", "maxItems",
+)  # fmt: skip
+_TYPED_BY = ("type", "anyOf", "allOf", "oneOf", "enum", "const", "$ref")
+
+
+def _anthropic_sampling(body: dict[str, Any]) -> str | None:
+    tokens = body.get("max_tokens")
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
+        return f"max_tokens: must be a positive integer, got {tokens!r}"
+    temperature = body.get("temperature")
+    if temperature is not None and not 0 <= temperature <= 1:
+        return "temperature: must be between 0 and 1"
+    return None
+
+
+def _output_config(config: Any) -> str | None:
+    output = (config or {}).get("format") or {}
+    if "schema" not in output:
+        return None
+    refused = _structured_output_problem(output["schema"], "schema")
+    return f"output_config.format.{refused}" if refused is not None else None
+
+
+def _structured_output_problem(schema: Any, path: str) -> str | None:
+    """Why structured outputs refuse this (sub)schema, or None."""
+    if not isinstance(schema, dict):
+        return f"{path}: must be an object"
+    for keyword in _UNSUPPORTED_KEYWORDS:
+        if keyword in schema:
+            return f"{path}: For '{keyword}' property, keyword is not supported"
+    if not any(k in schema for k in _TYPED_BY) and path != "schema.$defs":
+        return f"{path}: a schema must have a type"
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        return f"{path}: For 'object' type, 'additionalProperties' must be explicitly set to false"
+    subs: list[tuple[str, Any]] = [(f"{path}.items", schema["items"])] if "items" in schema else []
+    for key in ("properties", "$defs"):
+        subs += [(f"{path}.{key}.{name}", sub) for name, sub in (schema.get(key) or {}).items()]
+    for key in ("anyOf", "allOf", "oneOf"):
+        subs += [(f"{path}.{key}.{i}", sub) for i, sub in enumerate(schema.get(key) or [])]
+    for where, sub in subs:
+        problem = _structured_output_problem(sub, where)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _anthropic_messages(messages: list[Any]) -> str | None:

@@ -33,6 +33,8 @@ class Answer:
         drop: Close the connection without answering at all.
         delay_s: Wait before answering (for timeouts).
         short_body: Announce more bytes than are sent, then close (a body cut mid-transfer).
+        stall_s: After the events, keep the connection open this long sending nothing (a stream
+            that stalls), then close it.
     """
 
     status: int = 200
@@ -43,6 +45,7 @@ class Answer:
     drop: bool = False
     delay_s: float = 0.0
     short_body: bool = False
+    stall_s: float = 0.0
 
 
 @dataclass
@@ -180,6 +183,8 @@ class ProviderServer:
                 f"{prefix}data: {json.dumps(data) if not isinstance(data, str) else data}\n\n".encode()
             )
             handler.wfile.flush()
+        if answer.stall_s:
+            time.sleep(answer.stall_s)
         handler.close_connection = True
 
 

@@ -492,26 +492,3 @@ async def test_anthropic_native_output_sends_a_schema_structured_outputs_accept(
     fields = sent["properties"]
     assert "minimum" not in fields["amount_cents"] and "maxLength" not in fields["invoice_id"]
     assert "{minimum: 0}" in sent["properties"]["amount_cents"]["description"]
-
-
-async def test_an_output_schema_the_sdk_cannot_shape_is_sent_as_it_is(server: ProviderServer) -> None:
-    from typing import Any as AnyValue
-
-    from pydantic import BaseModel
-
-    from workers import Worker
-
-    class Loose(BaseModel):
-        answer: str
-        data: AnyValue  # `{}` in JSON Schema: the SDK's transform refuses it
-
-    model = AnthropicModel("claude-haiku-4-5", api_key=KEY, base_url=server.url, native_output=True)
-    server.opened.append(model)
-
-    class Answerer(Worker):
-        """Answers."""
-
-        output = Loose
-
-    server.queue(Answer(200, anthropic_message('{"answer": "a", "data": 1}')))
-    assert (await Answerer(model=model).run("go")).output == Loose(answer="a", data=1)

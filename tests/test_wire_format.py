@@ -44,7 +44,9 @@ CONVERSATION = ModelRequest(
 def test_anthropic_results_come_first_empty_text_is_dropped_and_bad_arguments_become_empty_input() -> None:
     wire = anthropic_wire(CONVERSATION, "claude-haiku-4-5")
     assert wire["system"] == "be brief" and wire["tool_choice"] == {"type": "any"}
-    assert wire["temperature"] == 0.2 and wire["stop_sequences"] == ["END"] and wire["max_tokens"] == 100
+    # The SDK takes no `temperature` keyword: it travels in the body the SDK sends as it is.
+    assert wire["extra_body"] == {"temperature": 0.2}
+    assert wire["stop_sequences"] == ["END"] and wire["max_tokens"] == 100
     assert wire["messages"][1] == {
         "role": "assistant",
         "content": [

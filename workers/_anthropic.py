@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tools.errors import AgentError, ProviderHTTPError, excerpt
+from tools.errors import AgentError, ConfigurationError, excerpt
 
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, OutputSpec, StopReason, ToolChoice
@@ -22,10 +22,10 @@ from ._provider import (
     malformed,
     parse_arguments,
     rate_limit_info,
-    stream_error,
     token_counts,
 )
 from ._sdk_model import SDKModel
+from ._stream_errors import interrupted
 
 __all__ = ["AnthropicModel", "to_wire"]
 
@@ -101,7 +101,9 @@ def to_wire(request: ModelRequest, model: str) -> dict[str, Any]:
     if request.output is not None:
         params["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.output.schema)}}
     if request.temperature is not None:
-        params["temperature"] = request.temperature
+        # The SDK (2.x) has no `temperature` keyword: the API still takes it, in the body, on
+        # the models that sample by it (the worker refuses it for the others before any call).
+        params["extra_body"] = {"temperature": request.temperature}
     if request.stop_sequences:
         params["stop_sequences"] = list(request.stop_sequences)
     return params
@@ -121,7 +123,8 @@ class AnthropicModel(SDKModel):
         prices: The price table to look the model up in.
         timeout_s: Per-attempt timeout of one HTTP request.
         native_output: Ask for worker outputs with `output_config` structured output (models
-            that support it) instead of a final-answer tool.
+            that support it) instead of a final-answer tool; an output schema the API cannot
+            take (see `accepts_output`) still goes through the tool.
     """
 
     provider = "anthropic"
@@ -155,37 +158,57 @@ class AnthropicModel(SDKModel):
             timeout_s=timeout_s,
         )
         self.native_output = native_output
-        # The output schemas as the API takes them, per output spec (kept alive with its entry).
-        self._schemas: dict[int, tuple[OutputSpec, dict[str, Any]]] = {}
+        # The output schemas as the API takes them (or None and why not), per output spec (kept
+        # alive with its entry).
+        self._schemas: dict[int, tuple[OutputSpec, dict[str, Any] | None, str]] = {}
 
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
         params = to_wire(request, self.name)
         if request.output is not None:
-            params["output_config"] = {
-                "format": {"type": "json_schema", "schema": self._schema(request.output)}
-            }
-        raw = await client.messages.with_raw_response.create(**params, stream=self.stream)
+            schema, problem = self._schema(request.output)
+            if schema is None:  # the API would refuse it on every call: not sent at all
+                raise ConfigurationError(
+                    f"anthropic:{self.name}: output schema {request.output.name!r} cannot be sent as"
+                    f" structured output ({problem}); a worker asks through its final-answer tool"
+                    " instead, a direct request must too"
+                )
+            params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        params["stream"] = self.stream
+        raw = await self._create(client.messages.with_raw_response.create, params)
         if self.stream:
             return await self._read_stream(raw, started)
         body = json_body(await raw.text(), self.provider, self.name)
         return self._from_body(body, raw.headers, time.perf_counter() - started, None)
 
-    def _schema(self, output: OutputSpec) -> dict[str, Any]:
-        """The output schema as structured outputs accept it: the SDK's own transform moves what
-        the API refuses (`minimum`, `maxLength`, a schema in `additionalProperties`, ...) into
-        descriptions. The answer is still validated against the full model, and repaired."""
+    def accepts_output(self, output: OutputSpec) -> bool:
+        """Whether `output` can be asked for as structured output. False when the SDK's
+        transform cannot shape its schema (an `Any` field has no type the API takes): a worker
+        then asks through its final-answer tool, whose schema may be any JSON Schema."""
+        return self._schema(output)[0] is not None
+
+    def _schema(self, output: OutputSpec) -> tuple[dict[str, Any] | None, str]:
+        """The output schema as structured outputs accept it, or None and why not.
+
+        The SDK's own transform moves what the API refuses (`minimum`, `maxLength`, a schema in
+        `additionalProperties`, ...) into descriptions; the answer is still validated against
+        the full model, and repaired. A schema it cannot shape is never sent untransformed:
+        those keywords would make every call a 400."""
         found = self._schemas.get(id(output))
         if found is None:
-            schema = dict(output.schema)
             transform = getattr(self._sdk_module(), "transform_schema", None)
-            try:
-                shaped = transform(schema) if transform is not None else schema
-            except (ValueError, TypeError, KeyError):  # a schema it cannot shape (`Any`): as it is
-                shaped = schema
+            shaped: dict[str, Any] | None = None
+            problem = ""
+            if transform is None:
+                problem = "the installed anthropic SDK has no transform_schema"
+            else:
+                try:
+                    shaped = transform(dict(output.schema))
+                except (ValueError, TypeError, KeyError) as exc:  # `Any`: a schema with no type
+                    problem = f"{type(exc).__name__}: {exc}"
             if len(self._schemas) >= 64:  # planners are made per re-plan: keep the cache bounded
                 self._schemas.clear()
-            found = self._schemas[id(output)] = (output, shaped)
-        return found[1]
+            found = self._schemas[id(output)] = (output, shaped, problem)
+        return found[1], found[2]
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """The prompt tokens of `request` as Claude counts them (the count-tokens endpoint)."""
@@ -211,16 +234,20 @@ class AnthropicModel(SDKModel):
         if stop is None:
             raise malformed(self.provider, self.name, f"unknown stop_reason {raw_stop!r}", body)
         parts = _parts(body["content"], stop == "max_tokens", self.provider, self.name)
+        usage = body.get("usage")
         fresh, output, cache_read, cache_write = token_counts(
-            body.get("usage"), _USAGE_KEYS, self.provider, self.name, body
+            usage, _USAGE_KEYS, self.provider, self.name, body
         )
         input_tokens = fresh + cache_read + cache_write
+        # No input count (a body or stream without usage): what the call cost is unknown, so it
+        # is unpriced, never free.
+        price = self.price if isinstance(usage, dict) and usage.get("input_tokens") is not None else None
         if parts and any(isinstance(p, ToolCallPart) for p in parts) and stop == "end":
             stop = "tool_use"
         return ModelResponse(
             parts=parts,
             stop_reason=stop,
-            usage=make_usage(self.price, input_tokens, output, cache_read, cache_write),
+            usage=make_usage(price, input_tokens, output, cache_read, cache_write),
             provider=self.provider,
             model=str(body.get("model") or self.name),
             request_id=headers.get("request-id") or body.get("id"),
@@ -237,6 +264,7 @@ class AnthropicModel(SDKModel):
         blocks: dict[int, dict[str, Any]] = {}
         first_token: float | None = None
         received: list[str] = []
+        failed: AgentError | None = None
         try:
             async for event in stream:
                 kind = event.type
@@ -244,42 +272,48 @@ class AnthropicModel(SDKModel):
                 if kind == "message_start":
                     message = event.message.model_dump()
                 elif kind == "content_block_start":
-                    blocks[event.index] = {**event.content_block.model_dump(), "_json": ""}
+                    # `_json`: the input_json_delta text, None until one arrives (see below).
+                    blocks[event.index] = {**event.content_block.model_dump(), "_json": None}
                 elif kind == "content_block_delta":
                     if first_token is None:
                         first_token = time.perf_counter() - started
                     _apply_delta(
-                        blocks.setdefault(event.index, {"type": "text", "text": "", "_json": ""}), event.delta
+                        blocks.setdefault(event.index, {"type": "text", "text": "", "_json": None}),
+                        event.delta,
                     )
                 elif kind == "message_delta":
                     _end_message(message, event)
         except Exception as exc:
             if isinstance(exc, AgentError):
                 raise
-            raise self._broken(exc, received) from exc
+            failed = self._stream_failed(exc, raw.headers, f"{len(received)} events", " ".join(received))
+            if not self._quotes_key(exc):
+                raise failed from exc
+        if failed is not None:  # raised outside the handler: the SDK's error quotes the key
+            raise failed
         if not message or "stop_reason" not in message or message.get("stop_reason") is None:
-            raise stream_error(
-                self.provider, self.name, "stream ended before message_delta", " ".join(received)
+            raise interrupted(
+                self.provider,
+                self.name,
+                "stream ended before message_delta",
+                " ".join(received),
+                raw.headers.get(self._request_id_header),
             )
-        content = []
-        for index in sorted(blocks):
-            block = blocks[index]
-            if block["type"] == "tool_use":
-                block["_raw"] = block["_json"]
-            content.append(block)
-        message["content"] = content
+        message["content"] = _content(blocks)
         return self._from_body(message, raw.headers, time.perf_counter() - started, first_token)
 
-    def _broken(self, exc: Exception, received: list[str]) -> AgentError:
-        """The error for a stream that failed part-way: an error event is what its type says
-        (overloaded is retried, an invalid request is not); anything else broke the stream."""
-        sdk = self._sdk_module()
-        if isinstance(exc, sdk.APIStatusError):
-            error = self._translate(exc, sdk)
-            if isinstance(error, ProviderHTTPError):
-                return error
-        what = f"stream broke after {len(received)} events: {exc}"
-        return stream_error(self.provider, self.name, what, " ".join(received))
+
+def _content(blocks: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stream's content blocks in order, as the message body holds them."""
+    content = []
+    for index in sorted(blocks):
+        block = blocks[index]
+        # A tool_use whose input came whole in content_block_start, with no delta after it
+        # (as the SDK's own accumulator reads it), keeps that input.
+        if block["type"] == "tool_use" and block["_json"] is not None:
+            block["_raw"] = block["_json"]
+        content.append(block)
+    return content
 
 
 def _end_message(message: dict[str, Any], event: Any) -> None:
@@ -289,9 +323,9 @@ def _end_message(message: dict[str, Any], event: Any) -> None:
     details = getattr(event.delta, "stop_details", None)
     if details is not None:
         message["stop_details"] = details if isinstance(details, dict) else details.model_dump()
-    message.setdefault("usage", {}).update(
-        {k: v for k, v in event.usage.model_dump().items() if v is not None}
-    )
+    usage = message.get("usage") or {}  # null when message_start carried none
+    usage.update({k: v for k, v in event.usage.model_dump().items() if v is not None})
+    message["usage"] = usage
 
 
 def _apply_delta(block: dict[str, Any], delta: Any) -> None:
@@ -299,7 +333,7 @@ def _apply_delta(block: dict[str, Any], delta: Any) -> None:
     if kind == "text_delta":
         block["text"] = block.get("text", "") + delta.text
     elif kind == "input_json_delta":
-        block["_json"] += delta.partial_json
+        block["_json"] = (block["_json"] or "") + delta.partial_json
     # thinking and signature deltas are not part of the provider-neutral answer
 
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from tools.errors import AgentError
+
 from ._messages import AssistantPart, Message, TextPart, ToolCallPart, ToolResultPart
 from ._model import ForcedTool, ModelRequest, ModelResponse, StopReason, ToolChoice
 from ._prices import Price, PriceTable
@@ -20,10 +22,10 @@ from ._provider import (
     malformed,
     parse_arguments,
     rate_limit_info,
-    stream_error,
     token_counts,
 )
 from ._sdk_model import SDKModel
+from ._stream_errors import interrupted
 
 __all__ = ["OpenAIModel", "to_wire"]
 
@@ -174,7 +176,7 @@ class OpenAIModel(SDKModel):
         if self.stream:
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}
-        raw = await client.chat.completions.with_raw_response.create(**params)
+        raw = await self._create(client.chat.completions.with_raw_response.create, params)
         if self.stream:
             return await self._read_stream(raw, started)
         body = json_body(raw.http_response.text, self.provider, self.name)  # the legacy raw response is read
@@ -204,10 +206,13 @@ class OpenAIModel(SDKModel):
         prompt, completion = token_counts(usage, _USAGE_KEYS, self.provider, self.name, body)
         details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
         (cached,) = token_counts(details, ("cached_tokens",), self.provider, self.name, body)
+        # No prompt count (a compatible server that ignores stream_options.include_usage, a
+        # body without usage): what the call cost is unknown, so it is unpriced, never free.
+        counted = isinstance(usage, dict) and usage.get("prompt_tokens") is not None
         return ModelResponse(
             parts=parts,
             stop_reason=stop,
-            usage=make_usage(self.price, prompt, completion, cached),
+            usage=make_usage(self.price if counted else None, prompt, completion, cached),
             provider=self.provider,
             model=str(body.get("model") or self.name),
             request_id=headers.get("x-request-id") or body.get("id"),
@@ -225,6 +230,7 @@ class OpenAIModel(SDKModel):
         body: dict[str, Any] = {}
         first_token: float | None = None
         chunks = 0
+        failed: AgentError | None = None
         try:
             async for chunk in stream:
                 chunks += 1
@@ -239,13 +245,14 @@ class OpenAIModel(SDKModel):
                     _merge_delta(message, choice.delta)
                     finish = choice.finish_reason or finish
         except Exception as exc:
-            raise stream_error(
-                self.provider, self.name, f"stream broke after {chunks} chunks: {exc}", ""
-            ) from exc
+            failed = self._stream_failed(exc, raw.headers, f"{chunks} chunks", "")
+            if not self._quotes_key(exc):
+                raise failed from exc
+        if failed is not None:  # raised outside the handler: the SDK's error quotes the key
+            raise failed
         if finish is None:
-            raise stream_error(
-                self.provider, self.name, f"stream ended after {chunks} chunks without a finish_reason", ""
-            )
+            what = f"stream ended after {chunks} chunks without a finish_reason"
+            raise interrupted(self.provider, self.name, what, "", raw.headers.get(self._request_id_header))
         calls = [message["tool_calls"][i] for i in sorted(message["tool_calls"])]
         body["choices"] = [{"finish_reason": finish, "message": {**message, "tool_calls": calls or None}}]
         return self._from_body(body, raw.headers, time.perf_counter() - started, first_token)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, ClassVar, Self
 
-from tools.errors import AgentError, MalformedAPIKey
+from tools.errors import AgentError, ConfigurationError, MalformedAPIKey, MalformedResponse
 
 from ._model import ModelRequest, ModelResponse
 from ._prices import Price, PriceTable
 from ._provider import header_problem, malformed, redact, translate_sdk_error
+from ._stream_errors import event_error, interrupted, timed_out
 
 __all__ = ["SDKModel"]
 
@@ -140,3 +142,41 @@ class SDKModel:
     async def _send(self, client: Any, request: ModelRequest, started: float) -> ModelResponse:
         """Send through the SDK client and convert the answer (the provider's part)."""
         raise NotImplementedError
+
+    def _stream_failed(self, exc: Exception, headers: Any, what: str, received: str) -> AgentError:
+        """The error of a stream that failed part-way, after `what` arrived: an error event is
+        what its type says; a read that waited past the timeout says it timed out; anything
+        else broke the stream. Each carries the request id of the 200 that began it."""
+        sdk = self._sdk_module()
+        request_id = headers.get(self._request_id_header)
+        body = getattr(exc, "body", None)
+        if isinstance(exc, sdk.APIError) and isinstance(body, dict | str):  # the provider's event
+            return event_error(
+                body, provider=self.provider, model=self.name, request_id=request_id, secret=self._secret()
+            )
+        if timed_out(exc):
+            detail = f"stream timed out: nothing arrived for {self._timeout_s:g}s after {what}"
+        else:
+            detail = redact(f"stream broke after {what}: {type(exc).__name__}: {exc}", self._secret())
+        return interrupted(self.provider, self.name, detail, received, request_id)
+
+    async def _create(self, create: Callable[..., Awaitable[Any]], params: dict[str, Any]) -> Any:
+        """`await create(**params)`, the SDK call that sends the request.
+
+        Nothing of the answer is read in here (the raw response stops at the headers), so a
+        TypeError is the call's own: a keyword this SDK version does not take, a value it cannot
+        encode. That is a mismatch between this code and the installed SDK, not an unreadable
+        response, and sending again cannot help. The SDK's TypeError for missing credentials is
+        left to `request`, which names the key's variable."""
+        try:
+            return await create(**params)
+        except TypeError as exc:
+            sdk = self._sdk_module()
+            if not isinstance(self._translate(exc, sdk), MalformedResponse):
+                raise  # missing credentials: translated by `request`
+            version = getattr(sdk, "__version__", "?")
+            detail = redact(f"{type(exc).__name__}: {exc}", self._secret())
+            raise ConfigurationError(
+                f"{self.provider}:{self.name}: the installed {self._sdk_name} SDK ({version}) refused"
+                f" the request before sending it ({detail}); nothing was sent"
+            ) from exc

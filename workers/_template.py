@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import ConfigurationError
 
 from ._handoff import handoff_tools
-from ._limits import output_limit
+from ._limits import DEFAULT_OUTPUT_LIMIT, known_output_limit, temperature_problem
 from ._model import ModelRequest, ToolSpec
 from ._output import OutputPlan
 from ._tokens import estimate_prompt_tokens
@@ -60,11 +60,26 @@ def request_template(
 
 
 def model_limits(cls: type[Worker], mid: str) -> tuple[int, int]:
-    """The model's output limit (at least the worker's max_tokens) and the worker's context
-    window on it: looked up by model name once per class and model."""
-    key = (mid, cls.context_window, cls.max_tokens)  # settings may change after the class is made
+    """The model's output limit (the known one, else at least the worker's max_tokens) and the
+    worker's context window on it: looked up by model name once per class and model.
+
+    Raises:
+        ConfigurationError: the worker's settings are ones this model is known to refuse (every
+            call would be a 400), found before the first call.
+    """
+    # Settings may change after the class is made: they are part of the key.
+    key = (mid, cls.context_window, cls.max_tokens, cls.temperature)
     limits = cls._plan.limits.get(key)
     if limits is None:
+        problem = temperature_problem(mid, cls.temperature)
+        known = known_output_limit(mid)
+        if problem is None and known is not None and cls.max_tokens > known:
+            # Refused, not lowered in silence: the worker would run with another setting than
+            # the one its author wrote (and sized budgets by); every call would be a 400.
+            problem = f"max_tokens {cls.max_tokens} is above {mid}'s output limit of {known}: lower it"
+        if problem is not None:
+            raise ConfigurationError(f"worker {cls.__name__}: {problem}")
         window = cls.context_window or context_window(mid)
-        limits = cls._plan.limits[key] = (max(output_limit(mid), cls.max_tokens), window)
+        top = known if known is not None else max(DEFAULT_OUTPUT_LIMIT, cls.max_tokens)
+        limits = cls._plan.limits[key] = (top, window)
     return limits

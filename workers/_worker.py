@@ -75,8 +75,9 @@ class _Plan:
     by_mode: dict[OutputMode, OutputPlan] = dataclasses.field(default_factory=dict)  # "auto", once per mode
     # The handoff actions and base request of a run, once per output plan and settings (see _loop).
     bases: dict[tuple[Any, ...], tuple[Any, Any, int]] = dataclasses.field(default_factory=dict)
-    # A model's output limit and context window, by model id (see _loop).
-    limits: dict[tuple[str, int | None, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # A model's output limit and context window, by model id and the settings checked against
+    # them (see _template.model_limits).
+    limits: dict[tuple[Any, ...], tuple[int, int]] = dataclasses.field(default_factory=dict)
 
 
 class Worker:
@@ -97,8 +98,12 @@ class Worker:
             worker's own model when None.
         count_tokens: When the estimate comes near the threshold, have the provider count the
             prompt exactly (Anthropic's count-tokens endpoint) before deciding to compact.
-        max_tokens: The answer budget of one model call.
-        temperature: Sampling temperature (None: the provider's default).
+        max_tokens: The answer budget of one model call. Above the model's known output limit
+            (`workers._limits.OUTPUT_LIMITS`) the run fails with ConfigurationError before any
+            call; an answer cut off is asked again with more room, up to that limit.
+        temperature: Sampling temperature (None: the provider's default). On a model known to
+            refuse it (OpenAI's reasoning models, Claude from 4.7 on), or above the provider's
+            range (Anthropic: 0 to 1), the run fails with ConfigurationError before any call.
         output_mode: "native" structured output, a final-answer "tool", or "auto" (native where
             the model supports it).
         output_repairs: How many invalid outputs (or refusals) the model may repair.
@@ -302,11 +307,22 @@ def _output_tool_name(tools: Mapping[str, Tool]) -> str:
 
 
 def output_plan(cls: type[Worker], model: Model) -> OutputPlan:
-    """The output plan of a worker class on a model ("auto" picks native where supported)."""
+    """The output plan of a worker class on a model ("auto" picks native where supported).
+
+    A model with native output may still be unable to take this output's schema (it says so
+    with an optional `accepts_output(spec) -> bool`): the final-answer tool is used then."""
     plan = cls._plan.output
     if plan is not None:
         return plan
-    mode: OutputMode = "native" if getattr(model, "native_output", False) else "tool"
+    if getattr(model, "native_output", False):
+        native = _plan_in_mode(cls, "native")
+        accepts = getattr(model, "accepts_output", None)
+        if accepts is None or native.spec is None or accepts(native.spec):
+            return native
+    return _plan_in_mode(cls, "tool")
+
+
+def _plan_in_mode(cls: type[Worker], mode: OutputMode) -> OutputPlan:
     cached = cls._plan.by_mode.get(mode)
     if cached is None:  # building the schema is the costly part: once per class and mode
         cached = cls._plan.by_mode[mode] = OutputPlan(cls.output, mode, _output_tool_name(cls._plan.tools))
