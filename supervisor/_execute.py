@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tools._errors_provider import SPENT_QUOTA
 from tools._jsontext import canonical_json
 from tools.errors import (
     AgentError,
@@ -26,7 +27,7 @@ from tools.errors import (
     HandoffLoop,
     ModelNotFound,
     ProviderAuthError,
-    ProviderRateLimited,
+    ProviderError,
     RecordedFailure,
     ReplayMismatch,
     ResumeError,
@@ -200,7 +201,7 @@ class Execution:
     def _failed(self, step: Step, attempt: int, error: AgentError, key: str | None) -> bool:
         """Take an attempt's failure: whether the step has failed for good (else it is tried
         again); `key`: where to journal the failure (None: it was replayed from there)."""
-        if isinstance(error, ProviderRateLimited) and not error.retryable:
+        if isinstance(error, ProviderError) and error.error_type in SPENT_QUOTA:
             raise error  # the account's quota or credit is spent: every attempt is refused
         if self.journal is not None and key is not None:
             self.journal.record_failure(key, error)

@@ -25,6 +25,7 @@ from supervisor import (
     Plan,
     PlanError,
     ProviderAuthError,
+    ProviderBadRequest,
     ProviderError,
     ProviderRateLimited,
     RunAborted,
@@ -1144,6 +1145,13 @@ async def test_a_run_method_set_on_a_worker_object_is_what_the_supervisor_calls(
         ProviderAuthError("invalid x-api-key", provider="anthropic", model="m", status_code=401),
         ProviderRateLimited(
             "quota spent", provider="openai", model="m", status_code=429, error_type="insufficient_quota"
+        ),
+        ProviderBadRequest(  # an Anthropic account out of credit, sent inside a stream
+            "credit balance too low",
+            provider="anthropic",
+            model="m",
+            status_code=402,
+            error_type="billing_error",
         ),
     ],
 )

@@ -108,7 +108,9 @@ class ProviderRateLimited(ProviderHTTPError):
 
 # The providers' names for an account whose quota or credit is spent (OpenAI gives them in
 # `code`, at times under a generic `type`): waiting does not help.
-SPENT_QUOTA = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+SPENT_QUOTA = frozenset(
+    {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active", "billing_error"}
+)
 
 
 class ProviderUnavailable(ProviderHTTPError):

@@ -21,7 +21,6 @@ from tools.errors import (
     MissingAPIKey,
     ProviderConnectionError,
     ProviderError,
-    StreamInterrupted,
     excerpt,
     http_error_class,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "parse_duration",
     "rate_limit_info",
     "retry_after_s",
-    "stream_error",
     "translate_sdk_error",
 ]
 
@@ -181,8 +179,11 @@ def translate_sdk_error(
         message, error_type = _status_message(exc.body, exc.message)
         message = redact(message, secret)
         status = exc.status_code
-        if status < 400:  # an error event inside a stream that began with 200
-            status = _STREAM_ERROR_STATUS.get(error_type or "", 0)
+        if status < 400:  # an error event inside a stream that began with 200 (read by the
+            # providers' stream handlers first: `_stream_errors`, which imports this module)
+            from ._stream_errors import STREAM_ERROR_STATUS
+
+            status = STREAM_ERROR_STATUS.get(error_type or "", 0)
             if not status:
                 return None
             message = f"error event in the stream: {message}"
@@ -288,24 +289,6 @@ def _status_message(body: object, fallback: str) -> tuple[str, str | None]:
                 return (f"{kind}: {message}" if kind else str(message)), kind
             return fallback, kind
     return fallback, None
-
-
-# The status each documented Anthropic error type stands for, for an error sent as a stream event.
-_STREAM_ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}
-
-
-def stream_error(provider: str, model: str, what: str, received: str) -> StreamInterrupted:
-    """A stream that ended or failed before the message was complete."""
-    return StreamInterrupted(what, provider=provider, model=model, body_excerpt=excerpt(received) or None)
 
 
 def json_body(text: str, provider: str, model: str) -> object:
