@@ -34,7 +34,8 @@ async def lookup(key: str) -> dict[str, object]:
 
 
 def _desk(i: int) -> type[Worker]:
-    return type(f"Desk{i}", (Worker,), {"__doc__": f"Desk {i}.", "model": "test:bench", "tools": [lookup]})
+    # No model of the class's own: each is given the bench's model when made.
+    return type(f"Desk{i}", (Worker,), {"__doc__": f"Desk {i}.", "tools": [lookup]})
 
 
 DESKS = [_desk(i) for i in range(4)]
@@ -119,8 +120,6 @@ def _cpu_rounds(runs: int, concurrency: int, rounds: int) -> tuple[list[float], 
 
 class _Answer(Worker):
     """Answers in one turn, as the planner and the final answer do (no tools)."""
-
-    model = "test:bench"
 
 
 def bookkeeping_ms(runs: int = 300, rounds: int = 5) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import os
 import re
@@ -189,3 +190,21 @@ def test_errors_survive_pickle_and_copy_with_their_fields() -> None:
             assert again.run_id == error.run_id and again.completed == {"a": 1}
     again = pickle.loads(pickle.dumps(samples[5]))
     assert again.cause.timeout_s == 0.2 and again.step == "s"  # type: ignore[attr-defined]
+
+
+def test_the_bench_workload_still_runs() -> None:
+    """`python -m bench` measures this workload; a change that breaks it (a worker class the
+    definition checks refuse, say) would otherwise be found only when someone measures."""
+    from bench.memory_journal import journal_write_ms
+    from bench.supervisor_runs import BenchModel, supervisor
+
+    async def one() -> str:
+        sup = supervisor(model)
+        try:
+            return str((await sup.run("check every desk")).output)
+        finally:
+            await sup.aclose()
+
+    model = BenchModel(0.0)
+    assert asyncio.run(one()) == "checked: ok" and model.calls == 10
+    assert journal_write_ms(writers=2, writes=20) > 0
