@@ -174,6 +174,30 @@ async def test_claude_structured_output_never_sends_keywords_the_api_refuses(ser
     assert tool["input_schema"]["properties"]["amount_cents"]["minimum"] == 0
 
 
+async def test_claude_structured_output_does_not_lose_a_dict_field(server: ProviderServer) -> None:
+    """The SDK's transform closes a `dict[str, int]` field into an object with no properties,
+    so the model could only ever answer {} for it: the data was lost without an error. Such an
+    output goes through the final-answer tool, whose schema keeps the map."""
+    from pydantic import BaseModel
+
+    class Scores(BaseModel):
+        scores: dict[str, int]
+
+    class Scorer(Worker):
+        """Scores."""
+
+        output = Scores
+
+    answer = {"scores": {"alice": 3, "bob": 5}}
+    server.queue(Answer(200, anthropic_message("", stop="tool_use", tool=("final_result", answer))))
+    result = await Scorer(model=claude(server, native_output=True)).run("score them")
+    assert result.output == Scores(scores={"alice": 3, "bob": 5}) and server.refused == []
+    (sent,) = server.received
+    assert "output_config" not in sent.body
+    (tool,) = sent.body["tools"]
+    assert tool["input_schema"]["properties"]["scores"]["additionalProperties"] == {"type": "integer"}
+
+
 async def test_claude_structured_output_is_kept_when_every_field_can_be_shaped(
     server: ProviderServer,
 ) -> None:

@@ -200,6 +200,10 @@ class AnthropicModel(SDKModel):
             problem = ""
             if transform is None:
                 problem = "the installed anthropic SDK has no transform_schema"
+            elif _free_keys(output.schema):
+                # The transform closes such an object ({"properties": {}}): the model could only
+                # ever answer {} for it, and the field's data would be lost without an error.
+                problem = "a field maps free keys to values (a dict), which structured outputs cannot express"
             else:
                 try:
                     shaped = transform(dict(output.schema))
@@ -381,3 +385,16 @@ def _refusal_text(parts: tuple[AssistantPart, ...], details: object) -> str:
             category = details.get("category")
             return f"{explanation} (category: {category})" if isinstance(category, str) else explanation
     return "".join(p.text for p in parts if isinstance(p, TextPart)) or "the model refused to answer"
+
+
+def _free_keys(schema: object) -> bool:
+    """Whether a JSON Schema has an object whose keys are not listed: `additionalProperties`
+    given a schema, or true (a `dict[str, X]` field)."""
+    if isinstance(schema, dict):
+        extra = schema.get("additionalProperties")
+        if extra is True or isinstance(extra, dict):
+            return True
+        return any(_free_keys(value) for value in schema.values())
+    if isinstance(schema, list):
+        return any(_free_keys(value) for value in schema)
+    return False
