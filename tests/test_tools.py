@@ -266,6 +266,9 @@ def test_functions_that_cannot_be_tools_fail_when_decorated(fn: object, message:
 def test_bad_names_and_timeouts_are_definition_errors() -> None:
     with pytest.raises(ToolDefinitionError, match="must match"):
         tool(name="has space")(lambda: None)
+    for flag in ("risky", "idempotent"):  # risky="no" is a non-empty string: it made the tool risky
+        with pytest.raises(ToolDefinitionError, match=f"{flag} must be True or False, got 'no'"):
+            tool(name="f", **{flag: "no"})(lambda: None)
     for bad in (0, -1, float("nan"), "5", True):  # nan timed out at once; "5" was a TypeError
         with pytest.raises(ToolDefinitionError, match="timeout_s must be a positive number"):
 

@@ -122,6 +122,11 @@ class Tool:
             raise ToolDefinitionError(f"tool name {name!r} must match [a-zA-Z0-9_-]{{1,64}}", tool=name)
         if parameters.get("type") != "object":
             raise ToolDefinitionError(f"tool {name!r}: parameters must be an object schema", tool=name)
+        for flag, value in (("risky", risky), ("idempotent", idempotent)):
+            if not isinstance(value, bool):  # risky="no" is a non-empty string: it read as True
+                raise ToolDefinitionError(
+                    f"tool {name!r}: {flag} must be True or False, got {value!r}", tool=name
+                )
         if timeout_s is not None and not is_amount(timeout_s, positive=True):
             raise ToolDefinitionError(
                 f"tool {name!r}: timeout_s must be a positive number of seconds, got {timeout_s!r}",
