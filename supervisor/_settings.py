@@ -59,11 +59,6 @@ def _check_worker(worker: object, by_name: dict[str, Worker]) -> None:
         raise ConfigurationError(f"two workers are named {worker.name!r}")
     if worker.name in _RESERVED:
         raise ConfigurationError(f"the worker name {worker.name!r} is reserved for the supervisor")
-    if not worker.description:  # the planner would route on its name alone
-        raise ConfigurationError(
-            f"worker {worker.name} has no docstring: a supervisor's planner routes on each "
-            "worker's description; say in the class docstring what it does"
-        )
 
 
 def check_options(*, budget: object, redact: object, step_retries: object, max_replans: object) -> None:

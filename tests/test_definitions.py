@@ -62,11 +62,18 @@ def test_a_setting_of_the_wrong_kind_fails_when_the_worker_class_is_defined(
         ({"summary_model": 5}, "bad model 5: .*\\(worker Bad, summary_model\\)"),
     ],
 )
-def test_a_malformed_model_name_fails_when_the_worker_class_is_defined(
-    attrs: dict[str, object], message: str
-) -> None:
+def test_a_malformed_model_name_fails_when_the_worker_is_made(attrs: dict[str, object], message: str) -> None:
+    """Not in its first run, after other calls of the run were paid for. A class's own model
+    is checked when an instance uses it: a placeholder that every instance replaces (a class
+    always made with a test model or a local server's) still imports."""
+    if "summary_model" in attrs:  # always the class's own: checked when it is defined
+        with pytest.raises(ModelNameError, match=message):
+            define(**attrs)
+        return
+    cls = define(**attrs)
     with pytest.raises(ModelNameError, match=message):
-        define(**attrs)
+        cls()
+    assert cls(model="anthropic:claude-haiku-4-5").name == "Bad"
     with pytest.raises(ModelNameError, match="bad model gpt-4o"):
         Billing(model="gpt-4o")
 
@@ -121,7 +128,10 @@ def test_a_generator_function_cannot_be_a_tool() -> None:
             tool(function)
 
 
-def test_a_worker_without_a_description_cannot_join_a_supervisor_whose_planner_routes_on_it() -> None:
+def test_a_worker_without_a_description_may_join_a_supervisor() -> None:
+    """Refusing it broke supervisors that worked (run_plan uses no planner); the planner lists
+    it as having no description."""
+
     class NoDoc(Worker):
         model = "anthropic:claude-haiku-4-5"
 
@@ -129,6 +139,5 @@ def test_a_worker_without_a_description_cannot_join_a_supervisor_whose_planner_r
         model = "anthropic:claude-haiku-4-5"
 
     assert CheaperBilling().description == "Answers billing questions." and NoDoc().description == ""
-    with pytest.raises(ConfigurationError, match="worker NoDoc has no docstring"):
-        Supervisor([NoDoc(), Billing()], model="anthropic:claude-sonnet-4-5", store=None)
+    Supervisor([NoDoc(), Billing()], model="anthropic:claude-sonnet-4-5", store=None)
     Supervisor([CheaperBilling()], model="anthropic:claude-sonnet-4-5", store=None)

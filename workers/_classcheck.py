@@ -46,8 +46,8 @@ def check_class(cls: type[Worker]) -> None:
         raise ConfigurationError(
             f"worker {cls.__name__}: instructions must be a string, got {_quoted(cls.instructions)}"
         )
-    if cls.model is not None and not _unset(cls.model):  # unset: given when the worker is made
-        check_model_of(cls.__name__, "model", cls.model)
+    # `model` is checked when the worker is made (`Worker.__init__`): the class's may be a
+    # placeholder that every instance replaces.
     if cls.summary_model is not None:
         check_model_of(cls.__name__, "summary_model", cls.summary_model)
 

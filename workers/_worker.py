@@ -150,8 +150,9 @@ class Worker:
             raise ConfigurationError(
                 f"worker {self.name}: no model; set `model = 'provider:name'` on the class"
             )
-        if model is not None:  # the class's own was checked when it was defined
-            check_model_of(self.name, "model", model)
+        # The form only: the class's own is checked here, not when the class is defined, so that
+        # a class naming a placeholder it is always made with another model still imports.
+        check_model_of(self.name, "model", self._model)
 
     @property
     def name(self) -> str:
