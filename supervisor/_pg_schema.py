@@ -125,17 +125,19 @@ def normal_url(url: str) -> str:
 
 def passing(exc: BaseException) -> bool:
     """Whether a database error may pass once the server is back (`StoreError.transient`): no
-    answer in time, a lost or refused connection, a statement cancelled while it waited. A wrong
-    password, a missing database or a statement the server refuses stay as they are."""
+    answer in time, a lost or refused connection, a statement cancelled while it waited, a
+    write refused as read-only (a failover under way). A wrong password, a missing database or
+    a statement the server refuses stay as they are."""
     if isinstance(exc, TimeoutError):
         return True
     import psycopg
 
     exc = getattr(exc, "orig", None) or exc  # SQLAlchemy's error (DBOS's side) around psycopg's
-
+    code = getattr(exc, "sqlstate", None) or ""
+    if code == "25006":  # read-only transaction: the primary was demoted, or a standby answers
+        return True  # (psycopg files it under InternalError)
     if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return False
-    code = getattr(exc, "sqlstate", None) or ""
     return not code.startswith(("28", "3D"))  # invalid authorization, no such database
 
 

@@ -428,6 +428,18 @@ async def test_a_store_error_says_whether_trying_again_later_may_pass(postgres_u
     with pytest.raises(StoreError, match="read failed: UndefinedTable") as read:
         await store.events("r")
     assert not read.value.transient
+    ((name,),) = _query(postgres_url, "SELECT current_database()")
+    _query(postgres_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    standby = PostgresStore(postgres_url)  # new connections: read-only, as a demoted primary's
+    try:
+        with pytest.raises(StoreError, match="write failed: ReadOnlySqlTransaction") as refused:
+            await standby.finish("r", "failed", {}, None, "x")
+        assert refused.value.transient  # a failover under way: it may pass
+    finally:
+        await standby.aclose()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:  # one statement a transaction
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute(f'ALTER DATABASE "{name}" RESET ALL')  # type: ignore[arg-type]
     _query(postgres_url, "ALTER TABLE foreman.runs DROP COLUMN error")
     with pytest.raises(StoreError, match="write failed: UndefinedColumn") as write:
         await store.finish("r", "failed", {}, None, "x")
