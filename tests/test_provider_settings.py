@@ -113,7 +113,7 @@ async def test_missing_credentials_are_still_named_as_such(
     ("make", "name", "temperature", "rule"),
     [
         ("gpt", "o3", 0.2, "openai:o3 takes no temperature"),
-        ("gpt", "o4-mini-2025-04-16", 1.0, "takes no temperature"),
+        ("gpt", "o4-mini-2025-04-16", 0.7, "takes no temperature"),
         ("claude", "claude-opus-4-7", 0.2, "anthropic:claude-opus-4-7 takes no temperature"),
         ("claude", "claude-haiku-4-5", 1.5, "takes a temperature from 0 to 1, got 1.5"),
     ],
@@ -130,6 +130,20 @@ async def test_a_temperature_the_model_refuses_is_a_configuration_error_before_a
     with pytest.raises(ConfigurationError, match=rule) as caught:
         await Tuned(model=model).run("hi")
     assert "worker Tuned" in str(caught.value) and server.received == []
+
+
+async def test_an_openai_reasoning_model_takes_its_default_temperature(server: ProviderServer) -> None:
+    """OpenAI's reasoning models refuse any temperature but their default: "Only the default (1)
+    value is supported"; 1 was refused before any call."""
+    server.queue(Answer(200, openai_completion("thought")))
+
+    class Thinker(Worker):
+        """Thinks."""
+
+        temperature = 1.0
+
+    assert (await Thinker(model=gpt(server, "o3-mini")).run("hi")).output == "thought"
+    assert server.received[0].body["temperature"] == 1.0
 
 
 async def test_a_temperature_the_model_takes_is_sent(server: ProviderServer) -> None:

@@ -111,6 +111,8 @@ def temperature_problem(model_id: str, temperature: float | None) -> str | None:
     if temperature is None:
         return None
     if model_id in NO_TEMPERATURE or model_family(model_id) in NO_TEMPERATURE:
+        if model_id.startswith("openai:") and temperature == 1:
+            return None  # "Only the default (1) value is supported": 1 is taken
         return f"{model_id} takes no temperature (it samples at a fixed setting): set temperature = None"
     top = _MAX_TEMPERATURE.get(model_id.partition(":")[0])
     if top is not None and temperature > top:
