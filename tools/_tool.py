@@ -327,7 +327,10 @@ def tool(
         fn: The function (when used bare).
         name: A name other than the function's.
         risky: A person must approve each call before it runs.
-        timeout_s: The longest one call may run.
+        timeout_s: The longest one call may run. Past it the model is told the call timed
+            out and the run goes on; an async function is cancelled (one that ignores the
+            cancel is left running, as a plain function's thread is: `asyncio.run` still waits
+            for such a task when it closes the loop).
         idempotent: Running it twice with the same arguments is harmless.
     """
     if fn is not None:
