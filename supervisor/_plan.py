@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools._errors_base import json_path
 from tools.errors import PlanError, WorkerInputError, excerpt
 from workers import Worker
 from workers._records import fast_init
@@ -175,7 +176,7 @@ def _step_issues(step: Step, workers: Mapping[str, Worker], known: set[str]) -> 
             worker.task_text(step.input)
         except WorkerInputError as exc:
             first = exc.errors[0] if exc.errors else {}
-            loc = ".".join(str(p) for p in first.get("loc", ())) or "input"  # type: ignore[attr-defined]
+            loc = json_path(first.get("loc", ()))
             got = excerpt(repr(first.get("input", step.input)), 80)
             issues.append(
                 f"step {step.id!r}: input for {step.worker} does not validate: {loc}: {first.get('msg')} "

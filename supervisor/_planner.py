@@ -106,10 +106,10 @@ async def answer_goal(
 
 def _issue(error: Mapping[str, Any]) -> str:
     """One validation error of a plan as a line: where, what, and what came."""
+    from tools._errors_base import json_path
     from tools.errors import excerpt
 
-    loc = ".".join(str(p) for p in error.get("loc", ())) or "plan"
-    return f"{loc}: {error.get('msg')} (got {excerpt(error.get('input'), 120)})"
+    return f"{json_path(error.get('loc', ()))}: {error.get('msg')} (got {excerpt(error.get('input'), 120)})"
 
 
 def _input_text(worker: Worker) -> str:

@@ -213,7 +213,9 @@ async def test_a_planner_that_never_plans_validly_ends_in_plan_error_and_nothing
     with pytest.raises(PlanError) as caught:
         await sup.run("goal", run_id="run-1")
     assert caught.value.attempts == 3 and caught.value.run_id == "run-1"
-    assert "steps.0.worker: Input should be 'Writer'" in str(caught.value) and "Payroll" in str(caught.value)
+    assert "$.steps[0].worker: Input should be 'Writer'" in str(caught.value) and "Payroll" in str(
+        caught.value
+    )
     assert writer.requests == []
 
 
