@@ -13,7 +13,7 @@ import ipaddress
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -163,3 +163,16 @@ def postgres_url(postgres_server: str) -> str:
     from tests.pg import fresh_database
 
     return fresh_database(postgres_server)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Any]:
+    """A local provider server (tests/provider_server.py) for the test; every model the test
+    registered in its `opened` closes its connections in the test's loop, then it stops."""
+    from tests.provider_server import ProviderServer
+
+    running = ProviderServer().start()
+    yield running
+    for model in running.opened:
+        await model.aclose()
+    running.stop()

@@ -10,7 +10,7 @@ earlier steps are summarised when they would not fit; each compaction is an even
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -180,15 +180,6 @@ TOO_LONG = Answer(
         },
     },
 )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    for model in running.opened:
-        await model.aclose()
-    running.stop()
 
 
 def _claude(server: ProviderServer) -> AnthropicModel:

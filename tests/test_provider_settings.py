@@ -3,7 +3,6 @@ refuses are found before the first call: the official SDKs against a server on 1
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,15 +22,6 @@ from workers import (
 
 KEY = "sk-secret-do-not-leak-123"
 FAST = RetryPolicy(base_delay_s=0.01, max_delay_s=2.0)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    for model in running.opened:
-        await model.aclose()
-    running.stop()
 
 
 def claude(server: ProviderServer, name: str = "claude-haiku-4-5", **kw: Any) -> AnthropicModel:

@@ -4,7 +4,6 @@ The official SDKs against a scripted server on 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,15 +29,6 @@ ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32)
 THREE = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=1.0)
 OPENAI_ID = {"x-request-id": "req_oai_1"}
 ANTHROPIC_ID = {"request-id": "req_ant_1"}
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    for model in running.opened:
-        await model.aclose()
-    running.stop()
 
 
 def gpt(server: ProviderServer, timeout_s: float = 5) -> OpenAIModel:

@@ -4,7 +4,6 @@ against a scripted server on 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -37,15 +36,6 @@ def _stream_without_usage(path: str, body: dict[str, Any]) -> Answer:
         ("", "[DONE]"),
     ]
     return Answer(200, events=events)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    for model in running.opened:
-        await model.aclose()
-    running.stop()
 
 
 def gpt(server: ProviderServer, *, stream: bool = False) -> OpenAIModel:

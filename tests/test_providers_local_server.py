@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,6 @@ from workers._provider import redact
 ASK = ModelRequest(messages=(UserMessage.of("hi"),), max_tokens=32)
 FAST = RetryPolicy(base_delay_s=0.01, max_delay_s=2.0)
 KEY = "sk-secret-do-not-leak-123"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ProviderServer]:
-    running = ProviderServer().start()
-    yield running
-    for model in running.opened:  # every model a test made closes its connections in the loop
-        await model.aclose()
-    running.stop()
 
 
 def claude(server: ProviderServer, *, stream: bool = False, timeout_s: float = 5) -> AnthropicModel:
