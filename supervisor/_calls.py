@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tools.errors import ReplayMismatch, shown
 from workers import (
+    CallSteps,
     ModelResponse,
     Redactor,
     TextPart,
@@ -34,6 +35,7 @@ __all__ = [
     "FailedAttempt",
     "CallStore",
     "RunJournal",
+    "StepEngine",
     "call_from_json",
     "call_json",
     "spent",
@@ -105,10 +107,36 @@ class CallStore(Protocol):
         ...
 
 
+class StepEngine(Protocol):
+    """An engine that runs each live call of a run as a durable step of its own, which keeps the
+    call's output (DBOS, `_dbos_steps.py`); a resumed run takes the outputs from there."""
+
+    async def take_up(
+        self, run_id: str, calls: Sequence[CallRecord], *, resumed: bool
+    ) -> tuple[list[CallRecord], CallSteps | None]:
+        """The run's journal records with the outputs the engine holds in place of the store's,
+        and the steps its live calls are to run in (None: made directly)."""
+        ...
+
+    def forget(self, run_id: str) -> None:
+        """The run ended in this process."""
+        ...
+
+
 class RunJournal:
     """One run's `CallJournal`: recorded calls to replay, new calls to record."""
 
-    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures", "_strict", "_redact")
+    __slots__ = (
+        "_store",
+        "_run_id",
+        "_responses",
+        "_tools",
+        "_starts",
+        "_failures",
+        "_strict",
+        "_redact",
+        "steps",
+    )
 
     def __init__(
         self,
@@ -123,6 +151,7 @@ class RunJournal:
         self._run_id = run_id
         self._strict = strict  # a replay: every call must come from the records
         self._redact = redact  # what traces show of tool calls
+        self.steps: CallSteps | None = None  # set by an engine whose steps run the live calls (DBOS)
         self._responses: dict[str, ModelResponse] = {}
         self._tools: dict[str, ToolRecord] = {}
         self._starts: dict[str, int] = {}

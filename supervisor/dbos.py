@@ -54,6 +54,7 @@ from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 from ._approvals import StoreGate
 from ._dbos_approvals import APPROVAL, APPROVALS_QUEUE, MessageGate, approval_workflow, notify_decision
 from ._dbos_lock import IN_USE, hold_lock, take_lock, unreachable
+from ._dbos_steps import DBOSSteps
 
 if TYPE_CHECKING:
     from ._store import RunRecord, Store
@@ -328,16 +329,20 @@ class DBOSBackend:
 
         async def foreman_run(goal: str, run_id: str) -> str:
             supervisor = backend._build()
-            for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
-                try:
-                    return await _run_once(supervisor, goal, run_id, again=attempt > 0)
-                except StoreError as error:
-                    if attempt == _STORE_TRIES - 1 or not error.transient:
-                        raise  # DBOS records an error; the store's record says where the run is
-                    wait = min(2.0**attempt, 30.0)
-                    _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)
-                    await asyncio.sleep(wait)
-            raise AssertionError("unreachable")
+            try:
+                for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
+                    try:
+                        return await _run_once(supervisor, goal, run_id, again=attempt > 0)
+                    except StoreError as error:
+                        if attempt == _STORE_TRIES - 1 or not error.transient:
+                            raise  # DBOS records an error; the store's record says where the run is
+                        wait = min(2.0**attempt, 30.0)
+                        _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)
+                        await asyncio.sleep(wait)
+                raise AssertionError("unreachable")
+            finally:
+                if supervisor._steps is not None:
+                    supervisor._steps.forget(run_id)
 
         foreman_run.__qualname__ = _WORKFLOW
         return foreman_run
@@ -364,6 +369,7 @@ class DBOSBackend:
             # DBOS hands a run to one live executor: the previous owner of a run it hands over
             # is dead or written off, even on another host that this process cannot ask.
             self._supervisor._takeover = True
+            self._supervisor._steps = DBOSSteps(self)  # each model and tool call a DBOS step
             gate = self._supervisor._shared.gate
             if type(gate) is StoreGate:  # no approver given: wait on DBOS messages, not polls
                 self._supervisor._shared.gate = MessageGate(self, gate.store, gate.timeout_s)

@@ -10,6 +10,7 @@ outputs summarised first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -182,9 +183,11 @@ class Fitter:
         if recorded is not None:
             self.usage = self.usage + recorded.usage
             return recorded.text.strip()
-        response = await self.ctx.call(
-            model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
+        send = functools.partial(
+            self.ctx.call, model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
         )
+        steps = journal.steps if journal is not None and self.key else None
+        response = await (send() if steps is None else steps.model(key, send))
         if journal is not None and self.key:
             await journal.save_response(key, response)
         self.usage = self.usage + response.usage

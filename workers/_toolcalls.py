@@ -30,7 +30,7 @@ from ._context import RunContext
 from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
 from ._hooks import RERUN_NOTE, ApprovalRequest, sound
 from ._messages import ToolCallPart, ToolResultPart
-from ._replay import ToolRecord
+from ._replay import CallSteps, ToolRecord
 from ._toolrun import outcome
 
 __all__ = ["ToolRunner"]
@@ -327,10 +327,16 @@ class ToolRunner:
                 )
                 raise
             self._unsaved = False  # the start was committed with the response
-        started = time.monotonic()
-        text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
-        item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
-        duration = time.monotonic() - started
+        steps = journal.steps if journal is not None else None
+        if steps is None:
+            started = time.monotonic()
+            text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
+            item.result, item.status = ToolResultPart(call.id, call.name, text, status != "ok"), status
+            duration = time.monotonic() - started
+        else:
+            stepped = await self._in_step(steps, item, tool, kwargs, arguments_json)
+            item.result, item.status, duration, stopping = stepped
+            text, status = item.result.content, item.status
         if journal is not None:
             await journal.tool_finished(
                 item.key, call, arguments_json, item.result, status, duration, durable=durable
@@ -345,6 +351,46 @@ class ToolRunner:
         )
         if stopping:  # recorded: now the run stops, as it was asked to
             raise asyncio.CancelledError
+
+    async def _in_step(
+        self, steps: CallSteps, item: _Prepared, tool: Tool, kwargs: dict[str, Any], arguments_json: str
+    ) -> tuple[ToolResultPart, ToolStatus, float, bool]:
+        """Run the tool inside the journal's durable step for this call (see `_execute`): the
+        result, its status, how long it ran, and whether the run is stopping.
+
+        The step can fail around the tool (its engine checks for a record before, and records
+        after): stopped before the tool began, it never ran, and is journaled so, as a stop
+        while its start is written is; stopped after it ended, its result is journaled here as
+        without steps, then the error stands."""
+        call = item.call
+        done: list[Any] = []  # [] before the tool began; [None] while it runs; then its outcome
+
+        async def execute() -> tuple[ToolResultPart, ToolStatus, float]:
+            done.append(None)
+            started = time.monotonic()
+            text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
+            result = ToolResultPart(call.id, call.name, text, status != "ok")
+            done[0] = (result, status, time.monotonic() - started, stopping)
+            return done[0][:3]  # type: ignore[no-any-return]
+
+        try:
+            result, status, duration = await steps.tool(item.key, call, arguments_json, execute)
+        except BaseException:
+            journal = self.ctx.journal
+            if journal is not None and not done:  # it never ran: the model is told so on resume
+                never = ToolResultPart(
+                    call.id, call.name, "Not run: the run stopped before it started.", True
+                )
+                await journal.tool_finished(
+                    item.key, call, arguments_json, never, "error", 0.0, durable=False
+                )
+            elif journal is not None and done[0] is not None:  # it ran: its result is kept
+                result, status, duration, _ = done[0]
+                await journal.tool_finished(
+                    item.key, call, arguments_json, result, status, duration, durable=True
+                )
+            raise
+        return result, status, duration, bool(done and done[0] is not None and done[0][3])
 
     def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
