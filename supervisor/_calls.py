@@ -113,9 +113,10 @@ class StepEngine(Protocol):
 
     async def take_up(
         self, run_id: str, calls: Sequence[CallRecord], *, resumed: bool
-    ) -> tuple[list[CallRecord], CallSteps | None]:
+    ) -> tuple[list[CallRecord], CallSteps | None, list[CallRecord]]:
         """The run's journal records with the outputs the engine holds in place of the store's,
-        and the steps its live calls are to run in (None: made directly)."""
+        the steps its live calls are to run in (None: made directly), and the outputs the
+        engine holds that the store lacks (for `RunJournal.restore`)."""
         ...
 
     def forget(self, run_id: str) -> None:
@@ -165,6 +166,17 @@ class RunJournal:
             else:
                 self._failures[record.key] = value
 
+    def restore(self, records: Iterable[CallRecord]) -> None:
+        """Queue records the store lacks (outputs an engine's steps kept: `StepEngine`), with
+        what traces may show of them; committed with the next commit."""
+        for record in records:
+            value = record.value
+            if isinstance(value, ToolRecord) and self._redact is not None:
+                result = value.result.content if value.result is not None else ""
+                shown = self._shown_as(value.tool, value.arguments_json, result)
+                record = CallRecord(record.key, dataclasses.replace(value, shown=shown))
+            self._store.put_call(self._run_id, record)
+
     def failure(self, key: str) -> FailedAttempt | None:
         """The failure recorded for a step attempt, once."""
         return self._failures.pop(key, None) if self._failures else None
@@ -204,10 +216,13 @@ class RunJournal:
 
     def _shown(self, call: ToolCallPart, arguments_json: str, result: str = "") -> tuple[str, str] | None:
         """What the trace may show of a call (None: no redact hook, the values themselves)."""
+        return self._shown_as(call.name, arguments_json, result)
+
+    def _shown_as(self, tool: str, arguments_json: str, result: str = "") -> tuple[str, str] | None:
         if self._redact is None:
             return None
-        shown_result = self._redact(call.name, "result", result) if result else ""
-        return (self._redact(call.name, "arguments", arguments_json), shown_result)
+        shown_result = self._redact(tool, "result", result) if result else ""
+        return (self._redact(tool, "arguments", arguments_json), shown_result)
 
     async def tool_approved(self, key: str, call: ToolCallPart, arguments_json: str) -> None:
         """Record a person's approval; committed when this returns."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -196,25 +197,27 @@ class DBOSSteps:
 
     async def take_up(
         self, run_id: str, calls: Sequence[CallRecord], *, resumed: bool
-    ) -> tuple[list[CallRecord], CallSteps | None]:
+    ) -> tuple[list[CallRecord], CallSteps | None, list[CallRecord]]:
         """The run's journal records, model responses and finished tool calls taken from its
         workflow's steps (the store's records count only for calls no step holds: approvals,
-        starts, denials, failed attempts, calls stopped before they began), and the steps its
-        live calls run in; the records unchanged and None outside the run's workflow (its
-        function called directly, as a test does)."""
+        starts, denials, failed attempts, calls stopped before they began); the steps its live
+        calls run in; and the step outputs the store lacks (DBOS recorded them, then the process
+        died before the store did), for the store to keep. Outside the run's workflow (its
+        function called directly, as a test does): the records unchanged, no steps."""
         if _in_workflow(run_id) is None:
-            return list(calls), None
+            return list(calls), None, []
         keyed = self._runs.get(run_id)
         if keyed is None:
             keyed = self._runs[run_id] = KeyedSteps(self.backend, run_id)
         if not resumed:  # a new run: its workflow has no step yet
-            return list(calls), keyed
+            return list(calls), keyed, []
         try:
             steps = await self.backend._dbos_client().list_workflow_steps_async(run_id)
         except Exception as exc:
             from ._dbos_lock import unreachable
 
             raise unreachable(self.backend.url, exc) from None
+        stored = {r.key: r for r in calls}  # the store keeps one record per key: its latest
         held: dict[str, CallRecord] = {}
         for step in steps:
             function_id, name = step["function_id"], step["function_name"]
@@ -222,10 +225,15 @@ class DBOSSteps:
                 continue
             keyed.seen(function_id)
             value = _decoded(step["output"]) if step["error"] is None else None
-            if value is not None and name not in held:  # a failed call's None is skipped
-                held[name] = CallRecord(name, value)
+            if value is None or name in held:  # a failed call's None is skipped
+                continue
+            before = stored.get(name)
+            if isinstance(value, ToolRecord) and before is not None and isinstance(before.value, ToolRecord):
+                value = dataclasses.replace(value, starts=max(before.value.starts, 1))
+            held[name] = CallRecord(name, value)
         kept = [r for r in calls if r.key not in held or not _output(r)]
-        return [*kept, *held.values()], keyed
+        missing = [r for key, r in held.items() if key not in stored or not _output(stored[key])]
+        return [*kept, *held.values()], keyed, missing
 
     def forget(self, run_id: str) -> None:
         """The run's workflow ended in this process."""

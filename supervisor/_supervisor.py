@@ -32,6 +32,7 @@ from tools.errors import (
 )
 from workers import (
     Approver,
+    CallSteps,
     Decision,
     Event,
     EventSink,
@@ -293,9 +294,10 @@ class Supervisor:
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
-        steps = None
+        steps: CallSteps | None = None
+        missing: list[CallRecord] = []
         if self._steps is not None:  # the outputs of calls come from the engine's steps
-            calls, steps = await self._steps.take_up(run_id, calls, resumed=record is not None)
+            calls, steps, missing = await self._steps.take_up(run_id, calls, resumed=record is not None)
         plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
         if steps is not None and execution.journal is not None:
             execution.journal.steps = steps
@@ -310,6 +312,8 @@ class Supervisor:
         )
         if not await self._store.start(started, record):
             raise ResumeError(run_id, "another process started or took it up at the same moment")
+        if missing and execution.journal is not None:  # the store shows every call (trace, export)
+            execution.journal.restore(missing)
         return ctx, execution, plan
 
     def _save_step(

@@ -12,13 +12,18 @@ database URL and app:
   through the run store, as with SQLite.
 
 Each run is one DBOS workflow whose id is the run id, so submitting the same id twice runs it
-once. Inside it, the supervisor journals every model response and tool call in the run store
-(`PostgresStore`, in the same database), keyed by where the call stands in the run
-(`{scope}/{worker}/{turn}`), and resumes by replaying that journal. DBOS's own steps are not used
-for those calls: a DBOS step is identified by the order in which steps start, and a run's
-workers start their calls in whatever order the model latencies give, so after a crash a
-recovered step could be handed another worker's recorded output. A journal keyed by position
-cannot be confused that way.
+once. Inside it, every model call and every tool call is a DBOS step named by the call's journal
+key (`{scope}/{worker}/{turn}`, then `/{index}` for a tool call): the model request and the tool
+run inside their step, whose output is the call's record. Recovery reads DBOS's steps: a resumed
+run loads its workflow's step outputs once and hands each to the call of that key, so a recovered
+call gets its own output whatever order concurrent workers started their calls in
+(`_dbos_steps.py`: the steps are found by name, at ids of their own; it uses dbos internals,
+pinned to dbos 3.4.x and checked by a test). The run store (`PostgresStore`, same database)
+keeps what no step holds: approvals and their decisions, the durable start of a tool that is not
+idempotent (written before its step runs; a tool caught half-way is never run again silently),
+denials, failed step attempts, and the redacted values traces show. It also keeps every call's
+record as before, for `trace`, `runs` and `export`, and as a fallback: a record the store has
+and DBOS does not (a stop while DBOS wrote it) is used, never a second run of the call.
 
 A run whose store failed for a reason that may pass (the database restarted under it: a lost
 connection, a failed read or write, no answer in time) is taken up again by its workflow from

@@ -118,6 +118,7 @@ async def test_a_stopped_run_takes_its_calls_outputs_from_dbos_not_from_the_stor
         workers.start("w1")
         records = [await backend.result(run_id, timeout_s=60) for run_id in ids]
         not_run = await _recorded_as_not_run(postgres_url, ids)
+        journaled = [await _outputs(postgres_url, run_id) for run_id in ids]
     finally:
         await backend.aclose()
     assert [r.status for r in records] == ["succeeded"] * 4, [(r.status, r.error) for r in records]
@@ -125,6 +126,8 @@ async def test_a_stopped_run_takes_its_calls_outputs_from_dbos_not_from_the_stor
     assert [key for key, n in Counter(lines).items() if n > 1] == []
     every = {f"from-dbos-{i}/desk{d}" for i in range(4) for d in range(3)}
     assert sorted(lines) == sorted(every - not_run), (lines, not_run)
+    # The store has every call again, for trace and export: those DBOS alone held were copied back.
+    assert [sorted(keys.values()) for keys in journaled] == [["model"] * 8 + ["tool"] * 3] * 4
 
 
 async def _delete_outputs(url: str, run_ids: list[str]) -> int:
