@@ -106,7 +106,7 @@ class _Turns:
         self.deferred = False  # its answer is recorded, to be committed with the run's end
         self.call_ids: set[str] = set()  # every tool call id of the conversation
         # The engine that runs each live model call as a durable step (DBOS), if the journal has one.
-        self.steps = ctx.journal.steps if ctx.journal is not None else None
+        self.steps: CallSteps | None = getattr(ctx.journal, "steps", None)
         self.handoffs, self.base, self.overhead = request_template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,

@@ -92,10 +92,9 @@ class CallSteps(Protocol):
 class CallJournal(Protocol):
     """Where a run's model and tool calls are recorded, and found again on resume.
 
-    `steps`: the engine that runs live calls as durable steps, or None (they are made directly).
+    A journal may have a `steps` attribute (`CallSteps | None`): the engine that runs its live
+    calls as durable steps. Without one, or None, they are made directly.
     """
-
-    steps: CallSteps | None
 
     def response(self, key: str) -> ModelResponse | None:
         """The response recorded under `key`, or None (then the model is called)."""

@@ -327,7 +327,7 @@ class ToolRunner:
                 )
                 raise
             self._unsaved = False  # the start was committed with the response
-        steps = journal.steps if journal is not None else None
+        steps: CallSteps | None = getattr(journal, "steps", None)
         if steps is None:
             started = time.monotonic()
             text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
