@@ -231,7 +231,7 @@ class DBOSSteps:
             if isinstance(value, ToolRecord) and before is not None and isinstance(before.value, ToolRecord):
                 value = dataclasses.replace(value, starts=max(before.value.starts, 1))
             held[name] = CallRecord(name, value)
-        kept = [r for r in calls if r.key not in held or not _output(r)]
+        kept = [r for r in calls if r.key not in held]  # a step's output supersedes a start
         missing = [r for key, r in held.items() if key not in stored or not _output(stored[key])]
         return [*kept, *held.values()], keyed, missing
 

@@ -141,3 +141,70 @@ async def _delete_outputs(url: str, run_ids: list[str]) -> int:
             (run_ids,),
         )
         return cursor.rowcount
+
+
+async def test_a_resumed_run_takes_outputs_from_its_steps_and_the_rest_from_the_store() -> None:
+    """The merge, without a database: DBOS's outputs replace the store's records of the same
+    calls; approvals, starts, denials and failures stay the store's; a failed call's output
+    (None) and DBOS's own steps (ids below BASE) are skipped; new calls go above every id."""
+    from dbos._context import DBOSContext, _dbos_context_var
+
+    from supervisor._calls import CallRecord, FailedAttempt, call_json
+    from supervisor._dbos_steps import DBOSSteps
+    from workers import TextPart, ToolResultPart, Usage
+
+    def answer(text: str) -> ModelResponse:
+        return ModelResponse((TextPart(text),), "end_turn", Usage(1, 1))
+
+    def tool(state: str, starts: int, result: str | None = None, status: str | None = None) -> ToolRecord:
+        part = ToolResultPart("c1", "pay", result, False) if result is not None else None
+        return ToolRecord("pay", state, starts, '{"amount":5}', part, status, 0.1)  # type: ignore[arg-type]
+
+    def step(fid: int, name: str, value: object, error: Exception | None = None) -> dict[str, object]:
+        if isinstance(value, (ModelResponse, ToolRecord)):
+            kind, body = call_json(value)
+            value = f"{kind}:{body}"
+        return {"function_id": fid, "function_name": name, "output": value, "error": error}
+
+    steps = [
+        step(1, "DBOS.sleep", None),
+        step(BASE, "s/W/1", answer("from DBOS")),
+        step(BASE + 1, "s/W/1/0", tool("finished", 1, "paid", "ok")),
+        step(BASE + 2, "s/W/2", None),  # the call failed: made again when asked again
+        step(BASE + 3, "s/W/2", answer("second try")),
+        step(BASE + 4, "s/W/3", None, RuntimeError("not ours")),
+    ]
+
+    class Client:
+        async def list_workflow_steps_async(self, workflow_id: str) -> list[dict[str, object]]:
+            assert workflow_id == "r"
+            return steps
+
+    class Backend:
+        url = "postgresql://u@h/db"
+
+        def _dbos_client(self) -> Client:
+            return Client()
+
+    stored = [
+        CallRecord("s/W/1", answer("stale: the store's")),
+        CallRecord("s/W/1/0", tool("started", 2)),  # started twice, its end only in DBOS
+        CallRecord("s/W/1/1", tool("finished", 0, "A person denied this call", "denied")),
+        CallRecord("s.1", FailedAttempt("ProviderError", "down")),
+    ]
+    engine = DBOSSteps(Backend())  # type: ignore[arg-type]
+    workflow = DBOSContext()
+    workflow.workflow_id = "r"
+    token = _dbos_context_var.set(workflow)
+    try:
+        calls, keyed, missing = await engine.take_up("r", stored, resumed=True)
+    finally:
+        _dbos_context_var.reset(token)
+    by_key = {r.key: r.value for r in calls}
+    assert [r.key for r in calls] == ["s/W/1/1", "s.1", "s/W/1", "s/W/1/0", "s/W/2"]
+    assert by_key["s/W/1/0"] == tool("finished", 2, "paid", "ok")  # DBOS's, with the store's starts
+    assert isinstance(by_key["s/W/2"], ModelResponse) and by_key["s/W/2"].text == "second try"
+    assert by_key["s/W/1/1"] == stored[2].value and by_key["s.1"] == stored[3].value
+    assert [r.key for r in missing] == ["s/W/1/0", "s/W/2"]  # for the store: trace and export
+    assert keyed is not None and keyed.next == BASE + 5  # type: ignore[attr-defined]
+    assert await engine.take_up("r", stored, resumed=True) == (stored, None, [])  # outside the workflow
