@@ -16,6 +16,12 @@ if they change): the context variable `dbos._context._dbos_context_var`, a copy 
 workflow's `DBOSContext` with its `function_id` set, handed to the public `DBOS.reserve_step`,
 which draws the step's id from that copy (the shared counter is left alone).
 
+Each step runs as a task of its own, awaited through a shield: a stop (a cancel) that reaches
+the run while DBOS records the output of a call that ended waits for the record rather than
+cutting it off, and a stop before or during the call is passed on to it, so a tool is stopped as
+it is without DBOS (`workers._toolrun.outcome`), and a step stopped before its call began never
+runs it (the worker journals it as not run).
+
 A step's output is the call's record as JSON text (`call_json`), prefixed by its kind ("model:",
 "tool:"), so DBOS pickles none of our types. A call that raised records the output None (not
 DBOS's error, which it would raise again on every resume): it is made again when asked again,
@@ -30,6 +36,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tools.errors import StoreError
 from workers import CallSteps, ModelResponse, ToolCallPart, ToolRecord, ToolResultPart, ToolStatus
 
 from ._calls import CallRecord, call_from_json, call_json
@@ -83,8 +90,8 @@ class KeyedSteps:
         ctx = _in_workflow(self.run_id)
         if ctx is None:  # made from inside a step (a tool that runs a worker): part of that step
             return await func()
-        if self.next > _TOP:
-            raise OverflowError(f"run {self.run_id!r} has more than 2**30 calls")
+        if self.next > _TOP:  # function_id is a PostgreSQL INTEGER
+            raise StoreError(self.backend.url_shown, f"run {self.run_id!r} made more than 2**30 calls")
         at = copy.copy(ctx)  # a private counter: the workflow's own, shared by its tasks, is not touched
         at.function_id = self.next - 1  # reserve_step draws function_id + 1
         self.next += 1
