@@ -187,7 +187,9 @@ class Fitter:
         send = functools.partial(
             self.ctx.call, model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
         )
-        steps: CallSteps | None = getattr(journal, "steps", None) if self.key else None
+        steps: CallSteps | None = None
+        if journal is not None and self.key:
+            steps = getattr(journal, "steps", None)
         response = await (send() if steps is None else steps.model(key, send))
         if journal is not None and self.key:
             await journal.save_response(key, response)

@@ -106,7 +106,8 @@ class _Turns:
         self.deferred = False  # its answer is recorded, to be committed with the run's end
         self.call_ids: set[str] = set()  # every tool call id of the conversation
         # The engine that runs each live model call as a durable step (DBOS), if the journal has one.
-        self.steps: CallSteps | None = getattr(ctx.journal, "steps", None)
+        journal = ctx.journal  # getattr on None would raise and catch an AttributeError: costly
+        self.steps: CallSteps | None = getattr(journal, "steps", None) if journal is not None else None
         self.handoffs, self.base, self.overhead = request_template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,

@@ -327,7 +327,7 @@ class ToolRunner:
                 )
                 raise
             self._unsaved = False  # the start was committed with the response
-        steps: CallSteps | None = getattr(journal, "steps", None)
+        steps: CallSteps | None = getattr(journal, "steps", None) if journal is not None else None
         if steps is None:
             started = time.monotonic()
             text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
