@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tools._jsontext import json_value
 from tools.errors import ReplayMismatch, shown
 from workers import (
+    CallSteps,
     ModelResponse,
     Redactor,
     TextPart,
@@ -35,6 +36,7 @@ __all__ = [
     "FailedAttempt",
     "CallStore",
     "RunJournal",
+    "StepEngine",
     "call_from_json",
     "call_json",
     "spent",
@@ -106,10 +108,37 @@ class CallStore(Protocol):
         ...
 
 
+class StepEngine(Protocol):
+    """An engine that runs each live call of a run as a durable step of its own, which keeps the
+    call's output (DBOS, `_dbos_steps.py`); a resumed run takes the outputs from there."""
+
+    async def take_up(
+        self, run_id: str, calls: Sequence[CallRecord], *, resumed: bool
+    ) -> tuple[list[CallRecord], CallSteps | None, list[CallRecord]]:
+        """The run's journal records with the outputs the engine holds in place of the store's,
+        the steps its live calls are to run in (None: made directly), and the outputs the
+        engine holds that the store lacks (for `RunJournal.restore`)."""
+        ...
+
+    def forget(self, run_id: str) -> None:
+        """The run ended in this process."""
+        ...
+
+
 class RunJournal:
     """One run's `CallJournal`: recorded calls to replay, new calls to record."""
 
-    __slots__ = ("_store", "_run_id", "_responses", "_tools", "_starts", "_failures", "_strict", "_redact")
+    __slots__ = (
+        "_store",
+        "_run_id",
+        "_responses",
+        "_tools",
+        "_starts",
+        "_failures",
+        "_strict",
+        "_redact",
+        "steps",
+    )
 
     def __init__(
         self,
@@ -124,6 +153,7 @@ class RunJournal:
         self._run_id = run_id
         self._strict = strict  # a replay: every call must come from the records
         self._redact = redact  # what traces show of tool calls
+        self.steps: CallSteps | None = None  # set by an engine whose steps run the live calls (DBOS)
         self._responses: dict[str, ModelResponse] = {}
         self._tools: dict[str, ToolRecord] = {}
         self._starts: dict[str, int] = {}
@@ -136,6 +166,17 @@ class RunJournal:
                 self._tools[record.key] = value
             else:
                 self._failures[record.key] = value
+
+    def restore(self, records: Iterable[CallRecord]) -> None:
+        """Queue records the store lacks (outputs an engine's steps kept: `StepEngine`), with
+        what traces may show of them; committed with the next commit."""
+        for record in records:
+            value = record.value
+            if isinstance(value, ToolRecord) and self._redact is not None:
+                result = value.result.content if value.result is not None else ""
+                shown = self._shown_as(value.tool, value.arguments_json, result)
+                record = CallRecord(record.key, dataclasses.replace(value, shown=shown))
+            self._store.put_call(self._run_id, record)
 
     def failure(self, key: str) -> FailedAttempt | None:
         """The failure recorded for a step attempt, once."""
@@ -176,10 +217,13 @@ class RunJournal:
 
     def _shown(self, call: ToolCallPart, arguments_json: str, result: str = "") -> tuple[str, str] | None:
         """What the trace may show of a call (None: no redact hook, the values themselves)."""
+        return self._shown_as(call.name, arguments_json, result)
+
+    def _shown_as(self, tool: str, arguments_json: str, result: str = "") -> tuple[str, str] | None:
         if self._redact is None:
             return None
-        shown_result = self._redact(call.name, "result", result) if result else ""
-        return (self._redact(call.name, "arguments", arguments_json), shown_result)
+        shown_result = self._redact(tool, "result", result) if result else ""
+        return (self._redact(tool, "arguments", arguments_json), shown_result)
 
     async def tool_approved(self, key: str, call: ToolCallPart, arguments_json: str) -> None:
         """Record a person's approval; committed when this returns."""

@@ -32,6 +32,7 @@ from tools.errors import (
 )
 from workers import (
     Approver,
+    CallSteps,
     Decision,
     Event,
     EventSink,
@@ -53,7 +54,7 @@ from workers._hooks import as_gate
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, expired_meanwhile, pending_in_time
 from ._breaker import CircuitBreakers
 from ._budget import Budget
-from ._calls import CallRecord
+from ._calls import CallRecord, StepEngine
 from ._ending import ActiveTime, record_end
 from ._execute import Execution, StepFailure
 from ._journal import (
@@ -129,6 +130,7 @@ class Supervisor:
         gate: ToolGate | None = as_gate(approver, approval_timeout_s) if approver is not None else None
         self._store: Store = open_store(store)
         self._takeover = False  # set by a backend that hands each run to one process (DBOS)
+        self._steps: StepEngine | None = None  # set by a backend whose steps run the calls (DBOS)
         if gate is None:  # no one to ask here: risky calls wait in the store's approval queue
             # None: the default bound (a wait on the store is never unbounded); 0: denied at once.
             gate = StoreGate(self._store, 600.0 if approval_timeout_s is None else approval_timeout_s)
@@ -292,7 +294,13 @@ class Supervisor:
         execution = Execution(
             self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
         )
+        steps: CallSteps | None = None
+        missing: list[CallRecord] = []
+        if self._steps is not None:  # the outputs of calls come from the engine's steps
+            calls, steps, missing = await self._steps.take_up(run_id, calls, resumed=record is not None)
         plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
+        if steps is not None and execution.journal is not None:
+            execution.journal.steps = steps
         started = RunRecord(
             run_id,
             goal,
@@ -304,6 +312,8 @@ class Supervisor:
         )
         if not await self._store.start(started, record):
             raise ResumeError(run_id, "another process started or took it up at the same moment")
+        if missing and execution.journal is not None:  # the store shows every call (trace, export)
+            execution.journal.restore(missing)
         return ctx, execution, plan
 
     def _save_step(

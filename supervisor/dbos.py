@@ -12,13 +12,18 @@ database URL and app:
   through the run store, as with SQLite.
 
 Each run is one DBOS workflow whose id is the run id, so submitting the same id twice runs it
-once. Inside it, the supervisor journals every model response and tool call in the run store
-(`PostgresStore`, in the same database), keyed by where the call stands in the run
-(`{scope}/{worker}/{turn}`), and resumes by replaying that journal. DBOS's own steps are not used
-for those calls: a DBOS step is identified by the order in which steps start, and a run's
-workers start their calls in whatever order the model latencies give, so after a crash a
-recovered step could be handed another worker's recorded output. A journal keyed by position
-cannot be confused that way.
+once. Inside it, every model call and every tool call is a DBOS step named by the call's journal
+key (`{scope}/{worker}/{turn}`, then `/{index}` for a tool call): the model request and the tool
+run inside their step, whose output is the call's record. Recovery reads DBOS's steps: a resumed
+run loads its workflow's step outputs once and hands each to the call of that key, so a recovered
+call gets its own output whatever order concurrent workers started their calls in
+(`_dbos_steps.py`: the steps are found by name, at ids of their own; it uses dbos internals,
+pinned to dbos 3.4.x and checked by a test). The run store (`PostgresStore`, same database)
+keeps what no step holds: approvals and their decisions, the durable start of a tool that is not
+idempotent (written before its step runs; a tool caught half-way is never run again silently),
+denials, failed step attempts, and the redacted values traces show. It also keeps every call's
+record as before, for `trace`, `runs` and `export`, and as a fallback: a record the store has
+and DBOS does not (a stop while DBOS wrote it) is used, never a second run of the call.
 
 A run whose store failed for a reason that may pass (the database restarted under it: a lost
 connection, a failed read or write, no answer in time) is taken up again by its workflow from
@@ -54,6 +59,7 @@ from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
 from ._approvals import StoreGate
 from ._dbos_approvals import APPROVAL, APPROVALS_QUEUE, MessageGate, approval_workflow, notify_decision
 from ._dbos_lock import IN_USE, hold_lock, take_lock, unreachable
+from ._dbos_steps import DBOSSteps
 
 if TYPE_CHECKING:
     from ._store import RunRecord, Store
@@ -328,16 +334,20 @@ class DBOSBackend:
 
         async def foreman_run(goal: str, run_id: str) -> str:
             supervisor = backend._build()
-            for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
-                try:
-                    return await _run_once(supervisor, goal, run_id, again=attempt > 0)
-                except StoreError as error:
-                    if attempt == _STORE_TRIES - 1 or not error.transient:
-                        raise  # DBOS records an error; the store's record says where the run is
-                    wait = min(2.0**attempt, 30.0)
-                    _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)
-                    await asyncio.sleep(wait)
-            raise AssertionError("unreachable")
+            try:
+                for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
+                    try:
+                        return await _run_once(supervisor, goal, run_id, again=attempt > 0)
+                    except StoreError as error:
+                        if attempt == _STORE_TRIES - 1 or not error.transient:
+                            raise  # DBOS records an error; the store's record says where the run is
+                        wait = min(2.0**attempt, 30.0)
+                        _log.warning("run %s: %s; taken up again in %g s", run_id, error, wait)
+                        await asyncio.sleep(wait)
+                raise AssertionError("unreachable")
+            finally:
+                if supervisor._steps is not None:
+                    supervisor._steps.forget(run_id)
 
         foreman_run.__qualname__ = _WORKFLOW
         return foreman_run
@@ -364,6 +374,7 @@ class DBOSBackend:
             # DBOS hands a run to one live executor: the previous owner of a run it hands over
             # is dead or written off, even on another host that this process cannot ask.
             self._supervisor._takeover = True
+            self._supervisor._steps = DBOSSteps(self)  # each model and tool call a DBOS step
             gate = self._supervisor._shared.gate
             if type(gate) is StoreGate:  # no approver given: wait on DBOS messages, not polls
                 self._supervisor._shared.gate = MessageGate(self, gate.store, gate.timeout_s)

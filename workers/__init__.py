@@ -78,7 +78,7 @@ from ._model import (
 from ._openai import OpenAIModel
 from ._prices import BUILTIN_PRICES, Price, PriceTable
 from ._ratelimit import RateLimit, RateLimits
-from ._replay import CallJournal, ToolRecord
+from ._replay import CallJournal, CallSteps, ToolRecord
 from ._resolve import model_id, resolve_model
 from ._retry import Breaker, Breakers, RetryPolicy, call_model
 from ._tokens import estimate_prompt_tokens, estimate_tokens, worst_case_prompt_tokens
@@ -100,6 +100,7 @@ __all__ = [
     "BUILTIN_PRICES",
     "call_model",
     "CallJournal",
+    "CallSteps",
     "close_models",
     "CompactionEvent",
     "ConfigurationError",

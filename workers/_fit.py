@@ -10,6 +10,7 @@ outputs summarised first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from ._context import RunContext
 from ._events import CompactionEvent
 from ._messages import Message, UserMessage
 from ._model import ModelRequest
+from ._replay import CallSteps
 from ._resolve import model_id
 from ._usage import Usage
 from ._window import context_window
@@ -182,9 +184,13 @@ class Fitter:
         if recorded is not None:
             self.usage = self.usage + recorded.usage
             return recorded.text.strip()
-        response = await self.ctx.call(
-            model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
+        send = functools.partial(
+            self.ctx.call, model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
         )
+        steps: CallSteps | None = None
+        if journal is not None and self.key:
+            steps = getattr(journal, "steps", None)
+        response = await (send() if steps is None else steps.model(key, send))
         if journal is not None and self.key:
             await journal.save_response(key, response)
         self.usage = self.usage + response.usage

@@ -8,6 +8,7 @@ answered (cut by max_tokens) is dropped and asked again with more room rather th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from ._messages import Message, TextPart, ToolCallPart, ToolResultPart, UserMess
 from ._model import ModelRequest, ModelResponse
 from ._output import OutputPlan, repair_prompt
 from ._records import fast_init
+from ._replay import CallSteps
 from ._resolve import model_id
 from ._template import model_limits, request_template
 from ._toolcalls import ToolRunner
@@ -77,6 +79,7 @@ class _Turns:
         "overhead",
         "plan",
         "runner",
+        "steps",
         "truncations",
         "unsaved",
         "usage",
@@ -102,6 +105,9 @@ class _Turns:
         self.unsaved = False  # its response is recorded but not yet committed
         self.deferred = False  # its answer is recorded, to be committed with the run's end
         self.call_ids: set[str] = set()  # every tool call id of the conversation
+        # The engine that runs each live model call as a durable step (DBOS), if the journal has one.
+        journal = ctx.journal  # getattr on None would raise and catch an AttributeError: costly
+        self.steps: CallSteps | None = getattr(journal, "steps", None) if journal is not None else None
         self.handoffs, self.base, self.overhead = request_template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,
@@ -138,9 +144,16 @@ class _Turns:
                 ) from error
             await self._fit(self.mid, refused)
             try:
-                return await self.ctx.call(self.model, self.mid, self._request(), worker=self.name)
+                if self.steps is None:
+                    return await self.ctx.call(self.model, self.mid, self._request(), worker=self.name)
+                return await self.stepped(self.steps)
             except ProviderError as again:
                 error = again
+
+    async def stepped(self, steps: CallSteps) -> ModelResponse:
+        """The model call inside the journal's durable step for this turn."""
+        send = functools.partial(self.ctx.call, self.model, self.mid, self._request(), worker=self.name)
+        return await steps.model(self.key, send)
 
     async def received(self, response: ModelResponse) -> None:
         """Count a live answer and journal it."""
@@ -400,7 +413,10 @@ async def run_loop(
             if turns.fitter is not None:
                 await turns._fit(mid, 0)
             try:
-                response = await ctx.call(model, mid, turns._request(), worker=turns.name)
+                if turns.steps is None:
+                    response = await ctx.call(model, mid, turns._request(), worker=turns.name)
+                else:
+                    response = await turns.stepped(turns.steps)
             except ProviderError as error:
                 response = await turns.resend(error)
             await turns.received(response)

@@ -14,10 +14,17 @@ response with the first tool start, or before an approval wait, or at the end of
 idempotent runs only after its start is committed, and its result is committed before the worker
 goes on, so a kill at any moment leaves a record that says what happened. An idempotent tool's
 result is committed with the next commit: losing it only runs a harmless call again.
+
+A journal may also hand the loop `steps`: an engine that runs each live call as a durable step
+of its own (DBOS), under the call's key, and keeps its output. The loop then sends the model
+request and runs the tool inside `steps.model` and `steps.tool`; everything else (what is
+replayed, the records written, their durability) stays as described here. Without one
+(`steps is None`, every store of the framework's own), a call is made directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -26,7 +33,7 @@ from ._messages import ToolCallPart, ToolResultPart
 from ._model import ModelResponse
 from ._records import fast_init
 
-__all__ = ["CallJournal", "ToolRecord"]
+__all__ = ["CallJournal", "CallSteps", "ToolRecord"]
 
 
 @fast_init
@@ -57,8 +64,37 @@ class ToolRecord:
     shown: tuple[str, str] | None = None
 
 
+class CallSteps(Protocol):
+    """Runs a run's live calls as durable steps of an engine that keeps their outputs (DBOS).
+
+    A step is named by the call's journal key; its output is the call's record, which a resumed
+    run is handed back by its journal. A call that fails (an exception) leaves no output: it is
+    made again when asked again, as without steps.
+    """
+
+    async def model(self, key: str, send: Callable[[], Awaitable[ModelResponse]]) -> ModelResponse:
+        """`send()` (one model call, retries included) inside the step `key`; its response."""
+        ...
+
+    async def tool(
+        self,
+        key: str,
+        call: ToolCallPart,
+        arguments_json: str,
+        execute: Callable[[], Awaitable[tuple[ToolResultPart, ToolStatus, float]]],
+    ) -> tuple[ToolResultPart, ToolStatus, float]:
+        """`execute()` (the tool, run once) inside the step `key`: the result the model gets, how
+        it finished, and how long it ran. An exception from here may come before `execute`
+        began or after it ended: the caller tells which by what `execute` did."""
+        ...
+
+
 class CallJournal(Protocol):
-    """Where a run's model and tool calls are recorded, and found again on resume."""
+    """Where a run's model and tool calls are recorded, and found again on resume.
+
+    A journal may have a `steps` attribute (`CallSteps | None`): the engine that runs its live
+    calls as durable steps. Without one, or None, they are made directly.
+    """
 
     def response(self, key: str) -> ModelResponse | None:
         """The response recorded under `key`, or None (then the model is called)."""
