@@ -81,6 +81,41 @@ def postgres_journal_write_ms(server: str, writers: int) -> float:
     return journal_write_ms(writers, url=fresh_database(server))
 
 
+def dbos_step_ms(server: str, steps: int = 50, rounds: int = 10) -> float:
+    """The CPU of one plain DBOS step in this process (ms): an async workflow of `steps` steps
+    against an empty one, `rounds` of each; what each model or tool call's checkpoint costs
+    DBOS before any of ours (a run's calls are DBOS steps)."""
+    from dbos import DBOS
+
+    DBOS(config={"name": "bench-steps", "system_database_url": fresh_database(server)})
+
+    @DBOS.step()
+    async def step(i: int) -> str:
+        return "x" * 600  # about a model response's record
+
+    @DBOS.workflow()
+    async def flow(n: int) -> int:
+        for i in range(n):
+            await step(i)
+        return n
+
+    async def spent(n: int) -> float:
+        start = time.process_time()
+        for _ in range(rounds):
+            await flow(n)
+        return time.process_time() - start
+
+    async def measure() -> float:
+        DBOS.launch()
+        await flow(3)  # warm: connections, the first workflow's bookkeeping
+        return (await spent(steps) - await spent(0)) / (rounds * steps) * 1000
+
+    try:
+        return asyncio.run(measure())
+    finally:
+        DBOS.destroy()
+
+
 def dbos_rows() -> list[tuple[str, float | None, float]]:
     """The DBOS rows of the bench table: (measure, goal, value)."""
     with cluster(durable=True) as server:
@@ -94,5 +129,6 @@ def dbos_rows() -> list[tuple[str, float | None, float]]:
         for writers in (1, 50):
             name = f"PostgreSQL journal: one committed write, {writers} writer(s) (ms CPU)"
             rows.append((name, None, postgres_journal_write_ms(server, writers)))
+        rows.append(("DBOS: one step, alone, in the process (ms CPU)", None, dbos_step_ms(server)))
         rows.append(("SQLite journal: one committed write, alone (ms CPU)", 0.1, journal_write_ms(1)))
     return rows
