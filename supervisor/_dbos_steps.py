@@ -16,11 +16,14 @@ if they change): the context variable `dbos._context._dbos_context_var`, a copy 
 workflow's `DBOSContext` with its `function_id` set, handed to the public `DBOS.reserve_step`,
 which draws the step's id from that copy (the shared counter is left alone).
 
-Each step runs as a task of its own, awaited through a shield: a stop (a cancel) that reaches
-the run while DBOS records the output of a call that ended waits for the record rather than
-cutting it off, and a stop before or during the call is passed on to it, so a tool is stopped as
-it is without DBOS (`workers._toolrun.outcome`), and a step stopped before its call began never
-runs it (the worker journals it as not run).
+Each step runs as a task of its own, awaited so that a stop does not cut it: a stop (a cancel)
+that reaches the run while DBOS records the output of a call that ended waits for the record
+rather than cutting it off, and a stop before or during the call is passed on to it, so a tool
+is stopped as it is without DBOS (`workers._toolrun.outcome`), and a step stopped before its call
+began never runs it (the worker journals it as not run). DBOS retries a lost connection for
+ever: its look-up before a call and its record after it are each bounded (`DB_WAIT_S`), past
+which the store has failed for a reason that may pass (`StoreError`, transient), and the run's
+workflow takes it up again later as after any store error.
 
 A step's output is the call's record as JSON text (`call_json`), prefixed by its kind ("model:",
 "tool:"), so DBOS pickles none of our types. A call that raised records the output None (not
@@ -31,6 +34,7 @@ under a new id, as a failed call is without DBOS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -48,7 +52,11 @@ __all__ = ["BASE", "DBOSSteps", "KeyedSteps"]
 
 BASE = 1 << 30  # the first function_id of a call; PostgreSQL's INTEGER ends at 2**31 - 1
 _TOP = (1 << 31) - 1
-_BEFORE, _RUNNING, _ENDED = 0, 1, 2  # where a step's call is
+# How long DBOS may take to look a step up before its call, or to record its output after it:
+# DBOS retries a lost connection for ever, so an outage would hold the run (and a stop) until the
+# database came back. Past it the store failed, for a reason that may pass: the run is taken up
+# again by its workflow (`dbos._run_once`), as after any store error. The store's commit bound.
+DB_WAIT_S = 60.0
 
 ToolOutcome = tuple[ToolResultPart, ToolStatus, float]
 
@@ -80,10 +88,10 @@ class KeyedSteps:
             self.next = function_id + 1
 
     async def _step(
-        self, key: str, func: Callable[[], Coroutine[Any, Any, str | None]], phase: list[int]
+        self, key: str, func: Callable[[], Coroutine[Any, Any, str | None]], phase: _Phase
     ) -> str | None:
-        """`func` as the step `key`; `phase[0]` is set by `func`: _RUNNING once the call began,
-        _ENDED once it ended (its output is being recorded)."""
+        """`func` as the step `key`; `func` marks `phase` when its call begins and ends (its
+        output is then being recorded)."""
         from dbos import DBOS
         from dbos._context import _dbos_context_var
 
@@ -105,36 +113,61 @@ class KeyedSteps:
         # output of a call that ended waits for the record instead of cutting it off: a call
         # that took effect keeps its output.
         step = asyncio.ensure_future(reservation.run_async(options, func))
+        step.add_done_callback(_consumed)  # however this ends, the step's outcome counts as seen
         try:
             try:
-                return await asyncio.shield(step)
+                return await self._awaited(step, phase)
             except asyncio.CancelledError:
                 if step.done():
                     raise
-                if phase[0] == _ENDED:  # recorded, then the stop stands
-                    await asyncio.shield(step)
+                if phase.ended.is_set():  # recorded, then the stop stands
+                    with contextlib.suppress(Exception):  # a store failing meanwhile: it stands too
+                        await self._bounded(step, asyncio.shield(step))
                     raise
                 step.cancel()  # not begun, or running: the call is stopped as it would be directly
                 return await step
+        except StoreError:
+            raise
         except Exception as exc:  # DBOS's own (the call's errors never leave `func`): the store's
             from ._dbos_lock import unreachable
 
             raise unreachable(self.backend.url, exc) from None
 
+    async def _awaited(self, step: asyncio.Future[str | None], phase: _Phase) -> str | None:
+        """The step's output: DBOS's look-up before the call and its record after it are each
+        bounded by `DB_WAIT_S`; the call itself by its own bounds (retries, timeouts, deadline).
+        Waited through `asyncio.wait`, which leaves the step running when this is cancelled."""
+        await self._bounded(step, _first(step, phase.began))
+        await _first(step, phase.ended)
+        await self._bounded(step, _first(step, None))
+        return step.result()
+
+    async def _bounded(self, step: asyncio.Future[str | None], waiting: Awaitable[Any]) -> None:
+        try:
+            async with asyncio.timeout(DB_WAIT_S):
+                await waiting
+        except TimeoutError:
+            step.cancel()  # its thread may still be retrying: its outcome is not waited for
+            raise StoreError(
+                self.backend.url_shown,
+                f"DBOS did not look up or record step of run {self.run_id!r} within {DB_WAIT_S:g} s",
+                transient=True,
+            ) from None
+
     async def model(self, key: str, send: Callable[[], Awaitable[ModelResponse]]) -> ModelResponse:
         """The model call inside the step `key` (see `workers.CallSteps`)."""
         made: list[ModelResponse | Exception] = []
-        phase = [_BEFORE]
+        phase = _Phase()
 
         async def step() -> str | None:
-            phase[0] = _RUNNING
+            phase.begin()
             try:
                 response = await send()
             except Exception as error:  # not an output: asked again, it is made again
                 made.append(error)
                 return None
             finally:
-                phase[0] = _ENDED
+                phase.end()
             made.append(response)
             return "model:" + call_json(response)[1]
 
@@ -157,17 +190,17 @@ class KeyedSteps:
     ) -> ToolOutcome:
         """The tool call inside the step `key` (see `workers.CallSteps`)."""
         made: list[ToolOutcome | Exception] = []
-        phase = [_BEFORE]
+        phase = _Phase()
 
         async def step() -> str | None:
-            phase[0] = _RUNNING
+            phase.begin()
             try:
                 result, status, duration = await execute()
             except Exception as error:
                 made.append(error)
                 return None
             finally:
-                phase[0] = _ENDED
+                phase.end()
             made.append((result, status, duration))
             record = ToolRecord(call.name, "finished", 1, arguments_json, result, status, duration)
             return "tool:" + call_json(record)[1]
@@ -181,6 +214,40 @@ class KeyedSteps:
         if not isinstance(value, ToolRecord) or value.result is None or value.status is None:
             raise TypeError(f"step {key!r} holds no finished tool call")
         return value.result, value.status, value.duration_s
+
+
+class _Phase:
+    """Where a step's call is: begun (DBOS found no output), ended (its output is being recorded)."""
+
+    __slots__ = ("began", "ended")
+
+    def __init__(self) -> None:
+        self.began = asyncio.Event()
+        self.ended = asyncio.Event()
+
+    def begin(self) -> None:
+        self.began.set()
+
+    def end(self) -> None:
+        self.ended.set()
+
+
+async def _first(step: asyncio.Future[str | None], event: asyncio.Event | None) -> None:
+    """Until `event` is set or the step is done (DBOS had its output, or failed); the step goes
+    on when this is cancelled."""
+    if step.done() or (event is not None and event.is_set()):
+        return
+    waiter = asyncio.ensure_future(event.wait()) if event is not None else None
+    try:
+        await asyncio.wait((step,) if waiter is None else (step, waiter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if waiter is not None:
+            waiter.cancel()
+
+
+def _consumed(step: asyncio.Future[Any]) -> None:
+    if not step.cancelled():
+        step.exception()
 
 
 def _decoded(text: str | None) -> ModelResponse | ToolRecord | None:

@@ -208,3 +208,41 @@ async def test_a_resumed_run_takes_outputs_from_its_steps_and_the_rest_from_the_
     assert [r.key for r in missing] == ["s/W/1/0", "s/W/2"]  # for the store: trace and export
     assert keyed is not None and keyed.next == BASE + 5  # type: ignore[attr-defined]
     assert await engine.take_up("r", stored, resumed=True) == (stored, None, [])  # outside the workflow
+
+
+class _Backend:
+    url = url_shown = "postgresql://db/runs"
+
+
+async def test_a_database_that_does_not_answer_is_a_transient_store_error_not_a_hang(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DBOS retries a lost connection for ever: a step whose output it could not record held the
+    run, and a stop, until the database came back. Its look-up and its record are bounded."""
+    from supervisor import _dbos_steps
+    from supervisor._dbos_steps import KeyedSteps, _Phase
+    from tools.errors import StoreError
+
+    monkeypatch.setattr(_dbos_steps, "DB_WAIT_S", 0.2)
+    steps = KeyedSteps(_Backend(), "r")  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for began, ended in ((False, False), (True, True)):  # stuck looking up; stuck recording
+        stuck: asyncio.Future[str | None] = loop.create_future()
+        phase = _Phase()
+        if began:
+            phase.begin()
+        if ended:
+            phase.end()
+        started = loop.time()
+        with pytest.raises(StoreError, match="did not look up or record") as caught:
+            await steps._awaited(stuck, phase)
+        assert caught.value.transient and loop.time() - started < 2 and stuck.cancelled()
+    running: asyncio.Future[str | None] = loop.create_future()  # the call itself: its own bounds
+    phase = _Phase()
+    phase.begin()
+    waiting = asyncio.ensure_future(steps._awaited(running, phase))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    phase.end()
+    running.set_result("model:[]")
+    assert await waiting == "model:[]"
