@@ -21,7 +21,7 @@ from ._context import RunContext
 from ._events import CompactionEvent
 from ._messages import Message, UserMessage
 from ._model import ModelRequest
-from ._replay import CallSteps
+from ._replay import steps_of
 from ._resolve import model_id
 from ._usage import Usage
 from ._window import context_window
@@ -187,9 +187,7 @@ class Fitter:
         send = functools.partial(
             self.ctx.call, model, mid, request, worker=self.worker, guard_as=f"{self.worker} (summary)"
         )
-        steps: CallSteps | None = None
-        if journal is not None and self.key:
-            steps = getattr(journal, "steps", None)
+        steps = steps_of(journal) if self.key else None
         response = await (send() if steps is None else steps.model(key, send))
         if journal is not None and self.key:
             await journal.save_response(key, response)

@@ -9,7 +9,7 @@ answered (cut by max_tokens) is dropped and asked again with more room rather th
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from ._messages import Message, TextPart, ToolCallPart, ToolResultPart, UserMess
 from ._model import ModelRequest, ModelResponse
 from ._output import OutputPlan, repair_prompt
 from ._records import fast_init
-from ._replay import CallSteps
+from ._replay import CallSteps, steps_of
 from ._resolve import model_id
 from ._template import model_limits, request_template
 from ._toolcalls import ToolRunner
@@ -106,8 +106,7 @@ class _Turns:
         self.deferred = False  # its answer is recorded, to be committed with the run's end
         self.call_ids: set[str] = set()  # every tool call id of the conversation
         # The engine that runs each live model call as a durable step (DBOS), if the journal has one.
-        journal = ctx.journal  # getattr on None would raise and catch an AttributeError: costly
-        self.steps: CallSteps | None = getattr(journal, "steps", None) if journal is not None else None
+        self.steps: CallSteps | None = steps_of(ctx.journal)
         self.handoffs, self.base, self.overhead = request_template(cls, plan, ctx.workers)
         self.runner = ToolRunner(
             self.name,
@@ -144,16 +143,17 @@ class _Turns:
                 ) from error
             await self._fit(self.mid, refused)
             try:
-                if self.steps is None:
-                    return await self.ctx.call(self.model, self.mid, self._request(), worker=self.name)
-                return await self.stepped(self.steps)
+                return await self.send()
             except ProviderError as again:
                 error = again
 
-    async def stepped(self, steps: CallSteps) -> ModelResponse:
-        """The model call inside the journal's durable step for this turn."""
-        send = functools.partial(self.ctx.call, self.model, self.mid, self._request(), worker=self.name)
-        return await steps.model(self.key, send)
+    def send(self) -> Awaitable[ModelResponse]:
+        """This turn's model call, inside the journal's durable step for it when there is one.
+        The call's own awaitable, not a coroutine around it: a waiting worker holds a frame less."""
+        if self.steps is None:
+            return self.ctx.call(self.model, self.mid, self._request(), worker=self.name)
+        call = functools.partial(self.ctx.call, self.model, self.mid, self._request(), worker=self.name)
+        return self.steps.model(self.key, call)
 
     async def received(self, response: ModelResponse) -> None:
         """Count a live answer and journal it."""
@@ -402,8 +402,8 @@ async def run_loop(
             text = f"{text}\n\n{upstream_text}"
         turns.messages = [UserMessage.of(text)]
     max_turns = min(cls.max_turns, ctx.max_turns) if ctx.max_turns else cls.max_turns
-    # The model is called from here, not from a method of `turns`: a waiting worker holds
-    # one frame less.
+    # The model call is awaited here (`turns.send` only builds it, a plain function): a waiting
+    # worker holds one frame less.
     for turn in range(1, max_turns + 1):
         response = turns.recorded(turn)
         if response is None:
@@ -413,10 +413,7 @@ async def run_loop(
             if turns.fitter is not None:
                 await turns._fit(mid, 0)
             try:
-                if turns.steps is None:
-                    response = await ctx.call(model, mid, turns._request(), worker=turns.name)
-                else:
-                    response = await turns.stepped(turns.steps)
+                response = await turns.send()
             except ProviderError as error:
                 response = await turns.resend(error)
             await turns.received(response)

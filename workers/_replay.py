@@ -33,7 +33,7 @@ from ._messages import ToolCallPart, ToolResultPart
 from ._model import ModelResponse
 from ._records import fast_init
 
-__all__ = ["CallJournal", "CallSteps", "ToolRecord"]
+__all__ = ["CallJournal", "CallSteps", "ToolRecord", "steps_of"]
 
 
 @fast_init
@@ -135,3 +135,11 @@ class CallJournal(Protocol):
         """Record a finished tool call and the result the model gets; when `durable`, committed
         when this returns (else with the next commit)."""
         ...
+
+
+def steps_of(journal: object) -> CallSteps | None:
+    """The engine whose durable steps a journal's live calls run in (DBOS), if it has one.
+
+    A journal of None has none: asked with getattr, None raises and catches an AttributeError
+    inside, a cost on every call of a run that keeps no journal."""
+    return getattr(journal, "steps", None) if journal is not None else None

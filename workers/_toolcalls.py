@@ -30,7 +30,7 @@ from ._context import RunContext
 from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
 from ._hooks import RERUN_NOTE, ApprovalRequest, sound
 from ._messages import ToolCallPart, ToolResultPart
-from ._replay import CallSteps, ToolRecord
+from ._replay import CallSteps, ToolRecord, steps_of
 from ._toolrun import outcome
 
 __all__ = ["ToolRunner"]
@@ -327,7 +327,7 @@ class ToolRunner:
                 )
                 raise
             self._unsaved = False  # the start was committed with the response
-        steps: CallSteps | None = getattr(journal, "steps", None) if journal is not None else None
+        steps = steps_of(journal)
         if steps is None:
             item.result, item.status, duration, stopping = await self._run(tool, kwargs, call)
         else:
@@ -357,8 +357,6 @@ class ToolRunner:
         run is stopping."""
         started = time.monotonic()
         text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
-        if status != "ok":  # a result is cut by `outcome`; an error quotes the tool's exception whole
-            text = truncate_result(text, self.max_result_chars)
         result = ToolResultPart(call.id, call.name, text, status != "ok")
         return result, status, time.monotonic() - started, stopping
 

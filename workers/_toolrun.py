@@ -39,7 +39,7 @@ async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tupl
         if deadline is not None and deadline.expired():
             ended = await _stop(running, tool.is_sync)
             return _timed_out(tool, ended), "timeout", False
-        return _failed(exc), "error", False  # its own, not ours
+        return _failed(exc, limit), "error", False  # its own, not ours
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is None or not current.cancelling():
@@ -53,7 +53,7 @@ async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tupl
             raise
         return await _after_stop(running, limit)
     except Exception as exc:  # a tool's failure is the model's to handle, not a crash
-        return _failed(exc), "error", False
+        return _failed(exc, limit), "error", False
     return _shown(value, limit), "ok", False
 
 
@@ -106,17 +106,18 @@ async def _after_stop(running: asyncio.Future[Any], limit: int | None) -> tuple[
         running.cancel()
         raise
     except Exception as exc:
-        return _failed(exc), "error", True
+        return _failed(exc, limit), "error", True
     return _shown(value, limit), "ok", True
 
 
-def _failed(exc: BaseException) -> str:
-    """What the model reads of a tool's failure, even when the exception cannot say itself."""
+def _failed(exc: BaseException, limit: int | None) -> str:
+    """What the model reads of a tool's failure, even when the exception cannot say itself; cut
+    to the worker's result limit, as a result is (an exception may quote a whole payload)."""
     try:
         said = str(exc)
     except Exception as broken:  # a tool's own exception class with a broken __str__
         said = f"(its message cannot be shown: {type(broken).__name__})"
-    return f"The tool failed: {type(exc).__name__}: {said}"
+    return truncate_result(f"The tool failed: {type(exc).__name__}: {said}", limit)
 
 
 def _shown(value: Any, limit: int | None) -> str:
