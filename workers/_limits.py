@@ -22,7 +22,6 @@ __all__ = [
     "NO_TEMPERATURE",
     "OUTPUT_LIMITS",
     "known_output_limit",
-    "output_limit",
     "temperature_problem",
 ]
 
@@ -66,12 +65,6 @@ OUTPUT_LIMITS: Mapping[str, int] = MappingProxyType(
         "openai:o4-mini": 100_000,
     }
 )
-
-
-def output_limit(model_id: str) -> int:
-    """The most output tokens "provider:name" accepts (the default for unknown models)."""
-    limit = by_model(OUTPUT_LIMITS, model_id)
-    return limit or DEFAULT_OUTPUT_LIMIT
 
 
 def known_output_limit(model_id: str) -> int | None:

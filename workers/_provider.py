@@ -177,18 +177,15 @@ def translate_sdk_error(
     if isinstance(exc, sdk.APIStatusError):
         headers = exc.response.headers
         message, error_type = _status_message(exc.body, exc.message)
-        message = redact(message, secret)
         status = exc.status_code
-        if status < 400:  # an error event inside a stream that began with 200 (read by the
-            # providers' stream handlers first: `_stream_errors`, which imports this module)
-            from ._stream_errors import STREAM_ERROR_STATUS
+        if status < 400:  # an error event inside a stream that began with 200: typed as the
+            # providers' stream handlers type it (`_stream_errors` imports this module)
+            from ._stream_errors import event_error
 
-            status = STREAM_ERROR_STATUS.get(error_type or "", 0)
-            if not status:
-                return None
-            message = f"error event in the stream: {message}"
+            request_id = headers.get(request_id_header)
+            return event_error(exc.body, provider=provider, model=model, request_id=request_id, secret=secret)
         return http_error_class(status)(
-            message,
+            redact(message, secret),
             provider=provider,
             model=model,
             status_code=status,

@@ -105,9 +105,7 @@ def timed_out(exc: BaseException) -> bool:
     for _ in range(6):  # the SDK's error, httpx's, httpcore's: a short chain
         if seen is None:
             return False
-        if any(
-            c.__name__ in ("TimeoutError", "TimeoutException", "APITimeoutError") for c in type(seen).__mro__
-        ):
+        if any(c.__name__ in _TIMEOUTS for c in type(seen).__mro__):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
