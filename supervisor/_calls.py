@@ -174,7 +174,7 @@ class RunJournal:
             value = record.value
             if isinstance(value, ToolRecord) and self._redact is not None:
                 result = value.result.content if value.result is not None else ""
-                shown = self._shown_as(value.tool, value.arguments_json, result)
+                shown = self._shown(value.tool, value.arguments_json, result)
                 record = CallRecord(record.key, dataclasses.replace(value, shown=shown))
             self._store.put_call(self._run_id, record)
 
@@ -215,11 +215,8 @@ class RunJournal:
             self._starts[key] = record.starts
         return record
 
-    def _shown(self, call: ToolCallPart, arguments_json: str, result: str = "") -> tuple[str, str] | None:
+    def _shown(self, tool: str, arguments_json: str, result: str = "") -> tuple[str, str] | None:
         """What the trace may show of a call (None: no redact hook, the values themselves)."""
-        return self._shown_as(call.name, arguments_json, result)
-
-    def _shown_as(self, tool: str, arguments_json: str, result: str = "") -> tuple[str, str] | None:
         if self._redact is None:
             return None
         shown_result = self._redact(tool, "result", result) if result else ""
@@ -232,7 +229,7 @@ class RunJournal:
             "approved",
             self._starts.get(key, 0),
             arguments_json,
-            shown=self._shown(call, arguments_json),
+            shown=self._shown(call.name, arguments_json),
         )
         await self._store.save_call(self._run_id, CallRecord(key, approved))
 
@@ -240,7 +237,7 @@ class RunJournal:
         """Record the start; committed before the tool runs when `durable`."""
         starts = self._starts[key] = self._starts.get(key, 0) + 1
         started = ToolRecord(
-            call.name, "started", starts, arguments_json, shown=self._shown(call, arguments_json)
+            call.name, "started", starts, arguments_json, shown=self._shown(call.name, arguments_json)
         )
         record = CallRecord(key, started)
         if durable:
@@ -261,7 +258,7 @@ class RunJournal:
     ) -> None:
         """Record the result the model gets; committed when this returns when `durable`."""
         starts = self._starts.pop(key, 1)
-        shown = self._shown(call, arguments_json, result.content)
+        shown = self._shown(call.name, arguments_json, result.content)
         tool = ToolRecord(call.name, "finished", starts, arguments_json, result, status, duration_s, shown)
         if durable:
             await self._store.save_call(self._run_id, CallRecord(key, tool))
