@@ -38,7 +38,7 @@ import contextlib
 import copy
 import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tools.errors import StoreError
 from workers import CallSteps, ModelResponse, ToolCallPart, ToolRecord, ToolResultPart, ToolStatus
@@ -59,6 +59,7 @@ _TOP = (1 << 31) - 1
 DB_WAIT_S = 60.0
 
 ToolOutcome = tuple[ToolResultPart, ToolStatus, float]
+_T = TypeVar("_T")
 
 
 def _in_workflow(run_id: str) -> Any:
@@ -156,29 +157,11 @@ class KeyedSteps:
 
     async def model(self, key: str, send: Callable[[], Awaitable[ModelResponse]]) -> ModelResponse:
         """The model call inside the step `key` (see `workers.CallSteps`)."""
-        made: list[ModelResponse | Exception] = []
-        phase = _Phase()
-
-        async def step() -> str | None:
-            phase.begin()
-            try:
-                response = await send()
-            except Exception as error:  # not an output: asked again, it is made again
-                made.append(error)
-                return None
-            finally:
-                phase.end()
-            made.append(response)
-            return "model:" + call_json(response)[1]
-
-        text = await self._step(key, step, phase)
-        if made:
-            if isinstance(made[0], Exception):
-                raise made[0]
-            return made[0]
-        value = _decoded(text)  # DBOS had it: only when another process recorded this very id
+        value = await self._made_or_kept(key, send, lambda response: "model:" + call_json(response)[1])
         if not isinstance(value, ModelResponse):
-            raise TypeError(f"step {key!r} holds {type(value).__name__}, not a model response")
+            raise StoreError(
+                self.backend.url_shown, f"step {key!r} of run {self.run_id!r} holds no model response"
+            )
         return value
 
     async def tool(
@@ -189,31 +172,48 @@ class KeyedSteps:
         execute: Callable[[], Awaitable[ToolOutcome]],
     ) -> ToolOutcome:
         """The tool call inside the step `key` (see `workers.CallSteps`)."""
-        made: list[ToolOutcome | Exception] = []
+
+        def record(outcome: ToolOutcome) -> str:
+            result, status, duration = outcome
+            finished = ToolRecord(call.name, "finished", 1, arguments_json, result, status, duration)
+            return "tool:" + call_json(finished)[1]
+
+        value = await self._made_or_kept(key, execute, record)
+        if isinstance(value, tuple):
+            return value
+        if not isinstance(value, ToolRecord) or value.result is None or value.status is None:
+            raise StoreError(
+                self.backend.url_shown, f"step {key!r} of run {self.run_id!r} holds no finished tool call"
+            )
+        return value.result, value.status, value.duration_s
+
+    async def _made_or_kept(
+        self, key: str, make: Callable[[], Awaitable[_T]], record: Callable[[_T], str]
+    ) -> _T | ModelResponse | ToolRecord | None:
+        """The call made inside the step `key`: its outcome, made here (`record` gives the
+        step's output), or the record DBOS kept of it (only when another process recorded
+        this very id)."""
+        made: list[_T | Exception] = []
         phase = _Phase()
 
         async def step() -> str | None:
             phase.begin()
             try:
-                result, status, duration = await execute()
-            except Exception as error:
+                value = await make()
+            except Exception as error:  # not an output: asked again, it is made again
                 made.append(error)
                 return None
             finally:
                 phase.end()
-            made.append((result, status, duration))
-            record = ToolRecord(call.name, "finished", 1, arguments_json, result, status, duration)
-            return "tool:" + call_json(record)[1]
+            made.append(value)
+            return record(value)
 
         text = await self._step(key, step, phase)
         if made:
             if isinstance(made[0], Exception):
                 raise made[0]
             return made[0]
-        value = _decoded(text)
-        if not isinstance(value, ToolRecord) or value.result is None or value.status is None:
-            raise TypeError(f"step {key!r} holds no finished tool call")
-        return value.result, value.status, value.duration_s
+        return _decoded(text, self.backend.url_shown)
 
 
 class _Phase:
@@ -250,14 +250,18 @@ def _consumed(step: asyncio.Future[Any]) -> None:
         step.exception()
 
 
-def _decoded(text: str | None) -> ModelResponse | ToolRecord | None:
-    """The record a step's output holds, or None (a failed call, or not one of ours)."""
+def _decoded(text: str | None, where: str) -> ModelResponse | ToolRecord | None:
+    """The record a step's output holds, or None (a failed call, or not one of ours); a record
+    of ours that cannot be read is the store's failure (`where`: the database, for the error)."""
     if not isinstance(text, str):
         return None
     kind, _, body = text.partition(":")
     if kind not in ("model", "tool"):
         return None
-    value = call_from_json(kind, body)
+    try:
+        value = call_from_json(kind, body)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise StoreError(where, f"a DBOS step holds a {kind} record that cannot be read: {exc}") from None
     return value if isinstance(value, (ModelResponse, ToolRecord)) else None
 
 
@@ -293,12 +297,13 @@ class DBOSSteps:
             raise unreachable(self.backend.url, exc) from None
         stored = {r.key: r for r in calls}  # the store keeps one record per key: its latest
         held: dict[str, CallRecord] = {}
+        where = self.backend.url_shown
         for step in steps:
             function_id, name = step["function_id"], step["function_name"]
             if function_id < BASE:
                 continue
             keyed.seen(function_id)
-            value = _decoded(step["output"]) if step["error"] is None else None
+            value = _decoded(step["output"], where) if step["error"] is None else None
             if value is None or name in held:  # a failed call's None is skipped
                 continue
             before = stored.get(name)

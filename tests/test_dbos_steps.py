@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import re
 import signal
 from collections import Counter
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,7 +183,7 @@ async def test_a_resumed_run_takes_outputs_from_its_steps_and_the_rest_from_the_
             return steps
 
     class Backend:
-        url = "postgresql://u@h/db"
+        url = url_shown = "postgresql://u@h/db"
 
         def _dbos_client(self) -> Client:
             return Client()
@@ -246,3 +248,39 @@ async def test_a_database_that_does_not_answer_is_a_transient_store_error_not_a_
     phase.end()
     running.set_result("model:[]")
     assert await waiting == "model:[]"
+
+
+async def test_a_step_output_that_is_not_a_readable_record_is_a_store_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An output recorded under a call's id by another process that is not that call's record
+    (a foreign or damaged one) raised a bare TypeError or a decode error in the run."""
+    from supervisor._dbos_steps import KeyedSteps
+    from tools.errors import StoreError
+    from workers import ToolCallPart
+
+    steps = KeyedSteps(_Backend(), "r")  # type: ignore[arg-type]
+    call = ToolCallPart("c1", "lookup", "{}", {})
+
+    async def never() -> Any:
+        raise AssertionError("DBOS had the output: the call is not made")
+
+    held: list[str | None] = [None]
+
+    async def kept(self: KeyedSteps, key: str, func: Any, phase: Any) -> str | None:
+        return held[0]  # as DBOS hands back an output recorded under this id
+
+    monkeypatch.setattr(KeyedSteps, "_step", kept)
+    for output, asked, problem in [
+        ("model:not json", "model", "a DBOS step holds a model record that cannot be read"),
+        ("tool:[1]", "tool", "a DBOS step holds a tool record that cannot be read"),
+        ("someone else's", "model", "step 's/W/1' of run 'r' holds no model response"),
+        (None, "tool", "step 's/W/1' of run 'r' holds no finished tool call"),
+    ]:
+        held[0] = output
+        with pytest.raises(StoreError, match=re.escape(problem)) as caught:
+            if asked == "model":
+                await steps.model("s/W/1", never)
+            else:
+                await steps.tool("s/W/1", call, "{}", never)
+        assert not caught.value.transient
