@@ -198,8 +198,13 @@ class StoreGate:
     async def review(self, request: ApprovalRequest) -> Decision:
         """File the request (or find it, filed before a restart) and wait for a decision."""
         record = await self._filed(request)
-        if record.status != "pending":
-            return decision_of(record)
+        if record.status != "pending":  # decided while the asking process was dead: its real wait
+            decision = decision_of(record)
+            decided_at = record.expires_at if decision.by == "timeout" else record.decided_at
+            if decided_at is None:
+                return decision
+            waited = max(0.0, decided_at - record.created_at)  # clocks of two hosts may disagree
+            return Decision(decision.kind, decision.reason, decision.arguments, decision.by, waited)
         while True:
             current = await self.store.get_approval(record.approval_id)
             if current is not None and current.status != "pending":

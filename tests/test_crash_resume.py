@@ -8,6 +8,7 @@ others fail the run clearly. Side effects and model calls are counted in a log f
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -252,13 +253,19 @@ def test_killed_inside_a_risky_tool_asks_the_person_again_saying_it_may_have_run
 def test_an_approval_decided_while_the_process_was_dead_applies_on_resume_and_runs_once(
     tmp_path: Path,
 ) -> None:
-    _killed_waiting_then_decided(tmp_path, "approved", None)
+    _killed_waiting_then_decided(tmp_path, "approved", None, later_s=0.5)
     resumed = _run(tmp_path, approver="queue")
     assert resumed.stdout.strip() == "OK all done 6", resumed.stderr
     log = _log(tmp_path)
     assert log.count("pay 5") == 1 and log.count("record x") == 1 and log.count("model clerk 3") == 1
     with sqlite3.connect(tmp_path / "runs.db") as db:  # asked once, decided once, never re-filed
         assert db.execute("SELECT status, decided_by FROM approvals").fetchall() == [("approved", "alice")]
+        (filed, decided), *_ = db.execute("SELECT created_at, decided_at FROM approvals")
+        bodies = [json.loads(b) for (b,) in db.execute("SELECT body FROM events WHERE kind = 'approval'")]
+    # The trace tells how long alice took, not the instant the resumed process waited.
+    approved = [b for b in bodies if b["decision"] == "approve"]
+    assert len(approved) == 1 and approved[0]["by"] == "alice"
+    assert approved[0]["waited_s"] == pytest.approx(decided - filed) and decided - filed >= 0.5
 
 
 def test_a_run_killed_as_its_end_is_announced_has_its_answer_and_is_not_run_again(tmp_path: Path) -> None:
@@ -341,9 +348,11 @@ def test_an_abort_decided_while_the_process_was_dead_ends_the_run_on_resume_with
     assert _log(tmp_path).count("pay 5") == 1
 
 
-def _killed_waiting_then_decided(tmp_path: Path, status: str, reason: str | None) -> None:
-    """The child killed while its run waits in the store's queue; then alice decides, as at the
-    `approve` command, while no process runs it."""
+def _killed_waiting_then_decided(
+    tmp_path: Path, status: str, reason: str | None, later_s: float = 0.0
+) -> None:
+    """The child killed while its run waits in the store's queue; then alice decides, `later_s`
+    after, as at the `approve` command, while no process runs it."""
     import asyncio
 
     env = {**os.environ, "LOG": str(tmp_path / "log"), "DB": str(tmp_path / "runs.db"), "APPROVER": "queue"}
@@ -363,6 +372,7 @@ def _killed_waiting_then_decided(tmp_path: Path, status: str, reason: str | None
         finally:
             await store.aclose()
 
+    time.sleep(later_s)
     assert asyncio.run(decide())
 
 

@@ -23,7 +23,15 @@ from supervisor._approvals import StoreGate
 from supervisor._ending import _finish
 from supervisor._sqlite import SQLiteStore
 from tools import tool
-from tools.errors import AgentError, BudgetExceeded, RunAborted, RunTakenOver, StepFailed, StoreError
+from tools.errors import (
+    AgentError,
+    BudgetExceeded,
+    ConfigurationError,
+    RunAborted,
+    RunTakenOver,
+    StepFailed,
+    StoreError,
+)
 from workers import ApprovalRequest, ModelRequest, Worker
 from workers.testing import FunctionModel, reply
 
@@ -125,6 +133,14 @@ async def test_a_run_a_person_aborted_asks_again_when_taken_up() -> None:
         await _decided_in_the_queue(store, Decision.abort("wait for Monday", by="alice"))
     result = await _decided_in_the_queue(store, Decision.approve(by="alice"))
     assert result.output == "done"
+
+
+def test_a_decision_says_how_long_it_waited_only_as_a_number_of_seconds() -> None:
+    assert Decision.approve().waited_s is None
+    assert Decision("approve", waited_s=2.5).waited_s == 2.5
+    for wrong in (-1.0, float("nan"), float("inf"), "3", True):
+        with pytest.raises(ConfigurationError, match="waited_s"):
+            Decision("approve", waited_s=wrong)  # type: ignore[arg-type]
 
 
 async def test_an_approval_given_before_a_stop_is_not_asked_again() -> None:

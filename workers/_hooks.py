@@ -76,12 +76,16 @@ class Decision:
     """A person's answer to an `ApprovalRequest`.
 
     Build one with `Decision.approve()`, `.deny(reason)`, `.edit(arguments)` or `.abort(reason)`.
+    `waited_s` is for a gate that knows better than the asking process how long the request
+    waited for this answer (a person decided in the store while that process was dead); None:
+    the asker's own wait is reported.
     """
 
     kind: Literal["approve", "deny", "edit", "abort"]
     reason: str = ""
     arguments: Mapping[str, Any] | None = None
     by: str = ""
+    waited_s: float | None = None
 
     def __post_init__(self) -> None:
         # Checked where it is made: the gate runs a call for "approve" or "edit" only, and a
@@ -100,6 +104,11 @@ class Decision:
         if not isinstance(self.reason, str) or not isinstance(self.by, str):
             wrong = self.reason if not isinstance(self.reason, str) else self.by
             raise ConfigurationError(f"a Decision's reason and by are text; got {excerpt(wrong, 40)}")
+        waited = self.waited_s
+        if waited is not None and not (type(waited) in (int, float) and 0 <= waited < _INF):
+            raise ConfigurationError(
+                f"a Decision's waited_s is a number of seconds, 0 or more; got {excerpt(waited, 40)}"
+            )
 
     @classmethod
     def approve(cls, *, by: str = "") -> Decision:
@@ -123,6 +132,7 @@ class Decision:
 
 
 _KINDS = ("approve", "deny", "edit", "abort")
+_INF = float("inf")
 
 
 class ToolGate(Protocol):
@@ -182,7 +192,7 @@ def sound(answer: object) -> Decision:
     denial, so only an approval made as one runs a risky call."""
     if isinstance(answer, Decision):
         try:
-            return Decision(answer.kind, answer.reason, answer.arguments, answer.by)
+            return Decision(answer.kind, answer.reason, answer.arguments, answer.by, answer.waited_s)
         except ConfigurationError as exc:
             return Decision.deny(f"the gate's decision is malformed: {exc}", by="policy")
     return Decision.deny(f"the gate answered {excerpt(answer, 40)}, not a decision", by="policy")

@@ -281,7 +281,7 @@ class ToolRunner:
         self.ctx.events.emit(ApprovalEvent(self.worker, call.name, call.id, "requested", "", "", 0.0))
         started = time.monotonic()
         decision = sound(await self.ctx.gate.review(request))
-        waited = time.monotonic() - started
+        waited = time.monotonic() - started if decision.waited_s is None else decision.waited_s
         self.ctx.events.emit(
             ApprovalEvent(
                 self.worker, call.name, call.id, decision.kind, decision.by, decision.reason, waited
