@@ -31,7 +31,7 @@ from ._cli_dbos import add_commands, run_command
 from ._store import Store
 
 if TYPE_CHECKING:
-    pass
+    from .dbos import DBOSBackend
 
 
 class _Reader(Store, Protocol):
@@ -75,7 +75,21 @@ def _shown(path: str) -> str:
     return public_url(path) if "://" in path or "=" in path else path
 
 
-async def _runs(store: Store, path: str, out: TextIO) -> int:
+def _queue_of(path: str) -> DBOSBackend | None:
+    """The DBOS queue in a PostgreSQL store's database, when DBOS is installed: runs submitted
+    there have no record until a worker takes them."""
+    import importlib.util
+
+    from ._pg_schema import is_postgres
+
+    if not (is_postgres(path) and "://" in path) or importlib.util.find_spec("dbos") is None:
+        return None
+    from .dbos import DBOSBackend
+
+    return DBOSBackend(path, "")
+
+
+async def _runs(store: Store, path: str, out: TextIO, queue: DBOSBackend | None = None) -> int:
     from ._calls import spent
     from ._journal import usage_from
 
@@ -84,12 +98,22 @@ async def _runs(store: Store, path: str, out: TextIO) -> int:
         # A run still marked running (live, or its process died) has its spending in its calls:
         # its record's usage is written with its steps and its end.
         live = {r.run_id: spent(await store.calls(r.run_id))[0] for r in runs if r.status == "running"}
+        queued = await queue.queued() if queue is not None else []
     finally:
         await store.aclose()
-    if not runs:
+        if queue is not None:
+            await queue.aclose()
+    known = {run.run_id for run in runs}
+    queued = [q for q in queued if q.run_id not in known]  # taken meanwhile: its record is listed
+    if not runs and not queued:
         out.write(f"no runs in {path}\n")
         return 0
     out.write(f"{'run id':34} {'status':10} {'cost':>12}  {'started':19}  goal\n")
+    for waiting in queued:  # no worker took it yet: only one of its version will
+        submitted = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(waiting.submitted_at))
+        goal = waiting.goal.replace("\n", " ")[:60]
+        note = f"  [waits for a worker of version {waiting.app_version}]"
+        out.write(f"{waiting.run_id:34} {'queued':10} {'-':>12}  {submitted}  {goal}{note}\n")
     for run in runs:
         usage = live.get(run.run_id) or usage_from(run.usage)
         cost = f"${usage.cost_usd:.6f}" if usage.cost_usd is not None else "unpriced"
@@ -310,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "approve":
             store = _open(args.store)
             return _until_stopped(_approve(store, args.run, args.watch, sys.stdout, _notifier(args.store)))
-        return _until_stopped(_runs(_open(args.store), _shown(args.store), sys.stdout))
+        listing = _runs(_open(args.store), _shown(args.store), sys.stdout, _queue_of(args.store))
+        return _until_stopped(listing)
     except AgentError as error:  # a clear message and a non-zero exit, never a traceback
         sys.stderr.write(f"error: {error}\n")
         return 1

@@ -52,6 +52,7 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from ._store import RunRecord, Store
     from ._supervisor import Supervisor
 
-__all__ = ["DBOSBackend", "notify_decision"]
+__all__ = ["DBOSBackend", "QueuedRun", "notify_decision"]
 
 _WORKFLOW = "foreman_run"
 _STORE_TRIES = 12  # a run whose store failed is taken up again after 1, 2, 4 ... 30 s waits
@@ -141,6 +142,16 @@ async def _run_once(supervisor: Supervisor, goal: str, run_id: str, *, again: bo
     except AgentError as error:
         return f"failed: {type(error).__name__}"
     return "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRun:
+    """A run on the queue that no worker has taken yet (it has no store record)."""
+
+    run_id: str
+    goal: str
+    app_version: str  # only a worker of this version takes it
+    submitted_at: float
 
 
 class DBOSBackend:
@@ -243,6 +254,27 @@ class DBOSBackend:
             raise RunNotFound(run_id, self.url_shown) from None
         except Exception as exc:
             raise unreachable(self.url, exc) from None
+
+    async def queued(self) -> list[QueuedRun]:
+        """Runs submitted to this database's queues that no worker has taken yet, oldest first:
+        a run has no store record until a worker of its version takes it (`runs` lists these)."""
+        try:
+            waiting = await self._dbos_client().list_queued_workflows_async(
+                name=_WORKFLOW, status="ENQUEUED", load_output=False
+            )
+        except Exception as exc:
+            orig = getattr(exc, "orig", exc)  # SQLAlchemy's error wraps psycopg's
+            if getattr(orig, "sqlstate", None) == "42P01":  # undefined table
+                return []  # no worker ever set this database up: nothing can be queued in it
+            raise unreachable(self.url, exc) from None
+        found = []
+        for status in waiting:
+            inputs = status.input
+            args = inputs["args"] if isinstance(inputs, dict) else ()
+            goal = args[0] if args and isinstance(args[0], str) else ""
+            since = (status.created_at or 0) / 1000
+            found.append(QueuedRun(status.workflow_id, goal, status.app_version or "", since))
+        return sorted(found, key=lambda run: run.submitted_at)
 
     # --- working ------------------------------------------------------------------------------
 

@@ -427,3 +427,29 @@ async def test_an_id_never_submitted_is_run_not_found(workers: Workers, postgres
             assert caught.value.run_id == "no-such-run"
     finally:
         await backend.aclose()
+
+
+async def test_runs_lists_a_run_no_worker_has_taken_with_the_version_it_waits_for(
+    workers: Workers, postgres_url: str
+) -> None:
+    # A run pinned to a version no worker serves has no store record yet: `runs` showed nothing
+    # of it, and its submitter could not tell why it never started.
+    workers.start("w1")  # version 1 sets the database up
+    backend = DBOSBackend(postgres_url, APP, app_version="9")
+    try:
+        waiting = await backend.submit("a goal for version nine")
+        queued = await backend.queued()
+    finally:
+        await backend.aclose()
+    assert [(q.run_id, q.goal, q.app_version) for q in queued] == [(waiting, "a goal for version nine", "9")]
+    listing = subprocess.run(
+        [sys.executable, "-m", "supervisor", "runs", "--store", postgres_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    line = next(line for line in listing.stdout.splitlines() if line.startswith(waiting))
+    assert " queued " in line and "a goal for version nine" in line
+    assert line.endswith("[waits for a worker of version 9]")
