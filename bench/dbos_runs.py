@@ -29,11 +29,11 @@ __all__ = ["dbos_rows"]
 
 
 def _workers(
-    url: str, count: int, concurrency: int, latency_s: float, effects: str
+    url: str, count: int, concurrency: int, latency_s: float, effects: str, call_steps: bool = True
 ) -> list[subprocess.Popen[bytes]]:
     env = worker_env(effects, latency_s)
     log = Path(effects).parent
-    args = ("--concurrency", str(concurrency))
+    args = ("--concurrency", str(concurrency)) + (() if call_steps else ("--no-call-steps",))
     return [start_worker(url, APP, f"w{i}", args, env, log / f"w{i}.log") for i in range(count)]
 
 
@@ -58,13 +58,14 @@ def _cpu_s(pid: int) -> float:
 
 
 def runs_per_second(
-    server: str, processes: int, runs: int = 120, latency_s: float = 0.2
+    server: str, processes: int, runs: int = 120, latency_s: float = 0.2, call_steps: bool = True
 ) -> tuple[float, float]:
     """Runs per second, and the workers' CPU per model call in ms (DBOS, journal and framework;
-    a run of tests/dbos_app.py makes 8 model calls)."""
+    a run of tests/dbos_app.py makes 8 model calls); `call_steps` False: `--no-call-steps`."""
     url = fresh_database(server)
     with tempfile.TemporaryDirectory() as folder:
-        workers = _workers(url, processes, 16, latency_s, os.path.join(folder, "effects.txt"))
+        effects = os.path.join(folder, "effects.txt")
+        workers = _workers(url, processes, 16, latency_s, effects, call_steps)
         try:
             before = sum(_cpu_s(w.pid) for w in workers)
             rate = asyncio.run(_throughput(url, runs))
@@ -122,10 +123,11 @@ def dbos_rows() -> list[tuple[str, float | None, float]]:
         if server is None:
             raise SystemExit("no PostgreSQL here: install postgresql or set FOREMAN_PG_URL")
         rows: list[tuple[str, float | None, float]] = []
-        for n in (1, 2, 3):
-            rate, cpu = runs_per_second(server, n)
-            rows.append((f"DBOS: runs/s, {n} worker process(es), 0.2 s model latency", None, rate))
-            rows.append((f"  workers' CPU per model call, {n} process(es) (ms)", None, cpu))
+        for call_steps, how in ((True, ""), (False, ", --no-call-steps")):
+            for n in (1, 2, 3):
+                rate, cpu = runs_per_second(server, n, call_steps=call_steps)
+                rows.append((f"DBOS: runs/s, {n} worker process(es), 0.2 s model latency{how}", None, rate))
+                rows.append((f"  workers' CPU per model call, {n} process(es){how} (ms)", None, cpu))
         for writers in (1, 50):
             name = f"PostgreSQL journal: one committed write, {writers} writer(s) (ms CPU)"
             rows.append((name, None, postgres_journal_write_ms(server, writers)))

@@ -37,6 +37,12 @@ def add_commands(commands: Any) -> None:
     worker.add_argument(
         "--update-limits", action="store_true", help="set the queue's limits to these for every worker"
     )
+    worker.add_argument(
+        "--no-call-steps",
+        dest="call_steps",
+        action="store_false",
+        help="keep model and tool calls in the run journal only, not as DBOS steps (less CPU a call)",
+    )
     submit = commands.add_parser("submit", help="add a run to the DBOS queue (needs .[dbos])")
     submit.add_argument("goal")
     submit.add_argument("--store", required=True, help="the PostgreSQL database, postgresql://...")
@@ -95,6 +101,7 @@ async def _worker(args: argparse.Namespace, out: TextIO) -> int:
         global_concurrency=args.global_concurrency,
         app_version=args.version,
         executor_id=args.executor,
+        call_steps=args.call_steps,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -168,6 +168,11 @@ class DBOSBackend:
         app_version: Runs are pinned to the version that submitted them (see the module doc).
         executor_id: This worker's own id (default "local"); unique per live process.
         poll_s: How often a worker looks at the queue.
+        call_steps: Each model call and tool call a DBOS step (the default). False: calls are
+            kept in the run store's journal only, as on PostgreSQL without DBOS; a taken-over
+            run replays them from there all the same (nothing finished is sent or run twice),
+            and each call saves the CPU of a DBOS step (about 3 ms: bench/README.md). Workers
+            of either kind may share a queue: each takes up the other's runs.
     """
 
     def __init__(
@@ -182,6 +187,7 @@ class DBOSBackend:
         app_version: str = "1",
         executor_id: str = "local",
         poll_s: float = 0.2,
+        call_steps: bool = True,
     ) -> None:
         from ._pg_schema import is_postgres, normal_url, public_url
 
@@ -196,6 +202,9 @@ class DBOSBackend:
         self.app_version = app_version
         self.executor_id = executor_id
         self.poll_s = poll_s
+        if not isinstance(call_steps, bool):
+            raise ConfigurationError(f"call_steps is True or False, got {call_steps!r:.40}")
+        self.call_steps = call_steps
         self._supervisor: Supervisor | None = None
         self._client: Any = None
         self._reader: Store | None = None
@@ -406,7 +415,8 @@ class DBOSBackend:
             # DBOS hands a run to one live executor: the previous owner of a run it hands over
             # is dead or written off, even on another host that this process cannot ask.
             self._supervisor._takeover = True
-            self._supervisor._steps = DBOSSteps(self)  # each model and tool call a DBOS step
+            if self.call_steps:
+                self._supervisor._steps = DBOSSteps(self)  # each model and tool call a DBOS step
             gate = self._supervisor._shared.gate
             if type(gate) is StoreGate:  # no approver given: wait on DBOS messages, not polls
                 self._supervisor._shared.gate = MessageGate(self, gate.store, gate.timeout_s)
