@@ -5,7 +5,8 @@ stopped: its recorded calls are replayed, so nothing finished runs twice. A fail
 unfinished steps go on in their last attempt, from where it broke: a failure that came from a
 recorded answer comes again (unless the code allows more now), one that did not (a provider
 outage, a budget or deadline raised since) is tried again, live. Two supervisors never run one
-run at once: a run marked running by a live owner is refused.
+run at once: a run marked running by a live owner is refused, and the store records a run as
+running only if nobody changed it since it was read.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from tools.errors import ResumeError
-from workers import RunContext, Worker
+from workers import CallSteps, RunContext, Worker
 
 from ._budget import BudgetGuard
-from ._calls import CallRecord, RunJournal, spent, usage_from
+from ._calls import CallRecord, RunJournal, StepEngine, spent, usage_from
+from ._ending import ActiveTime
 from ._execute import Execution
-from ._journal import plan_shape, restore_plan, restore_steps
+from ._journal import plan_data, plan_shape, restore_plan, restore_steps
 from ._plan import Plan
 from ._store import RunRecord, Store
 
-__all__ = ["claim", "owner_alive", "same_run", "take_up"]
+__all__ = ["begin", "claim", "owner_alive", "same_run", "take_up"]
 
 # A run marked running by a process on another machine is taken as alive for this long after its
 # last checkpoint: that process cannot be asked, and its runs may wait on approvals for minutes.
@@ -65,6 +67,45 @@ async def claim(
     except BaseException:
         running.pop(run_id, None)
         raise
+
+
+async def begin(
+    run_id: str,
+    record: RunRecord | None,
+    goal: str | None,
+    plan: Plan | None,
+    calls: list[CallRecord],
+    store: Store,
+    execution: Execution,
+    engine: StepEngine | None,
+    owner: str,
+    active: ActiveTime,
+) -> Plan | None:
+    """Load what the run finished into `execution` and its context (`take_up`), then record the
+    run as running, owned by `owner`; its plan. `engine`: a backend whose steps run the calls
+    (DBOS)."""
+    ctx, workers = execution.ctx, execution.workers
+    steps: CallSteps | None = None
+    missing: list[CallRecord] = []
+    if engine is not None:  # the outputs of calls come from the engine's steps
+        calls, steps, missing = await engine.take_up(run_id, calls, resumed=record is not None)
+    plan = take_up(run_id, record, goal, plan, calls, workers, store, ctx, execution)
+    if steps is not None and execution.journal is not None:
+        execution.journal.steps = steps
+    started = RunRecord(
+        run_id,
+        goal,
+        "running",
+        plan_data(plan, execution.version, execution.given) if plan else None,
+        tuple(workers),
+        active.usage(ctx),
+        owner=owner,
+    )
+    if not await store.start(started, record):
+        raise ResumeError(run_id, "another process started or took it up at the same moment")
+    if missing and execution.journal is not None:  # the store shows every call (trace, export)
+        execution.journal.restore(missing)
+    return plan
 
 
 def take_up(

@@ -25,14 +25,12 @@ from tools.errors import (
     BudgetExceeded,
     ConfigurationError,
     PlanError,
-    ResumeError,
     RunAborted,
     StepFailed,
     excerpt,
 )
 from workers import (
     Approver,
-    CallSteps,
     Decision,
     Event,
     EventSink,
@@ -54,7 +52,7 @@ from workers._hooks import as_gate
 from ._approvals import STATUS_OF, ApprovalRecord, StoreGate, expired_meanwhile, pending_in_time
 from ._breaker import CircuitBreakers
 from ._budget import Budget
-from ._calls import CallRecord, StepEngine
+from ._calls import StepEngine
 from ._ending import ActiveTime, record_end
 from ._execute import Execution, StepFailure
 from ._journal import (
@@ -65,7 +63,7 @@ from ._journal import (
 from ._plan import Plan, check_plan
 from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
 from ._result import RunResult, StepResult
-from ._resume import claim, same_run, take_up
+from ._resume import begin, claim, same_run
 from ._settings import MAX_WORKERS, check_options, checked_settings
 from ._shared import Shared
 from ._store import RunRecord, Store, new_run_id, open_store
@@ -233,7 +231,13 @@ class Supervisor:
             return stored_result(record, self.workers, self.output)
         active = ActiveTime(record)
         try:
-            ctx, execution, plan = await self._begin(run_id, record, goal, plan, calls, listener, active)
+            ctx = self._shared.context(run_id, listener, self.budget, self.workers, self.model)
+            execution = Execution(
+                self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
+            )
+            plan = await begin(
+                run_id, record, goal, plan, calls, self._store, execution, self._steps, self._owner(), active
+            )
         except BaseException as exc:
             self._running.pop(run_id, None)  # the id is free to be asked for again
             if isinstance(exc, AgentError) and exc.run_id is None:
@@ -278,43 +282,6 @@ class Supervisor:
                 outcome.run_id = outcome.run_id or run_id
                 outcome.completed = dict(execution.done)  # nothing finished is lost
             await record_end(self._store, self._shared.gate, run_id, outcome, ctx, record is not None, active)
-
-    async def _begin(
-        self,
-        run_id: str,
-        record: RunRecord | None,
-        goal: str | None,
-        plan: Plan | None,
-        calls: list[CallRecord],
-        listener: EventSink | None,
-        active: ActiveTime,
-    ) -> tuple[RunContext, Execution, Plan | None]:
-        """The run's context and execution, and its plan, once the run is recorded as running."""
-        ctx = self._shared.context(run_id, listener, self.budget, self.workers, self.model)
-        execution = Execution(
-            self.workers, ctx, step_retries=self.step_retries, max_handoffs=self.budget.max_handoffs
-        )
-        steps: CallSteps | None = None
-        missing: list[CallRecord] = []
-        if self._steps is not None:  # the outputs of calls come from the engine's steps
-            calls, steps, missing = await self._steps.take_up(run_id, calls, resumed=record is not None)
-        plan = take_up(run_id, record, goal, plan, calls, self.workers, self._store, ctx, execution)
-        if steps is not None and execution.journal is not None:
-            execution.journal.steps = steps
-        started = RunRecord(
-            run_id,
-            goal,
-            "running",
-            plan_data(plan, execution.version, execution.given) if plan else None,
-            tuple(self.workers),
-            active.usage(ctx),
-            owner=self._owner(),
-        )
-        if not await self._store.start(started, record):
-            raise ResumeError(run_id, "another process started or took it up at the same moment")
-        if missing and execution.journal is not None:  # the store shows every call (trace, export)
-            execution.journal.restore(missing)
-        return ctx, execution, plan
 
     def _save_step(
         self, run_id: str, ctx: RunContext, active: ActiveTime, result: StepResult
