@@ -26,7 +26,6 @@ from tools.errors import (
     ConfigurationError,
     PlanError,
     RunAborted,
-    StepFailed,
     excerpt,
 )
 from workers import (
@@ -36,7 +35,6 @@ from workers import (
     EventSink,
     Model,
     NullSink,
-    PlanEvent,
     PriceTable,
     RateLimits,
     Redactor,
@@ -54,14 +52,10 @@ from ._breaker import CircuitBreakers
 from ._budget import Budget
 from ._calls import StepEngine
 from ._ending import ActiveTime, record_end
-from ._execute import Execution, StepFailure
-from ._journal import (
-    plan_data,
-    step_record,
-    stored_result,
-)
+from ._execute import Execution
+from ._journal import step_record, stored_result
 from ._plan import Plan, check_plan
-from ._planner import answer_goal, make_plan, planner_class, synthesizer_class
+from ._planning import plan_and_execute
 from ._result import RunResult, StepResult
 from ._resume import begin, claim, same_run
 from ._settings import MAX_WORKERS, check_options, checked_settings
@@ -151,6 +145,7 @@ class Supervisor:
         )
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._aborts: dict[str, str] = {}
+        # The planner and synthesizer classes of the common case, made once (`_planning`).
         self._planner: type[Worker] | None = None
         self._synthesizer: type[Worker] | None = None
         self._token = uuid.uuid4().hex[:12]  # tells this supervisor's runs from another's in-process
@@ -253,7 +248,7 @@ class Supervisor:
         try:
             ctx.events.emit(RunEvent(run_id, "started", goal))  # a sink that raises ends the run, recorded
             async with deadline:
-                outcome = await self._plan_and_execute(goal, plan, ctx, execution)
+                outcome = await plan_and_execute(self, goal, plan, ctx, execution)
                 return outcome
         except TimeoutError:
             if not deadline.expired():
@@ -324,62 +319,6 @@ class Supervisor:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    async def _plan_and_execute(
-        self, goal: str | None, plan: Plan | None, ctx: RunContext, execution: Execution
-    ) -> RunResult:
-        if plan is None:
-            assert goal is not None
-            plan = await self._make_plan(goal, ctx, execution, None)
-        replans = max(0, execution.version - 1)  # a resumed run has had its re-plans already
-        # Each earlier plan of a resumed run failed in at least one step; this process counts its
-        # own failures (the current plan's recorded ones fail again as they are replayed).
-        failed_before = replans
-        while (failure := await execution.run(plan)) is not None:
-            # A run's steps, failed ones too, stay within max_steps: a re-plan needs a step left.
-            failed = failed_before + execution.failed
-            no_room = (
-                self.budget.max_steps is not None and len(execution.done) + failed >= self.budget.max_steps
-            )
-            if goal is None or execution.given or replans >= self.max_replans or no_room:  # it stands
-                raise StepFailed(
-                    failure.step.id, failure.worker, failure.attempts, failure.error, run_id=ctx.run_id
-                ) from failure.error
-            replans += 1
-            plan = await self._make_plan(goal, ctx, execution, failure, failed)
-        output = await self._answer(goal, plan, execution.done, execution.scoped("answer", final=True))
-        usage = ctx.usage
-        assert ctx.run_id is not None
-        return RunResult(
-            output, ctx.run_id, usage.total, dict(execution.done), plan, "succeeded", dict(usage.by_worker)
-        )
-
-    async def _make_plan(
-        self, goal: str, ctx: RunContext, execution: Execution, failure: StepFailure | None, failed: int = 0
-    ) -> Plan:
-        done = dict(execution.done)  # a snapshot: the planner class keeps it, and the dict grows
-        if done or failed or self._planner is None:
-            max_steps = self.budget.max_steps
-            left = None if max_steps is None else max_steps - failed  # failed steps were run too
-            planner = planner_class(self.workers, self.model, left, self.max_replans, done)
-            if not done and not failed:
-                self._planner = planner  # the common case, built once: no schema work per run
-        else:
-            planner = self._planner
-        version = execution.version + 1
-        plan = await make_plan(planner, goal, execution.scoped(f"plan{version}"), done, failure)
-        execution.version = version
-        await self._store.save_plan(ctx.run_id or "", plan_data(plan, version))
-        steps = tuple((s.id, s.worker, tuple(s.depends_on), s.reason) for s in plan.steps)
-        ctx.events.emit(PlanEvent(1 if failure is None else 2, steps, plan.reasoning))
-        return plan
-
-    async def _answer(
-        self, goal: str | None, plan: Plan, done: Mapping[str, StepResult], ctx: RunContext
-    ) -> Any:
-        if self._synthesizer is None:
-            self._synthesizer = synthesizer_class(self.model, self.output)
-        return await answer_goal(self._synthesizer, goal, plan, done, ctx, plain=self.output is str)
 
 
 def check_goal(goal: object, *, optional: bool = False) -> None:
