@@ -5,13 +5,13 @@ own ("foreman"), so it may share the database with DBOS or anything else. It doe
 SQLite store does, table for table: checkpoints are awaited until committed, trace events and
 buffered journal records ride along with the next commit, and the writes of every run of the
 process are committed together (group commit, `_pg_writer.py`) on one connection; reads use a
-second one. Two processes on two hosts never both take up a run: taking one up is a compare
-and swap in SQL, and so is deciding an approval. A process's writes to a run it took up are
-fenced by its owner: once another process has taken the run over, they change nothing, and
-its next awaited journal write (the start of a tool that is not idempotent, say) raises
-`ResumeError`, so it starts nothing more. So are the approvals it files and closes itself
-(expired, superseded), but not a person's decision, which counts from any process. psycopg is
-imported when a store is made, not with `supervisor`.
+second one (`_pg_reader.py`). Two processes on two hosts never both take up a run: taking one
+up is a compare and swap in SQL, and so is deciding an approval. A process's writes to a run it
+took up are fenced by its owner: once another process has taken the run over, they change
+nothing, and its next awaited journal write (the start of a tool that is not idempotent, say)
+raises `ResumeError`, so it starts nothing more. So are the approvals it files and closes
+itself (expired, superseded), but not a person's decision, which counts from any process.
+psycopg is imported when a store is made, not with `supervisor`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tools.errors import ConfigurationError, RunNotFound, RunTakenOver, StoreError
 
 from ._approvals import ApprovalRecord, ApprovalStatus, record_of, record_row
 from ._calls import CallRecord, call_from_json
+from ._pg_reader import PgReader
 from ._pg_schema import (
     APPROVAL,
     CALL,
@@ -39,16 +40,11 @@ from ._pg_schema import (
     Statements,
     check_schema_name,
     normal_url,
-    passing,
-    prepare,
     public_url,
 )
 from ._pg_writer import PgWriter
 from ._rows import call_item, call_row, event_row, run_from_row
 from ._store import RunRecord, RunStatus, StepRecord
-
-if TYPE_CHECKING:
-    from psycopg import AsyncConnection
 
 __all__ = ["PostgresStore"]
 
@@ -87,12 +83,8 @@ class PostgresStore:
         self.url = url = normal_url(url)
         self.schema = schema
         self.where = public_url(url)  # in every message: the URL without its password
-        self._timeout_s = commit_timeout_s
-        self._writer = PgWriter(self.where, self._connect, commit_timeout_s)
-        self._reader: AsyncConnection | None = None
-        self._lock = asyncio.Lock()  # one reader opened at once (an asyncio lock binds to one loop)
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the reader belongs to
-        self._checked = False
+        self._reader = PgReader(url, schema, self.where, commit_timeout_s)
+        self._writer = PgWriter(self.where, self._reader.connect, commit_timeout_s)
         self._sql = Statements.of(s)
         self._s = s
         # The runs this process took up, with the owner it wrote: their writes are fenced, so a
@@ -102,83 +94,9 @@ class PostgresStore:
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
 
-    # --- connections ---------------------------------------------------------------------------
-
-    async def _open(self) -> AsyncConnection:
-        import psycopg
-
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(2, int(self._timeout_s))
-            )
-        except psycopg.Error as exc:
-            raise StoreError(
-                self.where, f"cannot connect: {type(exc).__name__}: {exc}", transient=passing(exc)
-            ) from exc
-        try:  # the server gives up too, so a statement stuck on a lock does not hold others' locks
-            await conn.execute(
-                "SELECT set_config('statement_timeout', %s, false)",
-                (str(min(int(self._timeout_s * 1000), 2**31 - 1)),),
-            )
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
-
-    async def _connect(self) -> AsyncConnection:
-        """The writer's connection, once the schema is known to be ours."""
-        await self._read_conn()
-        return await self._open()
-
-    async def _read_conn(self) -> AsyncConnection:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None and self._loop.is_running():
-                raise StoreError(self.where, "in use on another event loop; close it there first")
-            if self._reader is not None:  # opened on a loop that is gone: release it without it
-                self._reader.pgconn.finish()
-                self._reader = None
-            self._lock, self._loop = asyncio.Lock(), loop
-        async with self._lock:
-            if self._reader is None or self._reader.closed:
-                self._reader = await self._open()
-            if not self._checked:  # before anything is read or written: ours, and not newer
-                try:
-                    await prepare(self._reader, self.schema, self.where)
-                except StoreError:
-                    raise
-                except Exception as exc:
-                    raise StoreError(self.where, f"cannot prepare schema {self.schema!r}: {exc}") from exc
-                self._checked = True
-            return self._reader
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        for again in (True, False):  # a read is tried twice: the first on a connection that may be stale
-            conn = None
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    conn = await self._read_conn()
-                    cursor = await conn.execute(sql, params)
-                    return await cursor.fetchall()
-            except (psycopg.Error, TimeoutError) as exc:
-                if conn is not None and self._reader is conn:  # the next read opens a new one
-                    self._reader = None  # (a concurrent read may have opened one already: kept)
-                stale = conn is not None and conn.closed  # lost while idle (a server restart)
-                if conn is not None:
-                    await conn.close()
-                if again and stale and isinstance(exc, psycopg.OperationalError):
-                    continue
-                why = f"no answer within {self._timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
-                raise StoreError(
-                    self.where, f"read failed: {type(exc).__name__}: {why}", transient=passing(exc)
-                ) from exc
-        raise AssertionError("unreachable")
-
     async def open(self) -> None:
         """Connect and check (or create) the schema now, rather than at the first read or write."""
-        await self._read("SELECT 1")
+        await self._reader.read("SELECT 1")
 
     # --- writes, through the writer ------------------------------------------------------------
 
@@ -306,21 +224,21 @@ class PostgresStore:
         owner = self._owners[owner_of]
         if await self._writer.commit(self._sql.owned_decide, (*params, owner_of, owner)) == 1:
             return True
-        rows = await self._read(f"SELECT owner FROM {self._s}.runs WHERE run_id = %s", (owner_of,))
+        rows = await self._reader.read(f"SELECT owner FROM {self._s}.runs WHERE run_id = %s", (owner_of,))
         if rows and rows[0][0] == owner:
             return False  # still the owner: a person decided first
         raise RunTakenOver(owner_of, owner)
 
     async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         """One approval, or None."""
-        rows = await self._read(
+        rows = await self._reader.read(
             f"SELECT {APPROVAL} FROM {self._s}.approvals WHERE approval_id = %s", (approval_id,)
         )
         return record_of(rows[0]) if rows else None
 
     async def approval_for(self, run_id: str, key: str) -> ApprovalRecord | None:
         """The latest approval asked for the call with this journal key, or None."""
-        rows = await self._read(
+        rows = await self._reader.read(
             f"SELECT {APPROVAL} FROM {self._s}.approvals WHERE run_id = %s AND call_key = %s "
             "ORDER BY created_at DESC LIMIT 1",
             (run_id, key),
@@ -331,19 +249,19 @@ class PostgresStore:
         """Pending approvals, oldest first (of one run, or of every run)."""
         sql = f"SELECT {APPROVAL} FROM {self._s}.approvals WHERE status = 'pending'"
         if run_id:
-            rows = await self._read(sql + " AND run_id = %s ORDER BY created_at", (run_id,))
+            rows = await self._reader.read(sql + " AND run_id = %s ORDER BY created_at", (run_id,))
         else:
-            rows = await self._read(sql + " ORDER BY created_at")
+            rows = await self._reader.read(sql + " ORDER BY created_at")
         return [record_of(row) for row in rows]
 
     # --- reads -------------------------------------------------------------------------------------
 
     async def load(self, run_id: str) -> RunRecord | None:
         """The run with this id and its finished steps, or None."""
-        rows = await self._read(self._sql.runs + " WHERE run_id = %s", (run_id,))
+        rows = await self._reader.read(self._sql.runs + " WHERE run_id = %s", (run_id,))
         if not rows:
             return None
-        step_rows = await self._read(
+        step_rows = await self._reader.read(
             f"SELECT {STEP} FROM {self._s}.steps WHERE run_id = %s ORDER BY finished_at", (run_id,)
         )
         steps = {r[1]: StepRecord(r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in step_rows}
@@ -351,19 +269,19 @@ class PostgresStore:
 
     async def runs(self) -> list[RunRecord]:
         """Every run, newest first (without their steps)."""
-        rows = await self._read(self._sql.runs + " ORDER BY created_at DESC")
+        rows = await self._reader.read(self._sql.runs + " ORDER BY created_at DESC")
         return [run_from_row(row, {}) for row in rows]
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """The journaled calls of a run, in the order written."""
-        rows = await self._read(
+        rows = await self._reader.read(
             f"SELECT key, kind, body FROM {self._s}.calls WHERE run_id = %s ORDER BY seq", (run_id,)
         )
         return [CallRecord(key, call_from_json(kind, body)) for key, kind, body in rows]
 
     async def events(self, run_id: str) -> list[tuple[str, float, dict[str, Any]]]:
         """The trace events of a run, in order."""
-        rows = await self._read(
+        rows = await self._reader.read(
             f"SELECT kind, at, body FROM {self._s}.events WHERE run_id = %s ORDER BY seq", (run_id,)
         )
         return [(kind, at, json.loads(body)) for kind, at, body in rows]
@@ -378,7 +296,7 @@ class PostgresStore:
         tables: dict[str, list[tuple[Any, ...]]] = {}
         for table, columns, order in _EXPORTED:
             sql = f"SELECT {columns} FROM {self._s}.{table} WHERE run_id = %s ORDER BY {order}"
-            tables[table] = await self._read(sql, (run_id,))
+            tables[table] = await self._reader.read(sql, (run_id,))
         if not tables["runs"]:
             raise RunNotFound(run_id, self.where)
         target = SQLiteStore(to)  # creates or checks the schema
@@ -390,9 +308,7 @@ class PostgresStore:
         try:
             await self._writer.aclose()
         finally:
-            reader, self._reader, self._loop = self._reader, None, None
-            if reader is not None:
-                await reader.close()
+            await self._reader.aclose()
 
 
 # What an export copies: each table, its columns (named as in the SQLite file), in order.

@@ -49,7 +49,7 @@ async def _everything(url: str, run_id: str) -> tuple[Any, ...]:
     """What the store holds of a run: its record, approvals, journal and trace."""
     store = PostgresStore(url)
     try:
-        approvals = await store._read(
+        approvals = await store._reader.read(
             "SELECT approval_id, status, decided_by FROM foreman.approvals WHERE run_id = %s "
             "ORDER BY created_at",
             (run_id,),
