@@ -47,19 +47,17 @@ until their runs end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import AgentError, ConfigurationError, RunNotFound, StoreError
+from tools.errors import ConfigurationError, RunNotFound, StoreError
 
 from ._approvals import StoreGate
 from ._dbos_approvals import APPROVAL, APPROVALS_QUEUE, MessageGate, approval_workflow, notify_decision
 from ._dbos_lock import IN_USE, hold_lock, take_lock, unreachable
+from ._dbos_runtime import destroy, launch, run_once, stop_runs
 from ._dbos_steps import DBOSSteps
 
 if TYPE_CHECKING:
@@ -71,77 +69,6 @@ __all__ = ["DBOSBackend", "QueuedRun", "notify_decision"]
 _WORKFLOW = "foreman_run"
 _STORE_TRIES = 12  # a run whose store failed is taken up again after 1, 2, 4 ... 30 s waits
 _log = logging.getLogger("supervisor.dbos")
-
-
-async def _launch(dbos: Any) -> None:
-    """`DBOS.launch()` off the event loop (it migrates DBOS's tables and lists the runs to
-    recover: database round trips), its runs still on this loop.
-
-    DBOS runs async workflows on the loop that was running in the thread it launched from, and a
-    thread has none; it keeps a loop set before, when it finds none (dbos 3.4 `_event_loop.py`).
-    So this loop is set first: the runs must share it with the supervisor and its store, which
-    belong to one loop. A DBOS without that hook launches here, on the loop, as it documents."""
-    from dbos import DBOS
-
-    set_loop = getattr(getattr(dbos, "_background_event_loop", None), "set_main_loop", None)
-    if not callable(set_loop):
-        DBOS.launch()
-        return
-    set_loop()
-    await _off_loop(DBOS.launch)
-
-
-async def _destroy() -> None:
-    """`DBOS.destroy()` off the event loop: it joins DBOS's threads (10 s each at most), and one
-    of them may wait on this loop to hand over a run, which a loop blocked in the join never does.
-
-    DBOS made its thread pool this loop's default one (asyncio.to_thread's) and shuts the pool
-    down with itself; the loop gets a pool of its own back, or every later to_thread would fail
-    ("cannot schedule new futures after shutdown")."""
-    from dbos import DBOS
-
-    loop = asyncio.get_running_loop()
-    pool = ThreadPoolExecutor(thread_name_prefix="foreman")  # shut down by asyncio.run, as a default
-    loop.set_default_executor(pool)
-    await _off_loop(functools.partial(DBOS.destroy, workflow_completion_timeout_sec=0))
-    loop.set_default_executor(pool)  # a DBOS call meanwhile may have made its pool the default again
-
-
-async def _off_loop(call: Callable[[], object]) -> None:
-    """A blocking DBOS call in a thread. Cancelled meanwhile, it waits for the thread all the same
-    (DBOS bounds its own waits): a thread cannot be stopped, and DBOS destroyed while it still
-    launches would race with it."""
-    thread = asyncio.ensure_future(asyncio.to_thread(call))
-    try:
-        await asyncio.shield(thread)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):  # cancelled: that is what this raises
-            await thread
-        raise
-
-
-async def _run_once(supervisor: Supervisor, goal: str, run_id: str, *, again: bool) -> str:
-    """One try at a run in its workflow; `StoreError` when the store failed (the database
-    went away, say), and the run is taken up again from the store (`again`: its record may say
-    "failed" with that error). Other errors end it: the store has them, and DBOS records the run
-    as ended."""
-    record = await supervisor._store.load(run_id)
-    ended = record is not None and (
-        (record.status == "failed" and not again) or record.aborted_by is not None
-    )
-    if record is not None and ended:
-        # It ended (failed, or a person aborted it) before DBOS recorded so: a worker died in
-        # between. Taken up again, it would run on (and a person who aborted it would be asked
-        # again); it ends as recorded. A run aborted because its worker was stopping has no
-        # `aborted_by`, and resumes.
-        return f"{record.status}: {record.error}"
-    try:
-        await supervisor._run(goal, None, run_id)
-    except StoreError:
-        raise
-    except AgentError as error:
-        return f"failed: {type(error).__name__}"
-    return "succeeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +246,7 @@ class DBOSBackend:
             DBOS.workflow(name=_WORKFLOW)(self._workflow())
             DBOS.workflow(name=APPROVAL)(approval_workflow)
             try:
-                await _launch(dbos_module._dbos_global_instance)  # this executor's unfinished runs first
+                await launch(dbos_module._dbos_global_instance)  # this executor's unfinished runs first
                 await self._queues(update_limits)
                 for dead in recover:
                     theirs = await take_lock(self.url, self.name, dead, "it is alive and keeps its runs")
@@ -331,9 +258,9 @@ class DBOSBackend:
                     ready()
                 await hold_lock(self.url, self.name, self.executor_id, held, stop)
             finally:
-                await self._stop_runs(supervisor)
-                await _destroy()
-                await self._stop_runs(supervisor)  # one DBOS handed over while it shut down
+                await stop_runs(supervisor)
+                await destroy()
+                await stop_runs(supervisor)  # one DBOS handed over while it shut down
         finally:
             await supervisor.aclose()
             self._supervisor = None
@@ -361,15 +288,6 @@ class DBOSBackend:
         # Waiting for a person holds no run slot: approvals have a queue of their own.
         await DBOS.register_queue_async(APPROVALS_QUEUE, polling_interval_sec=self.poll_s)
 
-    @staticmethod
-    async def _stop_runs(supervisor: Supervisor) -> None:
-        """Cancel the runs in flight and wait for them to record where they stopped (bounded)."""
-        running = [task for task in supervisor._running.values() if not task.done()]
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=10)
-
     def _workflow(self) -> Callable[[str, str], Any]:
         backend = self
 
@@ -378,7 +296,7 @@ class DBOSBackend:
             try:
                 for attempt in range(_STORE_TRIES):  # bounded: about four minutes of a store away
                     try:
-                        return await _run_once(supervisor, goal, run_id, again=attempt > 0)
+                        return await run_once(supervisor, goal, run_id, again=attempt > 0)
                     except StoreError as error:
                         if attempt == _STORE_TRIES - 1 or not error.transient:
                             raise  # DBOS records an error; the store's record says where the run is

@@ -73,7 +73,7 @@ async def test_the_recovered_workflow_leaves_a_run_a_person_aborted_and_resumes_
     first = Supervisor([Writer(model=FunctionModel(hang))], model=ScriptedModel([PLAN]), store=postgres_url)
     run = asyncio.create_task(first.run(GOAL, run_id="r"))
     await asyncio.wait_for(started.wait(), 10)
-    if how == "stop":  # what a stopping worker does to its runs (DBOSBackend._stop_runs)
+    if how == "stop":  # what a stopping worker does to its runs (supervisor._dbos_runtime.stop_runs)
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
             await run
