@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tools import Tool, parse_arguments_text, truncate_result
@@ -30,58 +29,18 @@ from ._context import RunContext
 from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
 from ._hooks import RERUN_NOTE, ApprovalRequest, sound
 from ._messages import ToolCallPart, ToolResultPart
+from ._prepared import Issue, Prepared, issues_text, parsed
 from ._replay import CallSteps, ToolRecord, steps_of
 from ._toolrun import outcome
 
 __all__ = ["ToolRunner"]
 
-Issue = tuple[str, object, str]
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """One call on its way: answered early (status set) or run (kwargs set)."""
-
-    call: ToolCallPart
-    tool: Tool | None = None
-    kwargs: dict[str, Any] | None = None
-    arguments: dict[str, Any] | None = None  # the JSON arguments that passed validation (or a person's edit)
-    result: ToolResultPart | None = None
-    status: ToolStatus | None = None
-    issues: list[Issue] = field(default_factory=list)
-    key: str = ""  # the journal key ("" when the run keeps no journal)
-    starts: int = 0  # earlier starts that never finished (a resumed run)
-    approved: bool = False  # a person's approval was recorded before the process stopped
-    canonical: str = ""  # `arguments` as canonical JSON, once computed ("" until then)
-
-    def arguments_json(self) -> str:
-        """The arguments that run, as canonical JSON (computed once: journal, loop check, trace)."""
-        if not self.canonical:
-            self.canonical = canonical_json(self.arguments or {})
-        return self.canonical
-
-
 _OWN_BOUNDS = frozenset({"timeout", "invalid", "unknown"})  # ToolTimeoutError, repairs, UnknownToolError
 
 
-def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
-    lines = "\n".join(f"- {path}: {rule}" for path, _, rule in issues[:20])
-    return f"Invalid arguments for tool {tool!r}:\n{lines}\nFix the arguments and call the tool again."
-
-
-def _parsed(call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
-    """The call's arguments as a JSON object, or why they cannot be read (cut off, not JSON)."""
-    if call.truncated:
-        return None, [("$", call.raw_arguments, "arguments were cut off by the token limit")]
-    if call.arguments is not None:
-        return dict(call.arguments), []
-    value, issues = parse_arguments_text(call.raw_arguments)
-    return (value, []) if isinstance(value, dict) and not issues else (None, issues)
-
-
 def _streaks(
-    counts: dict[tuple[str, str], int], prepared: Sequence[_Prepared], status: ToolStatus
-) -> dict[str, _Prepared]:
+    counts: dict[tuple[str, str], int], prepared: Sequence[Prepared], status: ToolStatus
+) -> dict[str, Prepared]:
     """Count, per tool, the turns in a row with a call of this status (a turn without one resets
     it) under (status, tool) in `counts`; the calls of this turn with it, by tool."""
     hit = {i.call.name: i for i in prepared if i.status == status}
@@ -184,18 +143,18 @@ class ToolRunner:
             self._unsaved = False
             await self.ctx.journal.commit()
 
-    def _prepare(self, call: ToolCallPart) -> _Prepared:
-        item = _Prepared(call)
+    def _prepare(self, call: ToolCallPart) -> Prepared:
+        item = Prepared(call)
         tool = self.tools.get(call.name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "none"
             self._answer(item, f"Unknown tool {call.name!r}. Available tools: {available}.", "unknown")
             return item
         item.tool = tool
-        arguments, issues = _parsed(call)
+        arguments, issues = parsed(call)
         kwargs, issues = tool.validated(arguments) if arguments is not None else (None, issues)
         if arguments is None or kwargs is None:
-            self._answer(item, _issues_text(call.name, issues), "invalid", issues)
+            self._answer(item, issues_text(call.name, issues), "invalid", issues)
             return item
         item.kwargs, item.arguments = kwargs, arguments
         same = self._seen.get((call.name, item.arguments_json()))
@@ -203,7 +162,7 @@ class ToolRunner:
             raise LoopDetected(self.worker, call.name, item.canonical, same[0] + 1)
         return item
 
-    def _note_results(self, prepared: Sequence[_Prepared]) -> None:
+    def _note_results(self, prepared: Sequence[Prepared]) -> None:
         """Count, per tool and arguments, the calls in a row that were answered the same: a call
         repeated with nothing new (the same result, the same error, the same denial) is a loop;
         one whose result changes (a job's status, polled) is progress. Timeouts, invalid
@@ -221,7 +180,7 @@ class ToolRunner:
             else:
                 seen[key] = (1, content)
 
-    def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
+    def _recall(self, item: Prepared, tool: Tool, record: ToolRecord | None) -> None:
         """Take up what a resumed run's journal says of this call."""
         if record is None:
             return
@@ -248,7 +207,7 @@ class ToolRunner:
             if kwargs is not None:
                 item.kwargs, item.arguments, item.canonical = kwargs, arguments, ""
 
-    def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
+    def _check_bounds(self, prepared: Sequence[Prepared]) -> None:
         """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
         for name, item in _streaks(self._streak, prepared, "invalid").items():
             streak = self._streak[("invalid", name)]
@@ -260,14 +219,14 @@ class ToolRunner:
         if self._unknown > self.repairs:
             raise UnknownToolError(unknown[0], sorted(self.tools), attempts=self._unknown)
 
-    def _count_timeouts(self, prepared: Sequence[_Prepared]) -> None:
+    def _count_timeouts(self, prepared: Sequence[Prepared]) -> None:
         """A tool that keeps timing out, turn after turn, ends the worker."""
         for name, item in _streaks(self._streak, prepared, "timeout").items():
             tool, streak = item.tool, self._streak[("timeout", name)]
             if streak > self.repairs and tool is not None and tool.timeout_s is not None:
                 raise ToolTimeoutError(name, tool.timeout_s, attempts=streak)
 
-    async def _approve(self, item: _Prepared, tool: Tool, reason: str) -> None:
+    async def _approve(self, item: Prepared, tool: Tool, reason: str) -> None:
         call = item.call
         # The person approves exactly what will run: the validated arguments, not the raw call.
         arguments = dict(item.arguments or {})
@@ -310,7 +269,7 @@ class ToolRunner:
                 item.key, call, arguments_json, item.result, "denied", 0.0, durable=True
             )
 
-    async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
+    async def _execute(self, item: Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
         journal = self.ctx.journal if item.key else None
         durable = not tool.idempotent  # its start is committed before it runs: a kill never hides a run
@@ -361,7 +320,7 @@ class ToolRunner:
         return result, status, time.monotonic() - started, stopping
 
     async def _in_step(
-        self, steps: CallSteps, item: _Prepared, tool: Tool, kwargs: dict[str, Any], arguments_json: str
+        self, steps: CallSteps, item: Prepared, tool: Tool, kwargs: dict[str, Any], arguments_json: str
     ) -> tuple[ToolResultPart, ToolStatus, float, bool]:
         """Run the tool inside the journal's durable step for this call (see `_execute`): the
         result, its status, how long it ran, and whether the run is stopping.
@@ -397,7 +356,7 @@ class ToolRunner:
             raise
         return result, status, duration, bool(done and done[0] is not None and done[0][3])
 
-    def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
+    def _answer(self, item: Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         text = truncate_result(text, self.max_result_chars)  # what the model gets is bounded, errors too
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
         item.status, item.issues = status, list(issues)
