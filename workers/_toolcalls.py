@@ -30,8 +30,9 @@ from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
 from ._hooks import RERUN_NOTE, ApprovalRequest, sound
 from ._messages import ToolCallPart, ToolResultPart
 from ._prepared import Issue, Prepared, issues_text, parsed
-from ._replay import CallSteps, ToolRecord, steps_of
-from ._toolrun import outcome
+from ._replay import ToolRecord, steps_of
+from ._toolrun import run_call
+from ._toolstep import in_step
 
 __all__ = ["ToolRunner"]
 
@@ -288,10 +289,12 @@ class ToolRunner:
             self._unsaved = False  # the start was committed with the response
         steps = steps_of(journal)
         if steps is None:
-            item.result, item.status, duration, stopping = await self._run(tool, kwargs, call)
+            item.result, item.status, duration, stopping = await run_call(
+                tool, kwargs, call, self.max_result_chars
+            )
         else:
-            item.result, item.status, duration, stopping = await self._in_step(
-                steps, item, tool, kwargs, arguments_json
+            item.result, item.status, duration, stopping = await in_step(
+                steps, journal, item, tool, kwargs, arguments_json, self.max_result_chars
             )
         text, status = item.result.content, item.status
         if journal is not None:
@@ -308,53 +311,6 @@ class ToolRunner:
         )
         if stopping:  # recorded: now the run stops, as it was asked to
             raise asyncio.CancelledError
-
-    async def _run(
-        self, tool: Tool, kwargs: dict[str, Any], call: ToolCallPart
-    ) -> tuple[ToolResultPart, ToolStatus, float, bool]:
-        """Run the tool: the result the model gets, its status, how long it ran, and whether the
-        run is stopping."""
-        started = time.monotonic()
-        text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
-        result = ToolResultPart(call.id, call.name, text, status != "ok")
-        return result, status, time.monotonic() - started, stopping
-
-    async def _in_step(
-        self, steps: CallSteps, item: Prepared, tool: Tool, kwargs: dict[str, Any], arguments_json: str
-    ) -> tuple[ToolResultPart, ToolStatus, float, bool]:
-        """Run the tool inside the journal's durable step for this call (see `_execute`): the
-        result, its status, how long it ran, and whether the run is stopping.
-
-        The step can fail around the tool (its engine checks for a record before, and records
-        after): stopped before the tool began, it never ran, and is journaled so, as a stop
-        while its start is written is; stopped after it ended, its result is journaled here as
-        without steps, then the error stands."""
-        call = item.call
-        done: list[Any] = []  # [] before the tool began; [None] while it runs; then its outcome
-
-        async def execute() -> tuple[ToolResultPart, ToolStatus, float]:
-            done.append(None)
-            done[0] = await self._run(tool, kwargs, call)
-            return done[0][:3]  # type: ignore[no-any-return]
-
-        try:
-            result, status, duration = await steps.tool(item.key, call, arguments_json, execute)
-        except BaseException:
-            journal = self.ctx.journal
-            if journal is not None and not done:  # it never ran: the model is told so on resume
-                never = ToolResultPart(
-                    call.id, call.name, "Not run: the run stopped before it started.", True
-                )
-                await journal.tool_finished(
-                    item.key, call, arguments_json, never, "error", 0.0, durable=False
-                )
-            elif journal is not None and done[0] is not None:  # it ran: its result is kept
-                result, status, duration, _ = done[0]
-                await journal.tool_finished(
-                    item.key, call, arguments_json, result, status, duration, durable=True
-                )
-            raise
-        return result, status, duration, bool(done and done[0] is not None and done[0][3])
 
     def _answer(self, item: Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         text = truncate_result(text, self.max_result_chars)  # what the model gets is bounded, errors too
