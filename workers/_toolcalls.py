@@ -8,16 +8,13 @@ as error results while repairs are allowed; past the bounds they end the worker 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tools import Tool, parse_arguments_text, truncate_result
-from tools._jsontext import canonical_json
 from tools.errors import (
     LoopDetected,
     ResumeError,
-    RunAborted,
     ToolArgumentsError,
     ToolInterrupted,
     ToolTimeoutError,
@@ -25,9 +22,9 @@ from tools.errors import (
     excerpt,
 )
 
+from ._approval_calls import approve
 from ._context import RunContext
-from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
-from ._hooks import RERUN_NOTE, ApprovalRequest, sound
+from ._events import ToolCallEvent, ToolStatus
 from ._messages import ToolCallPart, ToolResultPart
 from ._prepared import Issue, Prepared, issues_text, parsed
 from ._replay import ToolRecord, steps_of
@@ -116,7 +113,7 @@ class ToolRunner:
         for item in prepared:
             if item.result is None and item.tool is not None and item.tool.risky and not item.approved:
                 await self._commit()
-                await self._approve(item, item.tool, reason)
+                await approve(self.ctx, self.worker, item, item.tool, reason, self._answer)
         runnable = [
             (i, i.tool, i.kwargs)
             for i in prepared
@@ -227,49 +224,6 @@ class ToolRunner:
             if streak > self.repairs and tool is not None and tool.timeout_s is not None:
                 raise ToolTimeoutError(name, tool.timeout_s, attempts=streak)
 
-    async def _approve(self, item: Prepared, tool: Tool, reason: str) -> None:
-        call = item.call
-        # The person approves exactly what will run: the validated arguments, not the raw call.
-        arguments = dict(item.arguments or {})
-        key = item.key
-        if item.starts:  # asked again, under a key of its own: the earlier approval was used
-            key = f"{key}@{item.starts}"
-            reason = f"{RERUN_NOTE}\n\n{reason}"
-        request = ApprovalRequest(
-            self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters, key
-        )
-        self.ctx.events.emit(ApprovalEvent(self.worker, call.name, call.id, "requested", "", "", 0.0))
-        started = time.monotonic()
-        decision = sound(await self.ctx.gate.review(request))
-        waited = time.monotonic() - started if decision.waited_s is None else decision.waited_s
-        self.ctx.events.emit(
-            ApprovalEvent(
-                self.worker, call.name, call.id, decision.kind, decision.by, decision.reason, waited
-            )
-        )
-        if decision.kind == "abort":
-            raise RunAborted(call.name, decision.reason, by=decision.by)
-        if decision.kind == "deny":
-            self._answer(item, _denied(decision.by, decision.reason), "denied")
-        elif decision.kind == "edit":
-            edited = dict(decision.arguments or {})
-            kwargs, issues = tool.validated(edited)
-            if kwargs is None:
-                text = "The arguments a person edited are invalid, so the call was not run: "
-                self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
-            else:
-                item.kwargs, item.arguments, item.canonical = kwargs, edited, ""
-        journal = self.ctx.journal
-        if item.result is None and journal is not None and item.key:  # approved, maybe edited
-            await journal.tool_approved(item.key, call, item.arguments_json())
-        if item.result is not None and journal is not None and item.key:
-            # Whoever decided (a callable, a terminal, the store's queue), a resumed run takes
-            # the same decision: a person is not asked twice, and the answers that follow fit.
-            arguments_json = canonical_json(arguments)
-            await journal.tool_finished(
-                item.key, call, arguments_json, item.result, "denied", 0.0, durable=True
-            )
-
     async def _execute(self, item: Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
         journal = self.ctx.journal if item.key else None
@@ -343,16 +297,3 @@ class ToolRunner:
             self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope
         )
         self.ctx.events.emit(event)
-
-
-def _denied(by: str, reason: str) -> str:
-    """What the model is told of a denial: who denied the call (a person, the approver, no one
-    answering in time, the policy), and why."""
-    why = reason or "no reason given"
-    if by == "timeout":
-        return f"This call was not approved in time, so it was not run: {why}."
-    if by == "policy":
-        return f"This call was not run: {why}."
-    if by == "approver":
-        return f"The approver denied this call: {why}."
-    return f"A person denied this call: {why}."
