@@ -8,17 +8,13 @@ as error results while repairs are allowed; past the bounds they end the worker 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tools import Tool, parse_arguments_text, truncate_result
-from tools._jsontext import canonical_json
 from tools.errors import (
     LoopDetected,
     ResumeError,
-    RunAborted,
     ToolArgumentsError,
     ToolInterrupted,
     ToolTimeoutError,
@@ -26,62 +22,23 @@ from tools.errors import (
     excerpt,
 )
 
+from ._approval_calls import approve
 from ._context import RunContext
-from ._events import ApprovalEvent, ToolCallEvent, ToolStatus
-from ._hooks import RERUN_NOTE, ApprovalRequest, sound
+from ._events import ToolCallEvent, ToolStatus
 from ._messages import ToolCallPart, ToolResultPart
-from ._replay import CallSteps, ToolRecord, steps_of
-from ._toolrun import outcome
+from ._prepared import Issue, Prepared, issues_text, parsed
+from ._replay import ToolRecord, steps_of
+from ._toolrun import run_call
+from ._toolstep import in_step
 
 __all__ = ["ToolRunner"]
-
-Issue = tuple[str, object, str]
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """One call on its way: answered early (status set) or run (kwargs set)."""
-
-    call: ToolCallPart
-    tool: Tool | None = None
-    kwargs: dict[str, Any] | None = None
-    arguments: dict[str, Any] | None = None  # the JSON arguments that passed validation (or a person's edit)
-    result: ToolResultPart | None = None
-    status: ToolStatus | None = None
-    issues: list[Issue] = field(default_factory=list)
-    key: str = ""  # the journal key ("" when the run keeps no journal)
-    starts: int = 0  # earlier starts that never finished (a resumed run)
-    approved: bool = False  # a person's approval was recorded before the process stopped
-    canonical: str = ""  # `arguments` as canonical JSON, once computed ("" until then)
-
-    def arguments_json(self) -> str:
-        """The arguments that run, as canonical JSON (computed once: journal, loop check, trace)."""
-        if not self.canonical:
-            self.canonical = canonical_json(self.arguments or {})
-        return self.canonical
-
 
 _OWN_BOUNDS = frozenset({"timeout", "invalid", "unknown"})  # ToolTimeoutError, repairs, UnknownToolError
 
 
-def _issues_text(tool: str, issues: Sequence[Issue]) -> str:
-    lines = "\n".join(f"- {path}: {rule}" for path, _, rule in issues[:20])
-    return f"Invalid arguments for tool {tool!r}:\n{lines}\nFix the arguments and call the tool again."
-
-
-def _parsed(call: ToolCallPart) -> tuple[dict[str, Any] | None, list[Issue]]:
-    """The call's arguments as a JSON object, or why they cannot be read (cut off, not JSON)."""
-    if call.truncated:
-        return None, [("$", call.raw_arguments, "arguments were cut off by the token limit")]
-    if call.arguments is not None:
-        return dict(call.arguments), []
-    value, issues = parse_arguments_text(call.raw_arguments)
-    return (value, []) if isinstance(value, dict) and not issues else (None, issues)
-
-
 def _streaks(
-    counts: dict[tuple[str, str], int], prepared: Sequence[_Prepared], status: ToolStatus
-) -> dict[str, _Prepared]:
+    counts: dict[tuple[str, str], int], prepared: Sequence[Prepared], status: ToolStatus
+) -> dict[str, Prepared]:
     """Count, per tool, the turns in a row with a call of this status (a turn without one resets
     it) under (status, tool) in `counts`; the calls of this turn with it, by tool."""
     hit = {i.call.name: i for i in prepared if i.status == status}
@@ -156,7 +113,7 @@ class ToolRunner:
         for item in prepared:
             if item.result is None and item.tool is not None and item.tool.risky and not item.approved:
                 await self._commit()
-                await self._approve(item, item.tool, reason)
+                await approve(self.ctx, self.worker, item, item.tool, reason, self._answer)
         runnable = [
             (i, i.tool, i.kwargs)
             for i in prepared
@@ -184,18 +141,18 @@ class ToolRunner:
             self._unsaved = False
             await self.ctx.journal.commit()
 
-    def _prepare(self, call: ToolCallPart) -> _Prepared:
-        item = _Prepared(call)
+    def _prepare(self, call: ToolCallPart) -> Prepared:
+        item = Prepared(call)
         tool = self.tools.get(call.name)
         if tool is None:
             available = ", ".join(sorted(self.tools)) or "none"
             self._answer(item, f"Unknown tool {call.name!r}. Available tools: {available}.", "unknown")
             return item
         item.tool = tool
-        arguments, issues = _parsed(call)
+        arguments, issues = parsed(call)
         kwargs, issues = tool.validated(arguments) if arguments is not None else (None, issues)
         if arguments is None or kwargs is None:
-            self._answer(item, _issues_text(call.name, issues), "invalid", issues)
+            self._answer(item, issues_text(call.name, issues), "invalid", issues)
             return item
         item.kwargs, item.arguments = kwargs, arguments
         same = self._seen.get((call.name, item.arguments_json()))
@@ -203,7 +160,7 @@ class ToolRunner:
             raise LoopDetected(self.worker, call.name, item.canonical, same[0] + 1)
         return item
 
-    def _note_results(self, prepared: Sequence[_Prepared]) -> None:
+    def _note_results(self, prepared: Sequence[Prepared]) -> None:
         """Count, per tool and arguments, the calls in a row that were answered the same: a call
         repeated with nothing new (the same result, the same error, the same denial) is a loop;
         one whose result changes (a job's status, polled) is progress. Timeouts, invalid
@@ -221,7 +178,7 @@ class ToolRunner:
             else:
                 seen[key] = (1, content)
 
-    def _recall(self, item: _Prepared, tool: Tool, record: ToolRecord | None) -> None:
+    def _recall(self, item: Prepared, tool: Tool, record: ToolRecord | None) -> None:
         """Take up what a resumed run's journal says of this call."""
         if record is None:
             return
@@ -248,7 +205,7 @@ class ToolRunner:
             if kwargs is not None:
                 item.kwargs, item.arguments, item.canonical = kwargs, arguments, ""
 
-    def _check_bounds(self, prepared: Sequence[_Prepared]) -> None:
+    def _check_bounds(self, prepared: Sequence[Prepared]) -> None:
         """Count this turn's failures, once per tool per turn; past the allowed repairs, end the worker."""
         for name, item in _streaks(self._streak, prepared, "invalid").items():
             streak = self._streak[("invalid", name)]
@@ -260,57 +217,14 @@ class ToolRunner:
         if self._unknown > self.repairs:
             raise UnknownToolError(unknown[0], sorted(self.tools), attempts=self._unknown)
 
-    def _count_timeouts(self, prepared: Sequence[_Prepared]) -> None:
+    def _count_timeouts(self, prepared: Sequence[Prepared]) -> None:
         """A tool that keeps timing out, turn after turn, ends the worker."""
         for name, item in _streaks(self._streak, prepared, "timeout").items():
             tool, streak = item.tool, self._streak[("timeout", name)]
             if streak > self.repairs and tool is not None and tool.timeout_s is not None:
                 raise ToolTimeoutError(name, tool.timeout_s, attempts=streak)
 
-    async def _approve(self, item: _Prepared, tool: Tool, reason: str) -> None:
-        call = item.call
-        # The person approves exactly what will run: the validated arguments, not the raw call.
-        arguments = dict(item.arguments or {})
-        key = item.key
-        if item.starts:  # asked again, under a key of its own: the earlier approval was used
-            key = f"{key}@{item.starts}"
-            reason = f"{RERUN_NOTE}\n\n{reason}"
-        request = ApprovalRequest(
-            self.ctx.run_id, self.worker, call.name, arguments, call.id, reason, tool.parameters, key
-        )
-        self.ctx.events.emit(ApprovalEvent(self.worker, call.name, call.id, "requested", "", "", 0.0))
-        started = time.monotonic()
-        decision = sound(await self.ctx.gate.review(request))
-        waited = time.monotonic() - started if decision.waited_s is None else decision.waited_s
-        self.ctx.events.emit(
-            ApprovalEvent(
-                self.worker, call.name, call.id, decision.kind, decision.by, decision.reason, waited
-            )
-        )
-        if decision.kind == "abort":
-            raise RunAborted(call.name, decision.reason, by=decision.by)
-        if decision.kind == "deny":
-            self._answer(item, _denied(decision.by, decision.reason), "denied")
-        elif decision.kind == "edit":
-            edited = dict(decision.arguments or {})
-            kwargs, issues = tool.validated(edited)
-            if kwargs is None:
-                text = "The arguments a person edited are invalid, so the call was not run: "
-                self._answer(item, text + "; ".join(f"{p}: {r}" for p, _, r in issues), "denied")
-            else:
-                item.kwargs, item.arguments, item.canonical = kwargs, edited, ""
-        journal = self.ctx.journal
-        if item.result is None and journal is not None and item.key:  # approved, maybe edited
-            await journal.tool_approved(item.key, call, item.arguments_json())
-        if item.result is not None and journal is not None and item.key:
-            # Whoever decided (a callable, a terminal, the store's queue), a resumed run takes
-            # the same decision: a person is not asked twice, and the answers that follow fit.
-            arguments_json = canonical_json(arguments)
-            await journal.tool_finished(
-                item.key, call, arguments_json, item.result, "denied", 0.0, durable=True
-            )
-
-    async def _execute(self, item: _Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
+    async def _execute(self, item: Prepared, tool: Tool, kwargs: dict[str, Any]) -> None:
         call = item.call
         journal = self.ctx.journal if item.key else None
         durable = not tool.idempotent  # its start is committed before it runs: a kill never hides a run
@@ -329,10 +243,12 @@ class ToolRunner:
             self._unsaved = False  # the start was committed with the response
         steps = steps_of(journal)
         if steps is None:
-            item.result, item.status, duration, stopping = await self._run(tool, kwargs, call)
+            item.result, item.status, duration, stopping = await run_call(
+                tool, kwargs, call, self.max_result_chars
+            )
         else:
-            item.result, item.status, duration, stopping = await self._in_step(
-                steps, item, tool, kwargs, arguments_json
+            item.result, item.status, duration, stopping = await in_step(
+                steps, journal, item, tool, kwargs, arguments_json, self.max_result_chars
             )
         text, status = item.result.content, item.status
         if journal is not None:
@@ -350,54 +266,7 @@ class ToolRunner:
         if stopping:  # recorded: now the run stops, as it was asked to
             raise asyncio.CancelledError
 
-    async def _run(
-        self, tool: Tool, kwargs: dict[str, Any], call: ToolCallPart
-    ) -> tuple[ToolResultPart, ToolStatus, float, bool]:
-        """Run the tool: the result the model gets, its status, how long it ran, and whether the
-        run is stopping."""
-        started = time.monotonic()
-        text, status, stopping = await outcome(tool, kwargs, self.max_result_chars)
-        result = ToolResultPart(call.id, call.name, text, status != "ok")
-        return result, status, time.monotonic() - started, stopping
-
-    async def _in_step(
-        self, steps: CallSteps, item: _Prepared, tool: Tool, kwargs: dict[str, Any], arguments_json: str
-    ) -> tuple[ToolResultPart, ToolStatus, float, bool]:
-        """Run the tool inside the journal's durable step for this call (see `_execute`): the
-        result, its status, how long it ran, and whether the run is stopping.
-
-        The step can fail around the tool (its engine checks for a record before, and records
-        after): stopped before the tool began, it never ran, and is journaled so, as a stop
-        while its start is written is; stopped after it ended, its result is journaled here as
-        without steps, then the error stands."""
-        call = item.call
-        done: list[Any] = []  # [] before the tool began; [None] while it runs; then its outcome
-
-        async def execute() -> tuple[ToolResultPart, ToolStatus, float]:
-            done.append(None)
-            done[0] = await self._run(tool, kwargs, call)
-            return done[0][:3]  # type: ignore[no-any-return]
-
-        try:
-            result, status, duration = await steps.tool(item.key, call, arguments_json, execute)
-        except BaseException:
-            journal = self.ctx.journal
-            if journal is not None and not done:  # it never ran: the model is told so on resume
-                never = ToolResultPart(
-                    call.id, call.name, "Not run: the run stopped before it started.", True
-                )
-                await journal.tool_finished(
-                    item.key, call, arguments_json, never, "error", 0.0, durable=False
-                )
-            elif journal is not None and done[0] is not None:  # it ran: its result is kept
-                result, status, duration, _ = done[0]
-                await journal.tool_finished(
-                    item.key, call, arguments_json, result, status, duration, durable=True
-                )
-            raise
-        return result, status, duration, bool(done and done[0] is not None and done[0][3])
-
-    def _answer(self, item: _Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
+    def _answer(self, item: Prepared, text: str, status: ToolStatus, issues: Sequence[Issue] = ()) -> None:
         text = truncate_result(text, self.max_result_chars)  # what the model gets is bounded, errors too
         item.result = ToolResultPart(item.call.id, item.call.name, text, is_error=True)
         item.status, item.issues = status, list(issues)
@@ -428,16 +297,3 @@ class ToolRunner:
             self.worker, call.name, call.id, arguments, status, duration, chars, detail, scope
         )
         self.ctx.events.emit(event)
-
-
-def _denied(by: str, reason: str) -> str:
-    """What the model is told of a denial: who denied the call (a person, the approver, no one
-    answering in time, the policy), and why."""
-    why = reason or "no reason given"
-    if by == "timeout":
-        return f"This call was not approved in time, so it was not run: {why}."
-    if by == "policy":
-        return f"This call was not run: {why}."
-    if by == "approver":
-        return f"The approver denied this call: {why}."
-    return f"A person denied this call: {why}."

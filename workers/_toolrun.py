@@ -7,13 +7,26 @@ the text the model gets and a status.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from tools import Tool, serialize_result, truncate_result
 
 from ._events import ToolStatus
+from ._messages import ToolCallPart, ToolResultPart
 
-__all__ = ["outcome"]
+__all__ = ["outcome", "run_call"]
+
+
+async def run_call(
+    tool: Tool, kwargs: dict[str, Any], call: ToolCallPart, limit: int | None
+) -> tuple[ToolResultPart, ToolStatus, float, bool]:
+    """Run the tool: the result the model gets, its status, how long it ran, and whether the
+    run is stopping."""
+    started = time.monotonic()
+    text, status, stopping = await outcome(tool, kwargs, limit)
+    result = ToolResultPart(call.id, call.name, text, status != "ok")
+    return result, status, time.monotonic() - started, stopping
 
 
 async def outcome(tool: Tool, kwargs: dict[str, Any], limit: int | None) -> tuple[str, ToolStatus, bool]:

@@ -73,7 +73,8 @@ class _Plan:
     specs: tuple[ToolSpec, ...]
     output: OutputPlan | None  # None until the model is known, when output_mode is "auto"
     by_mode: dict[OutputMode, OutputPlan] = dataclasses.field(default_factory=dict)  # "auto", once per mode
-    # The handoff actions and base request of a run, once per output plan and settings (see _loop).
+    # The handoff actions and base request of a run, once per output plan and settings (see
+    # _template.request_template).
     bases: dict[tuple[Any, ...], tuple[Any, Any, int]] = dataclasses.field(default_factory=dict)
     # A model's output limit and context window, by model id and the settings checked against
     # them (see _template.model_limits).
