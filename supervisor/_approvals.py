@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from tools.errors import RunTakenOver
@@ -204,7 +204,7 @@ class StoreGate:
             if decided_at is None:
                 return decision
             waited = max(0.0, decided_at - record.created_at)  # clocks of two hosts may disagree
-            return Decision(decision.kind, decision.reason, decision.arguments, decision.by, waited)
+            return replace(decision, waited_s=waited)
         while True:
             current = await self.store.get_approval(record.approval_id)
             if current is not None and current.status != "pending":

@@ -34,6 +34,7 @@ __all__ = [
     "prepare",
     "public_url",
     "schema_version",
+    "sqlstate",
 ]
 
 SCHEMA_VERSION = 2
@@ -123,6 +124,12 @@ def normal_url(url: str) -> str:
     return f"{scheme.lower()}{sep}{rest}" if sep and scheme.lower() in ("postgresql", "postgres") else url
 
 
+def sqlstate(exc: BaseException) -> str:
+    """The error's SQLSTATE ("" when it has none), also through SQLAlchemy's error (DBOS's
+    side) around psycopg's."""
+    return getattr(getattr(exc, "orig", None) or exc, "sqlstate", None) or ""
+
+
 def passing(exc: BaseException) -> bool:
     """Whether a database error may pass once the server is back (`StoreError.transient`): no
     answer in time, a lost or refused connection, a statement cancelled while it waited, a
@@ -133,7 +140,7 @@ def passing(exc: BaseException) -> bool:
     import psycopg
 
     exc = getattr(exc, "orig", None) or exc  # SQLAlchemy's error (DBOS's side) around psycopg's
-    code = getattr(exc, "sqlstate", None) or ""
+    code = sqlstate(exc)
     if code == "25006":  # read-only transaction: the primary was demoted, or a standby answers
         return True  # (psycopg files it under InternalError)
     if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):

@@ -199,8 +199,9 @@ class DBOSBackend:
                 name=_WORKFLOW, status="ENQUEUED", load_output=False
             )
         except Exception as exc:
-            orig = getattr(exc, "orig", exc)  # SQLAlchemy's error wraps psycopg's
-            if getattr(orig, "sqlstate", None) == "42P01":  # undefined table
+            from ._pg_schema import sqlstate
+
+            if sqlstate(exc) == "42P01":  # undefined table
                 return []  # no worker ever set this database up: nothing can be queued in it
             raise unreachable(self.url, exc) from None
         found = []

@@ -74,12 +74,11 @@ class Conversation:
         "truncations",
         "unsaved",
         "usage",
-        "worker",
     )
 
     def __init__(self, worker: Worker, ctx: RunContext, plan: OutputPlan, task: str) -> None:
         cls = type(worker)
-        self.worker, self.cls, self.ctx, self.plan = worker, cls, ctx, plan
+        self.cls, self.ctx, self.plan = cls, ctx, plan
         self.name = worker.name
         self.messages: list[Message] = [UserMessage.of(task)]
         self.usage = UsageSum()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from tools._numbers import is_amount
 from tools._threads import in_daemon_thread, is_async
 from tools.errors import AgentError, ApproverFailed, ConfigurationError, excerpt
 
@@ -105,7 +107,7 @@ class Decision:
             wrong = self.reason if not isinstance(self.reason, str) else self.by
             raise ConfigurationError(f"a Decision's reason and by are text; got {excerpt(wrong, 40)}")
         waited = self.waited_s
-        if waited is not None and not (type(waited) in (int, float) and 0 <= waited < _INF):
+        if waited is not None and not (is_amount(waited) and math.isfinite(waited)):
             raise ConfigurationError(
                 f"a Decision's waited_s is a number of seconds, 0 or more; got {excerpt(waited, 40)}"
             )
@@ -132,7 +134,6 @@ class Decision:
 
 
 _KINDS = ("approve", "deny", "edit", "abort")
-_INF = float("inf")
 
 
 class ToolGate(Protocol):
