@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -276,3 +277,8 @@ def anthropic_tool_stream(partial_json: list[str], *, stop: str) -> list[tuple[s
 
 def _invalid(message: str) -> Answer:
     return Answer(400, {"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+
+
+def everything_shown(error: BaseException) -> str:
+    """All a user may see of an error: its traceback (causes included) and every field."""
+    return "".join(traceback.format_exception(error)) + repr(error.__dict__)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.provider_server import Answer, ProviderServer, anthropic_message
+from tests.provider_server import Answer, ProviderServer, anthropic_message, everything_shown
 from workers import (
     AnthropicModel,
     ModelRequest,
@@ -218,7 +218,6 @@ async def test_an_error_event_that_quotes_the_key_does_not_pass_it_on(
     server: ProviderServer, provider: str
 ) -> None:
     # As a refusal over HTTP: a proxy may echo the key; neither the error nor its cause keeps it.
-    import traceback
 
     message = f"Incorrect API key provided: {KEY}."
     if provider == "anthropic":
@@ -233,6 +232,6 @@ async def test_an_error_event_that_quotes_the_key_does_not_pass_it_on(
     with pytest.raises(ProviderError) as caught:
         await call_model(model, ASK, policy=THREE)
     error = caught.value
-    shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
+    shown = everything_shown(error)
     assert KEY not in shown and KEY[-12:] not in shown
     assert error.status_code == 401 and "[redacted]" in str(error) and len(server.received) == 1

@@ -5,7 +5,6 @@ streams, malformed bodies, rate-limit headers, timeouts, missing keys)."""
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from tests.provider_server import (
     ProviderServer,
     anthropic_message,
     anthropic_tool_stream,
+    everything_shown,
     openai_completion,
 )
 from tests.recorders import Events
@@ -328,7 +328,7 @@ async def test_a_refusal_that_quotes_the_key_does_not_pass_it_on(
     with pytest.raises(ProviderError) as caught:
         await call_model(model, ASK, policy=FAST)
     error = caught.value
-    shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
+    shown = everything_shown(error)
     assert KEY not in shown and KEY[-12:] not in shown
     assert "Incorrect API key provided: [redacted]. See https://example.com/account/api-keys." in str(error)
     assert error.status_code == 401 and error.body_excerpt and "[redacted]" in error.body_excerpt
@@ -389,7 +389,7 @@ async def test_a_pasted_key_that_no_header_can_carry_is_named_never_quoted_and_n
     error = caught.value
     assert problem in error.problem and error.env_var == f"{provider.upper()}_API_KEY"
     assert server.received == [] and not events.of(ModelRetryEvent)  # nothing to send again
-    shown = "".join(traceback.format_exception(error)) + repr(error.__dict__)
+    shown = everything_shown(error)
     assert KEY[8:] not in shown and error.__cause__ is None and error.__context__ is None  # not held
 
 
