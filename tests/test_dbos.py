@@ -401,7 +401,7 @@ async def _recorded_as_not_run(url: str, run_ids: list[str]) -> set[str]:
 
 
 def test_bad_input_to_the_dbos_side_gets_typed_errors_without_a_password(postgres_url: str) -> None:
-    from supervisor import ConfigurationError
+    from supervisor import ConfigurationError, StoreError
 
     with pytest.raises(ConfigurationError) as caught:
         DBOSBackend("postgresql+psycopg://user:S3CRET@127.0.0.1/db", APP)
@@ -427,7 +427,20 @@ def test_bad_input_to_the_dbos_side_gets_typed_errors_without_a_password(postgre
         timeout=60,
     )
     assert never.returncode == 2 and "'nan' is not a number of seconds" in never.stderr  # it waited for ever
+    with pytest.raises(ConfigurationError, match="call_steps is True or False, got 'no'"):
+        DBOSBackend(postgres_url, APP, call_steps="no")  # type: ignore[arg-type]
     closed = "postgresql://postgres:S3CRET@127.0.0.1:1/nothing"  # a port nothing listens on
+
+    async def queued_at(url: str) -> Any:
+        backend = DBOSBackend(url, APP)
+        try:
+            return await backend.queued()
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(StoreError) as unreachable:  # what `runs` asks of a PostgreSQL store
+        asyncio.run(queued_at(closed))
+    assert "S3CRET" not in str(unreachable.value) and unreachable.value.transient
     for command in (["worker", "--executor", "w9", "--app", APP], ["submit", "a goal"]):
         refused = subprocess.run(  # the worker's lock connection was a psycopg traceback
             [sys.executable, "-m", "supervisor", *command, "--store", closed],
